@@ -1,0 +1,21 @@
+"""vae_explorer: train, load and explore variational autoencoders (Kingma & Welling, arXiv:1312.6114).
+
+    from vae_explorer import load_checkpoint, load_dataset, DataConfig
+    ckpt = load_checkpoint("checkpoints/digits-mlp")
+    images = ckpt.model.reconstruct(load_dataset(ckpt.config.data).test_x[:8])
+"""
+
+from .checkpoints import Checkpoint, load_checkpoint, save_checkpoint
+from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, load_config
+from .data import Dataset, load_dataset
+from .errors import CheckpointError, ConfigError, DatasetError, TrainingError, VaeExplorerError
+from .evaluation import evaluate
+from .models import VAE, build_model, fit_to_data
+from .training import TrainingEvent, train
+
+__version__ = "0.1.0"
+__all__ = [
+    "Checkpoint", "CheckpointError", "ConfigError", "DataConfig", "Dataset", "DatasetError", "ModelConfig", "RunConfig",
+    "TrainConfig", "TrainingError", "TrainingEvent", "VAE", "VaeExplorerError", "build_model", "evaluate", "fit_to_data",
+    "load_checkpoint", "load_config", "load_dataset", "save_checkpoint", "train",
+]

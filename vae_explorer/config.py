@@ -1,0 +1,239 @@
+"""Configs: three dataclasses (data, model, training) that a YAML file in `configs/` maps onto 1:1.
+
+A YAML config has three sections, each holding the fields of one dataclass:
+
+    data:  {dataset: fashion-mnist}
+    model: {architecture: mlp, latent_dim: 20, hidden_sizes: [400]}
+    train: {epochs: 10, batch_size: 128, lr: 0.001}
+
+Every value is checked against the field's type and range (kept in the field's metadata) and a
+bad key or value raises `ConfigError` with one sentence that names the key and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh")
+LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
+
+
+def _field(default: Any, **rules: Any) -> Any:
+    """A dataclass field whose metadata holds its validation rules (min, max, choices)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=rules)
+    return field(default=default, metadata=rules)
+
+
+@dataclass
+class DataConfig:
+    # Registry name ("digits", "fashion-mnist", "mnist", "kmnist", "shapes") or "folder:PATH".
+    dataset: str = _field("digits")
+    # Folder searched first for downloaded datasets (then $VAE_EXPLORER_DATA, then /usr/share/datasets).
+    data_dir: str | None = _field(None)
+    # Side length images are resized to; None keeps the native size (8 digits, 28 MNIST-likes, 32 shapes/folder).
+    image_size: int | None = _field(None, min=4, max=256)
+    # Colour channels for folder datasets: 1 grayscale or 3 RGB.
+    channels: int = _field(1, choices=(1, 3))
+    # Held-out share for datasets without an official split (digits, shapes, folder).
+    test_fraction: float = _field(0.2, min=0.05, max=0.5)
+    # Seed of that split; fixed so the test set never changes between runs.
+    split_seed: int = _field(0, min=0)
+    # Keep only the first N training / test images (quick experiments and tests); None keeps all.
+    max_train: int | None = _field(None, min=1)
+    max_test: int | None = _field(None, min=1)
+
+
+@dataclass
+class ModelConfig:
+    # Registry name of the encoder/decoder pair: "mlp" or "conv".
+    architecture: str = _field("mlp")
+    # Dimension of z; the prior is N(0, I) of this size.
+    latent_dim: int = _field(8, min=1, max=128)
+    # MLP: widths of the encoder's hidden layers (the decoder mirrors them). Conv: the dense
+    # layer(s) between the flattened feature map and the latent heads.
+    hidden_sizes: list[int] = _field([256, 128], min=1, max=8192)
+    # Conv: output channels of each stride-2 convolution (each halves the image side).
+    channels: list[int] = _field([32, 64], min=1, max=1024)
+    # Nonlinearity between layers.
+    activation: str = _field("relu", choices=ACTIVATIONS)
+    # p(x|z): "bernoulli" on logits (images in [0,1]), "gaussian" with fixed sigma, or
+    # "gaussian-learned" with one learned sigma per channel.
+    likelihood: str = _field("bernoulli", choices=LIKELIHOODS)
+    # Gaussian likelihood: the fixed sigma, or the starting sigma when it is learned.
+    gaussian_sigma: float = _field(0.1, min=1e-3, max=10.0)
+    # Condition encoder and decoder on the class label (a conditional VAE, Sohn et al. 2015).
+    conditional: bool = _field(False)
+    # (C, H, W) of the images; filled in from the dataset when the model is built for it.
+    image_shape: list[int] | None = _field(None, min=1, max=4096)
+    # Number of classes and their names; filled in from the dataset (conditional models need them).
+    num_classes: int | None = _field(None, min=1)
+    class_names: list[str] | None = _field(None)
+
+
+@dataclass
+class TrainConfig:
+    # Passes over the training set.
+    epochs: int = _field(10, min=1, max=100_000)
+    # Images per optimizer step.
+    batch_size: int = _field(128, min=1, max=1_000_000)
+    # Adam learning rate.
+    lr: float = _field(1e-3, min=1e-8, max=1.0, exclusive_min=0.0)
+    # Weight of the KL term: 1 is the plain VAE, >1 a beta-VAE (Higgins et al. 2017).
+    beta: float = _field(1.0, min=0.0, max=1000.0)
+    # The KL weight rises linearly from 0 to beta over this many epochs (0: no warm-up).
+    warmup_epochs: int = _field(0, min=0, max=100_000)
+    # Seeds torch, numpy and Python's random, so a run can be repeated.
+    seed: int = _field(0, min=0)
+    # "auto" picks CUDA, then MPS, then CPU; or name one ("cpu", "cuda", "cuda:1", "mps").
+    device: str = _field("auto")
+    # "fast" lets matrix products use bfloat16 internally where the hardware supports it
+    # (like TF32 on GPUs); "exact" keeps full float32.
+    precision: str = _field("fast", choices=("fast", "exact"))
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    return f"did you mean '{close[0]}'?" if close else f"known keys are {', '.join(known)}"
+
+
+def _type_name(tp: Any) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def _check_scalar(value: Any, tp: Any, key: str, rules: dict, source: str) -> Any:
+    where = f"{source}: {key}"
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}; write true or false.")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise ConfigError(f"{where} must be an integer, got {value!r}; write a whole number.")
+    elif tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{where} must be a number, got {value!r}; write a number such as 0.001.") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}; write a number such as 0.001.")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}; write a finite number.")
+    elif tp is str:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where} must be a non-empty string, got {value!r}; write a name.")
+    if "choices" in rules and value not in rules["choices"]:
+        options = ", ".join(str(c) for c in rules["choices"])
+        raise ConfigError(f"{where} must be one of {options}, got {value!r}; pick one of those.")
+    lo, hi = rules.get("min"), rules.get("max")
+    exclusive_min = rules.get("exclusive_min")
+    if (lo is not None and value < lo) or (hi is not None and value > hi) or (
+        exclusive_min is not None and value <= exclusive_min
+    ):
+        span = f"from {lo} to {hi}" if hi is not None else f"of at least {lo}"
+        raise ConfigError(f"{where} must be {span}, got {value!r}; set it in that range.")
+    return value
+
+
+def _check_value(value: Any, tp: Any, key: str, rules: dict, source: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        if value is None:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _check_value(value, inner, key, rules, source)
+    if origin is list:
+        (inner,) = args
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ConfigError(
+                f"{source}: {key} must be a non-empty list of {_type_name(inner)}s, got {value!r}; "
+                f"write it as [a, b]."
+            )
+        return [_check_scalar(v, inner, key, rules, source) for v in value]
+    return _check_scalar(value, tp, key, rules, source)
+
+
+def section_from_dict(cls: type, raw: Any, section: str, source: str) -> Any:
+    """Build one config dataclass from a mapping, checking every key, type and range."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: section '{section}' must be a mapping of keys to values; indent its keys under '{section}:'.")
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in fields(cls)]
+    values = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(f"{source}: unknown key '{section}.{key}'; {_suggest(str(key), known)}")
+    for f in fields(cls):
+        if f.name in raw:
+            values[f.name] = _check_value(raw[f.name], hints[f.name], f"{section}.{f.name}", dict(f.metadata), source)
+        elif f.default is MISSING and f.default_factory is MISSING:  # pragma: no cover - all fields have defaults
+            raise ConfigError(f"{source}: missing key '{section}.{f.name}'; add it.")
+    return cls(**values)
+
+
+def config_from_dict(raw: Any, source: str = "config") -> RunConfig:
+    """A `RunConfig` from a nested mapping such as a parsed YAML file or a saved config.json."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the file must hold a mapping with sections data, model and train; see configs/digits_mlp.yaml.")
+    for key in raw:
+        if key not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section '{key}'; {_suggest(str(key), list(SECTIONS))}")
+    parts = {name: section_from_dict(cls, raw.get(name), name, source) for name, cls in SECTIONS.items()}
+    return RunConfig(**parts)
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and check a YAML config file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found; pass an existing file such as configs/digits_mlp.yaml.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path} is not valid YAML{line}; fix the syntax there (indentation, colons, quotes).") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a UTF-8 text file; pass a YAML config such as configs/digits_mlp.yaml.") from None
+    return config_from_dict(raw, str(path))
+
+
+def apply_overrides(config: RunConfig, overrides: dict[str, Any], source: str = "command line") -> RunConfig:
+    """A copy of `config` with "section.key" values replaced, checked like a file's values."""
+    raw = config.to_dict()
+    for dotted, value in overrides.items():
+        section, key = dotted.split(".", 1)
+        raw[section][key] = value
+    return config_from_dict(raw, source)
