@@ -72,22 +72,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .data import load_dataset
     from .errors import TrainingError
     from .models import build_model, fit_to_data
-    from .training import train
+    from .training import check_fits, train
 
     config = load_config(args.config) if args.config else RunConfig()
     overrides = {key: getattr(args, flag) for flag, key in TRAIN_OVERRIDES.items() if getattr(args, flag) is not None}
     config = apply_overrides(config, overrides)
     out = Path(args.out or Path("runs") / (Path(args.config).stem if args.config else "digits_mlp"))
     data = load_dataset(config.data)
+    check_fits(config.train, data)
     config.model = fit_to_data(config.model, data.image_shape, data.class_names)
-    model = build_model(config.model)
+    model = build_model(config.model, seed=config.train.seed)
     print(f"training {config.model.architecture} VAE ({model.num_parameters():,} parameters, latent {config.model.latent_dim}) "
           f"on {data.name}: {len(data.train_x):,} train / {len(data.test_x):,} test images -> {out}", file=sys.stderr)
-    bar = tqdm(total=config.train.epochs * -(-len(data.train_x) // config.train.batch_size), unit="step",
-               disable=args.quiet, mininterval=0.25, file=sys.stderr)
+    bar = tqdm(total=0, unit="step", disable=True)  # replaced by the real bar at the first step
     history: list[dict] = []
 
     def on_event(event) -> None:
+        nonlocal bar
+        if event.step == 1 and event.kind == "step":  # only now: config errors print no half-drawn bar
+            bar = tqdm(total=event.total_steps, unit="step", disable=args.quiet, mininterval=0.25, file=sys.stderr)
         if event.kind == "step":
             bar.update(1)
             if event.step % 50 == 0:

@@ -229,12 +229,19 @@ def fit_to_data(config: ModelConfig, image_shape, class_names) -> ModelConfig:
     return dataclasses.replace(config, image_shape=list(image_shape), num_classes=len(class_names), class_names=list(class_names))
 
 
-def build_model(config: ModelConfig) -> VAE:
-    """A freshly initialised VAE for a complete `ModelConfig` (image_shape filled in)."""
+def build_model(config: ModelConfig, seed: int | None = None) -> VAE:
+    """A freshly initialised VAE for a complete `ModelConfig` (image_shape filled in).
+
+    With `seed`, the initial weights depend on it alone (the global RNG is left as it was).
+    """
     if config.architecture not in ARCHITECTURES:
         raise ConfigError(f"model.architecture {config.architecture!r} is unknown; use one of {', '.join(ARCHITECTURES)}.")
     if config.image_shape is None or len(config.image_shape) != 3:
         raise ConfigError("model.image_shape must be [channels, height, width]; it is set from the dataset when training.")
     if config.conditional and not config.num_classes:
         raise ConfigError("model.conditional needs model.num_classes; it is set from the dataset when training.")
-    return VAE(config)
+    if seed is None:
+        return VAE(config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return VAE(config)

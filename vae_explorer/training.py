@@ -123,6 +123,14 @@ def kl_weight(config: TrainConfig, epoch: int, step_in_epoch: int, steps_per_epo
     return config.beta * min(1.0, progress)
 
 
+def check_fits(config: TrainConfig, data: Dataset) -> None:
+    """Raise ConfigError when the training config cannot run on this dataset."""
+    n = len(data.train_x)
+    if config.batch_size > n:
+        raise ConfigError(f"train.batch_size {config.batch_size} is larger than the {n} training images; lower --batch-size.")
+    resolve_device(config.device)
+
+
 def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Callback] = ()) -> list[dict]:
     """Train `model` in place on `data` and return the history, one record per epoch.
 
@@ -130,9 +138,8 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
     end of the last complete epoch (what a per-epoch checkpoint holds).
     """
     callbacks = list(callbacks)
+    check_fits(config, data)
     n = len(data.train_x)
-    if config.batch_size > n:
-        raise ConfigError(f"train.batch_size {config.batch_size} is larger than the {n} training images; lower --batch-size.")
     seed_everything(config.seed)
     device = resolve_device(config.device)
     model.to(device)

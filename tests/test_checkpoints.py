@@ -1,0 +1,131 @@
+import json
+import os
+import shutil
+
+import pytest
+import torch
+
+from vae_explorer import CheckpointError, load_checkpoint, save_checkpoint
+from vae_explorer.checkpoints import write_metrics
+
+
+def test_save_then_load_gives_the_same_outputs(tiny_run, tiny_checkpoint):
+    model, config, history = tiny_run
+    loaded = load_checkpoint(tiny_checkpoint)
+    assert loaded.config == config and loaded.history == history
+    x = torch.rand(4, 1, 8, 8)
+    assert torch.equal(loaded.model.reconstruct(x), model.reconstruct(x))
+    z = torch.randn(3, 2)
+    assert torch.equal(loaded.model.generate(z), model.generate(z))
+    assert not loaded.model.training
+    assert sorted(os.listdir(tiny_checkpoint)) == ["config.json", "history.json", "metrics.json", "model.safetensors"]
+    assert json.loads((tiny_checkpoint / "config.json").read_text())["format_version"] == 1
+
+
+def test_weights_file_holds_no_pickle(tiny_checkpoint):
+    header_size = int.from_bytes((tiny_checkpoint / "model.safetensors").read_bytes()[:8], "little")
+    header = json.loads((tiny_checkpoint / "model.safetensors").read_bytes()[8: 8 + header_size])
+    assert all(v["dtype"] == "F32" for k, v in header.items() if k != "__metadata__")
+
+
+@pytest.fixture
+def copy(tiny_checkpoint, tmp_path):
+    target = tmp_path / "copy"
+    shutil.copytree(tiny_checkpoint, target)
+    return target
+
+
+def test_an_interrupted_save_leaves_the_old_checkpoint_loadable(tiny_run, copy, monkeypatch):
+    model, config, history = tiny_run
+    import vae_explorer.checkpoints as checkpoints
+
+    real = checkpoints._fsync_write
+
+    def crash(path, data):
+        if path.name == "history.json":
+            raise KeyboardInterrupt  # the process is stopped halfway through writing
+        real(path, data)
+
+    monkeypatch.setattr(checkpoints, "_fsync_write", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(copy, model, config, history + [{"epoch": 99}])
+    loaded = load_checkpoint(copy)
+    assert loaded.history == history
+    assert [p.name for p in copy.parent.iterdir()] == ["copy"]  # no half-written folder left behind
+
+
+def test_a_save_stopped_between_the_renames_is_recovered(copy):
+    # The old folder was moved aside and the process died before the new one was renamed in.
+    os.rename(copy, copy.parent / f".{copy.name}.previous-12345")
+    assert load_checkpoint(copy).history
+    assert copy.is_dir()
+
+
+def test_saving_over_an_existing_checkpoint(tiny_run, copy):
+    model, config, history = tiny_run
+    save_checkpoint(copy, model, config, history[:1])
+    assert len(load_checkpoint(copy).history) == 1
+
+
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        (lambda p: (p / "config.json").unlink(), "config.json is missing"),
+        (lambda p: (p / "model.safetensors").unlink(), "model.safetensors is missing"),
+        (lambda p: (p / "config.json").write_text("{not json"), "config.json is corrupt"),
+        (lambda p: (p / "config.json").write_text("[1, 2]"), "config.json holds a list"),
+        (lambda p: (p / "history.json").write_text("{\"a\""), "history.json is corrupt"),
+        (lambda p: (p / "model.safetensors").write_bytes(b"\x00" * 20), "model.safetensors is not a valid safetensors file"),
+        (lambda p: (p / "model.safetensors").write_bytes((p / "model.safetensors").read_bytes()[:-50]), "model.safetensors is not a valid"),
+    ],
+)
+def test_corrupt_checkpoints_name_the_file(copy, damage, match):
+    damage(copy)
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(copy)
+
+
+def _edit_config(path, edit):
+    raw = json.loads((path / "config.json").read_text())
+    edit(raw)
+    (path / "config.json").write_text(json.dumps(raw))
+
+
+def test_unsupported_format_version(copy):
+    _edit_config(copy, lambda raw: raw.update(format_version=99))
+    with pytest.raises(CheckpointError, match="format_version 99.*reads 1"):
+        load_checkpoint(copy)
+
+
+def test_weights_that_do_not_fit_the_config(copy):
+    _edit_config(copy, lambda raw: raw["model"].update(latent_dim=5))
+    with pytest.raises(CheckpointError, match="shape.*different models"):
+        load_checkpoint(copy)
+
+
+def test_bad_config_value_inside_a_checkpoint(copy):
+    _edit_config(copy, lambda raw: raw["model"].update(latent_dim=-1))
+    with pytest.raises(CheckpointError, match="model.latent_dim"):
+        load_checkpoint(copy)
+
+
+def test_nan_weights_are_refused(tiny_run, copy):
+    model, config, history = tiny_run
+    broken = type(model)(config.model)
+    broken.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        next(broken.parameters()).fill_(float("nan"))
+    save_checkpoint(copy, broken, config, history)
+    with pytest.raises(CheckpointError, match="NaN or infinite"):
+        load_checkpoint(copy)
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nothing")
+
+
+def test_write_metrics_merges(copy):
+    write_metrics(copy, {"a": 1.0})
+    write_metrics(copy, {"b": 2})
+    assert load_checkpoint(copy).metrics == {"a": 1.0, "b": 2}

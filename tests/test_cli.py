@@ -1,0 +1,90 @@
+"""The command line end to end on digits: train one epoch, generate, evaluate, and its errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from conftest import REPO
+from vae_explorer.cli import main
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "digits-run"
+    code = main(["train", "--config", str(REPO / "configs/digits_mlp.yaml"), "--epochs", "1", "--latent-dim", "2",
+                 "--out", str(out), "--quiet", "--device", "cpu"])
+    assert code == 0
+    return out
+
+
+def test_train_writes_a_checkpoint(trained, capsys):
+    assert {p.name for p in trained.iterdir()} == {"config.json", "model.safetensors", "history.json", "metrics.json"}
+    history = json.loads((trained / "history.json").read_text())
+    assert len(history) == 1 and history[0]["epoch"] == 1
+    config = json.loads((trained / "config.json").read_text())
+    assert config["model"]["latent_dim"] == 2 and config["train"]["epochs"] == 1  # flags override the YAML
+    assert config["model"]["image_shape"] == [1, 8, 8]
+
+
+def test_generate_samples_and_grid(trained, tmp_path):
+    assert main(["generate", "--model-path", str(trained), "--n", "16", "--out", str(tmp_path / "s.png")]) == 0
+    assert main(["generate", "--model-path", str(trained), "--n", "25", "--grid", "--out", str(tmp_path / "g.png")]) == 0
+    for name in ("s.png", "g.png"):
+        with Image.open(tmp_path / name) as image:
+            image.verify()
+    with Image.open(tmp_path / "g.png") as image:
+        assert image.size[0] == image.size[1] >= 5 * 28
+
+
+def test_evaluate_writes_metrics(trained, capsys):
+    assert main(["evaluate", "--model-path", str(trained), "--k", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "neg_elbo" in out and "iwae_nll" in out
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["iwae_k"] == 10 and len(metrics["kl_per_dim"]) == 2
+
+
+def test_datasets_lists_availability(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "digits" in out and "built in" in out and "fashion-mnist" in out and "shapes" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--config", "nope.yaml"], "config file nope.yaml not found"),
+        (["train", "--latent-dim", "0"], "model.latent_dim must be from 1 to 128"),
+        (["train", "--lr", "-1"], "train.lr"),
+        (["train", "--dataset", "cifar"], "unknown dataset 'cifar'"),
+        (["train", "--batch-size", "99999", "--epochs", "1"], "larger than the 1438 training images"),
+        (["generate", "--model-path", "missing-folder"], "checkpoint folder missing-folder does not exist"),
+        (["evaluate", "--model-path", "missing-folder"], "does not exist"),
+    ],
+)
+def test_user_errors_are_one_line_without_traceback(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert err.startswith("error: ")
+
+
+def test_generate_errors(trained, tmp_path, capsys):
+    assert main(["generate", "--model-path", str(trained), "--class", "3", "--out", str(tmp_path / "x.png")]) == 2
+    assert "needs a conditional model" in capsys.readouterr().err
+    assert main(["generate", "--model-path", str(trained), "--out", str(tmp_path / "no" / "such" / "dir" / "x.png")]) == 0
+    bad = tmp_path / "file"
+    bad.write_text("")
+    assert main(["generate", "--model-path", str(trained), "--out", str(bad / "x.png")]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_python_dash_m_entry_point(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "vae_explorer", "train", "--epochs", "0"], capture_output=True,
+                            text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert "train.epochs" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,124 @@
+import math
+
+import pytest
+import torch
+
+from vae_explorer.config import ModelConfig
+from vae_explorer.errors import ConfigError
+from vae_explorer.losses import gaussian_kl, vae_loss
+from vae_explorer.models import ARCHITECTURES, build_model, register_architecture
+
+SHAPES = [[1, 8, 8], [1, 28, 28], [1, 32, 32], [3, 32, 32], [3, 64, 64], [1, 64, 64]]
+
+
+def tiny(architecture="mlp", shape=(1, 8, 8), **kw):
+    base = dict(architecture=architecture, latent_dim=3, hidden_sizes=[16], channels=[4, 8], image_shape=list(shape), num_classes=10)
+    base.update(kw)
+    return build_model(ModelConfig(**base))
+
+
+@pytest.mark.parametrize("architecture", ["mlp", "conv"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned"])
+def test_every_variant_has_the_right_shapes(architecture, shape, likelihood):
+    torch.manual_seed(0)
+    model = tiny(architecture, shape, likelihood=likelihood)
+    x = torch.rand(5, *shape)
+    params, q, z = model(x)
+    assert params.shape == x.shape
+    assert q.mean.shape == q.logvar.shape == z.shape == (5, 3)
+    parts = model.loss(x)
+    for part in parts:
+        assert part.shape == (5,) and torch.isfinite(part).all()
+    assert (parts.kl >= 0).all()
+    images = model.generate(torch.randn(4, 3))
+    assert images.shape == (4, *shape) and images.min() >= 0 and images.max() <= 1
+
+
+@pytest.mark.parametrize("architecture", ["mlp", "conv"])
+def test_conditional_model_uses_the_label(architecture):
+    torch.manual_seed(0)
+    model = tiny(architecture, (1, 28, 28), conditional=True)
+    z = torch.randn(1, 3)
+    a, b = model.generate(z, torch.tensor([1])), model.generate(z, torch.tensor([7]))
+    assert a.shape == (1, 1, 28, 28) and not torch.allclose(a, b)
+    assert model.generate(z.repeat(2, 1), torch.tensor(4)).shape == (2, 1, 28, 28)  # one label for a batch
+    with pytest.raises(ValueError, match="labels"):
+        model.encode(torch.rand(1, 1, 28, 28))
+
+
+def test_mlp_matches_pytorch_examples_layer_sizes():
+    model = tiny("mlp", (1, 28, 28), latent_dim=20, hidden_sizes=[400])
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    sizes = sorted((m.in_features, m.out_features) for m in linears)
+    # fc1 784-400, fc21+fc22 as one 400-40 head, fc3 20-400, fc4 400-784
+    assert sizes == sorted([(784, 400), (400, 40), (20, 400), (400, 784)])
+    assert model.num_parameters() == 784 * 400 + 400 + 400 * 40 + 40 + 20 * 400 + 400 + 400 * 784 + 784
+
+
+def test_analytic_kl_matches_monte_carlo():
+    torch.manual_seed(0)
+    mu, logvar = torch.tensor([[0.5, -1.0, 2.0]]), torch.tensor([[0.3, -0.7, 0.1]])
+    analytic = gaussian_kl(mu, logvar).sum()
+    q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar))
+    z = q.sample((200_000,))
+    monte_carlo = (q.log_prob(z) - torch.distributions.Normal(0.0, 1.0).log_prob(z)).sum(-1).mean()
+    assert float(analytic) == pytest.approx(float(monte_carlo), abs=0.02)
+    assert float(gaussian_kl(torch.zeros(1, 4), torch.zeros(1, 4)).sum()) == 0.0
+
+
+def test_loss_parts_and_beta():
+    x = torch.rand(2, 1, 4, 4)
+    logits, mu, logvar = torch.randn(2, 1, 4, 4), torch.randn(2, 3), torch.randn(2, 3)
+    plain, heavy = vae_loss(x, logits, mu, logvar, "bernoulli", 1.0), vae_loss(x, logits, mu, logvar, "bernoulli", 4.0)
+    assert torch.allclose(plain.total, plain.recon + plain.kl)
+    assert torch.allclose(heavy.total, heavy.recon + 4 * heavy.kl)
+    expected = torch.nn.functional.binary_cross_entropy(torch.sigmoid(logits), x, reduction="none").flatten(1).sum(1)
+    assert torch.allclose(plain.recon, expected, atol=1e-4)  # nats per image, summed over pixels
+
+
+def test_gaussian_nll_is_the_normal_density():
+    x, mean = torch.rand(2, 1, 3, 3), torch.rand(2, 1, 3, 3)
+    parts = vae_loss(x, mean, torch.zeros(2, 1), torch.zeros(2, 1), "gaussian", log_sigma=torch.tensor([math.log(0.2)]))
+    expected = -torch.distributions.Normal(mean, 0.2).log_prob(x).flatten(1).sum(1)
+    assert torch.allclose(parts.recon, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("architecture", ["mlp", "conv"])
+def test_one_step_lowers_the_loss(architecture):
+    torch.manual_seed(0)
+    model = tiny(architecture, (1, 8, 8))
+    x = torch.rand(16, 1, 8, 8)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    generator = lambda: torch.Generator().manual_seed(1)  # the same eps before and after
+    before = model.loss(x, generator=generator()).total.mean()
+    optimizer.zero_grad()
+    before.backward()
+    optimizer.step()
+    after = model.loss(x, generator=generator()).total.mean()
+    assert after.item() < before.item()
+
+
+def test_learned_sigma_is_a_parameter_and_fixed_is_not_saved():
+    learned, fixed = tiny(likelihood="gaussian-learned"), tiny(likelihood="gaussian")
+    assert "log_sigma" in dict(learned.named_parameters())
+    assert "log_sigma" not in fixed.state_dict()
+
+
+def test_registry_rejects_unknown_and_duplicate_names():
+    with pytest.raises(ConfigError, match="unknown; use one of mlp, conv"):
+        tiny("transformer")
+    with pytest.raises(ValueError, match="already registered"):
+        register_architecture("mlp")(lambda config, cond: None)
+    assert set(ARCHITECTURES) >= {"mlp", "conv"}
+
+
+def test_too_many_conv_layers_is_a_config_error():
+    with pytest.raises(ConfigError, match="model.channels has 4 stride-2 layers, too many for 8x8"):
+        tiny("conv", (1, 8, 8), channels=[4, 4, 4, 4])
+
+
+def test_reconstruct_is_deterministic():
+    model = tiny()
+    x = torch.rand(3, 1, 8, 8)
+    assert torch.equal(model.reconstruct(x), model.reconstruct(x))
