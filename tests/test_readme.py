@@ -1,0 +1,46 @@
+"""The README's commands and config keys stay true."""
+
+import dataclasses
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from vae_explorer.config import SECTIONS
+
+README = (REPO / "README.md").read_text()
+
+
+def block_after(marker: str) -> str:
+    match = re.search(rf"<!-- {marker} -->\s*```bash\n(.*?)```", README, re.S)
+    assert match, f"README has no bash block after <!-- {marker} -->"
+    return match.group(1).strip()
+
+
+@pytest.mark.slow
+def test_quick_start_runs(tmp_path):
+    """Run the quick start's commands after `pip install` in a scratch folder holding the configs."""
+    (tmp_path / "configs").symlink_to(REPO / "configs")
+    commands = [c.strip() for c in block_after("quickstart").split("&&")]
+    assert commands[0] == "pip install -r requirements.txt"
+    for command in commands[1:]:
+        argv = shlex.split(command)
+        assert argv[:3] == ["python", "-m", "vae_explorer"]
+        result = subprocess.run([sys.executable, *argv[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+    assert (tmp_path / "samples.png").stat().st_size > 1000
+    assert (tmp_path / "runs" / "quickstart" / "model.safetensors").is_file()
+
+
+def test_ci_runs_the_readme_test_command():
+    assert block_after("tests") == "pip install -r requirements.txt && python -m pytest -q"
+    assert "<!-- tests -->" in (REPO / ".ci" / "run").read_text()
+
+
+def test_every_config_key_is_documented():
+    for section, cls in SECTIONS.items():
+        for field in dataclasses.fields(cls):
+            assert re.search(rf"^\s+{field.name}:", README, re.M), f"README does not document {section}.{field.name}"

@@ -1,0 +1,36 @@
+"""Every shipped checkpoint loads and its test loss matches the metrics.json it was shipped with."""
+
+import dataclasses
+
+import pytest
+
+from conftest import REPO, fashion_available, require
+from vae_explorer import load_checkpoint, load_dataset
+from vae_explorer.training import average_loss
+
+SHIPPED = ["digits-mlp", "fashion-mnist-conv", "fashion-mnist-2d", "fashion-mnist-cvae", "shapes-betavae"]
+
+
+def test_the_shipped_set_is_complete():
+    found = sorted(p.name for p in (REPO / "checkpoints").iterdir() if (p / "config.json").is_file())
+    assert set(SHIPPED) <= set(found)
+    for name in found:
+        size = sum(f.stat().st_size for f in (REPO / "checkpoints" / name).iterdir())
+        assert size < 8 * 2**20, f"{name} is {size / 2**20:.1f} MB; shipped checkpoints must stay small"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_checkpoint_matches_its_metrics(name):
+    checkpoint = load_checkpoint(REPO / "checkpoints" / name)
+    config = checkpoint.config
+    if config.data.dataset == "fashion-mnist":
+        require(fashion_available(), "Fashion-MNIST (apt-get install dataset-fashion-mnist)")
+    metrics = checkpoint.metrics
+    assert {"neg_elbo", "recon", "kl", "kl_per_dim", "active_units", "iwae_nll", "iwae_k"} <= set(metrics)
+    assert len(checkpoint.history) == config.train.epochs
+    data = load_dataset(dataclasses.replace(config.data, data_dir=None))
+    y = data.test_y if config.model.conditional else None
+    measured = average_loss(checkpoint.model, data.test_x, y, beta=1.0, seed=metrics.get("eval_seed", 0))
+    assert measured["recon"] + measured["kl"] == pytest.approx(metrics["neg_elbo"], rel=2e-3)
+    assert measured["kl"] == pytest.approx(metrics["kl"], rel=2e-3)
+    assert metrics["iwae_nll"] <= metrics["neg_elbo"]
