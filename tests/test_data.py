@@ -171,3 +171,19 @@ def test_fashion_mnist(needs_fashion):
     check_dataset(data, (1, 28, 28), 10)
     assert (len(data.train_x), len(data.test_x)) == (60000, 10000)
     assert data.class_names[9] == "Ankle boot"
+
+
+def test_idx_cache_follows_the_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    make_idx_folder(tmp_path / "data" / "mnist", n_train=6)
+    config = DataConfig(dataset="mnist", data_dir=str(tmp_path / "data"), split_seed=7)
+    first = load_dataset(config).train_x.clone()
+    assert list((tmp_path / "cache" / "vae_explorer" / "idx").glob("*.npz"))
+    from vae_explorer import data as data_module
+
+    data_module._CACHE.clear()
+    assert torch.equal(load_dataset(config).train_x, first)  # read back from the cache
+    rng = np.random.default_rng(1)
+    write_idx(tmp_path / "data" / "mnist" / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (6, 28, 28)))
+    data_module._CACHE.clear()
+    assert not torch.equal(load_dataset(config).train_x, first)  # a changed file is read again

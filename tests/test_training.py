@@ -106,3 +106,21 @@ def test_conditional_training(tiny_run, tiny_data):
     model = build_model(dataclasses.replace(config.model, conditional=True))
     history = train(model, tiny_data, TINY_TRAIN)
     assert len(history) == 6 and math.isfinite(history[-1]["test_loss"])
+
+
+def test_fused_adam_matches_torch_adam():
+    from vae_explorer.optim import FusedAdam, make_optimizer
+
+    torch.manual_seed(0)
+    ours = [torch.randn(5, 3, requires_grad=True), torch.randn(4, requires_grad=True)]
+    theirs = [p.detach().clone().requires_grad_() for p in ours]
+    a, b = FusedAdam(ours, lr=1e-2), torch.optim.Adam(theirs, lr=1e-2)
+    for _ in range(5):
+        grads = [torch.randn_like(p) for p in ours]
+        for p, q, g in zip(ours, theirs, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        a.step()
+        b.step()
+    for p, q in zip(ours, theirs):
+        assert torch.allclose(p, q, atol=1e-6)
+    assert isinstance(make_optimizer(ours, 1e-3), FusedAdam)

@@ -24,6 +24,7 @@ from .config import TrainConfig
 from .data import Dataset
 from .errors import ConfigError, TrainingError
 from .models import VAE
+from .optim import make_optimizer
 
 
 @dataclass
@@ -108,13 +109,6 @@ def average_loss(model: VAE, x: torch.Tensor, y: torch.Tensor | None, beta: floa
     return {"loss": total, "recon": recon, "kl": kl}
 
 
-def _make_optimizer(model: VAE, lr: float) -> torch.optim.Optimizer:
-    try:  # the fused kernel updates all parameters in one call: ~0.8 s less per Fashion-MNIST epoch on CPU
-        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
-    except (RuntimeError, TypeError):  # a device without a fused Adam (older torch, MPS)
-        return torch.optim.Adam(model.parameters(), lr=lr)
-
-
 def kl_weight(config: TrainConfig, epoch: int, step_in_epoch: int, steps_per_epoch: int) -> float:
     """beta, ramped linearly from 0 over the first `warmup_epochs` epochs (step by step)."""
     if config.warmup_epochs == 0:
@@ -145,7 +139,7 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
     model.to(device)
     x, y = data.train_x.to(device), data.train_y.to(device)
     conditional = bool(model.cond_dim)
-    optimizer = _make_optimizer(model, config.lr)
+    optimizer = make_optimizer(model.parameters(), config.lr)
     order_generator = torch.Generator().manual_seed(config.seed)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
