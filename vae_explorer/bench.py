@@ -46,12 +46,14 @@ def decode_latency_ms(model, repeats: int = 2000) -> tuple[float, float]:
 def run_bench(args: argparse.Namespace) -> int:
     from .data import load_dataset
     from .models import build_model, fit_to_data
-    from .training import train
+    from .training import flush_denormals_process_wide, train
 
     config_path = Path(args.config) if args.config else DEFAULT_CONFIG
     config = apply_overrides(load_config(config_path), {"train.epochs": args.epochs, "train.device": "cpu",
                                                        **({"data.data_dir": args.data_dir} if args.data_dir else {})})
     print(f"bench: {config_path} for {args.epochs} epochs on the CPU")
+    if config.train.precision == "fast":
+        flush_denormals_process_wide()
 
     with tempfile.TemporaryDirectory() as scratch:
         command = [sys.executable, "-m", "vae_explorer", "train", "--config", str(config_path), "--epochs", str(args.epochs),

@@ -65,7 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import torch
     from tqdm import tqdm
 
     from .checkpoints import save_checkpoint
@@ -73,16 +72,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .data import load_dataset
     from .errors import TrainingError
     from .models import build_model, fit_to_data
-    from .training import check_fits, train
+    from .training import check_fits, flush_denormals_process_wide, train
 
     config = load_config(args.config) if args.config else RunConfig()
     overrides = {key: getattr(args, flag) for flag, key in TRAIN_OVERRIDES.items() if getattr(args, flag) is not None}
     config = apply_overrides(config, overrides)
     out = Path(args.out or Path("runs") / (Path(args.config).stem if args.config else "digits_mlp"))
     if config.train.precision == "fast":
-        # Before the first parallel op: torch's worker threads copy this flag when they start,
-        # and denormal floats (Adam moments decaying towards zero) slow later epochs by 20%.
-        torch.set_flush_denormal(True)
+        flush_denormals_process_wide()
     data = load_dataset(config.data)
     check_fits(config.train, data)
     config.model = fit_to_data(config.model, data.image_shape, data.class_names)

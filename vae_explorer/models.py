@@ -43,24 +43,24 @@ def register_architecture(name: str) -> Callable[[Architecture], Architecture]:
     return wrap
 
 
+def _dense(width: int, sizes: list[int], act: type[nn.Module]) -> tuple[list[nn.Module], int]:
+    """Linear + activation layers through `sizes`, starting from `width`; returns them and the last width."""
+    layers: list[nn.Module] = []
+    for size in sizes:
+        layers += [nn.Linear(width, size), act()]
+        width = size
+    return layers, width
+
+
 @register_architecture("mlp")
 def mlp(config: ModelConfig, cond_dim: int) -> tuple[nn.Module, int, nn.Module]:
     """Fully connected: flatten -> hidden_sizes -> features; the decoder mirrors the widths."""
     c, h, w = config.image_shape
     act = ACTIVATIONS[config.activation]
-    encoder: list[nn.Module] = [nn.Flatten()]
-    width = c * h * w
-    for size in config.hidden_sizes:
-        encoder += [nn.Linear(width, size), act()]
-        width = size
-    features = width
-    decoder: list[nn.Module] = []
-    width = config.latent_dim + cond_dim
-    for size in reversed(config.hidden_sizes):
-        decoder += [nn.Linear(width, size), act()]
-        width = size
+    encoder, features = _dense(c * h * w, config.hidden_sizes, act)
+    decoder, width = _dense(config.latent_dim + cond_dim, list(reversed(config.hidden_sizes)), act)
     decoder += [nn.Linear(width, c * h * w), nn.Unflatten(1, (c, h, w))]
-    return nn.Sequential(*encoder), features, nn.Sequential(*decoder)
+    return nn.Sequential(nn.Flatten(), *encoder), features, nn.Sequential(*decoder)
 
 
 @register_architecture("conv")
@@ -85,18 +85,10 @@ def conv(config: ModelConfig, cond_dim: int) -> tuple[nn.Module, int, nn.Module]
         encoder += [nn.Conv2d(in_ch, ch, 4, stride=2, padding=1), act()]
         in_ch = ch
     flat = in_ch * sides[-1][0] * sides[-1][1]
-    encoder.append(nn.Flatten())
-    width = flat
-    for size in config.hidden_sizes:
-        encoder += [nn.Linear(width, size), act()]
-        width = size
-    features = width
+    dense, features = _dense(flat, config.hidden_sizes, act)
+    encoder += [nn.Flatten(), *dense]
 
-    decoder: list[nn.Module] = []
-    width = config.latent_dim + cond_dim
-    for size in reversed(config.hidden_sizes):
-        decoder += [nn.Linear(width, size), act()]
-        width = size
+    decoder, width = _dense(config.latent_dim + cond_dim, list(reversed(config.hidden_sizes)), act)
     decoder += [nn.Linear(width, flat), act(), nn.Unflatten(1, (in_ch, *sides[-1]))]
     out_channels = list(reversed(config.channels[:-1])) + [c]
     for i, ch in enumerate(out_channels):

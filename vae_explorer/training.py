@@ -70,6 +70,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def flush_denormals_process_wide() -> None:
+    """Flush denormal floats to zero in this thread and in every torch worker thread started later.
+
+    Call it before the first parallel torch op of a process: worker threads copy the setting
+    when they start. Denormals appear as Adam's moments decay towards zero for weights whose
+    gradient stays zero, and without this later epochs ran 20% slower on this CPU.
+    """
+    torch.set_flush_denormal(True)
+
+
 @contextlib.contextmanager
 def precision_mode(precision: str):
     """"fast": float32 matrix products may use bfloat16 internally (oneDNN/AMX on CPU, TF32 on
