@@ -43,3 +43,38 @@ def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int | None = N
     path.parent.mkdir(parents=True, exist_ok=True)
     image_grid(images, nrow, min_cell=min_cell).save(path, format="PNG")
     return path
+
+
+def png_bytes(images: torch.Tensor, nrow: int | None = None, min_cell: int = 28, padding: int = 2) -> bytes:
+    """A grid of (N, C, H, W) images as PNG bytes (for downloads)."""
+    import io
+
+    buffer = io.BytesIO()
+    image_grid(images, nrow, padding=padding, min_cell=min_cell).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def gif_bytes(frames: torch.Tensor, min_cell: int = 112, milliseconds: int = 120) -> bytes:
+    """(N, C, H, W) frames as a looping animated GIF that plays forwards then back."""
+    import io
+
+    pictures = [image_grid(frame[None], 1, padding=0, min_cell=min_cell) for frame in frames]
+    pictures = pictures + pictures[-2:0:-1]
+    buffer = io.BytesIO()
+    pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=milliseconds, loop=0)
+    return buffer.getvalue()
+
+
+def upscale(image: np.ndarray, min_side: int = 160) -> np.ndarray:
+    """Nearest-neighbour upscaling by a whole factor so small images show crisp pixels."""
+    factor = max(1, math.ceil(min_side / max(image.shape[:2])))
+    return image.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def array_png_bytes(image: np.ndarray, min_side: int = 224) -> bytes:
+    """One uint8 image (H, W) or (H, W, 3) as PNG bytes, scaled up to at least `min_side` pixels."""
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(upscale(image, min_side)).save(buffer, format="PNG")
+    return buffer.getvalue()

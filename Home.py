@@ -1,0 +1,71 @@
+"""vae-explorer: the home page. Pick a model in the sidebar; each page explores it one way."""
+
+import streamlit as st
+
+from vae_explorer.images import png_bytes
+from vae_explorer.latent import sample_prior
+from vae_explorer.ui import state
+
+st.set_page_config(page_title="vae-explorer", page_icon="🧭", layout="wide")
+
+checkpoint = state.select_model()
+config = checkpoint.config
+model_config = config.model
+
+st.title("vae-explorer")
+st.write(
+    "See inside a **Variational Autoencoder** (Kingma & Welling, 2013): an encoder maps each image to a "
+    "Gaussian q(z|x) over a small latent space, a decoder maps any point z back to an image, and training "
+    "trades reconstruction against keeping q(z|x) close to the prior N(0, I)."
+)
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.subheader(f"Model: {checkpoint.name}")
+    layers = model_config.hidden_sizes if model_config.architecture == "mlp" else model_config.channels
+    kind = "conditional VAE" if model_config.conditional else ("beta-VAE" if config.train.beta != 1 else "VAE")
+    c, h, w = model_config.image_shape
+    st.markdown(
+        f"- **{kind}**, {model_config.architecture.upper()} {layers}, latent dimension **{model_config.latent_dim}**, "
+        f"{checkpoint.model.num_parameters():,} parameters\n"
+        f"- data: **{config.data.dataset}**, {w}x{h} {'greyscale' if c == 1 else 'colour'} images, "
+        f"{len(state.class_names(checkpoint))} classes\n"
+        f"- likelihood: {model_config.likelihood}; beta = {config.train.beta:g}; trained {len(checkpoint.history)} epochs"
+    )
+    metrics = checkpoint.metrics
+    if metrics:
+        cols = st.columns(4)
+        cols[0].metric("Test neg-ELBO", f"{metrics['neg_elbo']:.2f}", help="Reconstruction + KL, nats per image (lower is better).")
+        cols[1].metric("Reconstruction", f"{metrics['recon']:.2f}", help="-log p(x|z), nats per image.")
+        cols[2].metric("KL", f"{metrics['kl']:.2f}", help="KL(q(z|x) || N(0, I)), nats per image.")
+        if "iwae_nll" in metrics:
+            cols[3].metric(f"IWAE bound (k={metrics['iwae_k']})", f"{metrics['iwae_nll']:.2f}",
+                           help="Importance-weighted bound on -log p(x) (Burda et al.): tighter than the ELBO.")
+        if "active_units" in metrics:
+            st.caption(f"{metrics['active_units']} of {model_config.latent_dim} latent dimensions are active "
+                       "(their posterior mean varies across the test set).")
+    else:
+        st.caption("No test metrics yet: run `python -m vae_explorer evaluate --model-path " + str(checkpoint.path) + "`.")
+
+with right:
+    st.subheader("Samples from the prior")
+    seed = st.session_state.get("home_seed", 0)
+    classes = len(state.class_names(checkpoint))
+    nrow = classes if model_config.conditional else 8  # conditional: one column per class
+    samples = sample_prior(checkpoint.model, nrow * (3 if model_config.conditional else 4), seed=seed)
+    st.image(png_bytes(samples, nrow=nrow, min_cell=48), width="stretch",
+             caption="z ~ N(0, I), decoded" + (": each column one class" if model_config.conditional else ""))
+    if st.button("New samples", key="home_new_samples"):
+        st.session_state["home_seed"] = seed + 1
+        st.rerun()
+
+st.subheader("Pages")
+st.markdown(
+    "- **Reconstruct**: test images beside their reconstructions; upload your own drawing and see how the model "
+    "encodes it (mu and sigma per dimension) and what it decodes.\n"
+    "- **Generate**: one slider per latent dimension; the picture follows as you drag. Random samples, the 2-D "
+    "manifold, class choice for conditional models.\n"
+    "- **Latent map**: the encoded test set as a 2-D map (PCA or t-SNE) coloured by class; click a point to see it.\n"
+    "- **Interpolate**: walk in a straight line and along a great circle between two images; latent arithmetic.\n"
+    "- **Traverse**: vary one latent dimension at a time from -3 to +3 and watch what it controls."
+)

@@ -1,0 +1,92 @@
+"""Generate: drag one slider per latent dimension and watch the decoded picture follow."""
+
+import numpy as np
+import streamlit as st
+import torch
+
+from vae_explorer.images import array_png_bytes, png_bytes
+from vae_explorer.latent import manifold_grid
+from vae_explorer.ui import state
+from vae_explorer.ui.latent_sliders import latent_sliders, pending_values
+
+st.set_page_config(page_title="Generate · vae-explorer", page_icon="🧭", layout="wide")
+checkpoint = state.select_model()
+model = checkpoint.model
+dim = model.latent_dim
+names = state.class_names(checkpoint)
+saved = state.stamp(checkpoint.path)
+st.title("Generate")
+st.caption("Each slider sets one coordinate of z; the decoder turns z into the picture. Sliders are ordered by how much "
+           "information each dimension carries (KL per dimension); greyed ones are collapsed: the model ignores them.")
+
+# Python's copy of z: set by Reset / Random / the URL; the browser's drags update it inside the fragment.
+if st.session_state.get("gen_model") != checkpoint.path:
+    z0 = np.zeros(dim)
+    shared = st.query_params.get("z")
+    try:
+        parsed = np.array([float(v) for v in shared.split(",")]) if shared else None
+        if parsed is not None and len(parsed) == dim and np.isfinite(parsed).all():
+            z0 = np.clip(parsed, -3, 3)
+    except ValueError:
+        st.warning("The z in this URL could not be read; starting from zero.")
+    st.session_state.update(gen_model=checkpoint.path, gen_z=z0.tolist(), gen_version=st.session_state.get("gen_version", 0) + 1)
+
+buttons = st.columns([1, 1, 3])
+if buttons[0].button("Random sample", key="gen_random", help="Draw z from the prior N(0, I)."):
+    st.session_state.gen_z = np.clip(np.random.default_rng().standard_normal(dim), -3, 3).tolist()
+    st.session_state.gen_version += 1
+if buttons[1].button("Reset to zero", key="gen_reset"):
+    st.session_state.gen_z = [0.0] * dim
+    st.session_state.gen_version += 1
+label = None
+if model.cond_dim:
+    label = buttons[2].selectbox("Class", range(len(names)), format_func=lambda i: names[i], key="gen_class",
+                                 help="A conditional model decodes z differently for each class.")
+
+kl, active = state.latent_stats(str(checkpoint.path), saved)
+order = np.argsort(-kl)
+dims = [{"index": int(i), "label": f"z{i}  ·  {kl[i]:.2f} nats" + ("" if active[i] else "  (collapsed)"),
+         "title": f"dimension {i}: KL {kl[i]:.3f} nats per image" + ("" if active[i] else "; collapsed, it barely changes the picture"),
+         "collapsed": bool(not active[i])} for i in order]
+
+
+@st.fragment
+def slider_panel() -> None:
+    version = st.session_state.gen_version
+    values, seq = pending_values("gen_sliders", version)
+    if values is not None:
+        st.session_state.gen_z = values
+    z = st.session_state.gen_z
+    image = state.decode(checkpoint, z, label)
+    latent_sliders("gen_sliders", dims, z, version, image, seq)
+    st.query_params["z"] = ",".join(f"{v:.2f}" for v in z)
+    st.download_button("Download this picture (PNG)", array_png_bytes(image), "generated.png", "image/png",
+                       key="gen_download", on_click="ignore")
+
+
+slider_panel()
+
+st.divider()
+if dim == 2:
+    st.subheader("The whole 2-D manifold")
+    st.caption("A grid of z over the prior, spaced by the inverse Gaussian CDF so each cell covers equal prior mass "
+               "(Kingma & Welling, figure 4). z1 grows to the right, z2 upwards.")
+    side = st.slider("Grid size", 8, 30, 16, key="gen_grid_side")
+    grid = png_bytes(manifold_grid(model, side, label), nrow=side, min_cell=28, padding=0)
+    st.image(grid, width=min(900, side * 40))
+    st.download_button("Download grid (PNG)", grid, "manifold.png", "image/png", key="gen_grid_download", on_click="ignore")
+else:
+    st.subheader("The plane where the data spreads most")
+    st.caption("A grid over the top two principal directions of the encoded test set (the other directions held at "
+               "the data's mean), from -2.5 to +2.5 standard deviations along each.")
+    side = st.slider("Grid size", 6, 20, 12, key="gen_grid_side")
+    centre, directions, spread = state.pca_plane(str(checkpoint.path), saved)
+    steps = np.linspace(-2.5, 2.5, side)
+    a, b = np.meshgrid(steps, steps[::-1], indexing="xy")  # columns: PC1, rows: PC2 (top = high)
+    z = centre + a.reshape(-1, 1) * spread[0] * directions[0] + b.reshape(-1, 1) * spread[1] * directions[1]
+    y = None if not model.cond_dim else torch.full((len(z),), label or 0)
+    with torch.inference_mode():
+        images = model.generate(torch.from_numpy(z).float(), y)
+    grid = png_bytes(images, nrow=side, min_cell=28, padding=0)
+    st.image(grid, width=min(900, side * 48))
+    st.download_button("Download grid (PNG)", grid, "pca_plane.png", "image/png", key="gen_grid_download", on_click="ignore")

@@ -1,0 +1,161 @@
+"""The app's one door into vae_explorer: the shared model picker, cached models, cached arrays.
+
+Models load through `st.cache_resource` (one shared object in eval mode, never mutated; anything
+that trains works on its own copy). Derived arrays go through `st.cache_data`, keyed by the
+checkpoint's path and modification stamp plus the parameters, never by a model object.
+This package (`vae_explorer.ui`) is the only part of vae_explorer that imports streamlit.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import torch
+
+from ..checkpoints import Checkpoint, load_checkpoint
+from ..data import Dataset, load_dataset
+from ..errors import VaeExplorerError
+from ..latent import encode_means
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_DIR = Path(os.environ.get("VAE_EXPLORER_CHECKPOINTS", REPO_ROOT / "checkpoints"))
+TRAINED_DIR = Path(os.environ.get("VAE_EXPLORER_RUNS", REPO_ROOT / "runs"))
+DEFAULT_MODEL = "digits-mlp"
+MODEL_KEY = "model"  # session-state key and query parameter of the chosen checkpoint
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    label: str  # what the picker shows
+    path: str
+
+
+def available_models() -> list[ModelRef]:
+    """Shipped checkpoints first, then those trained here (runs/), newest first."""
+    refs = []
+    for folder, group in ((SHIPPED_DIR, "shipped"), (TRAINED_DIR, "trained")):
+        if not folder.is_dir():
+            continue
+        found = [p for p in folder.rglob("config.json") if not any(part.startswith(".") for part in p.parts)]
+        found.sort(key=lambda p: (p.parent.name != DEFAULT_MODEL, -p.stat().st_mtime if group == "trained" else 0, p.parent.name))
+        refs += [ModelRef(f"{p.parent.name}  ({group})", str(p.parent)) for p in found]
+    return refs
+
+
+def stamp(path: str | Path) -> float:
+    """Changes whenever the checkpoint is saved again: part of every cache key."""
+    path = Path(path)
+    return max((path / f).stat().st_mtime for f in ("config.json", "model.safetensors") if (path / f).exists())
+
+
+@st.cache_resource(max_entries=12, show_spinner="Loading the model…")
+def _load(path: str, saved: float) -> Checkpoint:
+    checkpoint = load_checkpoint(path)
+    checkpoint.model.requires_grad_(False)  # shared by every session: read-only
+    return checkpoint
+
+
+def load(path: str | Path) -> Checkpoint:
+    return _load(str(path), stamp(path))
+
+
+def select_model() -> Checkpoint:
+    """The sidebar model picker shared by every page; the choice survives page changes and is
+    kept in the URL (?model=NAME) so a view can be shared."""
+    refs = available_models()
+    if not refs:
+        st.error(f"No checkpoints found in {SHIPPED_DIR} or {TRAINED_DIR}; train one with `python -m vae_explorer train`.")
+        st.stop()
+    by_name = {Path(r.path).name: r for r in refs}
+    wanted = st.session_state.get(MODEL_KEY) or st.query_params.get(MODEL_KEY) or DEFAULT_MODEL
+    if wanted not in by_name:
+        wanted = DEFAULT_MODEL if DEFAULT_MODEL in by_name else next(iter(by_name))
+    names = list(by_name)
+    name = st.sidebar.selectbox("Model", names, index=names.index(wanted), format_func=lambda n: by_name[n].label,
+                                help="Shipped checkpoints and those trained on this machine (runs/).")
+    st.session_state[MODEL_KEY] = name
+    st.query_params[MODEL_KEY] = name
+    try:
+        return load(by_name[name].path)
+    except VaeExplorerError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the dataset…")
+def _dataset(config_key: tuple) -> Dataset:
+    from ..config import DataConfig
+
+    return load_dataset(DataConfig(**dict(config_key)))
+
+
+def dataset_of(checkpoint: Checkpoint) -> Dataset | None:
+    """The checkpoint's dataset (shared, read-only), or None with a warning saying how to get it."""
+    from dataclasses import asdict
+
+    try:
+        return _dataset(tuple(sorted(asdict(checkpoint.config.data).items())))
+    except VaeExplorerError as exc:
+        st.warning(f"The test images are not available: {exc}")
+        return None
+
+
+@st.cache_data(max_entries=16, show_spinner="Encoding the test set…")
+def encoded_test_set(path: str, saved: float, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Posterior means, log-variances and labels of the first `limit` test images."""
+    checkpoint = _load(path, saved)
+    data = dataset_of(checkpoint)
+    if data is None:
+        return np.zeros((0, checkpoint.model.latent_dim)), np.zeros((0, checkpoint.model.latent_dim)), np.zeros(0, int)
+    x, y = data.test_x[:limit], data.test_y[:limit]
+    mu, logvar = encode_means(checkpoint.model, x, y if checkpoint.model.cond_dim else None)
+    return mu.numpy(), logvar.numpy(), y.numpy()
+
+
+def decode(checkpoint: Checkpoint, z, label: int | None = None) -> np.ndarray:
+    """One latent vector (D,) -> an image as uint8 (H, W) or (H, W, 3)."""
+    from ..images import to_uint8
+
+    zt = torch.as_tensor(np.asarray(z, dtype=np.float32)).view(1, -1)
+    y = None if not checkpoint.model.cond_dim else torch.tensor([label or 0])
+    with torch.inference_mode():
+        image = to_uint8(checkpoint.model.generate(zt, y))[0]
+    return image[..., 0] if image.shape[-1] == 1 else image
+
+
+def class_names(checkpoint: Checkpoint) -> list[str]:
+    names = checkpoint.config.model.class_names
+    return list(names) if names else [str(i) for i in range(checkpoint.config.model.num_classes or 0)]
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def latent_stats(path: str, saved: float) -> tuple[np.ndarray, np.ndarray]:
+    """KL per latent dimension (nats, test-set mean) and which dimensions are active.
+
+    From the encoded test set when it is available, else from metrics.json; a dimension is
+    active when its posterior mean varies across the data (variance > 0.01, Burda et al.).
+    """
+    checkpoint = _load(path, saved)
+    mu, logvar, _ = encoded_test_set(path, saved, 2000)
+    if len(mu) > 1:
+        kl = (-0.5 * (1 + logvar - mu**2 - np.exp(logvar))).mean(0)
+        return kl, mu.var(0, ddof=1) > 0.01
+    kl = np.asarray(checkpoint.metrics.get("kl_per_dim") or np.zeros(checkpoint.model.latent_dim))
+    return kl, kl > 0.01
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def pca_plane(path: str, saved: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean (D,), the top-2 principal directions (2, D) and their standard deviations (2,) of the
+    encoded test set: the plane in which the data spreads most."""
+    mu, _, _ = encoded_test_set(path, saved, 10_000)
+    if len(mu) < 3:
+        dim = _load(path, saved).model.latent_dim
+        return np.zeros(dim), np.eye(2, dim), np.ones(2)
+    centre = mu.mean(0)
+    _, singular, directions = np.linalg.svd(mu - centre, full_matrices=False)
+    return centre, directions[:2], singular[:2] / np.sqrt(len(mu) - 1)
