@@ -159,3 +159,12 @@ def pca_plane(path: str, saved: float) -> tuple[np.ndarray, np.ndarray, np.ndarr
     centre = mu.mean(0)
     _, singular, directions = np.linalg.svd(mu - centre, full_matrices=False)
     return centre, directions[:2], singular[:2] / np.sqrt(len(mu) - 1)
+
+
+@st.cache_data(max_entries=16, show_spinner="Computing the t-SNE map (about 3 s per 1,000 points on 2 cores)…")
+def tsne_map(path: str, saved: float, limit: int, perplexity: float) -> tuple[np.ndarray, bool]:
+    """The t-SNE map of the first `limit` encoded test images, from disk when computed before."""
+    from ..embedding import load_or_compute_tsne
+
+    mu, _, _ = encoded_test_set(path, saved, limit)
+    return load_or_compute_tsne(mu, path, perplexity)
