@@ -60,8 +60,8 @@ def slider_panel() -> None:
     image = state.decode(checkpoint, z, label)
     latent_sliders("gen_sliders", dims, z, version, image, seq)
     st.query_params["z"] = ",".join(f"{v:.2f}" for v in z)
-    st.download_button("Download this picture (PNG)", array_png_bytes(image), "generated.png", "image/png",
-                       key="gen_download", on_click="ignore")
+    st.download_button("Download this picture (PNG)", lambda: array_png_bytes(image), "generated.png", "image/png",
+                       key="gen_download", on_click="ignore")  # encoded only when clicked, not on every drag step
 
 
 slider_panel()
