@@ -26,9 +26,10 @@ if data is not None:
     y = data.test_y[start: start + count] if model.cond_dim else None
     with torch.inference_mode():
         reconstructions = model.reconstruct(x, y)  # decoded from the posterior mean
-    pairs = torch.stack([x, reconstructions], 1).flatten(0, 1)  # originals and reconstructions interleaved
-    picture = png_bytes(pairs, nrow=16 if count >= 8 else 2 * count, min_cell=56)
-    st.image(picture, width="stretch", caption="Pairs: each test image, then its reconstruction from the posterior mean.")
+    per_row = min(count, 16)
+    rows = [torch.cat([x[i: i + per_row], reconstructions[i: i + per_row]]) for i in range(0, count, per_row)]
+    picture = png_bytes(torch.cat(rows), nrow=per_row, min_cell=56)
+    st.image(picture, width="stretch", caption="Rows alternate: test images, then their reconstructions from the posterior mean.")
     st.download_button("Download PNG", picture, "reconstructions.png", "image/png", key="recon_download_test")
 
 # --- uploads -------------------------------------------------------------------------------------

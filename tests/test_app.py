@@ -1,0 +1,121 @@
+"""AppTest: every page with every shipped checkpoint renders without an exception, and each page
+answers at least one interaction."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from conftest import REPO, fashion_available, require
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+PAGES = ["Home.py", "pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/3_Latent_map.py",
+         "pages/4_Interpolate.py", "pages/5_Traverse.py"]
+MODELS = ["digits-mlp", "fashion-mnist-conv", "fashion-mnist-2d", "fashion-mnist-cvae", "shapes-betavae"]
+
+
+def open_page(page: str, model: str = "digits-mlp") -> AppTest:
+    if model.startswith("fashion"):
+        require(fashion_available(), "Fashion-MNIST (apt-get install dataset-fashion-mnist)")
+    at = AppTest.from_file(str(REPO / page), default_timeout=180)
+    at.query_params["model"] = model
+    return at.run()
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_with_every_shipped_model(page, model):
+    at = open_page(page, model)
+    assert_clean(at)
+    assert at.query_params["model"] == [model] or at.query_params["model"] == model
+
+
+def drawing(invert=False, size=(120, 90)) -> bytes:
+    """A dark-on-light stroke, like a photo of a digit drawn on paper."""
+    image = Image.new("RGB", size, "white")
+    ImageDraw.Draw(image).ellipse((35, 15, 85, 75), outline="black", width=9)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_home_picker_switches_model():
+    at = open_page("Home.py")
+    at.sidebar.selectbox[0].select("shapes-betavae").run()
+    assert_clean(at)
+    assert at.session_state["model"] == "shapes-betavae"
+    assert any("shapes" in m.value for m in at.markdown)
+
+
+def test_reconstruct_upload_and_bad_file():
+    at = open_page("pages/1_Reconstruct.py")
+    at.file_uploader(key="recon_uploads").set_value([("circle.png", drawing(), "image/png"),
+                                                     ("notes.png", b"this is not an image", "image/png")]).run()
+    assert not at.exception
+    assert any("notes.png is not an image" in e.value for e in at.error)
+    assert any("circle.png" in m.value for m in at.markdown)  # the good file is still shown
+    assert len(at.get("plotly_chart")) >= 1  # mu and sigma per dimension
+
+
+def test_reconstruct_more_test_images():
+    at = open_page("pages/1_Reconstruct.py")
+    at.slider(key="recon_count").set_value(32).run()
+    assert_clean(at)
+
+
+def test_generate_buttons_and_dragged_values():
+    at = open_page("pages/2_Generate.py")
+    assert at.session_state["gen_z"] == [0.0] * 8
+    at.button(key="gen_random").click().run()
+    assert_clean(at)
+    assert at.session_state["gen_z"] != [0.0] * 8
+    version = at.session_state["gen_version"]
+    # What the browser sends during a drag: the component's state for the current version.
+    at.session_state["gen_sliders"] = {"z": {"values": [1.5] + [0.0] * 7, "version": version, "seq": 3}}
+    at.run()
+    assert_clean(at)
+    assert at.session_state["gen_z"][0] == 1.5
+    assert at.query_params["z"][0].startswith("1.50") if isinstance(at.query_params["z"], list) else at.query_params["z"].startswith("1.50")
+    at.button(key="gen_reset").click().run()
+    assert at.session_state["gen_z"] == [0.0] * 8
+
+
+def test_generate_reads_a_shared_url():
+    at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=120)
+    at.query_params["model"] = "digits-mlp"
+    at.query_params["z"] = "0.5,-1,2,0,0,0,0,9"
+    at.run()
+    assert_clean(at)
+    assert at.session_state["gen_z"] == [0.5, -1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 3.0]  # clipped to the slider range
+
+
+def test_latent_map_methods():
+    at = open_page("pages/3_Latent_map.py")
+    at.radio(key="map_method").set_value("t-SNE").run()
+    assert_clean(at)
+    at.radio(key="map_method").set_value("PCA").run()
+    assert_clean(at)
+
+
+def test_interpolate_steps_and_upload():
+    at = open_page("pages/4_Interpolate.py")
+    at.slider(key="interp_steps").set_value(6).run()
+    assert_clean(at)
+    at.file_uploader(key="interp_upload_A").set_value(("circle.png", drawing(), "image/png")).run()
+    assert_clean(at)
+
+
+def test_traverse_from_a_test_image():
+    at = open_page("pages/5_Traverse.py")
+    at.selectbox(key="trav_start").set_value("a test image").run()
+    assert_clean(at)
+    at.multiselect(key="trav_dims").set_value([]).run()
+    assert any("Pick at least one" in i.value for i in at.info)
