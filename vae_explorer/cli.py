@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="YAML config (default: configs/fashion_mnist_mlp.yaml)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--data-dir")
+    p.add_argument("--app", action="store_true", help="instead: the app's slider latency, drag rate in Chromium, latent map timings")
+    p.add_argument("--tsne", action="store_true", help="with --app: also time a t-SNE of 10,000 points from scratch (~30 s)")
     return parser
 
 
@@ -198,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate, "datasets": cmd_datasets}
     try:
+        if args.command == "bench" and args.app:
+            from .bench_app import run_app_bench
+
+            return run_app_bench(args)
         if args.command == "bench":
             from .bench import run_bench
 

@@ -1,0 +1,157 @@
+"""`python -m vae_explorer bench --app`: how fast the app answers, measured three ways.
+
+1. Python per slider update (what the Generate page's fragment does for each new z: decode one
+   image and encode it as a PNG data URI), p50 and p95 over 500 random z, per shipped model.
+2. In headless Chromium (Debian's chromium, driven by Playwright) against `streamlit run Home.py`
+   on a free loopback port: a slider dragged for ~2.5 s; pictures shown while the mouse is
+   down per second, and the round trip from a value sent to its picture arriving (p50, p95).
+3. The latent map of up to 10,000 test points: PCA, t-SNE from scratch (with --tsne), and a
+   revisit (the map read back from disk).
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _percentiles(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+def python_update_ms(checkpoint, repeats: int = 500) -> tuple[float, float]:
+    import torch
+
+    from .images import to_uint8
+    from .ui.latent_sliders import png_data_uri
+
+    rng = np.random.default_rng(0)
+    times = []
+    y = torch.tensor([0]) if checkpoint.model.cond_dim else None
+    for _ in range(repeats):
+        z = torch.from_numpy(rng.standard_normal((1, checkpoint.model.latent_dim)).astype(np.float32))
+        start = time.perf_counter()
+        with torch.inference_mode():
+            image = to_uint8(checkpoint.model.generate(z, y))[0]
+        png_data_uri(image[..., 0] if image.shape[-1] == 1 else image)
+        times.append((time.perf_counter() - start) * 1000)
+    return _percentiles(times)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+DRAG_SCRIPT = """() => {
+  const root = [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)
+    .map(r => r.querySelector('.ls-root')).find(Boolean);
+  window.__root = root; window.__changes = 0;
+  new MutationObserver(() => { window.__changes += 1; })
+    .observe(root.querySelector('.ls-picture img'), {attributes: true, attributeFilter: ['src']});
+}"""
+
+
+def browser_drag(port: int, model: str) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"http://127.0.0.1:{port}/Generate?model={model}")
+        slider = page.locator(".ls-row input").first
+        slider.wait_for(timeout=60_000)
+        page.wait_for_timeout(1000)
+        page.evaluate(DRAG_SCRIPT)
+        box = slider.bounding_box()
+        y = box["y"] + box["height"] / 2
+        page.mouse.move(box["x"] + box["width"] * 0.05, y)
+        page.mouse.down()
+        start = page.evaluate("performance.now()")
+        for i in range(120):  # about 2.5 s of dragging across the slider
+            page.mouse.move(box["x"] + box["width"] * (0.05 + 0.9 * i / 120), y)
+            page.wait_for_timeout(5)
+        seconds = (page.evaluate("performance.now()") - start) / 1000
+        pictures = page.evaluate("window.__changes")
+        page.mouse.up()
+        page.wait_for_timeout(1000)
+        round_trips = page.evaluate("window.__root._state.roundTrips")
+        browser.close()
+    p50, p95 = _percentiles(round_trips)
+    return {"pictures_per_s": pictures / seconds, "round_trip_p50": p50, "round_trip_p95": p95}
+
+
+def run_app_bench(args) -> int:
+    from .checkpoints import load_checkpoint
+    from .data import load_dataset
+    from .embedding import load_or_compute_tsne, pca_2d
+    from .errors import DatasetError
+    from .latent import encode_means
+
+    models = sorted(p.name for p in (REPO / "checkpoints").iterdir() if (p / "config.json").is_file())
+    print("Python work per slider update (decode one image + PNG data URI), 500 random z:")
+    for name in models:
+        p50, p95 = python_update_ms(load_checkpoint(REPO / "checkpoints" / name))
+        print(f"  {name:<20} p50 {p50:6.2f} ms   p95 {p95:6.2f} ms")
+
+    if not Path(CHROMIUM).exists():
+        print(f"browser: skipped, {CHROMIUM} is missing (apt-get install chromium)")
+    else:
+        port = _free_port()
+        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
+                                   "--server.address", "127.0.0.1", "--server.headless", "true"],
+                                  cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            started = time.perf_counter()
+            while time.perf_counter() - started < 60:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                        break
+                except OSError:
+                    time.sleep(0.3)
+            print("In headless Chromium, a slider dragged for ~2.5 s (pictures while the mouse is down; value -> picture):")
+            for name in ("digits-mlp", "fashion-mnist-conv"):
+                if name in models:
+                    r = browser_drag(port, name)
+                    print(f"  {name:<20} {r['pictures_per_s']:5.1f} pictures/s   round trip p50 {r['round_trip_p50']:5.1f} ms"
+                          f"   p95 {r['round_trip_p95']:5.1f} ms")
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+
+    name = "fashion-mnist-conv" if "fashion-mnist-conv" in models else models[0]
+    checkpoint = load_checkpoint(REPO / "checkpoints" / name)
+    try:
+        data = load_dataset(checkpoint.config.data)
+    except DatasetError as exc:
+        print(f"latent map: skipped ({exc})")
+        return 0
+    mu = encode_means(checkpoint.model, data.test_x[:10_000])[0].numpy()
+    start = time.perf_counter()
+    pca_2d(mu)
+    print(f"Latent map of {len(mu):,} points ({name}): PCA {time.perf_counter() - start:.3f} s")
+    if args.tsne:
+        with tempfile.TemporaryDirectory() as scratch:  # a fresh folder: no stored map to find
+            scratch_checkpoint = Path(scratch) / name
+            scratch_checkpoint.mkdir()
+            (scratch_checkpoint / "model.safetensors").write_bytes((checkpoint.path / "model.safetensors").read_bytes())
+            start = time.perf_counter()
+            load_or_compute_tsne(mu, scratch_checkpoint, 30.0)
+            print(f"  t-SNE from scratch (perplexity 30, {len(mu):,} points): {time.perf_counter() - start:.1f} s")
+    start = time.perf_counter()
+    _, cached = load_or_compute_tsne(mu, checkpoint.path, 30.0)
+    print(f"  t-SNE revisit (read from disk{'' if cached else ', computed first'}): {time.perf_counter() - start:.3f} s")
+    return 0
