@@ -55,7 +55,10 @@ with right:
     samples = sample_prior(checkpoint.model, nrow * (3 if model_config.conditional else 4), seed=seed)
     st.image(png_bytes(samples, nrow=nrow, min_cell=48), width="stretch",
              caption="z ~ N(0, I), decoded" + (": each column one class" if model_config.conditional else ""))
-    if st.button("New samples", key="home_new_samples"):
+    actions = st.columns(2)
+    actions[1].download_button("Download (PNG)", png_bytes(samples, nrow=nrow, min_cell=56), "samples.png", "image/png",
+                               key="home_download", on_click="ignore")
+    if actions[0].button("New samples", key="home_new_samples"):
         st.session_state["home_seed"] = seed + 1
         st.rerun()
 

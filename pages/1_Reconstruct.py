@@ -73,6 +73,10 @@ for upload in uploads or []:
     cols[2].plotly_chart(figure, key=f"recon_bars_{upload.file_id}")
     st.image(png_bytes(samples, nrow=6, min_cell=56), caption="six samples z ~ q(z|x), decoded: what the encoder is unsure about varies",
              width="content")
+    st.download_button("Download input, reconstruction and samples (PNG)",
+                       png_bytes(torch.cat([x, reconstruction, samples]), nrow=8, min_cell=56),
+                       f"{upload.name.rsplit('.', 1)[0]}-reconstruction.png", "image/png", key=f"recon_download_{upload.file_id}",
+                       on_click="ignore")
     far = float(np.sqrt((mu ** 2).sum()))
     if far > 3 * np.sqrt(model.latent_dim):
         st.info(f"This image encodes far from the prior (|mu| = {far:.1f}): it looks unlike the training data.")

@@ -119,3 +119,22 @@ def test_traverse_from_a_test_image():
     assert_clean(at)
     at.multiselect(key="trav_dims").set_value([]).run()
     assert any("Pick at least one" in i.value for i in at.info)
+
+
+def test_uploading_a_checkpoint_zip(tiny_checkpoint, tmp_path, monkeypatch):
+    import zipfile
+
+    from vae_explorer.ui import state
+
+    monkeypatch.setattr(state, "TRAINED_DIR", tmp_path / "runs")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for f in tiny_checkpoint.iterdir():
+            archive.write(f, f"tiny/{f.name}")
+    at = open_page("Home.py")
+    at.sidebar.file_uploader(key="upload_checkpoint").set_value(("my tiny.zip", buffer.getvalue(), "application/zip")).run()
+    assert_clean(at)
+    assert at.session_state["model"] == "my-tiny"
+    assert (tmp_path / "runs" / "uploaded" / "my-tiny" / "model.safetensors").is_file()
+    at.sidebar.file_uploader(key="upload_checkpoint").set_value(("evil.zip", b"not a zip", "application/zip")).run()
+    assert any("evil.zip is not a zip file" in e.value for e in at.error)

@@ -35,7 +35,7 @@ class ModelRef:
 
 
 def available_models() -> list[ModelRef]:
-    """Shipped checkpoints first, then those trained here (runs/), newest first."""
+    """Shipped checkpoints first, then those trained or uploaded here (runs/), newest first."""
     refs = []
     for folder, group in ((SHIPPED_DIR, "shipped"), (TRAINED_DIR, "trained")):
         if not folder.is_dir():
@@ -71,6 +71,11 @@ def select_model() -> Checkpoint:
         st.error(f"No checkpoints found in {SHIPPED_DIR} or {TRAINED_DIR}; train one with `python -m vae_explorer train`.")
         st.stop()
     by_name = {Path(r.path).name: r for r in refs}
+    uploaded = _upload_box()
+    if uploaded:
+        refs = available_models()
+        by_name = {Path(r.path).name: r for r in refs}
+        st.session_state[MODEL_KEY] = uploaded
     wanted = st.session_state.get(MODEL_KEY) or st.query_params.get(MODEL_KEY) or DEFAULT_MODEL
     if wanted not in by_name:
         wanted = DEFAULT_MODEL if DEFAULT_MODEL in by_name else next(iter(by_name))
@@ -84,6 +89,25 @@ def select_model() -> Checkpoint:
     except VaeExplorerError as exc:
         st.error(str(exc))
         st.stop()
+
+
+def _upload_box() -> str | None:
+    """The sidebar's checkpoint upload; returns the new model's name once, right after an import."""
+    from ..checkpoint_zip import import_checkpoint_zip
+
+    with st.sidebar.expander("Upload a checkpoint (.zip)"):
+        upload = st.file_uploader("A zipped checkpoint folder (config.json + model.safetensors)", type=["zip"],
+                                  key="upload_checkpoint")
+        if upload is None or st.session_state.get("upload_done") == upload.file_id:
+            return None
+        st.session_state["upload_done"] = upload.file_id  # the uploader keeps the file across reruns
+        try:
+            folder = import_checkpoint_zip(upload.getvalue(), upload.name, TRAINED_DIR / "uploaded")
+        except VaeExplorerError as exc:
+            st.error(str(exc))
+            return None
+        st.success(f"Imported {folder.name}.")
+        return folder.name
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the dataset…")
