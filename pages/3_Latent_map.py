@@ -25,11 +25,15 @@ data = state.dataset_of(checkpoint)
 if data is None:
     st.stop()
 controls = st.columns([1, 1, 1])
-method = controls[0].radio("Method", ["PCA", "t-SNE"], horizontal=True, key="map_method")
+method = controls[0].radio("Method", ["PCA", "t-SNE"], horizontal=True, key="map_method",
+                           **state.from_url("map_method", state.one_of(["PCA", "t-SNE"]), index=0))
 sizes = [n for n in (500, 1000, 2000, 5000) if n < len(data.test_x)] + [min(10_000, len(data.test_x))]
-limit = controls[1].select_slider("Points", sizes, value=min(2000, sizes[-1]), key="map_points")
-perplexity = controls[2].slider("t-SNE perplexity", 5, 100, 30, key="map_perplexity", disabled=method != "t-SNE",
-                                help="About how many neighbours each point attends to.")
+limit = controls[1].select_slider("Points", sizes, key="map_points",
+                                  **state.from_url("map_points", state.one_of(sizes), value=min(2000, sizes[-1])))
+perplexity = controls[2].slider("t-SNE perplexity", 5, 100, key="map_perplexity", disabled=method != "t-SNE",
+                                help="About how many neighbours each point attends to.",
+                                **state.from_url("map_perplexity", state.in_range(5, 100), value=30))
+state.to_url(map_method=method, map_points=limit, map_perplexity=perplexity)
 mu, logvar, labels = state.encoded_test_set(path, saved, limit)
 coords, pca_mean, pca_directions = pca_2d(mu) if model.latent_dim > 1 else (np.hstack([mu, np.zeros_like(mu)]), mu.mean(0), np.eye(1))
 if method == "t-SNE":

@@ -34,7 +34,8 @@ def decode_all(z: np.ndarray | torch.Tensor, label: int) -> torch.Tensor:
 def pick(slot: str, default: int, column) -> tuple[np.ndarray, int, torch.Tensor]:
     """One end point: a test image by index, or an uploaded one. Returns (z, label, image)."""
     with column:
-        index = st.number_input(f"Image {slot}: test image", 0, n - 1, default, key=f"interp_{slot}")
+        index = st.number_input(f"Image {slot}: test image", 0, n - 1, key=f"interp_{slot}",
+                                **state.from_url(f"interp_{slot}", state.in_range(0, n - 1), value=default))
         upload = st.file_uploader(f"…or upload image {slot}", type=["png", "jpg", "jpeg", "bmp", "webp", "gif"], key=f"interp_upload_{slot}")
         z, label, image = mu[index], int(labels[index]), data.test_x[index: index + 1]
         if upload is not None:
@@ -51,7 +52,8 @@ def pick(slot: str, default: int, column) -> tuple[np.ndarray, int, torch.Tensor
 ends = st.columns(3)
 z_a, label_a, _ = pick("A", 0, ends[0])
 z_b, label_b, _ = pick("B", min(1, n - 1), ends[1])
-steps = ends[2].slider("Steps", 5, 16, 10, key="interp_steps")
+steps = ends[2].slider("Steps", 5, 16, key="interp_steps", **state.from_url("interp_steps", state.in_range(5, 16), value=10))
+state.to_url(interp_A=st.session_state["interp_A"], interp_B=st.session_state["interp_B"], interp_steps=steps)
 if model.cond_dim:
     ends[2].caption(f"This conditional model decodes the whole path as class {names[label_a]} (image A's class).")
 

@@ -22,9 +22,11 @@ st.caption("Each row starts from one latent vector and sweeps a single dimension
 kl, active = state.latent_stats(path, saved)
 order = [int(i) for i in np.argsort(-kl)]
 controls = st.columns([2, 1, 1, 1])
-picked = controls[0].multiselect("Dimensions", order, default=order[: min(8, len(order))], key="trav_dims",
-                                 format_func=lambda i: f"z{i} ({kl[i]:.2f} nats)")
-steps = controls[1].slider("Steps", 5, 15, 9, key="trav_steps")
+picked = controls[0].multiselect("Dimensions", order, key="trav_dims", format_func=lambda i: f"z{i} ({kl[i]:.2f} nats)",
+                                 **state.from_url("trav_dims", lambda text: [state.in_range(0, len(order) - 1)(v) for v in text.split(",") if v],
+                                                  default=order[: min(8, len(order))]))
+steps = controls[1].slider("Steps", 5, 15, key="trav_steps", **state.from_url("trav_steps", state.in_range(5, 15), value=9))
+state.to_url(trav_dims=",".join(map(str, picked)), trav_steps=steps)
 start = controls[2].selectbox("Start from", ["zero", "a test image"], key="trav_start")
 label = controls[3].selectbox("Class", range(len(names)), format_func=lambda i: names[i], key="trav_class") if model.cond_dim else None
 

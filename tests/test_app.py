@@ -138,3 +138,16 @@ def test_uploading_a_checkpoint_zip(tiny_checkpoint, tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "uploaded" / "my-tiny" / "model.safetensors").is_file()
     at.sidebar.file_uploader(key="upload_checkpoint").set_value(("evil.zip", b"not a zip", "application/zip")).run()
     assert any("evil.zip is not a zip file" in e.value for e in at.error)
+
+
+def test_selections_round_trip_through_the_url():
+    at = AppTest.from_file(str(REPO / "pages/5_Traverse.py"), default_timeout=120)
+    at.query_params.update({"model": "digits-mlp", "trav_dims": "1,3", "trav_steps": "7"})
+    at.run()
+    assert_clean(at)
+    assert at.session_state["trav_dims"] == [1, 3] and at.session_state["trav_steps"] == 7
+    at = AppTest.from_file(str(REPO / "pages/3_Latent_map.py"), default_timeout=120)
+    at.query_params.update({"model": "digits-mlp", "map_method": "t-SNE", "map_perplexity": "999"})  # 999: out of range
+    at.run()
+    assert_clean(at)
+    assert at.session_state["map_method"] == "t-SNE" and at.session_state["map_perplexity"] == 30

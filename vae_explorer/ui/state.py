@@ -192,3 +192,44 @@ def tsne_map(path: str, saved: float, limit: int, perplexity: float) -> tuple[np
 
     mu, _, _ = encoded_test_set(path, saved, limit)
     return load_or_compute_tsne(mu, path, perplexity)
+
+
+def from_url(key: str, parse, **default) -> dict:
+    """Seed the widget `key` from the URL's ?key=value the first time this session meets it.
+
+    `parse` turns the text into a valid widget value (raising ValueError otherwise; a bad value
+    is ignored). Returns the keyword giving the widget its default (e.g. value=3 or index=0),
+    or nothing when the session already holds its value, which Streamlit would otherwise warn about.
+    """
+    if key not in st.session_state and key in st.query_params:
+        try:
+            st.session_state[key] = parse(st.query_params[key])
+        except (ValueError, TypeError, IndexError):
+            pass
+    return {} if key in st.session_state else default
+
+
+def to_url(**values) -> None:
+    """Keep selections in the URL, so the current view can be shared as a link."""
+    for key, value in values.items():
+        st.query_params[key] = str(value)
+
+
+def in_range(low: int, high: int):
+    """A parser for from_url: an integer from low to high."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise ValueError(text)
+        return value
+    return parse
+
+
+def one_of(options):
+    """A parser for from_url: one of `options` (compared as text)."""
+    def parse(text: str):
+        for option in options:
+            if str(option) == text:
+                return option
+        raise ValueError(text)
+    return parse
