@@ -70,7 +70,7 @@ st.divider()
 if dim == 2:
     st.subheader("The whole 2-D manifold")
     st.caption("A grid of z over the prior, spaced by the inverse Gaussian CDF so each cell covers equal prior mass "
-               "(Kingma & Welling, figure 4). z1 grows to the right, z2 upwards.")
+               "(Kingma & Welling, figure 4). z0 grows to the right, z1 upwards.")
     side = st.slider("Grid size", 8, 30, 16, key="gen_grid_side")
     grid = png_bytes(manifold_grid(model, side, label), nrow=side, min_cell=28, padding=0)
     st.image(grid, width=min(900, side * 40))

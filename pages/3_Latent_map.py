@@ -28,8 +28,12 @@ controls = st.columns([1, 1, 1])
 method = controls[0].radio("Method", ["PCA", "t-SNE"], horizontal=True, key="map_method",
                            **state.from_url("map_method", state.one_of(["PCA", "t-SNE"]), index=0))
 sizes = [n for n in (500, 1000, 2000, 5000) if n < len(data.test_x)] + [min(10_000, len(data.test_x))]
-limit = controls[1].select_slider("Points", sizes, key="map_points",
-                                  **state.from_url("map_points", state.one_of(sizes), value=min(2000, sizes[-1])))
+if len(sizes) > 1:
+    limit = controls[1].select_slider("Points", sizes, key="map_points",
+                                      **state.from_url("map_points", state.one_of(sizes), value=min(2000, sizes[-1])))
+else:
+    limit = sizes[0]
+    controls[1].markdown(f"**Points**: all {limit} test images")
 perplexity = controls[2].slider("t-SNE perplexity", 5, 100, key="map_perplexity", disabled=method != "t-SNE",
                                 help="About how many neighbours each point attends to.",
                                 **state.from_url("map_perplexity", state.in_range(5, 100), value=30))
@@ -63,11 +67,14 @@ if method == "PCA":  # an invisible grid of clickable points, so an empty place 
     span = np.abs(coords).max(0) * 1.1 + 1e-6
     gx, gy = np.meshgrid(np.linspace(-span[0], span[0], 41), np.linspace(-span[1], span[1], 41))
     figure.add_trace(go.Scatter(x=gx.ravel(), y=gy.ravel(), mode="markers", name="empty place", showlegend=False,
-                                marker=dict(size=9, opacity=0.0), hovertemplate="decode here<extra></extra>"))
+                                marker=dict(size=9, opacity=0.0), hovertemplate="decode here<extra></extra>",
+                                selected=dict(marker=dict(opacity=1.0, color="black", size=12)),
+                                unselected=dict(marker=dict(opacity=0.0))))
 for k, name in enumerate(names):
     rows = np.where(labels == k)[0]
     figure.add_trace(go.Scatter(x=coords[rows, 0], y=coords[rows, 1], mode="markers", name=name, customdata=rows,
                                 marker=dict(size=5, color=palette[k % len(palette)], opacity=0.75),
+                                selected=dict(marker=dict(size=11, opacity=1.0)), unselected=dict(marker=dict(opacity=0.75)),
                                 hovertemplate=f"{name}<br>test image %{{customdata}}<extra></extra>"))
 if placed is not None:
     figure.add_trace(go.Scatter(x=[placed[0]], y=[placed[1]], mode="markers+text", name="your image", text=["your image"],
