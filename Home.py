@@ -35,11 +35,11 @@ with left:
     metrics = checkpoint.metrics
     if metrics:
         cols = st.columns(4)
-        cols[0].metric("Test neg-ELBO", f"{metrics['neg_elbo']:.2f}", help="Reconstruction + KL, nats per image (lower is better).")
-        cols[1].metric("Reconstruction", f"{metrics['recon']:.2f}", help="-log p(x|z), nats per image.")
+        cols[0].metric("neg-ELBO", f"{metrics['neg_elbo']:.2f}", help="Test set: reconstruction + KL, nats per image (lower is better).")
+        cols[1].metric("recon", f"{metrics['recon']:.2f}", help="-log p(x|z), nats per image.")
         cols[2].metric("KL", f"{metrics['kl']:.2f}", help="KL(q(z|x) || N(0, I)), nats per image.")
         if "iwae_nll" in metrics:
-            cols[3].metric(f"IWAE bound (k={metrics['iwae_k']})", f"{metrics['iwae_nll']:.2f}",
+            cols[3].metric(f"IWAE, k={metrics['iwae_k']}", f"{metrics['iwae_nll']:.2f}",
                            help="Importance-weighted bound on -log p(x) (Burda et al.): tighter than the ELBO.")
         if "active_units" in metrics:
             st.caption(f"{metrics['active_units']} of {model_config.latent_dim} latent dimensions are active "

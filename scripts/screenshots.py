@@ -1,0 +1,78 @@
+"""Regenerate the README's screenshots (docs/screenshots/*.png) from the real app.
+
+Starts `streamlit run Home.py` on a free loopback port, opens each page in headless Chromium
+(Debian's /usr/bin/chromium, driven by Playwright), and saves a palette-reduced PNG of each.
+Usage: python scripts/screenshots.py
+"""
+
+import io
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from PIL import Image
+from playwright.sync_api import sync_playwright
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "docs" / "screenshots"
+SHOTS = [  # (file name, page path, model, what to do before the shot)
+    ("home", "", "fashion-mnist-cvae", None),
+    ("reconstruct", "Reconstruct", "fashion-mnist-conv", None),
+    ("generate", "Generate", "fashion-mnist-2d", "drag"),
+    ("latent_map", "Latent_map", "fashion-mnist-conv", "click"),
+    ("interpolate", "Interpolate", "fashion-mnist-conv", None),
+    ("traverse", "Traverse", "shapes-betavae", None),
+]
+
+
+def main() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
+                               "--server.address", "127.0.0.1", "--server.headless", "true"],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    OUT.mkdir(parents=True, exist_ok=True)
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.3)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            page = browser.new_page(viewport={"width": 1280, "height": 860})
+            for name, path, model, action in SHOTS:
+                page.goto(f"http://127.0.0.1:{port}/{path}?model={model}")
+                page.wait_for_selector("h1", timeout=60_000)
+                page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+                page.wait_for_timeout(1500)
+                if action == "drag":
+                    slider = page.locator(".ls-row input").first
+                    box = slider.bounding_box()
+                    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 5)
+                    page.mouse.down()
+                    page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + 5, steps=10)
+                    page.mouse.up()
+                elif action == "click":
+                    dot = page.locator(".js-plotly-plot .scatterlayer .trace").nth(3).locator("path.point").first
+                    box = dot.bounding_box()
+                    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+                page.wait_for_timeout(2000)
+                image = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+                image = image.resize((image.width * 3 // 4, image.height * 3 // 4), Image.Resampling.LANCZOS)
+                image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(OUT / f"{name}.png", optimize=True)
+                print(f"{OUT / f'{name}.png'}: {(OUT / f'{name}.png').stat().st_size // 1024} KB")
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()
