@@ -111,9 +111,7 @@ def run_app_bench(args) -> int:
         print(f"browser: skipped, {CHROMIUM} is missing (apt-get install chromium)")
     else:
         port = _free_port()
-        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
-                                   "--server.address", "127.0.0.1", "--server.headless", "true"],
-                                  cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = start_app(port)
         try:
             started = time.perf_counter()
             while time.perf_counter() - started < 60:
@@ -131,6 +129,19 @@ def run_app_bench(args) -> int:
         finally:
             server.terminate()
             server.wait(timeout=20)
+
+    if Path(CHROMIUM).exists():
+        starts = [cold_start_seconds() for _ in range(3)]
+        print(f"Cold start, `streamlit run Home.py` to the home page showing a model: {statistics.median(starts):.2f} s "
+              f"(median of 3: {', '.join(f'{s:.2f}' for s in starts)})")
+        if args.sessions:
+            r = load_test(args.sessions, args.seconds)
+            trips = _percentiles(r["round_trips"]) if r["round_trips"] else (float("nan"),) * 2
+            loads = _percentiles(r["page_loads"]) if r["page_loads"] else (float("nan"),) * 2
+            print(f"Load: {args.sessions} sessions in one headless Chromium for {r['seconds']:.0f} s: {r['errors']} errors "
+                  f"{sorted(set(r['failures']))}; slider round trips {len(r['round_trips'])}, p50 {trips[0]:.0f} ms, "
+                  f"p95 {trips[1]:.0f} ms; page opens {len(r['page_loads'])}, p50 {loads[0]:.0f} ms, p95 {loads[1]:.0f} ms; "
+                  f"server memory {r['server_rss_mb']:.0f} MB")
 
     name = "fashion-mnist-conv" if "fashion-mnist-conv" in models else models[0]
     checkpoint = load_checkpoint(REPO / "checkpoints" / name)
@@ -155,3 +166,112 @@ def run_app_bench(args) -> int:
     _, cached = load_or_compute_tsne(mu, checkpoint.path, 30.0)
     print(f"  t-SNE revisit (read from disk{'' if cached else ', computed first'}): {time.perf_counter() - start:.3f} s")
     return 0
+
+
+def start_app(port: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cold_start_seconds() -> float:
+    """From `streamlit run Home.py` to the home page showing a model's metrics in Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page()
+        start = time.perf_counter()
+        server = start_app(port)
+        try:
+            while True:
+                try:
+                    page.goto(f"http://127.0.0.1:{port}/", timeout=2000)
+                    break
+                except Exception:  # not listening yet
+                    time.sleep(0.05)
+                    if time.perf_counter() - start > 60:
+                        raise
+            page.get_by_text("neg-ELBO").first.wait_for(timeout=60_000)
+            return time.perf_counter() - start
+        finally:
+            browser.close()
+            server.terminate()
+            server.wait(timeout=20)
+
+
+async def _session(browser, base: str, until: float, rng, results: dict) -> None:
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    paths = ["", "Reconstruct", "Latent_map", "Interpolate", "Traverse"]
+    while time.perf_counter() < until:
+        try:
+            await page.goto(f"{base}/Generate?model=digits-mlp", timeout=30_000)
+            slider = page.locator(".ls-row input").first
+            await slider.wait_for(timeout=30_000)
+            box = await slider.bounding_box()
+            y = box["y"] + box["height"] / 2
+            await page.mouse.move(box["x"] + box["width"] * 0.1, y)
+            await page.mouse.down()
+            for i in range(40):
+                await page.mouse.move(box["x"] + box["width"] * (0.1 + 0.8 * i / 40), y)
+                await page.wait_for_timeout(25)
+            await page.mouse.up()
+            await page.wait_for_timeout(300)
+            results["round_trips"] += await page.evaluate(
+                "() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)"
+                ".map(r => r.querySelector('.ls-root')).find(Boolean)._state.roundTrips")
+            start = time.perf_counter()
+            await page.goto(f"{base}/{paths[int(rng.integers(len(paths)))]}?model=digits-mlp", timeout=30_000)
+            await page.wait_for_selector("h1", timeout=30_000)
+            await page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
+            results["page_loads"].append((time.perf_counter() - start) * 1000)
+            results["errors"] += await page.locator("[data-testid='stException'], [data-testid='stAlertContentError']").count()
+        except Exception as exc:  # a timeout or a crash counts as an error, and the session goes on
+            results["errors"] += 1
+            results["failures"].append(type(exc).__name__)
+    await page.close()
+
+
+def load_test(sessions: int = 20, seconds: float = 60.0) -> dict:
+    """`sessions` browser tabs drag sliders and open pages for `seconds`; loopback only, bounded in time."""
+    import asyncio
+
+    from playwright.async_api import async_playwright
+
+    port = _free_port()
+    server = start_app(port)
+    base = f"http://127.0.0.1:{port}"
+    results: dict = {"round_trips": [], "page_loads": [], "errors": 0, "failures": []}
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"{base}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.3)
+
+        async def run() -> None:
+            async with async_playwright() as p:
+                browser = await p.chromium.launch(executable_path=CHROMIUM,
+                                                  args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+                until = time.perf_counter() + seconds
+                await asyncio.gather(*[_session(browser, base, until, np.random.default_rng(i), results) for i in range(sessions)])
+                await browser.close()
+
+        start = time.perf_counter()
+        asyncio.run(run())
+        results["seconds"] = time.perf_counter() - start
+        results["server_rss_mb"] = rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return results
