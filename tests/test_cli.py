@@ -88,3 +88,15 @@ def test_python_dash_m_entry_point(tmp_path):
                             text=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 2
     assert "train.epochs" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_running_out_of_memory_is_a_message(monkeypatch, capsys, tmp_path):
+    import vae_explorer.training as training
+
+    def too_big(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:119] DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 TB")
+
+    monkeypatch.setattr(training, "train", too_big)
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "needs more memory" in err and "Traceback" not in err

@@ -214,6 +214,16 @@ def main(argv: list[str] | None = None) -> int:
     except VaeExplorerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print("error: this request needs more memory than the machine has; use a smaller --batch-size, "
+              "model (hidden_sizes, channels) or dataset (max_train).", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # torch reports allocation failures as RuntimeError
+        if "out of memory" not in str(exc) and "can't allocate memory" not in str(exc):
+            raise
+        print("error: this request needs more memory than the device has; use a smaller --batch-size or model, "
+              "or --device cpu.", file=sys.stderr)
+        return 2
     except OSError as exc:  # a path that cannot be read or written: name it
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"error: {where}{exc.strerror or exc}; check that the path exists and is writable.", file=sys.stderr)
