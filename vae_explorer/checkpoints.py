@@ -63,7 +63,8 @@ def save_checkpoint(path: str | Path, model: VAE, config: RunConfig, history: li
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.parent / f".{path.name}.saving-{os.getpid()}"
     previous = path.parent / f".{path.name}.previous-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    for stale in [*path.parent.glob(f".{path.name}.saving-*"), *(path.parent.glob(f".{path.name}.previous-*") if path.exists() else [])]:
+        shutil.rmtree(stale, ignore_errors=True)  # left by a save that was killed
     staging.mkdir()
     try:
         weights = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}

@@ -228,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"error: {where}{exc.strerror or exc}; check that the path exists and is writable.", file=sys.stderr)
         return 2
+    finally:  # `train` flushes denormals process-wide; a caller in the same process gets IEEE maths back
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_flush_denormal(False)
 
 
 if __name__ == "__main__":  # pragma: no cover
