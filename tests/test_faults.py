@@ -91,3 +91,26 @@ def test_many_sessions_share_one_model_without_changing_it(tiny_checkpoint):
         assert torch.allclose(image, want_image, atol=1e-6) and torch.allclose(mu, want_mu, atol=1e-6)
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key])
+
+
+def test_two_trainings_at_once_match_two_in_a_row(tiny_run, tiny_data):
+    """Two sessions training at the same time get exactly what each would get alone."""
+    from vae_explorer import build_model, train
+    from vae_explorer.config import TrainConfig
+
+    _, config, _ = tiny_run
+    settings = [TrainConfig(epochs=2, batch_size=32, seed=s, device="cpu", precision="exact") for s in (1, 2)]
+    alone = [train(build_model(config.model, seed=0), tiny_data, c) for c in settings]
+    together = [None, None]
+
+    def run(i):
+        together[i] = train(build_model(config.model, seed=0), tiny_data, settings[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(alone, together):
+        assert [r["test_loss"] for r in a] == [r["test_loss"] for r in b]
+        assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]

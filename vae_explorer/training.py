@@ -150,7 +150,10 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
     x, y = data.train_x.to(device), data.train_y.to(device)
     conditional = bool(model.cond_dim)
     optimizer = make_optimizer(model.parameters(), config.lr)
+    # Own generators for the batch order and for eps, so two trainings in one process (two app
+    # sessions) neither disturb each other nor depend on the global RNG.
     order_generator = torch.Generator().manual_seed(config.seed)
+    noise_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     history: list[dict] = []
@@ -168,7 +171,7 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
                 index = order[i * config.batch_size: (i + 1) * config.batch_size]
                 xb = x[index]  # (B, C, H, W)
                 beta = kl_weight(config, epoch, i, steps_per_epoch)
-                parts = model.loss(xb, y[index] if conditional else None, beta)
+                parts = model.loss(xb, y[index] if conditional else None, beta, noise_generator)
                 loss = parts.total.mean()
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
