@@ -6,17 +6,17 @@ Usage: python scripts/screenshots.py
 """
 
 import io
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from vae_explorer.app_server import running_app  # noqa: E402
+
 OUT = REPO / "docs" / "screenshots"
 SHOTS = [  # (file name, page path, model, what to do before the shot)
     ("home", "", "fashion-mnist-cvae", None),
@@ -29,26 +29,14 @@ SHOTS = [  # (file name, page path, model, what to do before the shot)
 
 
 def main() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
-                               "--server.address", "127.0.0.1", "--server.headless", "true"],
-                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     OUT.mkdir(parents=True, exist_ok=True)
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.3)
+    with running_app() as (base, _):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium",
                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             page = browser.new_page(viewport={"width": 1280, "height": 860})
             for name, path, model, action in SHOTS:
-                page.goto(f"http://127.0.0.1:{port}/{path}?model={model}")
+                page.goto(f"{base}/{path}?model={model}")
                 page.wait_for_selector("h1", timeout=60_000)
                 page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
                 page.wait_for_timeout(1500)
@@ -69,9 +57,6 @@ def main() -> None:
                 image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(OUT / f"{name}.png", optimize=True)
                 print(f"{OUT / f'{name}.png'}: {(OUT / f'{name}.png').stat().st_size // 1024} KB")
             browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 if __name__ == "__main__":

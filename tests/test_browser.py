@@ -5,11 +5,6 @@ except in CI, where .ci/run installs both and a missing one fails."""
 from __future__ import annotations
 
 import io
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -34,24 +29,10 @@ def _playwright_available() -> bool:
 def app_url():
     require(CHROMIUM.exists(), "Chromium (apt-get install chromium)")
     require(_playwright_available(), "Playwright for Python (pip install playwright)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
-                               "--server.address", "127.0.0.1", "--server.headless", "true"],
-                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    from vae_explorer.app_server import running_app
+
+    with running_app() as (base, _):
+        yield base
 
 
 @pytest.fixture(scope="module")

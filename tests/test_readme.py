@@ -38,34 +38,15 @@ def test_quick_start_runs(tmp_path):
 @pytest.mark.slow
 def test_app_command_serves_the_app(tmp_path):
     """`streamlit run Home.py` from the README starts and answers on a loopback port."""
-    import socket
-    import time
     import urllib.request
+
+    from vae_explorer.app_server import running_app
 
     commands = [c.strip() for c in block_after("app").split("&&")]
     assert commands == ["pip install -r requirements.txt", "streamlit run Home.py"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
-                               "--server.address", "127.0.0.1", "--server.headless", "true"],
-                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
-                    if response.read() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("the app did not answer within 60 s")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+    with running_app() as (base, _):  # the same command, on a free loopback port
+        with urllib.request.urlopen(f"{base}/", timeout=5) as response:
             assert b"<html" in response.read().lower()
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def test_ci_runs_the_readme_test_command():

@@ -11,18 +11,15 @@
 
 from __future__ import annotations
 
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
+from .app_server import REPO, free_port, running_app, start_app
+
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -50,12 +47,6 @@ def python_update_ms(checkpoint, repeats: int = 500) -> tuple[float, float]:
     return _percentiles(times)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 DRAG_SCRIPT = """() => {
   const root = [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)
     .map(r => r.querySelector('.ls-root')).find(Boolean);
@@ -65,13 +56,13 @@ DRAG_SCRIPT = """() => {
 }"""
 
 
-def browser_drag(port: int, model: str) -> dict:
+def browser_drag(base: str, model: str) -> dict:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"http://127.0.0.1:{port}/Generate?model={model}")
+        page.goto(f"{base}/Generate?model={model}")
         slider = page.locator(".ls-row input").first
         slider.wait_for(timeout=60_000)
         page.wait_for_timeout(1000)
@@ -110,25 +101,13 @@ def run_app_bench(args) -> int:
     if not Path(CHROMIUM).exists():
         print(f"browser: skipped, {CHROMIUM} is missing (apt-get install chromium)")
     else:
-        port = _free_port()
-        server = start_app(port)
-        try:
-            started = time.perf_counter()
-            while time.perf_counter() - started < 60:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
-                        break
-                except OSError:
-                    time.sleep(0.3)
+        with running_app() as (base, _):
             print("In headless Chromium, a slider dragged for ~2.5 s (pictures while the mouse is down; value -> picture):")
             for name in ("digits-mlp", "fashion-mnist-conv"):
                 if name in models:
-                    r = browser_drag(port, name)
+                    r = browser_drag(base, name)
                     print(f"  {name:<20} {r['pictures_per_s']:5.1f} pictures/s   round trip p50 {r['round_trip_p50']:5.1f} ms"
                           f"   p95 {r['round_trip_p95']:5.1f} ms")
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
 
     if Path(CHROMIUM).exists():
         starts = [cold_start_seconds() for _ in range(3)]
@@ -168,12 +147,6 @@ def run_app_bench(args) -> int:
     return 0
 
 
-def start_app(port: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "streamlit", "run", "Home.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def rss_mb(pid: int) -> float:
     """Resident memory of a process in MB (Linux /proc)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -186,7 +159,7 @@ def cold_start_seconds() -> float:
     """From `streamlit run Home.py` to the home page showing a model's metrics in Chromium."""
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
+    port = free_port()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         page = browser.new_page()
@@ -247,17 +220,8 @@ def load_test(sessions: int = 20, seconds: float = 60.0) -> dict:
 
     from playwright.async_api import async_playwright
 
-    port = _free_port()
-    server = start_app(port)
-    base = f"http://127.0.0.1:{port}"
     results: dict = {"round_trips": [], "page_loads": [], "errors": 0, "failures": []}
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"{base}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.3)
+    with running_app() as (base, server):
 
         async def run() -> None:
             async with async_playwright() as p:
@@ -271,7 +235,4 @@ def load_test(sessions: int = 20, seconds: float = 60.0) -> dict:
         asyncio.run(run())
         results["seconds"] = time.perf_counter() - start
         results["server_rss_mb"] = rss_mb(server.pid)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     return results
