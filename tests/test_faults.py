@@ -112,5 +112,6 @@ def test_two_trainings_at_once_match_two_in_a_row(tiny_run, tiny_data):
     for t in threads:
         t.join()
     for a, b in zip(alone, together):
-        assert [r["test_loss"] for r in a] == [r["test_loss"] for r in b]
-        assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
+        # equal up to float summation order (worker threads are shared while both run)
+        assert [r["test_loss"] for r in a] == pytest.approx([r["test_loss"] for r in b], rel=1e-5)
+        assert [r["train_loss"] for r in a] == pytest.approx([r["train_loss"] for r in b], rel=1e-5)

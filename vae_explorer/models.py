@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from typing import Callable
 
 import torch
@@ -28,6 +29,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 Architecture = Callable[[ModelConfig, int], tuple[nn.Module, int, nn.Module]]
 ARCHITECTURES: dict[str, Architecture] = {}
+_SEEDED_INIT = threading.Lock()  # seeded inits in two threads (two app sessions) must not interleave
 MIN_LOG_SIGMA = math.log(1e-3)  # floor of a learned Gaussian sigma, so the NLL cannot run off to -inf
 
 
@@ -234,6 +236,6 @@ def build_model(config: ModelConfig, seed: int | None = None) -> VAE:
         raise ConfigError("model.conditional needs model.num_classes; it is set from the dataset when training.")
     if seed is None:
         return VAE(config)
-    with torch.random.fork_rng(devices=[]):
+    with _SEEDED_INIT, torch.random.fork_rng(devices=[]):  # the global RNG is shared by every thread
         torch.manual_seed(seed)
         return VAE(config)
