@@ -101,3 +101,10 @@ def test_truncated_image():
     data = encode(paper_drawing(size=(400, 400)), "JPEG")
     with pytest.raises(ImageError, match="damaged or truncated"):
         prepare_image(data[: len(data) // 3], (1, 28, 28), name="cut.jpg")
+
+
+def test_a_file_over_the_upload_limit_is_refused_before_decoding():
+    from vae_explorer.preprocess import MAX_UPLOAD_BYTES
+
+    with pytest.raises(ImageError, match=r"big.png is 21 MB, over the 20 MB limit"):
+        prepare_image(b"\x89PNG" + b"\x00" * MAX_UPLOAD_BYTES, (1, 28, 28), name="big.png")
