@@ -10,6 +10,7 @@ anywhere in the frame, so without this a reconstruction looks like noise.
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 import torch
@@ -31,7 +32,8 @@ def open_image(data: bytes, name: str = "the file"):
     if not data:
         raise ImageError(f"{name} is empty (0 bytes); upload a PNG, JPEG, BMP, WebP or GIF image.")
     if len(data) > MAX_UPLOAD_BYTES:
-        raise ImageError(f"{name} is {len(data) / 2**20:.0f} MB, over the {MAX_UPLOAD_BYTES // 2**20} MB limit; upload a smaller image.")
+        size = math.ceil(len(data) / 2**20 * 10) / 10  # rounded up, so it never reads as equal to the limit
+        raise ImageError(f"{name} is {size:.1f} MB, over the {MAX_UPLOAD_BYTES // 2**20} MB limit; upload a smaller image.")
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
