@@ -60,3 +60,14 @@ def test_latent_helpers(tiny_run):
     assert float(arc[2].norm()) > float(line[2].norm())  # slerp keeps away from the origin
     grid = traverse(model, torch.zeros(2), [0, 1], torch.linspace(-3, 3, 4))
     assert grid.shape == (8, 1, 8, 8)
+
+
+def test_shapes_models_get_disentanglement_metrics():
+    from vae_explorer import DataConfig, ModelConfig, build_model, fit_to_data, load_dataset
+
+    data = load_dataset(DataConfig(dataset="shapes", max_train=32, max_test=400))
+    model = build_model(fit_to_data(ModelConfig(architecture="conv", latent_dim=3, channels=[4, 4], hidden_sizes=[8]),
+                                    data.image_shape, data.class_names), seed=0)
+    metrics = evaluate(model, data, k=2)
+    assert 0.0 <= metrics["mig"] <= 1.0 and 0.0 <= metrics["factor_vae_score"] <= 1.0
+    assert set(metrics["mig_per_factor"]) == {"shape", "scale", "rotation", "pos_x", "pos_y"}

@@ -185,6 +185,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         value = metrics[key]
         print(f"  {key:<13} {value:>10.3f}" if isinstance(value, float) else f"  {key:<13} {value:>10}")
     print("  kl_per_dim    " + " ".join(f"{v:.2f}" for v in metrics["kl_per_dim"]))
+    if "mig" in metrics:
+        print(f"  mig           {metrics['mig']:>10.3f}   (" + ", ".join(f"{k} {v:.2f}" for k, v in metrics["mig_per_factor"].items()) + ")")
+        print(f"  factor_vae    {metrics['factor_vae_score']:>10.3f}")
     print(f"written to {checkpoint.path / 'metrics.json'}")
     return 0
 

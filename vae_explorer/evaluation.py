@@ -77,4 +77,11 @@ def evaluate(model: VAE, data: Dataset, k: int = 100, beta: float = 1.0, seed: i
     }
     if beta != 1.0:
         metrics["beta_loss"] = elbo["recon"] + beta * elbo["kl"]
+    if data.test_factors is not None and model.latent_dim >= 2:  # known generative factors: disentanglement
+        from .disentanglement import factor_vae_score, mig
+
+        codes, factors = mu.numpy(), data.test_factors.numpy()
+        metrics["mig"], per_factor = mig(codes, factors)
+        metrics["mig_per_factor"] = dict(zip(data.factor_names, per_factor))
+        metrics["factor_vae_score"] = factor_vae_score(codes, factors, seed=seed)
     return metrics
