@@ -70,5 +70,6 @@ st.markdown(
     "manifold, class choice for conditional models.\n"
     "- **Latent map**: the encoded test set as a 2-D map (PCA or t-SNE) coloured by class; click a point to see it.\n"
     "- **Interpolate**: walk in a straight line and along a great circle between two images; latent arithmetic.\n"
-    "- **Traverse**: vary one latent dimension at a time from -3 to +3 and watch what it controls."
+    "- **Traverse**: vary one latent dimension at a time from -3 to +3 and watch what it controls.\n"
+    "- **Learn**: the ELBO, the reparameterization trick, what beta does and posterior collapse, each next to something to touch."
 )

@@ -13,7 +13,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 PAGES = ["Home.py", "pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/3_Latent_map.py",
-         "pages/4_Interpolate.py", "pages/5_Traverse.py"]
+         "pages/4_Interpolate.py", "pages/5_Traverse.py", "pages/6_Learn.py"]
 MODELS = ["digits-mlp", "fashion-mnist-conv", "fashion-mnist-2d", "fashion-mnist-cvae", "shapes-betavae"]
 
 
@@ -151,3 +151,10 @@ def test_selections_round_trip_through_the_url():
     at.run()
     assert_clean(at)
     assert at.session_state["map_method"] == "t-SNE" and at.session_state["map_perplexity"] == 30
+
+
+def test_learn_page_reparameterization_slider():
+    at = open_page("pages/6_Learn.py")
+    at.slider(key="learn_eps").set_value(-2.0).run()
+    assert_clean(at)
+    assert any("ε = -2.0" in c.value for c in at.caption)

@@ -14,7 +14,7 @@ from conftest import REPO, require
 
 CHROMIUM = Path("/usr/bin/chromium")
 PAGES = {"": "Home", "Reconstruct": "Reconstruct", "Generate": "Generate", "Latent_map": "Latent map",
-         "Interpolate": "Interpolate", "Traverse": "Traverse"}
+         "Interpolate": "Interpolate", "Traverse": "Traverse", "Learn": "Learn"}
 
 
 def _playwright_available() -> bool:
