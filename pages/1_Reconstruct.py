@@ -1,20 +1,17 @@
 """Reconstruct: test images beside their reconstructions, and the encoding of images you upload."""
 
-import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-import torch
 
 from vae_explorer.errors import VaeExplorerError
+from vae_explorer.explore import encode_image, reconstruction_rows
 from vae_explorer.images import png_bytes, to_uint8, upscale
 from vae_explorer.preprocess import prepare_image
 from vae_explorer.ui import state
 
-st.set_page_config(page_title="Reconstruct · vae-explorer", page_icon="🧭", layout="wide")
-checkpoint = state.select_model()
+checkpoint = state.page("Reconstruct")
 model = checkpoint.model
 names = state.class_names(checkpoint)
-st.title("Reconstruct")
 
 # --- test images ---------------------------------------------------------------------------------
 data = state.dataset_of(checkpoint)
@@ -22,13 +19,9 @@ if data is not None:
     st.subheader("Test images and their reconstructions")
     count = st.slider("How many", 8, 64, 16, step=8, key="recon_count")
     start = st.number_input("Starting at test image", 0, len(data.test_x) - count, 0, step=count, key="recon_start")
-    x = data.test_x[start: start + count]
-    y = data.test_y[start: start + count] if model.cond_dim else None
-    with torch.inference_mode():
-        reconstructions = model.reconstruct(x, y)  # decoded from the posterior mean
     per_row = min(count, 16)
-    rows = [torch.cat([x[i: i + per_row], reconstructions[i: i + per_row]]) for i in range(0, count, per_row)]
-    picture = png_bytes(torch.cat(rows), nrow=per_row, min_cell=56)
+    rows = reconstruction_rows(model, data.test_x[start: start + count], data.test_y[start: start + count], per_row)
+    picture = png_bytes(rows, nrow=per_row, min_cell=56)
     st.image(picture, width="stretch", caption="Rows alternate: test images, then their reconstructions from the posterior mean.")
     st.download_button("Download PNG", picture, "reconstructions.png", "image/png", key="recon_download_test")
 
@@ -53,30 +46,22 @@ for upload in uploads or []:
     except VaeExplorerError as exc:
         st.error(str(exc))
         continue
-    x = x.unsqueeze(0)  # (1, C, H, W)
-    y = torch.tensor([label]) if model.cond_dim else None
-    with torch.inference_mode():
-        q = model.encode(x, y)
-        reconstruction = model.generate(q.mean, y)
-        generator = torch.Generator().manual_seed(0)
-        z = q.mean + q.stddev * torch.randn((6, model.latent_dim), generator=generator)  # samples from q(z|x)
-        samples = model.generate(z, None if y is None else y.expand(6))
+    encoding = encode_image(model, x, label)
     st.markdown(f"**{upload.name}**")
     cols = st.columns([1, 1, 2])
-    cols[0].image(upscale(to_uint8(x)[0].squeeze()), caption="as the model sees it", width="stretch")
-    cols[1].image(upscale(to_uint8(reconstruction)[0].squeeze()), caption="reconstruction", width="stretch")
-    mu, sigma = q.mean[0].numpy(), q.stddev[0].numpy()
-    dims = [f"z{i}" for i in range(len(mu))]
-    figure = go.Figure(go.Bar(x=dims, y=mu, error_y=dict(type="data", array=sigma, visible=True), marker_color="#4c78a8"))
+    cols[0].image(upscale(to_uint8(encoding.image)[0].squeeze()), caption="as the model sees it", width="stretch")
+    cols[1].image(upscale(to_uint8(encoding.reconstruction)[0].squeeze()), caption="reconstruction", width="stretch")
+    dims = [f"z{i}" for i in range(len(encoding.mean))]
+    figure = go.Figure(go.Bar(x=dims, y=encoding.mean, error_y=dict(type="data", array=encoding.stddev, visible=True),
+                              marker_color="#4c78a8"))
     figure.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), title="mu ± sigma per latent dimension",
                          yaxis_title="z", showlegend=False)
     cols[2].plotly_chart(figure, key=f"recon_bars_{upload.file_id}")
-    st.image(png_bytes(samples, nrow=6, min_cell=56), caption="six samples z ~ q(z|x), decoded: what the encoder is unsure about varies",
-             width="content")
+    st.image(png_bytes(encoding.samples, nrow=6, min_cell=56),
+             caption="six samples z ~ q(z|x), decoded: what the encoder is unsure about varies", width="content")
     st.download_button("Download input, reconstruction and samples (PNG)",
-                       png_bytes(torch.cat([x, reconstruction, samples]), nrow=8, min_cell=56),
+                       lambda encoding=encoding: png_bytes(encoding.strip(), nrow=8, min_cell=56),
                        f"{upload.name.rsplit('.', 1)[0]}-reconstruction.png", "image/png", key=f"recon_download_{upload.file_id}",
                        on_click="ignore")
-    far = float(np.sqrt((mu ** 2).sum()))
-    if far > 3 * np.sqrt(model.latent_dim):
-        st.info(f"This image encodes far from the prior (|mu| = {far:.1f}): it looks unlike the training data.")
+    if encoding.unusual:
+        st.info(f"This image encodes far from the prior (|mu| = {encoding.distance:.1f}): it looks unlike the training data.")

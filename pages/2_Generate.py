@@ -2,22 +2,20 @@
 
 import numpy as np
 import streamlit as st
-import torch
 
+from vae_explorer.explore import plane_grid
 from vae_explorer.images import array_png_bytes, png_bytes
 from vae_explorer.latent import manifold_grid
 from vae_explorer.ui import state
 from vae_explorer.ui.latent_sliders import latent_sliders, pending_values
 
-st.set_page_config(page_title="Generate · vae-explorer", page_icon="🧭", layout="wide")
-checkpoint = state.select_model()
+checkpoint = state.page("Generate", "Each slider sets one coordinate of z; the decoder turns z into the picture. Sliders "
+                        "are ordered by how much information each dimension carries (KL per dimension); greyed ones are "
+                        "collapsed: the model ignores them.")
 model = checkpoint.model
 dim = model.latent_dim
 names = state.class_names(checkpoint)
 saved = state.stamp(checkpoint.path)
-st.title("Generate")
-st.caption("Each slider sets one coordinate of z; the decoder turns z into the picture. Sliders are ordered by how much "
-           "information each dimension carries (KL per dimension); greyed ones are collapsed: the model ignores them.")
 
 # Python's copy of z: set by Reset / Random / the URL; the browser's drags update it inside the fragment.
 if st.session_state.get("gen_model") != checkpoint.path:
@@ -81,12 +79,6 @@ else:
                "the data's mean), from -2.5 to +2.5 standard deviations along each.")
     side = st.slider("Grid size", 6, 20, 12, key="gen_grid_side")
     centre, directions, spread = state.pca_plane(str(checkpoint.path), saved)
-    steps = np.linspace(-2.5, 2.5, side)
-    a, b = np.meshgrid(steps, steps[::-1], indexing="xy")  # columns: PC1, rows: PC2 (top = high)
-    z = centre + a.reshape(-1, 1) * spread[0] * directions[0] + b.reshape(-1, 1) * spread[1] * directions[1]
-    y = None if not model.cond_dim else torch.full((len(z),), label or 0)
-    with torch.inference_mode():
-        images = model.generate(torch.from_numpy(z).float(), y)
-    grid = png_bytes(images, nrow=side, min_cell=28, padding=0)
+    grid = png_bytes(plane_grid(model, centre, directions, spread, side, label), nrow=side, min_cell=28, padding=0)
     st.image(grid, width=min(900, side * 48))
     st.download_button("Download grid (PNG)", grid, "pca_plane.png", "image/png", key="gen_grid_download", on_click="ignore")

@@ -3,23 +3,20 @@
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-import torch
 
 from vae_explorer.embedding import pca_2d, pca_inverse, place_by_neighbours
 from vae_explorer.errors import VaeExplorerError
+from vae_explorer.explore import encode_image, reconstruction_rows
 from vae_explorer.images import to_uint8, upscale
 from vae_explorer.preprocess import prepare_image
 from vae_explorer.ui import state
 
-st.set_page_config(page_title="Latent map · vae-explorer", page_icon="🧭", layout="wide")
-checkpoint = state.select_model()
+checkpoint = state.page("Latent map", "Each dot is one test image, placed by its posterior mean (never a sample). PCA is "
+                        "a linear projection: distances along it are real and any place on it can be decoded. t-SNE keeps "
+                        "neighbours together but bends the space, so only its dots can be clicked.")
 model = checkpoint.model
 names = state.class_names(checkpoint)
 path, saved = str(checkpoint.path), state.stamp(checkpoint.path)
-st.title("Latent map")
-st.caption("Each dot is one test image, placed by its posterior mean (never a sample). PCA is a linear projection: "
-           "distances along it are real and any place on it can be decoded. t-SNE keeps neighbours together "
-           "but bends the space, so only its dots can be clicked.")
 
 data = state.dataset_of(checkpoint)
 if data is None:
@@ -39,7 +36,7 @@ perplexity = controls[2].slider("t-SNE perplexity", 5, 100, key="map_perplexity"
                                 **state.from_url("map_perplexity", state.in_range(5, 100), value=30))
 state.to_url(map_method=method, map_points=limit, map_perplexity=perplexity)
 mu, logvar, labels = state.encoded_test_set(path, saved, limit)
-coords, pca_mean, pca_directions = pca_2d(mu) if model.latent_dim > 1 else (np.hstack([mu, np.zeros_like(mu)]), mu.mean(0), np.eye(1))
+coords, pca_mean, pca_directions = pca_2d(mu)
 if method == "t-SNE":
     coords, cached = state.tsne_map(path, saved, limit, float(perplexity))
     if not cached:
@@ -51,9 +48,7 @@ placed = None
 if upload is not None:
     try:
         x = prepare_image(upload.getvalue(), checkpoint.config.model.image_shape, "auto", True, name=upload.name)
-        with torch.inference_mode():
-            y = torch.tensor([0]) if model.cond_dim else None
-            z_upload = model.encode(x[None], y).mean[0].numpy()
+        z_upload = encode_image(model, x, 0, samples=0).mean
         if method == "PCA":
             placed = (z_upload - pca_mean) @ pca_directions.T
         else:
@@ -93,13 +88,10 @@ with right:
         point = points[0]
         if point.get("customdata") is not None and not isinstance(point.get("customdata"), list):
             index = int(point["customdata"])
-            x = data.test_x[index: index + 1]
-            y = data.test_y[index: index + 1] if model.cond_dim else None
-            with torch.inference_mode():
-                recon = model.reconstruct(x, y)
+            pair = to_uint8(reconstruction_rows(model, data.test_x[index: index + 1], data.test_y[index: index + 1], 1))
             st.markdown(f"**Test image {index}**: {names[int(labels[index])]}")
-            st.image(upscale(to_uint8(x)[0].squeeze()), caption="the image", width=180)
-            st.image(upscale(to_uint8(recon)[0].squeeze()), caption="its reconstruction", width=180)
+            st.image(upscale(pair[0].squeeze()), caption="the image", width=180)
+            st.image(upscale(pair[1].squeeze()), caption="its reconstruction", width=180)
         elif method == "PCA":
             z = pca_inverse(np.array([[point["x"], point["y"]]]), pca_mean, pca_directions)[0]
             st.markdown(f"**Decoded at ({point['x']:.2f}, {point['y']:.2f})**")

@@ -3,21 +3,17 @@
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-import torch
 
+from vae_explorer.explore import sweep, sweep_frames
 from vae_explorer.images import gif_bytes, png_bytes
-from vae_explorer.latent import traverse
 from vae_explorer.ui import state
 
-st.set_page_config(page_title="Traverse · vae-explorer", page_icon="🧭", layout="wide")
-checkpoint = state.select_model()
+checkpoint = state.page("Traverse", "Each row starts from one latent vector and sweeps a single dimension across the "
+                        "prior's range (-3 to +3 standard deviations) while the others stay fixed. Rows are ordered by KL "
+                        "per dimension: a dimension with almost no KL is collapsed and its row barely changes.")
 model = checkpoint.model
 names = state.class_names(checkpoint)
 path, saved = str(checkpoint.path), state.stamp(checkpoint.path)
-st.title("Traverse")
-st.caption("Each row starts from one latent vector and sweeps a single dimension across the prior's range "
-           "(-3 to +3 standard deviations) while the others stay fixed. Rows are ordered by KL per dimension: a "
-           "dimension with almost no KL is collapsed and its row barely changes.")
 
 kl, active = state.latent_stats(path, saved)
 order = [int(i) for i in np.argsort(-kl)]
@@ -30,19 +26,18 @@ state.to_url(trav_dims=",".join(map(str, picked)), trav_steps=steps)
 start = controls[2].selectbox("Start from", ["zero", "a test image"], key="trav_start")
 label = controls[3].selectbox("Class", range(len(names)), format_func=lambda i: names[i], key="trav_class") if model.cond_dim else None
 
-z = torch.zeros(model.latent_dim)
+z = None  # zero
 if start == "a test image":
     mu, _, labels = state.encoded_test_set(path, saved, 2000)
     if len(mu):
         index = st.number_input("Test image", 0, len(mu) - 1, 0, key="trav_index")
-        z = torch.from_numpy(mu[index]).float()
+        z = mu[index]
         st.caption(f"Starting from the posterior mean of test image {index} ({names[int(labels[index])]}).")
 
 if not picked:
     st.info("Pick at least one dimension.")
     st.stop()
-values = torch.linspace(-3, 3, steps)
-images = traverse(model, z, picked, values, label)  # (len(picked) * steps, C, H, W), one row per dimension
+images = sweep(model, picked, steps, z, label)  # (len(picked) * steps, C, H, W), one row per dimension
 grid = png_bytes(images, nrow=steps, min_cell=48)
 left, right = st.columns([3, 1], gap="medium")
 with left:
@@ -50,10 +45,8 @@ with left:
     downloads = st.columns(2)
     downloads[0].download_button("Download grid (PNG)", grid, "traversal.png", "image/png", key="trav_png", on_click="ignore")
     # The GIF sweeps all chosen rows together: frame t shows every row at value t.
-    frames = images.view(len(picked), steps, *images.shape[1:]).transpose(0, 1)  # (steps, rows, C, H, W)
-    frames = torch.stack([torch.cat(list(frame), dim=-1) for frame in frames])  # rows side by side
-    downloads[1].download_button("Download animation (GIF)", gif_bytes(frames, min_cell=96), "traversal.gif", "image/gif",
-                                 key="trav_gif", on_click="ignore")
+    downloads[1].download_button("Download animation (GIF)", lambda: gif_bytes(sweep_frames(images, len(picked), steps), min_cell=96),
+                                 "traversal.gif", "image/gif", key="trav_gif", on_click="ignore")
 with right:
     figure = go.Figure(go.Bar(x=[f"z{i}" for i in order], y=[kl[i] for i in order],
                               marker_color=["#4c78a8" if active[i] else "#bab0ac" for i in order]))

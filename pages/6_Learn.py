@@ -5,16 +5,14 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-import torch
 
+from vae_explorer.explore import sweep
 from vae_explorer.images import png_bytes
-from vae_explorer.latent import sample_prior, traverse
+from vae_explorer.latent import sample_prior
+from vae_explorer.losses import kl_to_prior
 from vae_explorer.ui import state
 
-st.set_page_config(page_title="Learn · vae-explorer", page_icon="🧭", layout="wide")
-checkpoint = state.select_model()
-st.title("Learn")
-st.caption("Kingma & Welling, *Auto-Encoding Variational Bayes*, ICLR 2014, arXiv:1312.6114.")
+checkpoint = state.page("Learn", "Kingma & Welling, *Auto-Encoding Variational Bayes*, ICLR 2014, arXiv:1312.6114.")
 
 st.header("1. The objective: the evidence lower bound")
 st.write("We want a model p(x) = ∫ p(x|z) p(z) dz of images x, with a simple prior p(z) = N(0, I) over a small latent "
@@ -55,7 +53,7 @@ figure.add_trace(go.Scatter(x=grid, y=np.exp(-0.5 * ((grid - mu) / sigma) ** 2) 
 figure.add_vline(x=z, line_color="#e45756", annotation_text=f"z = {mu:.1f} + {sigma:.2f} × {eps:.1f} = {z:.2f}")
 figure.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="z", yaxis_title="density")
 st.plotly_chart(figure, key="learn_reparam")
-kl = 0.5 * (mu**2 + sigma**2 - 1 - np.log(sigma**2))
+kl = kl_to_prior(mu, sigma)
 st.caption(f"∂z/∂μ = 1 and ∂z/∂σ = ε = {eps:.1f}: both are plain numbers, so backpropagation works. "
            f"KL of this q from the prior: {kl:.2f} nats (zero only at μ = 0, σ = 1).")
 
@@ -74,7 +72,7 @@ for column, default in zip(pick, ["fashion-mnist-conv", "shapes-betavae"]):
                     + (f", recon {other.metrics['recon']:.1f}, KL {other.metrics['kl']:.1f} nats" if other.metrics else ""))
         st.image(png_bytes(sample_prior(other.model, 16, seed=0), nrow=8, min_cell=40), caption="samples from the prior", width="stretch")
         top = [int(i) for i in np.argsort(-kl_dims)[:4]]
-        st.image(png_bytes(traverse(other.model, torch.zeros(other.model.latent_dim), top, torch.linspace(-3, 3, 8)), nrow=8, min_cell=40),
+        st.image(png_bytes(sweep(other.model, top, 8), nrow=8, min_cell=40),
                  caption="traversals of the 4 dimensions with the most KL, -3 to +3", width="stretch")
 
 st.header("4. Posterior collapse")

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from .app_server import REPO, free_port, running_app, start_app
+from .bench import _percentile
 
 CHROMIUM = "/usr/bin/chromium"
 
 
 def _percentiles(values: list[float]) -> tuple[float, float]:
-    ordered = sorted(values)
-    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return _percentile(values, 0.5), _percentile(values, 0.95)
 
 
 def python_update_ms(checkpoint, repeats: int = 500) -> tuple[float, float]:

@@ -13,16 +13,26 @@ import torch
 
 from .data import Dataset
 from .latent import encode_means
-from .losses import log_normal
+from .losses import gaussian_kl, log_normal
 from .models import VAE
 from .training import average_loss
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: a unit is active if Cov_x(E_q[z_u]) > 0.01
 
 
+def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Mean KL to the prior of each latent dimension over a set of posteriors, (D,) nats."""
+    return gaussian_kl(mu, logvar).mean(0)
+
+
+def active_dimensions(mu: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> torch.Tensor:
+    """Which dimensions' posterior means vary across the data (Burda et al.), (D,) bool."""
+    return mu.var(dim=0, unbiased=True) > threshold if len(mu) > 1 else torch.zeros(mu.shape[1], dtype=torch.bool)
+
+
 def active_units(mu: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:
     """Number of latent dimensions whose posterior mean varies across the data (Burda et al., 2016, sec. 5.2)."""
-    return int((mu.var(dim=0, unbiased=True) > threshold).sum()) if len(mu) > 1 else 0
+    return int(active_dimensions(mu, threshold).sum())
 
 
 @torch.no_grad()
@@ -56,7 +66,7 @@ def evaluate(model: VAE, data: Dataset, k: int = 100, beta: float = 1.0, seed: i
     y = data.test_y if model.cond_dim else None
     elbo = average_loss(model, data.test_x, y, beta=1.0, seed=seed)
     mu, logvar = encode_means(model, data.test_x, y)
-    kl_per_dim = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).mean(0)  # (D,) nats
+    kl_per_dim = kl_per_dimension(mu, logvar)
     generator = torch.Generator(device=device).manual_seed(seed)
     iwae_sum = 0.0
     chunk = max(1, batch_size * 10 // max(k, 1))  # about batch_size*10 decoded images at a time

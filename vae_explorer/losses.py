@@ -60,3 +60,8 @@ def vae_loss(x: torch.Tensor, params: torch.Tensor, mu: torch.Tensor, logvar: to
 def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log N(z; mu, diag(exp(logvar))) summed over the last dimension."""
     return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)
+
+
+def kl_to_prior(mu: float, sigma: float) -> float:
+    """KL(N(mu, sigma^2) || N(0, 1)) of one dimension, in nats."""
+    return float(gaussian_kl(torch.tensor([mu]), torch.log(torch.tensor([sigma]) ** 2)).sum())

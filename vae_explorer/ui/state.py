@@ -142,13 +142,21 @@ def encoded_test_set(path: str, saved: float, limit: int) -> tuple[np.ndarray, n
 
 def decode(checkpoint: Checkpoint, z, label: int | None = None) -> np.ndarray:
     """One latent vector (D,) -> an image as uint8 (H, W) or (H, W, 3)."""
+    from ..explore import decode as decode_images
     from ..images import to_uint8
 
-    zt = torch.as_tensor(np.asarray(z, dtype=np.float32)).view(1, -1)
-    y = None if not checkpoint.model.cond_dim else torch.tensor([label or 0])
-    with torch.inference_mode():
-        image = to_uint8(checkpoint.model.generate(zt, y))[0]
+    image = to_uint8(decode_images(checkpoint.model, z, label))[0]
     return image[..., 0] if image.shape[-1] == 1 else image
+
+
+def page(title: str, caption: str | None = None) -> Checkpoint:
+    """The top of every page: its browser title, the shared model picker, the heading. Returns the chosen model."""
+    st.set_page_config(page_title=f"{title} · vae-explorer", page_icon="🧭", layout="wide")
+    checkpoint = select_model()
+    st.title(title)
+    if caption:
+        st.caption(caption)
+    return checkpoint
 
 
 def class_names(checkpoint: Checkpoint) -> list[str]:
@@ -166,8 +174,10 @@ def latent_stats(path: str, saved: float) -> tuple[np.ndarray, np.ndarray]:
     checkpoint = _load(path, saved)
     mu, logvar, _ = encoded_test_set(path, saved, 2000)
     if len(mu) > 1:
-        kl = (-0.5 * (1 + logvar - mu**2 - np.exp(logvar))).mean(0)
-        return kl, mu.var(0, ddof=1) > 0.01
+        from ..evaluation import active_dimensions, kl_per_dimension
+
+        mu_t, logvar_t = torch.from_numpy(mu), torch.from_numpy(logvar)
+        return kl_per_dimension(mu_t, logvar_t).numpy(), active_dimensions(mu_t).numpy()
     kl = np.asarray(checkpoint.metrics.get("kl_per_dim") or np.zeros(checkpoint.model.latent_dim))
     return kl, kl > 0.01
 
