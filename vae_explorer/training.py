@@ -13,6 +13,7 @@ import contextlib
 import copy
 import math
 import random
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -80,20 +81,38 @@ def flush_denormals_process_wide() -> None:
     torch.set_flush_denormal(True)
 
 
+_FAST_LOCK = threading.Lock()
+_fast_users = 0  # trainings in this process now running with precision "fast"
+_saved_precision = "highest"
+
+
 @contextlib.contextmanager
 def precision_mode(precision: str):
     """"fast": float32 matrix products may use bfloat16 internally (oneDNN/AMX on CPU, TF32 on
-    CUDA) and denormal floats are flushed to zero, which otherwise slow CPU maths several-fold as
-    weights settle. Both are process-wide settings, restored on exit."""
-    old_precision = torch.get_float32_matmul_precision()
-    try:
-        if precision == "fast":
+    CUDA) and denormal floats are flushed to zero in this thread, which otherwise slow CPU maths
+    several-fold as weights settle.
+
+    The matmul precision is process-wide: it is counted, so with two trainings in one process
+    (two app sessions) the first to finish does not switch it back under the other.
+    """
+    global _fast_users, _saved_precision
+    if precision != "fast":
+        yield
+        return
+    with _FAST_LOCK:
+        if _fast_users == 0:
+            _saved_precision = torch.get_float32_matmul_precision()
             torch.set_float32_matmul_precision("medium")
-            torch.set_flush_denormal(True)
+        _fast_users += 1
+    torch.set_flush_denormal(True)
+    try:
         yield
     finally:
-        torch.set_float32_matmul_precision(old_precision)
         torch.set_flush_denormal(False)
+        with _FAST_LOCK:
+            _fast_users -= 1
+            if _fast_users == 0:
+                torch.set_float32_matmul_precision(_saved_precision)
 
 
 @torch.no_grad()

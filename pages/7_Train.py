@@ -1,0 +1,186 @@
+"""Train: a form with every hyperparameter, training live in the background, and a beta sweep."""
+
+from pathlib import Path
+
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from vae_explorer.data import list_datasets
+from vae_explorer.errors import VaeExplorerError
+from vae_explorer.images import png_bytes
+from vae_explorer.jobs import MAX_RUNNING, SweepJob, TrainingJob, run_folder
+from vae_explorer.ui import state
+from vae_explorer.ui import train_form as form
+from vae_explorer.ui.train_form import field_widget, widget_key
+
+state.page("Train", "Train your own VAE here. It trains in the background: you can watch it, stop it, or explore other "
+                    "pages meanwhile. The result is saved under runs/ and appears in every page's model picker.")
+job = st.session_state.get("train_job")
+busy = job is not None and not job.snapshot().finished
+
+# --- the form ------------------------------------------------------------------------------------
+presets = form.presets()
+form.ensure_defaults("digits_mlp")
+top = st.columns([2, 3])
+preset = top[0].selectbox("Start from", list(presets), key="train_preset",
+                          help="Fill the form from one of the YAML configs in configs/; then change what you like.")
+if top[0].button("Load these settings", key="train_load_preset"):
+    form.load_preset(form.load_config(presets[preset]))
+    st.rerun()
+available = [spec.name for spec, where in list_datasets() if where and spec.name != "folder:PATH"]
+top[1].caption(f"Datasets on this machine: {', '.join(available)}. Any folder of images works as folder:PATH. "
+               f"At most {MAX_RUNNING} trainings run at once on this server; others wait their turn.")
+
+with st.form("train_form"):
+    data_col, model_col, output_col, train_col = st.columns(4, gap="medium")
+    with data_col:
+        st.markdown("**Data**")
+        field_widget(st, "data", "dataset", "Dataset", "digits, fashion-mnist, mnist, kmnist, shapes, or folder:PATH")
+        field_widget(st, "data", "max_train", "Use only the first N training images", "Empty: all of them. Small is quick.")
+        field_widget(st, "data", "image_size", "Resize images to (pixels)", "Empty: the native size.")
+        with st.expander("More data settings"):
+            field_widget(st, "data", "max_test", "Use only the first N test images", "Empty: all of them.")
+            field_widget(st, "data", "channels", "Channels (folder datasets)", "1 greyscale, 3 colour")
+            field_widget(st, "data", "test_fraction", "Test share (digits, shapes, folders)")
+            field_widget(st, "data", "split_seed", "Seed of the train/test split")
+            field_widget(st, "data", "data_dir", "Folder searched first for dataset files", "Empty: the usual places.")
+    with model_col:
+        st.markdown("**Model**")
+        field_widget(st, "model", "architecture", "Architecture", "mlp: dense layers; conv: stride-2 convolutions")
+        field_widget(st, "model", "latent_dim", "Latent dimension", "Size of z (1 to 128)")
+        field_widget(st, "model", "hidden_sizes", "Hidden layer sizes", "MLP widths (the decoder mirrors them), or the "
+                     "dense layers after a conv encoder; e.g. 256, 128")
+        field_widget(st, "model", "channels", "Conv channels", "Output channels of each stride-2 convolution; e.g. 32, 64")
+    with output_col:
+        st.markdown("**Decoder output**")
+        field_widget(st, "model", "likelihood", "Likelihood p(x|z)", "bernoulli for images in [0, 1]; gaussian with a fixed "
+                     "or learned sigma")
+        field_widget(st, "model", "gaussian_sigma", "Gaussian sigma", "Fixed sigma, or the starting sigma when learned")
+        field_widget(st, "model", "activation", "Activation", "The nonlinearity between layers")
+        field_widget(st, "model", "conditional", "Conditional on the class (CVAE)")
+    with train_col:
+        st.markdown("**Training**")
+        field_widget(st, "train", "epochs", "Epochs")
+        field_widget(st, "train", "beta", "β (KL weight)", "1: the plain VAE; above 1: a β-VAE")
+        field_widget(st, "train", "warmup_epochs", "KL warm-up epochs", "β rises linearly from 0 over this many epochs")
+        field_widget(st, "train", "lr", "Learning rate", "Adam's step size, e.g. 0.001")
+        with st.expander("More training settings"):
+            field_widget(st, "train", "batch_size", "Batch size")
+            field_widget(st, "train", "seed", "Seed")
+            field_widget(st, "train", "precision", "Precision", "fast: bfloat16 matrix products where the CPU/GPU has them")
+            field_widget(st, "train", "device", "Device", "auto, cpu, cuda or mps")
+    name_col, start_col = st.columns([3, 1], vertical_alignment="bottom")
+    name = name_col.text_input("Save as", key="train_name", placeholder="empty: dataset-architecture-zD-N",
+                               help="Letters, digits, '-', '_' and '.'; saved in runs/ and offered in the model picker.")
+    start = start_col.form_submit_button("Start training", type="primary", disabled=busy, width="stretch")
+    with st.expander("β sweep: train one model per β and draw the rate-distortion curve"):
+        sweep_cols = st.columns([3, 1, 1], vertical_alignment="bottom")
+        betas = sweep_cols[0].multiselect("β values", [0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0],
+                                          default=[0.25, 1.0, 4.0, 16.0], key="train_sweep_betas")
+        sweep_epochs = sweep_cols[1].number_input("Epochs each", 1, 1000, 5, key="train_sweep_epochs")
+        sweep = sweep_cols[2].form_submit_button("Run the sweep", disabled=busy, width="stretch")
+        st.caption("Uses the settings above with these β and epochs; sweep models are compared, not saved.")
+
+def unused_name(config, taken: set[str]) -> str:
+    """A name for an unnamed run: dataset-architecture-zD, numbered when taken."""
+    base = f"{config.data.dataset.replace(':', '-').replace('/', '-')}-{config.model.architecture}-z{config.model.latent_dim}"
+    return next(f"{base}-{i}" for i in range(1, 10_000) if f"{base}-{i}" not in taken and not (state.TRAINED_DIR / f"{base}-{i}").exists())
+
+
+if start or sweep:
+    try:
+        config = form.config_from_form()
+        if start:
+            taken = {Path(ref.path).name for ref in state.available_models()}
+            job = TrainingJob(config, run_folder(name or unused_name(config, taken), state.TRAINED_DIR, taken)).start()
+        else:
+            config.train.epochs = int(sweep_epochs)
+            job = SweepJob(config, betas).start()
+        st.session_state["train_job"] = job
+        st.rerun()  # redraw the form with its buttons disabled while this runs
+    except VaeExplorerError as exc:
+        st.error(str(exc))
+
+
+# --- the run -------------------------------------------------------------------------------------
+def history_figure(history: list[dict]) -> go.Figure:
+    figure = make_subplots(rows=1, cols=3, subplot_titles=("loss (recon + β·KL)", "reconstruction", "KL"))
+    epochs = [r["epoch"] for r in history]
+    for col, part in enumerate(("loss", "recon", "kl"), start=1):
+        for split, dash, colour in (("train", "solid", "#4c78a8"), ("test", "dash", "#f58518")):
+            figure.add_trace(go.Scatter(x=epochs, y=[r[f"{split}_{part}"] for r in history], name=split, mode="lines+markers",
+                                        line=dict(dash=dash, color=colour), showlegend=col == 1, legendgroup=split), 1, col)
+    figure.update_xaxes(title_text="epoch")
+    figure.update_yaxes(title_text="nats per image", col=1)
+    figure.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
+    return figure
+
+
+def scatter_figure(points, labels, names) -> go.Figure:
+    figure = go.Figure()
+    for k in sorted(set(labels.tolist())):
+        mask = labels == k
+        figure.add_trace(go.Scattergl(x=points[mask, 0], y=points[mask, 1], mode="markers", marker=dict(size=5),
+                                      name=names[k] if k < len(names) else str(k)))
+    figure.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), title="test images in latent space (top-2 PCA)")
+    return figure
+
+
+def rate_distortion_figure(results: list[dict]) -> go.Figure:
+    collapsed = ["#e45756" if r["active_units"] < r["latent_dim"] else "#4c78a8" for r in results]
+    figure = go.Figure(go.Scatter(
+        x=[r["kl"] for r in results], y=[r["recon"] for r in results], mode="lines+markers+text",
+        text=[f"β={r['beta']:g} ({r['active_units']}/{r['latent_dim']} active)" for r in results], textposition="top right",
+        marker=dict(size=11, color=collapsed), line=dict(color="#bbbbbb")))
+    figure.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), title="rate-distortion (test set)",
+                         xaxis_title="rate: KL(q(z|x) ‖ p(z)), nats", yaxis_title="distortion: −log p(x|z), nats")
+    return figure
+
+
+def show_job() -> None:
+    snap = job.snapshot()
+    if snap.finished and st.session_state.get("train_seen_finish") is not job:
+        st.session_state["train_seen_finish"] = job
+        st.rerun()  # the whole page: the picker lists the new model and the fragment stops polling
+    label = f"{snap.message}  ·  step {snap.step:,} of {snap.total_steps:,}  ·  {snap.elapsed:.0f} s"
+    st.progress(min(1.0, snap.progress), text=label)
+    if not snap.finished:
+        if st.button("Stop", key="train_stop", disabled=job.stopping,
+                     help="Stops after the current step; what was learned is kept and saved."):
+            job.stop()
+    elif snap.status == "failed":
+        st.error(snap.message)
+    else:
+        st.success(snap.message)
+    if isinstance(job, TrainingJob):
+        if snap.history:
+            st.plotly_chart(history_figure(snap.history), key="train_history_chart")
+        if snap.reconstructions is not None:
+            left, right = st.columns([3, 2])
+            import torch
+
+            strip = torch.cat([torch.from_numpy(snap.originals), torch.from_numpy(snap.reconstructions)])
+            left.image(png_bytes(strip, nrow=len(snap.originals), min_cell=48), width="stretch",
+                       caption="Test images (top) and their reconstructions now (bottom)")
+            names = job.config.model.class_names or [str(i) for i in range(int(snap.scatter_labels.max()) + 1)]
+            right.plotly_chart(scatter_figure(snap.scatter, snap.scatter_labels, names), key="train_scatter")
+        if snap.saved and st.button("Explore it", key="train_explore", type="primary"):
+            st.session_state[state.MODEL_KEY] = Path(snap.saved).name
+            st.switch_page("pages/1_Reconstruct.py")
+    elif snap.results:
+        st.plotly_chart(rate_distortion_figure(snap.results), key="train_rd_chart")
+        st.dataframe([{k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()} for r in snap.results],
+                     hide_index=True)
+        collapsed = [r for r in snap.results if r["active_units"] < r["latent_dim"]]
+        if collapsed:
+            st.warning("Posterior collapse (red points): with " + ", ".join(
+                f"β={r['beta']:g} only {r['active_units']} of {r['latent_dim']}" for r in collapsed) +
+                " latent dimensions carry information; the others match the prior and the decoder ignores them.")
+        st.caption("Higher β buys a lower rate (fewer nats of information in z) with worse reconstructions. "
+                   "Alemi et al., Fixing a Broken ELBO (arXiv:1711.00464).")
+
+
+if job is not None:
+    st.subheader("Training" if isinstance(job, TrainingJob) else "β sweep")
+    st.fragment(show_job, run_every=None if job.snapshot().finished else 0.5)()

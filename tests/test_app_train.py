@@ -1,0 +1,116 @@
+"""AppTest of the Train page: a training from the form makes a checkpoint the other pages open;
+Stop keeps what was learned; bad form values give one clear message; the beta sweep draws."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from vae_explorer.ui import state  # noqa: E402
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setattr(state, "TRAINED_DIR", tmp_path / "runs")
+    return tmp_path / "runs"
+
+
+def train_page(**values) -> AppTest:
+    at = AppTest.from_file(str(REPO / "pages/7_Train.py"), default_timeout=120).run()
+    assert not at.exception, [e.message for e in at.exception]
+    for key, value in {"train__data__max_train": 256, "train__train__epochs": 1, **values}.items():
+        widget = next(w for kind in (at.number_input, at.text_input, at.selectbox, at.checkbox)
+                      for w in kind if w.key == key)
+        widget.set_value(value)
+    return at
+
+
+def submit(at: AppTest, label: str) -> AppTest:
+    next(b for b in at.button if b.label == label).click()
+    return at.run()
+
+
+def wait_until_finished(at: AppTest, timeout: float = 60.0):
+    job = at.session_state["train_job"]
+    deadline = time.time() + timeout
+    while not job.snapshot().finished and time.time() < deadline:
+        time.sleep(0.1)
+    at.run()
+    return job.snapshot()
+
+
+def test_one_epoch_from_the_form_makes_a_checkpoint_every_page_opens(runs):
+    at = submit(train_page(train_name="my first VAE!"), "Start training")
+    snap = wait_until_finished(at)
+    assert snap.status == "done", snap.message
+    assert not at.exception and not at.error
+    assert any("saved as my-first-VAE" in s.value for s in at.success)
+    assert (runs / "my-first-VAE" / "model.safetensors").is_file()
+    assert len(at.get("plotly_chart")) == 2  # the loss curves and the latent scatter
+    assert "my-first-VAE" in at.sidebar.selectbox[0].options[-1] or any(
+        "my-first-VAE" in o for o in at.sidebar.selectbox[0].options)
+    for page in ("pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/5_Traverse.py"):
+        other = AppTest.from_file(str(REPO / page), default_timeout=120)
+        other.query_params["model"] = "my-first-VAE"
+        other.run()
+        assert not other.exception and not other.error, page
+        assert other.session_state["model"] == "my-first-VAE"
+
+
+def test_stop_keeps_what_was_learned(runs):
+    at = submit(train_page(train_name="stopped", **{"train__train__epochs": 5000}), "Start training")
+    job = at.session_state["train_job"]
+    deadline = time.time() + 30
+    while job.snapshot().step < 10 and time.time() < deadline:
+        time.sleep(0.05)
+    at.run()
+    at.button(key="train_stop").click().run()
+    snap = wait_until_finished(at)
+    assert snap.status == "stopped" and snap.step < snap.total_steps
+    assert any("Stopped after" in s.value for s in at.success)
+    assert (runs / "stopped" / "history.json").is_file()
+
+
+def test_bad_form_values_give_one_clear_message(runs):
+    at = submit(train_page(**{"train__model__hidden_sizes": "256, lots"}), "Start training")
+    assert [e.value for e in at.error] == [
+        "Train form: model.hidden_sizes must be whole numbers separated by commas, got '256, lots'; write it like 256, 128."]
+    at = submit(train_page(train_name="digits-mlp"), "Start training")
+    assert "named digits-mlp already exists; choose another name" in at.error[0].value
+    at = submit(train_page(**{"train__data__dataset": "nope"}, train_name="x"), "Start training")
+    assert at.session_state["train_job"].join(30) is None
+    at.run()
+    assert "unknown dataset 'nope'" in at.error[0].value
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_beta_sweep_draws_the_rate_distortion_curve(runs):
+    at = train_page()
+    at.multiselect(key="train_sweep_betas").set_value([0.0, 8.0])
+    at.number_input(key="train_sweep_epochs").set_value(2)
+    snap = wait_until_finished(submit(at, "Run the sweep"))
+    assert snap.status == "done" and len(snap.results) == 2
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == 1 and len(at.dataframe) == 1
+    assert not runs.exists()  # sweep models are compared, not saved
+
+
+def test_load_a_preset_fills_the_form(runs):
+    at = train_page()
+    at.selectbox(key="train_preset").select("shapes_betavae").run()
+    at.button(key="train_load_preset").click().run()
+    assert at.text_input(key="train__data__dataset").value == "shapes"
+    assert at.number_input(key="train__train__beta").value == 4.0
+
+
+def test_the_form_offers_every_config_key(runs):
+    from vae_explorer.ui.train_form import form_keys, widget_key
+
+    at = train_page()
+    drawn = {w.key for kind in (at.number_input, at.text_input, at.selectbox, at.checkbox) for w in kind}
+    assert {widget_key(section, key) for section, key in form_keys()} <= drawn
