@@ -34,13 +34,17 @@ with left:
     )
     metrics = checkpoint.metrics
     if metrics:
-        cols = st.columns(4)
+        cols = st.columns(5)
         cols[0].metric("neg-ELBO", f"{metrics['neg_elbo']:.2f}", help="Test set: reconstruction + KL, nats per image (lower is better).")
         cols[1].metric("recon", f"{metrics['recon']:.2f}", help="-log p(x|z), nats per image.")
         cols[2].metric("KL", f"{metrics['kl']:.2f}", help="KL(q(z|x) || N(0, I)), nats per image.")
         if "iwae_nll" in metrics:
             cols[3].metric(f"IWAE, k={metrics['iwae_k']}", f"{metrics['iwae_nll']:.2f}",
                            help="Importance-weighted bound on -log p(x) (Burda et al.): tighter than the ELBO.")
+        if "fid" in metrics:
+            cols[4].metric("FID", f"{metrics['fid']:.1f}", help=f"Fréchet distance of {metrics['fid_n']:,} samples to as many test "
+                           f"images in a small classifier's features (lower is better; real images score "
+                           f"{metrics['fid_floor']:.1f}). Compare models on the Evaluate page.")
         if "active_units" in metrics:
             st.caption(f"{metrics['active_units']} of {model_config.latent_dim} latent dimensions are active "
                        "(their posterior mean varies across the test set).")
@@ -71,5 +75,9 @@ st.markdown(
     "- **Latent map**: the encoded test set as a 2-D map (PCA or t-SNE) coloured by class; click a point to see it.\n"
     "- **Interpolate**: walk in a straight line and along a great circle between two images; latent arithmetic.\n"
     "- **Traverse**: vary one latent dimension at a time from -3 to +3 and watch what it controls.\n"
-    "- **Learn**: the ELBO, the reparameterization trick, what beta does and posterior collapse, each next to something to touch."
+    "- **Learn**: the ELBO, the reparameterization trick, what beta does and posterior collapse, each next to something to touch.\n"
+    "- **Train**: train your own model live (every hyperparameter, live curves, Stop), or sweep beta for the "
+    "rate-distortion curve.\n"
+    "- **Evaluate**: checkpoints side by side: ELBO, IWAE bound, active units, KL per dimension, sample quality (FID), "
+    "disentanglement on shapes."
 )

@@ -6,7 +6,9 @@ Usage: python scripts/screenshots.py
 """
 
 import io
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from PIL import Image
@@ -25,11 +27,14 @@ SHOTS = [  # (file name, page path, model, what to do before the shot)
     ("latent_map", "Latent_map", "fashion-mnist-conv", "click"),
     ("interpolate", "Interpolate", "fashion-mnist-conv", None),
     ("traverse", "Traverse", "shapes-betavae", None),
+    ("train", "Train", "digits-mlp", "train"),
+    ("evaluate", "Evaluate", "fashion-mnist-conv", None),
 ]
 
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
+    os.environ["VAE_EXPLORER_RUNS"] = tempfile.mkdtemp()  # the Train shot's model is not kept
     with running_app() as (base, _):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium",
@@ -47,6 +52,11 @@ def main() -> None:
                     page.mouse.down()
                     page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + 5, steps=10)
                     page.mouse.up()
+                elif action == "train":
+                    page.get_by_role("button", name="Start training").click()
+                    page.get_by_text("Test images (top)").wait_for(timeout=60_000)
+                    page.wait_for_timeout(6000)
+                    page.get_by_text("Test images (top)").scroll_into_view_if_needed()
                 elif action == "click":
                     dot = page.locator(".js-plotly-plot .scatterlayer .trace").nth(3).locator("path.point").first
                     box = dot.bounding_box()

@@ -10,6 +10,12 @@ declare -A SHIPPED=(
   [fashion-mnist-cvae]=configs/fashion_mnist_cvae.yaml
   [shapes-betavae]=configs/shapes_betavae.yaml
 )
+# The feature classifiers for the Frechet distance (evaluate uses them), one per dataset.
+if [[ $# -eq 0 ]]; then
+  for dataset in digits fashion-mnist shapes; do
+    python -m vae_explorer train-classifier --dataset "$dataset" --out-dir checkpoints/classifiers
+  done
+fi
 for name in "${!SHIPPED[@]}"; do
   if [[ $# -gt 0 && " $* " != *" $name "* ]]; then continue; fi
   python -m vae_explorer train --config "${SHIPPED[$name]}" --out "checkpoints/$name" --device cpu --quiet

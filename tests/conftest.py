@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,9 @@ from vae_explorer import DataConfig, ModelConfig, RunConfig, TrainConfig, build_
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = bool(os.environ.get("CI"))
 
-# Tests never try to download a dataset.
+# Tests never try to download a dataset, and the feature classifiers they train stay out of ~/.cache.
 os.environ.setdefault("VAE_EXPLORER_OFFLINE", "1")
+os.environ["VAE_EXPLORER_CACHE"] = tempfile.mkdtemp(prefix="vae-explorer-test-cache-")
 
 
 def require(condition: bool, what: str) -> None:

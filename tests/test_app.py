@@ -13,7 +13,8 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 PAGES = ["Home.py", "pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/3_Latent_map.py",
-         "pages/4_Interpolate.py", "pages/5_Traverse.py", "pages/6_Learn.py", "pages/7_Train.py"]
+         "pages/4_Interpolate.py", "pages/5_Traverse.py", "pages/6_Learn.py", "pages/7_Train.py",
+         "pages/8_Evaluate.py"]
 MODELS = ["digits-mlp", "fashion-mnist-conv", "fashion-mnist-2d", "fashion-mnist-cvae", "shapes-betavae"]
 
 
@@ -158,3 +159,20 @@ def test_learn_page_reparameterization_slider():
     at.slider(key="learn_eps").set_value(-2.0).run()
     assert_clean(at)
     assert any("ε = -2.0" in c.value for c in at.caption)
+
+
+def test_evaluate_shows_two_checkpoints_side_by_side():
+    at = open_page("pages/8_Evaluate.py")
+    at.selectbox(key="eval_k").select(10)
+    at.selectbox(key="eval_test_images").select(500)
+    at.multiselect(key="eval_models").set_value(["digits-mlp", "shapes-betavae"]).run()
+    assert not at.exception, [e.message for e in at.exception]
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["metric", "digits-mlp", "shapes-betavae", "meaning"]
+    rows = dict(zip(table["metric"], zip(table["digits-mlp"], table["shapes-betavae"])))
+    for metric in ("neg-ELBO", "KL", "IWAE bound, k = 10", "active units", "FID (samples)"):
+        assert all(value != "—" for value in rows[metric]), metric
+    assert rows["MIG ↑"][0] == "—" and float(rows["MIG ↑"][1]) >= 0  # disentanglement only where factors are known
+    assert float(rows["neg-ELBO"][0]) >= float(rows["IWAE bound, k = 10"][0])
+    assert len(at.get("plotly_chart")) == 3  # KL per dimension, the gap histogram, MIG per factor
+    assert "different datasets" in at.warning[0].value

@@ -42,9 +42,19 @@ def test_generate_samples_and_grid(trained, tmp_path):
 def test_evaluate_writes_metrics(trained, capsys):
     assert main(["evaluate", "--model-path", str(trained), "--k", "10"]) == 0
     out = capsys.readouterr().out
-    assert "neg_elbo" in out and "iwae_nll" in out
+    assert "neg_elbo" in out and "iwae_nll" in out and "elbo_iwae_gap" in out and "fid" in out
     metrics = json.loads((trained / "metrics.json").read_text())
     assert metrics["iwae_k"] == 10 and len(metrics["kl_per_dim"]) == 2
+    assert metrics["fid"] > metrics["fid_floor"] >= 0 and metrics["fid_classifier"]["test_accuracy"] > 0.1
+    assert main(["evaluate", "--model-path", str(trained), "--k", "10", "--no-fid"]) == 0
+    assert "fid" not in capsys.readouterr().out  # skipped; the earlier score stays in metrics.json
+
+
+def test_train_classifier(tmp_path, capsys):
+    assert main(["train-classifier", "--dataset", "digits", "--epochs", "1", "--out-dir", str(tmp_path)]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    (folder,) = tmp_path.iterdir()
+    assert (folder / "model.safetensors").is_file() and json.loads((folder / "info.json").read_text())["epochs"] == 1
 
 
 def test_datasets_lists_availability(capsys):
@@ -57,6 +67,8 @@ def test_datasets_lists_availability(capsys):
     "argv, message",
     [
         (["train", "--config", "nope.yaml"], "config file nope.yaml not found"),
+        (["train-classifier", "--dataset", "nope"], "unknown dataset 'nope'"),
+        (["train-classifier", "--epochs", "0"], "--epochs must be from 1 to 1000"),
         (["train", "--latent-dim", "0"], "model.latent_dim must be from 1 to 128"),
         (["train", "--lr", "-1"], "train.lr"),
         (["train", "--dataset", "cifar"], "unknown dataset 'cifar'"),

@@ -71,3 +71,15 @@ def test_shapes_models_get_disentanglement_metrics():
     metrics = evaluate(model, data, k=2)
     assert 0.0 <= metrics["mig"] <= 1.0 and 0.0 <= metrics["factor_vae_score"] <= 1.0
     assert set(metrics["mig_per_factor"]) == {"shape", "scale", "rotation", "pos_x", "pos_y"}
+
+
+def test_iwae_gap_is_never_negative_and_zero_for_one_sample(tiny_run, tiny_data):
+    from vae_explorer.evaluation import evaluate_with_gaps, first_test_images
+
+    model, _, _ = tiny_run
+    data = first_test_images(tiny_data, 32)
+    metrics, gaps = evaluate_with_gaps(model, data, k=50)
+    assert gaps.shape == (32,) and (gaps >= 0).all() and gaps.mean() == pytest.approx(metrics["elbo_iwae_gap"])
+    assert metrics["n_test"] == 32
+    _, one = evaluate_with_gaps(model, data, k=1)
+    assert abs(one).max() < 1e-9

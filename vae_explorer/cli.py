@@ -1,4 +1,4 @@
-"""The command line: `python -m vae_explorer train|generate|evaluate|datasets|bench` (also `vae-explorer`).
+"""The command line: `python -m vae_explorer train|generate|evaluate|train-classifier|datasets|bench` (also `vae-explorer`).
 
 Errors a person can cause are printed as one line, `error: ...`, with exit status 2; no
 traceback reaches the terminal for them.
@@ -54,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", help="folder searched first for dataset files")
     p.add_argument("--device", default="auto")
+    p.add_argument("--no-fid", action="store_true", help="skip the sample-quality score (it trains a small classifier the first time)")
+
+    p = sub.add_parser("train-classifier", help="train (again) the small classifier whose features give the Frechet distance")
+    p.add_argument("--dataset", default="digits", help="dataset name or folder:PATH")
+    p.add_argument("--data-dir", help="folder searched first for dataset files")
+    p.add_argument("--epochs", type=int, help="default: about 20,000 images' worth, at least 2")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", help="folder to keep it in (default: ~/.cache/vae_explorer/classifiers, or $VAE_EXPLORER_CACHE)")
 
     sub.add_parser("datasets", help="list the datasets and whether each is available here")
 
@@ -178,10 +186,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.data_dir:
         data_config = dataclasses.replace(data_config, data_dir=args.data_dir)
     data = load_dataset(data_config)
-    metrics = evaluate(checkpoint.model, data, k=args.k, beta=checkpoint.config.train.beta, seed=args.seed)
+    classifier, info = (None, None) if args.no_fid else _classifier(data, checkpoint.config.data)
+    metrics = evaluate(checkpoint.model, data, k=args.k, beta=checkpoint.config.train.beta, seed=args.seed,
+                       classifier=classifier, classifier_info=info)
     write_metrics(checkpoint.path, metrics)
     print(f"{checkpoint.path} on {data.name} ({metrics['n_test']:,} test images), nats per image:")
-    for key in ("neg_elbo", "recon", "kl", "iwae_nll", "iwae_k", "active_units"):
+    for key in ("neg_elbo", "recon", "kl", "iwae_nll", "iwae_k", "elbo_iwae_gap", "active_units", "fid", "fid_floor"):
+        if key not in metrics:
+            continue
         value = metrics[key]
         print(f"  {key:<13} {value:>10.3f}" if isinstance(value, float) else f"  {key:<13} {value:>10}")
     print("  kl_per_dim    " + " ".join(f"{v:.2f}" for v in metrics["kl_per_dim"]))
@@ -189,6 +201,56 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"  mig           {metrics['mig']:>10.3f}   (" + ", ".join(f"{k} {v:.2f}" for k, v in metrics["mig_per_factor"].items()) + ")")
         print(f"  factor_vae    {metrics['factor_vae_score']:>10.3f}")
     print(f"written to {checkpoint.path / 'metrics.json'}")
+    return 0
+
+
+def _classifier(data, data_config):
+    """The dataset's feature classifier for the Frechet distance, trained with a progress bar the first time;
+    None (with a note) for a dataset of one class."""
+    from tqdm import tqdm
+
+    from .classifier import find_classifier, get_classifier
+
+    if data.num_classes < 2:
+        print(f"note: {data.name} has one class, so there is no sample-quality score (fid).", file=sys.stderr)
+        return None, None
+    bar = None
+
+    def progress(step: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="step", desc="training the feature classifier (once)", file=sys.stderr)
+        bar.update(step - bar.n)
+
+    if find_classifier(data_config) is None:
+        print(f"no feature classifier for {data.name} yet: training one, kept for later runs.", file=sys.stderr)
+    model, info = get_classifier(data, data_config, progress)
+    if bar is not None:
+        bar.close()
+    return model, info
+
+
+def cmd_train_classifier(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .classifier import train_classifier
+    from .config import DataConfig, section_from_dict
+    from .data import load_dataset
+
+    config = section_from_dict(DataConfig, {"dataset": args.dataset, "data_dir": args.data_dir}, "data", "command line")
+    data = load_dataset(config)
+    if args.epochs is not None and not 1 <= args.epochs <= 1000:
+        from .errors import ConfigError
+
+        raise ConfigError(f"--epochs must be from 1 to 1000, got {args.epochs}; pass a smaller number.")
+    with tqdm(unit="step", desc=f"classifier for {data.name}", file=sys.stderr) as bar:
+        def progress(step: int, total: int) -> None:
+            bar.total = total
+            bar.update(step - bar.n)
+        _, info = train_classifier(data, config, args.epochs, args.seed, progress, args.out_dir)
+    from .classifier import cache_dir
+
+    print(f"test accuracy {info['test_accuracy']:.3f} after {info['epochs']} epochs; saved {Path(args.out_dir or cache_dir()) / info['key']}")
     return 0
 
 
@@ -203,7 +265,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate, "datasets": cmd_datasets}
+    commands = {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate, "datasets": cmd_datasets,
+                "train-classifier": cmd_train_classifier}
     try:
         if args.command == "bench" and args.app:
             from .bench_app import run_app_bench

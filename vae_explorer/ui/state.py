@@ -9,7 +9,7 @@ This package (`vae_explorer.ui`) is the only part of vae_explorer that imports s
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -119,8 +119,6 @@ def _dataset(config_key: tuple) -> Dataset:
 
 def dataset_of(checkpoint: Checkpoint) -> Dataset | None:
     """The checkpoint's dataset (shared, read-only), or None with a warning saying how to get it."""
-    from dataclasses import asdict
-
     try:
         return _dataset(tuple(sorted(asdict(checkpoint.config.data).items())))
     except VaeExplorerError as exc:
@@ -243,3 +241,46 @@ def one_of(options):
                 return option
         raise ValueError(text)
     return parse
+
+
+def feature_classifier(checkpoint: Checkpoint):
+    """The feature classifier of the checkpoint's dataset for the Fréchet distance, with its info;
+    trained here with a progress bar the first time (seconds to a minute), then read from disk.
+    None when the dataset is not available or has a single class."""
+    from ..classifier import find_classifier
+
+    data = dataset_of(checkpoint)
+    if data is None or data.num_classes < 2:
+        return None
+    key = tuple(sorted(asdict(checkpoint.config.data).items()))
+    if find_classifier(checkpoint.config.data) is not None:
+        return _classifier(key)
+    bar = st.progress(0.0, text=f"Training the feature classifier for {data.name} (once; it is kept on disk)…")
+    result = _classifier(key, lambda step, total: bar.progress(step / total, text=f"Training the feature classifier for "
+                                                                                  f"{data.name} (once): step {step} of {total}"))
+    bar.empty()
+    return result
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _classifier(config_key: tuple, _progress=None):
+    from ..classifier import get_classifier
+    from ..config import DataConfig
+
+    config = DataConfig(**dict(config_key))
+    return get_classifier(_dataset(config_key), config, _progress)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def evaluation(path: str, saved: float, k: int, test_images: int | None, classifier_key: str | None,
+               _classifier=None) -> tuple[dict, np.ndarray] | None:
+    """Test metrics of a checkpoint (see vae_explorer.evaluation) and its per-image ELBO-IWAE gaps."""
+    from ..evaluation import evaluate_with_gaps, first_test_images
+
+    checkpoint = _load(path, saved)
+    data = dataset_of(checkpoint)
+    if data is None:
+        return None
+    model, info = _classifier if _classifier is not None else (None, None)
+    return evaluate_with_gaps(checkpoint.model, first_test_images(data, test_images), k=k, beta=checkpoint.config.train.beta,
+                              classifier=model, classifier_info=info)
