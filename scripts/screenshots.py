@@ -2,7 +2,7 @@
 
 Starts `streamlit run Home.py` on a free loopback port, opens each page in headless Chromium
 (Debian's /usr/bin/chromium, driven by Playwright), and saves a palette-reduced PNG of each.
-Usage: python scripts/screenshots.py
+Usage: python scripts/screenshots.py [NAME ...]   (default: every shot)
 """
 
 import io
@@ -28,7 +28,7 @@ SHOTS = [  # (file name, page path, model, what to do before the shot)
     ("interpolate", "Interpolate", "fashion-mnist-conv", None),
     ("traverse", "Traverse", "shapes-betavae", None),
     ("train", "Train", "digits-mlp", "train"),
-    ("evaluate", "Evaluate", "fashion-mnist-conv", None),
+    ("evaluate", "Evaluate", "fashion-mnist-conv", "evaluate"),
 ]
 
 
@@ -41,6 +41,8 @@ def main() -> None:
                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             page = browser.new_page(viewport={"width": 1280, "height": 860})
             for name, path, model, action in SHOTS:
+                if sys.argv[1:] and name not in sys.argv[1:]:
+                    continue
                 page.goto(f"{base}/{path}?model={model}")
                 page.wait_for_selector("h1", timeout=60_000)
                 page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
@@ -56,7 +58,15 @@ def main() -> None:
                     page.get_by_role("button", name="Start training").click()
                     page.get_by_text("Test images (top)").wait_for(timeout=60_000)
                     page.wait_for_timeout(6000)
-                    page.get_by_text("Test images (top)").scroll_into_view_if_needed()
+                    page.get_by_role("heading", name="Training", exact=True).evaluate("h => h.scrollIntoView()")
+                elif action == "evaluate":  # a second checkpoint beside the first
+                    page.locator('[data-testid="stMultiSelect"] input').click()
+                    page.keyboard.type("fashion-mnist-cvae")
+                    page.keyboard.press("Enter")
+                    page.keyboard.press("Escape")
+                    page.wait_for_timeout(1000)
+                    page.locator('[data-testid="stDataFrame"]').wait_for(timeout=180_000)
+                    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=180_000)
                 elif action == "click":
                     dot = page.locator(".js-plotly-plot .scatterlayer .trace").nth(3).locator("path.point").first
                     box = dot.bounding_box()

@@ -64,7 +64,10 @@ def plane_2d(mu: np.ndarray) -> np.ndarray:
         return mu
     centred = mu - mu.mean(0)
     _, _, directions = np.linalg.svd(centred, full_matrices=False)
-    return centred @ directions[:2].T
+    directions = directions[:2]
+    # An SVD direction's sign is arbitrary: fix it, so the scatter does not flip between snapshots.
+    signs = np.sign(directions[np.arange(2), np.abs(directions).argmax(1)])
+    return centred @ (directions * signs[:, None]).T
 
 
 class Job:
