@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.add_argument("--app", action="store_true", help="instead: the app's slider latency, drag rate in Chromium, latent map timings")
     p.add_argument("--tsne", action="store_true", help="with --app: also time a t-SNE of 10,000 points from scratch (~30 s)")
+    p.add_argument("--while-training", action="store_true", help="with --app: also drag while another session trains")
     p.add_argument("--sessions", type=int, default=0, help="with --app: also a load test with this many browser sessions")
     p.add_argument("--seconds", type=float, default=60.0, help="with --sessions: how long the load test runs")
     return parser

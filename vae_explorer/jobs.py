@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -25,6 +26,7 @@ from .errors import ConfigError, TrainingError, VaeExplorerError
 MAX_RUNNING = 2
 _SLOTS = threading.BoundedSemaphore(MAX_RUNNING)
 PREVIEW_EVERY_S = 0.7  # how often, at most, the reconstruction strip and the scatter are redrawn
+JOB_NICENESS = 10  # CPU priority of training threads (0 normal, 19 lowest)
 SAVE_EVERY_S = 30.0  # a long run is also saved this often, so a server restart keeps most of it
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,16 @@ def plane_2d(mu: np.ndarray) -> np.ndarray:
     return centred @ (directions * signs[:, None]).T
 
 
+def _lower_priority() -> None:
+    """Run this thread (and the torch worker threads it starts, which inherit it) at a low CPU
+    priority: a training then takes only what the sessions exploring the app leave idle.
+    Linux sets niceness per thread; elsewhere this does nothing."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), JOB_NICENESS)
+    except (AttributeError, OSError):
+        pass
+
+
 class Job:
     """A piece of work in a daemon thread, with a stop flag and a snapshot under a lock."""
 
@@ -109,6 +121,7 @@ class Job:
                 setattr(self._state, key, value)
 
     def _run(self) -> None:
+        _lower_priority()
         while not _SLOTS.acquire(timeout=0.2):
             if self._stop.is_set():
                 self._update(status="stopped", message="Stopped before it started.")
