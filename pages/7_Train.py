@@ -143,7 +143,8 @@ def show_job() -> None:
     if snap.finished and st.session_state.get("train_seen_finish") is not job:
         st.session_state["train_seen_finish"] = job
         st.rerun()  # the whole page: the picker lists the new model and the fragment stops polling
-    label = f"{snap.message}  ·  step {snap.step:,} of {snap.total_steps:,}  ·  {snap.elapsed:.0f} s"
+    steps = f"step {snap.step:,} of {snap.total_steps:,}  ·  {snap.elapsed:.0f} s"
+    label = steps if snap.finished else f"{snap.message}  ·  {steps}"
     st.progress(min(1.0, snap.progress), text=label)
     if not snap.finished:
         if st.button("Stop", key="train_stop", disabled=job.stopping,

@@ -14,7 +14,7 @@ from conftest import REPO, require
 
 CHROMIUM = Path("/usr/bin/chromium")
 PAGES = {"": "Home", "Reconstruct": "Reconstruct", "Generate": "Generate", "Latent_map": "Latent map",
-         "Interpolate": "Interpolate", "Traverse": "Traverse", "Learn": "Learn"}
+         "Interpolate": "Interpolate", "Traverse": "Traverse", "Learn": "Learn", "Train": "Train", "Evaluate": "Evaluate"}
 
 
 def _playwright_available() -> bool:
@@ -26,13 +26,20 @@ def _playwright_available() -> bool:
 
 
 @pytest.fixture(scope="module")
-def app_url():
+def runs_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def app_url(runs_dir):
     require(CHROMIUM.exists(), "Chromium (apt-get install chromium)")
     require(_playwright_available(), "Playwright for Python (pip install playwright)")
     from vae_explorer.app_server import running_app
 
-    with running_app() as (base, _):
-        yield base
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VAE_EXPLORER_RUNS", str(runs_dir))  # what the tests train stays out of runs/
+        with running_app() as (base, _):
+            yield base
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +163,18 @@ def test_interpolation_moves_and_downloads_a_png(page, app_url, tmp_path):
     with Image.open(path) as image:
         image.verify()
         assert image.format == "PNG"
+
+
+def test_train_one_epoch_then_explore_it(page, app_url, runs_dir):
+    open_page(page, app_url, "Train")
+    page.get_by_role("spinbutton", name="Use only the first N training images").fill("256")
+    page.get_by_role("spinbutton", name="Epochs", exact=True).fill("1")
+    page.get_by_role("textbox", name="Save as").fill("browser run")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("saved as browser-run").wait_for(timeout=60_000)
+    assert (runs_dir / "browser-run" / "model.safetensors").is_file()
+    page.get_by_role("button", name="Explore it").click()
+    page.get_by_role("heading", name="Reconstruct").first.wait_for(timeout=60_000)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    assert "model=browser-run" in page.url
+    assert page.locator("[data-testid='stException'], [data-testid='stAlertContentError']").count() == 0

@@ -90,6 +90,7 @@ class Job:
         self._stop = threading.Event()
         self._state = Snapshot("waiting", "Waiting for a free training slot…")
         self._started = time.perf_counter()
+        self._ended: float | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> "Job":
@@ -112,7 +113,7 @@ class Job:
     def snapshot(self) -> Snapshot:
         with self._lock:
             state = replace(self._state, history=list(self._state.history), results=list(self._state.results))
-        state.elapsed = time.perf_counter() - self._started
+        state.elapsed = (self._ended or time.perf_counter()) - self._started
         return state
 
     def _update(self, **values) -> None:
@@ -124,6 +125,7 @@ class Job:
         _lower_priority()
         while not _SLOTS.acquire(timeout=0.2):
             if self._stop.is_set():
+                self._ended = time.perf_counter()
                 self._update(status="stopped", message="Stopped before it started.")
                 return
         try:
@@ -138,6 +140,7 @@ class Job:
             self._update(status="failed", message=f"Training failed unexpectedly ({type(exc).__name__}: {exc}); "
                                                   "the server log has the details.")
         finally:
+            self._ended = time.perf_counter()
             _SLOTS.release()
 
     def work(self) -> None:  # pragma: no cover - overridden
