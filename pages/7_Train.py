@@ -28,15 +28,18 @@ preset = top[0].selectbox("Start from", list(presets), key="train_preset",
 if top[0].button("Load these settings", key="train_load_preset"):
     form.load_preset(form.load_config(presets[preset]))
     st.rerun()
-available = [spec.name for spec, where in list_datasets() if where and spec.name != "folder:PATH"]
-top[1].caption(f"Datasets on this machine: {', '.join(available)}. Any folder of images works as folder:PATH. "
-               f"At most {MAX_RUNNING} trainings run at once on this server; others wait their turn.")
+datasets = {spec.name: where for spec, where in list_datasets() if spec.name != "folder:PATH"}
+top[1].caption(f"Datasets on this machine: {', '.join(n for n, where in datasets.items() if where)}. Any folder of images "
+               f"works too: type folder:PATH as the dataset. At most {MAX_RUNNING} trainings run at once on this server; "
+               "others wait their turn.")
 
 with st.form("train_form"):
     data_col, model_col, output_col, train_col = st.columns(4, gap="medium")
     with data_col:
         st.markdown("**Data**")
-        field_widget(st, "data", "dataset", "Dataset", "digits, fashion-mnist, mnist, kmnist, shapes, or folder:PATH")
+        field_widget(st, "data", "dataset", "Dataset", "Pick one, or type folder:PATH for a folder of images (one "
+                     "sub-folder per class, or flat)", suggestions=list(datasets),
+                     format_func=lambda n: n if datasets.get(n, True) else f"{n} (not on this machine)")
         field_widget(st, "data", "max_train", "Use only the first N training images", "Empty: all of them. Small is quick.")
         field_widget(st, "data", "image_size", "Resize images to (pixels)", "Empty: the native size.")
         with st.expander("More data settings"):
@@ -89,6 +92,7 @@ def unused_name(config, taken: set[str]) -> str:
 
 
 if start or sweep:
+    form.remember()
     try:
         config = form.config_from_form()
         if start:

@@ -20,8 +20,11 @@ def runs(tmp_path, monkeypatch) -> Path:
     return tmp_path / "runs"
 
 
-def train_page(**values) -> AppTest:
-    at = AppTest.from_file(str(REPO / "pages/7_Train.py"), default_timeout=120).run()
+def train_page(state: dict | None = None, **values) -> AppTest:
+    at = AppTest.from_file(str(REPO / "pages/7_Train.py"), default_timeout=120)
+    for key, value in (state or {}).items():  # what a person typed before the page is tested
+        at.session_state[key] = value
+    at.run()
     assert not at.exception, [e.message for e in at.exception]
     for key, value in {"train__data__max_train": 256, "train__train__epochs": 1, **values}.items():
         widget = next(w for kind in (at.number_input, at.text_input, at.selectbox, at.checkbox)
@@ -82,7 +85,7 @@ def test_bad_form_values_give_one_clear_message(runs):
         "Train form: model.hidden_sizes must be whole numbers separated by commas, got '256, lots'; write it like 256, 128."]
     at = submit(train_page(train_name="digits-mlp"), "Start training")
     assert "named digits-mlp already exists; choose another name" in at.error[0].value
-    at = submit(train_page(**{"train__data__dataset": "nope"}, train_name="x"), "Start training")
+    at = submit(train_page({"train__data__dataset": "nope"}, train_name="x"), "Start training")
     assert at.session_state["train_job"].join(30) is None
     at.run()
     assert "unknown dataset 'nope'" in at.error[0].value
@@ -100,11 +103,20 @@ def test_beta_sweep_draws_the_rate_distortion_curve(runs):
     assert not runs.exists()  # sweep models are compared, not saved
 
 
+def test_submitted_values_survive_a_visit_to_another_page(runs):
+    at = submit(train_page(**{"train__model__hidden_sizes": "64, lots"}), "Start training")  # refused, but kept
+    remembered = at.session_state["train_form_values"]
+    assert remembered["train__model__hidden_sizes"] == "64, lots"
+    # Back from another page, Streamlit has dropped the widgets' own values; only the plain key is left.
+    back = train_page({"train_form_values": remembered})
+    assert back.text_input(key="train__model__hidden_sizes").value == "64, lots"
+
+
 def test_load_a_preset_fills_the_form(runs):
     at = train_page()
     at.selectbox(key="train_preset").select("shapes_betavae").run()
     at.button(key="train_load_preset").click().run()
-    assert at.text_input(key="train__data__dataset").value == "shapes"
+    assert at.selectbox(key="train__data__dataset").value == "shapes"
     assert at.number_input(key="train__train__beta").value == 4.0
 
 

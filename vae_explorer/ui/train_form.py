@@ -17,6 +17,7 @@ from ..config import SECTIONS, RunConfig, config_from_dict, load_config
 from ..errors import ConfigError
 
 FILLED_FROM_DATA = {("model", "image_shape"), ("model", "num_classes"), ("model", "class_names")}
+REMEMBERED = "train_form_values"
 CONFIGS_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
@@ -37,12 +38,13 @@ def presets() -> dict[str, Path]:
     return {path.stem: path for path in sorted(CONFIGS_DIR.glob("*.yaml"))}
 
 
-def load_preset(config: RunConfig) -> None:
-    """Put a config's values into the form's widgets (before they are drawn)."""
+def load_preset(config: RunConfig, only_missing: bool = False) -> None:
+    """Put a config's values into the form's widgets (before they are drawn); with `only_missing`,
+    only into those the session does not hold yet."""
     raw = config.to_dict()
     for section, cls in SECTIONS.items():
         for f in fields(cls):
-            if (section, f.name) in FILLED_FROM_DATA:
+            if (section, f.name) in FILLED_FROM_DATA or (only_missing and widget_key(section, f.name) in st.session_state):
                 continue
             value = raw[section][f.name]
             _, inner, _ = _field(section, f.name)
@@ -54,16 +56,32 @@ def load_preset(config: RunConfig) -> None:
 
 
 def ensure_defaults(preset: str) -> None:
-    """Fill the form from `preset` the first time the page is drawn in a session."""
-    if widget_key("data", "dataset") not in st.session_state:
-        load_preset(load_config(presets()[preset]))
+    """Fill the form from `preset` the first time the page is drawn in a session (and any key that
+    went missing since: Streamlit forgets a widget's value on a page it is not drawn on)."""
+    for key, value in st.session_state.get(REMEMBERED, {}).items():  # the values last submitted
+        st.session_state.setdefault(key, value)
+    load_preset(load_config(presets()[preset]), only_missing=True)
 
 
-def field_widget(container, section: str, key: str, label: str, help: str | None = None, **options):
-    """The widget for config key `section.key`: checkbox, selectbox, number or text, from its type and rules."""
+def remember() -> None:
+    """Keep the submitted values under a plain key, which survives visits to other pages."""
+    st.session_state[REMEMBERED] = {widget_key(s, k): st.session_state[widget_key(s, k)] for s, k in form_keys()
+                                    if widget_key(s, k) in st.session_state}
+
+
+def field_widget(container, section: str, key: str, label: str, help: str | None = None, suggestions: list | None = None,
+                 **options):
+    """The widget for config key `section.key`: checkbox, selectbox, number or text, from its type and rules.
+
+    With `suggestions`, a text key becomes a selectbox of those values that also takes a typed one.
+    """
     f, inner, optional = _field(section, key)
     rules = dict(f.metadata)
     name = widget_key(section, key)
+    if suggestions is not None:
+        current = st.session_state.get(name)
+        choices = list(suggestions) + ([current] if current and current not in suggestions else [])
+        return container.selectbox(label, choices, key=name, help=help, accept_new_options=True, **options)
     if inner is bool:
         return container.checkbox(label, key=name, help=help)
     if "choices" in rules:
