@@ -148,7 +148,7 @@ The Fréchet distance compares the features of samples and of real test images i
     ("code", """from vae_explorer.classifier import get_classifier
 from vae_explorer.evaluation import evaluate
 
-classifier, info = get_classifier(data, config.data)
+classifier, info = get_classifier(config.data)
 metrics = evaluate(model, data, k=100, classifier=classifier, classifier_info=info)
 for key in ("neg_elbo", "recon", "kl", "iwae_nll", "elbo_iwae_gap", "active_units", "fid", "fid_floor"):
     print(f"{key:<14} {metrics[key]:.3f}" if isinstance(metrics[key], float) else f"{key:<14} {metrics[key]}")"""),

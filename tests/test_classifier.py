@@ -5,7 +5,7 @@ import pytest
 
 from conftest import TINY_DATA
 from vae_explorer import build_model
-from vae_explorer.classifier import (classifier_key, default_epochs, find_classifier, frechet_distance, get_classifier,
+from vae_explorer.classifier import (SHIPPED_CLASSIFIERS, cache_dir, classifier_key, default_epochs, find_classifier, frechet_distance, get_classifier,
                                      load_classifier, train_classifier)
 from vae_explorer.config import DataConfig
 from vae_explorer.errors import CheckpointError, ConfigError
@@ -34,15 +34,17 @@ def test_frechet_distance_known_cases():
     assert frechet_distance(big, 2 * rng.normal(size=(200_000, 4))) == pytest.approx(4.0, abs=0.1)
 
 
-def test_classifier_is_trained_once_kept_and_found(tiny_data):
-    assert find_classifier(TINY_DATA) is None or find_classifier(TINY_DATA).is_dir()
+def test_classifier_is_trained_once_on_the_whole_dataset_kept_and_found(tiny_data):
+    other_split = DataConfig(dataset="digits", split_seed=7, max_train=100)  # no shipped classifier for this split
+    assert find_classifier(other_split) is None
     calls = []
-    model, info = get_classifier(tiny_data, TINY_DATA, lambda step, total: calls.append((step, total)))
-    assert calls and calls[-1][0] == calls[-1][1]
-    folder = find_classifier(TINY_DATA)
-    assert folder is not None and folder.name == classifier_key(TINY_DATA) == info["key"]
+    model, info = get_classifier(other_split, lambda step, total: calls.append((step, total)), epochs=2)
+    assert calls and calls[-1][0] == calls[-1][1] == 2 * 12  # 1,438 training images, not 100: batches of 128
+    folder = find_classifier(other_split)
+    assert folder is not None and folder.name == classifier_key(other_split) == info["key"]
+    assert folder.parent == cache_dir() and info["data"]["max_train"] is None
     assert info["test_accuracy"] > 0.3  # ten classes, chance is 0.1
-    again, _ = get_classifier(tiny_data, TINY_DATA, lambda *a: pytest.fail("trained twice"))
+    again, _ = get_classifier(DataConfig(dataset="digits", split_seed=7), lambda *a: pytest.fail("trained twice"))
     x = tiny_data.test_x[:16]
     np.testing.assert_allclose(again.embed(x), model.embed(x), atol=1e-6)
     assert again.embed(x).shape == (16, 64)
@@ -50,7 +52,9 @@ def test_classifier_is_trained_once_kept_and_found(tiny_data):
 
 def test_classifier_key_ignores_where_the_files_are():
     assert classifier_key(DataConfig("fashion-mnist")) == classifier_key(DataConfig("fashion-mnist", data_dir="/elsewhere"))
-    assert classifier_key(DataConfig("fashion-mnist")) != classifier_key(DataConfig("fashion-mnist", max_train=10))
+    assert classifier_key(DataConfig("fashion-mnist")) == classifier_key(DataConfig("fashion-mnist", max_train=10))
+    assert classifier_key(DataConfig("fashion-mnist")) != classifier_key(DataConfig("fashion-mnist", image_size=32))
+    assert find_classifier(TINY_DATA).parent == SHIPPED_CLASSIFIERS  # digits' is shipped, for any subset
     assert classifier_key(DataConfig("folder:/a b/c")).startswith("folder--a-b-c-")
     assert default_epochs(60_000) == 2 and default_epochs(1_437) == 13 and default_epochs(10) == 20
 
@@ -71,7 +75,7 @@ def test_a_corrupt_classifier_says_how_to_fix(tmp_path):
 
 def test_trained_model_samples_score_better_than_untrained(tiny_run, tiny_data):
     model, config, _ = tiny_run
-    classifier, _ = get_classifier(tiny_data, TINY_DATA)
+    classifier, _ = get_classifier(TINY_DATA)
     trained = sample_quality(model, tiny_data, classifier)
     untrained = sample_quality(build_model(config.model, seed=1).eval(), tiny_data, classifier)
     assert 0 <= trained["fid_floor"] < trained["fid"] < untrained["fid"]

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -53,9 +53,13 @@ class Classifier(nn.Module):
         return torch.cat([self.features(x[i: i + batch_size]) for i in range(0, len(x), batch_size)]).double().numpy()
 
 
+IGNORED_IN_KEY = ("data_dir", "max_train", "max_test")  # one classifier serves every subset of a dataset
+
+
 def classifier_key(config: DataConfig) -> str:
-    """A folder name for the dataset a DataConfig describes (where the files live does not matter)."""
-    described = {k: v for k, v in asdict(config).items() if k not in ("data_dir", "max_test")}
+    """A folder name for the dataset a DataConfig describes (where its files live and how much of it
+    a model used do not matter: the classifier is trained on all of it)."""
+    described = {k: v for k, v in asdict(config).items() if k not in IGNORED_IN_KEY}
     digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:10]
     name = "".join(c if c.isalnum() or c in "-_" else "-" for c in config.dataset)[:40]
     return f"{name}-{digest}"
@@ -138,13 +142,17 @@ def train_classifier(data: Dataset, config: DataConfig, epochs: int | None = Non
     return model, info
 
 
-def get_classifier(data: Dataset, config: DataConfig, progress: Callable[[int, int], None] | None = None) -> tuple[Classifier, dict]:
-    """The dataset's classifier from disk, trained first when there is none."""
+def get_classifier(config: DataConfig, progress: Callable[[int, int], None] | None = None,
+                   epochs: int | None = None) -> tuple[Classifier, dict]:
+    """The dataset's classifier from disk, trained first (on the whole dataset) when there is none."""
+    from .data import load_dataset
+
     with _TRAINING:
         folder = find_classifier(config)
         if folder is not None:
             return load_classifier(folder)
-        return train_classifier(data, config, progress=progress)
+        whole = replace(config, max_train=None, max_test=None)
+        return train_classifier(load_dataset(whole), whole, epochs, progress=progress)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:

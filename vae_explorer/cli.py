@@ -225,7 +225,7 @@ def _classifier(data, data_config):
 
     if find_classifier(data_config) is None:
         print(f"no feature classifier for {data.name} yet: training one, kept for later runs.", file=sys.stderr)
-    model, info = get_classifier(data, data_config, progress)
+    model, info = get_classifier(data_config, progress)
     if bar is not None:
         bar.close()
     return model, info

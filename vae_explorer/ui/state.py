@@ -268,7 +268,7 @@ def _classifier(config_key: tuple, _progress=None):
     from ..config import DataConfig
 
     config = DataConfig(**dict(config_key))
-    return get_classifier(_dataset(config_key), config, _progress)
+    return get_classifier(config, _progress)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
