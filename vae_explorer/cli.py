@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tsne", action="store_true", help="with --app: also time a t-SNE of 10,000 points from scratch (~30 s)")
     p.add_argument("--while-training", action="store_true", help="with --app: also drag while another session trains")
     p.add_argument("--sessions", type=int, default=0, help="with --app: also a load test with this many browser sessions")
-    p.add_argument("--seconds", type=float, default=60.0, help="with --sessions: how long the load test runs")
+    p.add_argument("--seconds", type=float, default=60.0, help="with --sessions or --clients: how long the load test runs")
+    p.add_argument("--clients", type=int, default=0,
+                   help="instead: a load test with this many sessions speaking Streamlit's websocket protocol (no browser)")
     return parser
 
 
@@ -269,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate, "datasets": cmd_datasets,
                 "train-classifier": cmd_train_classifier}
     try:
+        if args.command == "bench" and args.clients:
+            from .bench_load import print_load_test
+
+            return print_load_test(args.clients, args.seconds)
         if args.command == "bench" and args.app:
             from .bench_app import run_app_bench
 

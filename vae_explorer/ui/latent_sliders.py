@@ -40,7 +40,7 @@ export default function (component) {
     root.className = "ls-root";
     root.innerHTML = '<div class="ls-picture"><img alt="image decoded from the latent vector"></div><div class="ls-sliders"></div>';
     parentElement.appendChild(root);
-    root._state = { values: [], version: null, seq: 0, answered: 0, pending: false, timer: null, sentAt: 0, sentTimes: {}, roundTrips: [] };
+    root._state = { values: [], version: null, seq: 0, answered: 0, pending: false, timer: null, sentAt: 0, sentTimes: {}, roundTrips: [], paintTrips: [] };
   }
   const state = root._state;
   const img = root.querySelector("img");
@@ -49,7 +49,16 @@ export default function (component) {
   if (typeof data.seq === "number" && data.seq > state.answered) {
     state.answered = data.seq;
     // round trips (value sent -> its picture here), kept for benchmarks: window-inspectable, bounded
-    if (state.sentTimes[data.seq]) state.roundTrips.push(performance.now() - state.sentTimes[data.seq]);
+    const sentAt = state.sentTimes[data.seq];
+    if (sentAt) {
+      state.roundTrips.push(performance.now() - sentAt);
+      // ... and to the frame that shows it painted: decoded, then the next frame; a task queued from
+      // its requestAnimationFrame callback runs once that frame has been painted
+      img.decode().then(() => requestAnimationFrame(() => setTimeout(() => {
+        state.paintTrips.push(performance.now() - sentAt);
+        if (state.paintTrips.length > 1000) state.paintTrips.shift();
+      }, 0))).catch(() => {});
+    }
     if (state.roundTrips.length > 1000) state.roundTrips.shift();
     for (const seq of Object.keys(state.sentTimes)) if (Number(seq) <= data.seq) delete state.sentTimes[seq];
   }

@@ -1,0 +1,183 @@
+"""A load test that speaks Streamlit's own websocket protocol, so the server alone is measured.
+
+Each simulated session opens its own websocket to `streamlit run Home.py` on loopback and does
+what the browser does, without rendering anything: it asks for the Generate page, drags a
+latent slider for about a second (a new value every 25 ms, at most two updates in flight, as the
+slider component sends them) and then opens another page, again and again until time is up.
+A round trip is the time from sending a slider value (a fragment rerun carrying the slider's new
+state) to the picture for it arriving (the component's data carries the value's sequence number,
+as the browser measures it); a page open, from asking for the page to its `script_finished`. Traffic stays on 127.0.0.1 and ends after `seconds`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import numpy as np
+
+PAGES = ["", "Reconstruct", "Latent_map", "Interpolate", "Traverse"]  # the browser load test's pages
+SLIDER_KEY = "gen_sliders"
+# ScriptFinishedStatus: 0 finished, 2 stopped early because a newer rerun came, 3 fragment finished
+FINISHED_OK, SUPERSEDED = (0, 3), 2
+
+
+class Session:
+    """One app session over one websocket; a reader task takes in everything the server sends."""
+
+    def __init__(self, ws, model: str):
+        self.ws, self.query = ws, f"model={model}"
+        self.pages: dict[str, str] = {}
+        self.slider_id = self.fragment_id = None
+        self.version = 0
+        self.errors: list[str] = []
+        self.superseded = 0
+        self.finished: asyncio.Queue = asyncio.Queue()  # script_finished statuses, in order
+        self.seq = self.answered = 0  # the slider's last value sent, and the last one whose picture came back
+        self.sent_at: dict[int, float] = {}
+        self.round_trips: list[float] = []
+
+    async def send(self, page: str = "", fragment: str = "", states=()) -> None:
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+
+        msg = BackMsg()
+        client = msg.rerun_script
+        client.query_string = self.query
+        client.page_script_hash = self.pages.get(page, "")
+        client.fragment_id = fragment
+        client.widget_states.widgets.extend(states)
+        await self.ws.send(msg.SerializeToString())
+
+    async def read(self) -> None:
+        """Note pages, the slider, pictures coming back (by their seq), errors and finished runs."""
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        while True:
+            message = ForwardMsg()
+            message.ParseFromString(await self.ws.recv())
+            kind = message.WhichOneof("type")
+            if kind == "navigation":
+                self.pages = {p.url_pathname: p.page_script_hash for p in message.navigation.app_pages}
+            elif kind == "delta" and message.delta.WhichOneof("type") == "new_element":
+                element = message.delta.new_element
+                what = element.WhichOneof("type")
+                if what == "bidi_component" and element.bidi_component.id.endswith(SLIDER_KEY):
+                    self.slider_id, self.fragment_id = element.bidi_component.id, message.delta.fragment_id
+                    data = json.loads(element.bidi_component.json or "{}")
+                    self.version = data.get("version", 0)  # values are only taken for the current version
+                    self._picture(data.get("seq", 0))
+                elif what == "exception" or (what == "alert" and element.alert.format == 1):  # 1: an error box
+                    self.errors.append(what)
+            elif kind == "script_finished":
+                if message.script_finished == SUPERSEDED:
+                    self.superseded += 1
+                elif message.script_finished not in FINISHED_OK:
+                    self.errors.append(f"script_finished {message.script_finished}")
+                self.finished.put_nowait(message.script_finished)
+
+    def _picture(self, seq: int) -> None:
+        """The picture for slider value `seq` arrived (what the component's JS does on new data)."""
+        if seq > self.answered:
+            self.answered = seq
+            if seq in self.sent_at:
+                self.round_trips.append((time.perf_counter() - self.sent_at[seq]) * 1000)
+            self.sent_at = {s: t for s, t in self.sent_at.items() if s > seq}
+
+    async def open(self, page: str, timeout: float = 60.0) -> float:
+        """Ask for a page; milliseconds until its script run finished."""
+        while not self.finished.empty():
+            self.finished.get_nowait()
+        start = time.perf_counter()
+        await self.send(page)
+        while await asyncio.wait_for(self.finished.get(), timeout) == 3:  # a late fragment run: not this one
+            pass
+        return (time.perf_counter() - start) * 1000
+
+    async def drag(self, dims: int, moves: int = 40, interval: float = 0.025) -> None:
+        """Move a slider for moves x interval seconds, sending values as the slider component does:
+        at most two unanswered, or one more after 250 ms without an answer; then wait for the last."""
+        from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+        values, last_sent = [0.0] * dims, 0.0
+        for move in range(moves + 1):
+            values[0] = -3 + 6 * move / moves
+            now = time.perf_counter()
+            if self.seq - self.answered < 2 or now - last_sent > 0.25:
+                self.seq += 1
+                self.sent_at[self.seq], last_sent = now, now
+                await self.send("Generate", self.fragment_id, [WidgetState(id=self.slider_id, json_value=json.dumps(
+                    {"z": {"values": values, "version": self.version, "seq": self.seq}}))])
+            await asyncio.sleep(interval)
+        deadline = time.perf_counter() + 30
+        while self.answered < self.seq and time.perf_counter() < deadline:
+            await asyncio.sleep(0.005)
+        if self.answered < self.seq:
+            self.errors.append("slider value not answered within 30 s")
+
+
+async def _client(url: str, model: str, dims: int, until: float, rng, results: dict) -> None:
+    import websockets
+
+    try:
+        async with websockets.connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=30) as ws:
+            session = Session(ws, model)
+            reader = asyncio.ensure_future(session.read())
+            try:
+                await session.open("")
+                while time.perf_counter() < until:
+                    results["page_opens"].append(await session.open("Generate"))
+                    if session.slider_id is None:
+                        results["errors"].append("no slider on the Generate page")
+                        break
+                    await session.drag(dims)
+                    results["page_opens"].append(await session.open(PAGES[int(rng.integers(len(PAGES)))]))
+            finally:
+                reader.cancel()
+                results["round_trips"] += session.round_trips
+                results["errors"] += session.errors
+                results["superseded"] += session.superseded
+    except Exception as exc:  # a dropped connection, a timeout or a protocol error counts, and is named
+        results["errors"].append(type(exc).__name__)
+
+
+def protocol_load_test(sessions: int = 20, seconds: float = 60.0, model: str = "digits-mlp") -> dict:
+    """`sessions` websocket sessions drag sliders and open pages for `seconds` against a fresh server."""
+    from .app_server import REPO, running_app
+    from .bench_app import rss_mb
+    from .checkpoints import load_checkpoint
+
+    dims = load_checkpoint(REPO / "checkpoints" / model).model.latent_dim
+    results: dict = {"round_trips": [], "page_opens": [], "errors": [], "superseded": 0}
+    with running_app() as (base, server):
+        url = base.replace("http://", "ws://") + "/_stcore/stream"
+
+        async def run() -> None:
+            until = time.perf_counter() + seconds
+            await asyncio.gather(*[_client(url, model, dims, until, np.random.default_rng(i), results) for i in range(sessions)])
+
+        start = time.perf_counter()
+        asyncio.run(run())
+        results["seconds"] = time.perf_counter() - start
+        results["server_rss_mb"] = rss_mb(server.pid)
+    return results
+
+
+def print_load_test(sessions: int, seconds: float) -> int:
+    from .bench import _percentile
+    from .errors import ConfigError
+
+    def pct(values, q):
+        return _percentile(values, q) if values else float("nan")
+
+    if not 1 <= sessions <= 200 or not 1 <= seconds <= 600:
+        raise ConfigError("--clients must be from 1 to 200 and --seconds from 1 to 600; pass smaller numbers.")
+    r = protocol_load_test(sessions, seconds)
+    trips, opens = r["round_trips"], r["page_opens"]
+    print(f"Load: {sessions} protocol-level sessions (no browser) for {r['seconds']:.0f} s on loopback, digits-mlp:")
+    print(f"  slider updates: {len(trips):,}, round trip p50 {pct(trips, 0.5):.0f} ms, p95 {pct(trips, 0.95):.0f} ms, "
+          f"max {max(trips, default=float('nan')):.0f} ms")
+    print(f"  page opens: {len(opens):,}, p50 {pct(opens, 0.5):.0f} ms, p95 {pct(opens, 0.95):.0f} ms")
+    print(f"  errors: {len(r['errors'])} {sorted(set(r['errors']))}; reruns stopped early for a newer one: {r['superseded']}")
+    print(f"  server memory (resident): {r['server_rss_mb']:.0f} MB")
+    return 0
