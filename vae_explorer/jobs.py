@@ -146,6 +146,19 @@ class Job:
     def work(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def _prepare(self, config: RunConfig):
+        """Load the dataset, check the training config against it and fill in the model's shape and
+        classes; returns the dataset and the optimizer steps one training run takes."""
+        from .data import load_dataset
+        from .models import fit_to_data
+        from .training import check_fits
+
+        self._update(status="loading", message=f"Loading {config.data.dataset}…")
+        data = load_dataset(config.data)
+        check_fits(config.train, data)
+        config.model = fit_to_data(config.model, data.image_shape, data.class_names)
+        return data, -(-len(data.train_x) // config.train.batch_size) * config.train.epochs
+
 
 class TrainingJob(Job):
     """Train one model from `config` and save it to `out` (also when stopped, or at a NaN with
@@ -158,19 +171,15 @@ class TrainingJob(Job):
 
     def work(self) -> None:
         from .checkpoints import save_checkpoint
-        from .data import load_dataset
-        from .models import build_model, fit_to_data
-        from .training import check_fits, train
+        from .models import build_model
+        from .training import train
 
         config = self.config
-        self._update(status="loading", message=f"Loading {config.data.dataset}…")
-        data = load_dataset(config.data)
-        check_fits(config.train, data)
-        config.model = fit_to_data(config.model, data.image_shape, data.class_names)
+        data, total_steps = self._prepare(config)
         model = build_model(config.model, seed=config.train.seed)
         preview = _Preview(model, data, self.preview_images, self.scatter_points)
-        self._update(status="running", message="Training…", originals=preview.originals,
-                     total_steps=-(-len(data.train_x) // config.train.batch_size) * config.train.epochs, **preview.draw())
+        self._update(status="running", message="Training…", originals=preview.originals, total_steps=total_steps,
+                     **preview.draw())
         history: list[dict] = []
         last_save = time.perf_counter()
 
@@ -217,18 +226,13 @@ class SweepJob(Job):
         self.config, self.betas = copy.deepcopy(config), sorted(set(float(b) for b in betas))
 
     def work(self) -> None:
-        from .data import load_dataset
         from .evaluation import active_units
         from .latent import encode_means
-        from .models import build_model, fit_to_data
-        from .training import average_loss, check_fits, train
+        from .models import build_model
+        from .training import average_loss, train
 
         config = self.config
-        self._update(status="loading", message=f"Loading {config.data.dataset}…")
-        data = load_dataset(config.data)
-        check_fits(config.train, data)
-        config.model = fit_to_data(config.model, data.image_shape, data.class_names)
-        per_beta = -(-len(data.train_x) // config.train.batch_size) * config.train.epochs
+        data, per_beta = self._prepare(config)
         results: list[dict] = []
         for index, beta in enumerate(self.betas):
             self._update(status="running", message=f"Training with beta = {beta:g} ({index + 1} of {len(self.betas)})…",
