@@ -23,11 +23,9 @@ busy = job is not None and not job.snapshot().finished
 presets = form.presets()
 form.ensure_defaults("digits_mlp")
 top = st.columns([2, 3])
-preset = top[0].selectbox("Start from", list(presets), key="train_preset",
-                          help="Fill the form from one of the YAML configs in configs/; then change what you like.")
-if top[0].button("Load these settings", key="train_load_preset"):
-    form.load_preset(form.load_config(presets[preset]))
-    st.rerun()
+top[0].selectbox("Start from", list(presets), key="train_preset",
+                 on_change=lambda: form.load_preset(form.load_config(presets[st.session_state.train_preset])),
+                 help="Fills the form from one of the YAML configs in configs/; then change what you like.")
 datasets = {spec.name: where for spec, where in list_datasets() if spec.name != "folder:PATH"}
 top[1].caption(f"Datasets on this machine: {', '.join(n for n, where in datasets.items() if where)}. Any folder of images "
                f"works too: type folder:PATH as the dataset. At most {MAX_RUNNING} trainings run at once on this server; "

@@ -115,7 +115,6 @@ def test_submitted_values_survive_a_visit_to_another_page(runs):
 def test_load_a_preset_fills_the_form(runs):
     at = train_page()
     at.selectbox(key="train_preset").select("shapes_betavae").run()
-    at.button(key="train_load_preset").click().run()
     assert at.selectbox(key="train__data__dataset").value == "shapes"
     assert at.number_input(key="train__train__beta").value == 4.0
 

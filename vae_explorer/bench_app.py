@@ -103,7 +103,7 @@ def start_training(page, base: str) -> None:
     page.get_by_text("Start from").first.wait_for(timeout=60_000)
     page.locator('[data-testid="stSelectbox"]').filter(has_text="Start from").locator("input").click()
     page.get_by_role("option", name="fashion_mnist_mlp").click()
-    page.get_by_role("button", name="Load these settings").click()
+    page.get_by_role("spinbutton", name="Epochs", exact=True).wait_for(timeout=30_000)
     page.wait_for_timeout(1500)
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("Training… ·").first.wait_for(timeout=60_000)
