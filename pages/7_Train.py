@@ -10,9 +10,10 @@ from vae_explorer.data import list_datasets
 from vae_explorer.errors import VaeExplorerError
 from vae_explorer.images import png_bytes
 from vae_explorer.jobs import MAX_RUNNING, SweepJob, TrainingJob, run_folder
+from vae_explorer.models import ARCHITECTURES
 from vae_explorer.ui import state
 from vae_explorer.ui import train_form as form
-from vae_explorer.ui.train_form import field_widget, widget_key
+from vae_explorer.ui.train_form import field_widget
 
 state.page("Train", "Train your own VAE here. It trains in the background: you can watch it, stop it, or explore other "
                     "pages meanwhile. The result is saved under runs/ and appears in every page's model picker.")
@@ -48,7 +49,8 @@ with st.form("train_form"):
             field_widget(st, "data", "data_dir", "Folder searched first for dataset files", "Empty: the usual places.")
     with model_col:
         st.markdown("**Model**")
-        field_widget(st, "model", "architecture", "Architecture", "mlp: dense layers; conv: stride-2 convolutions")
+        field_widget(st, "model", "architecture", "Architecture", "mlp: dense layers; conv: stride-2 convolutions",
+                     suggestions=list(ARCHITECTURES), accept_new_options=False)
         field_widget(st, "model", "latent_dim", "Latent dimension", "Size of z (1 to 128)")
         field_widget(st, "model", "hidden_sizes", "Hidden layer sizes", "MLP widths (the decoder mirrors them), or the "
                      "dense layers after a conv encoder; e.g. 256, 128")

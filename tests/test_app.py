@@ -3,7 +3,6 @@ answers at least one interaction."""
 
 import io
 
-import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 

@@ -78,8 +78,6 @@ def prepare_image(data: bytes, image_shape, invert: str | bool = "auto", center:
     center: crop to the ink's bounding box, fit it in the inner 20/28 of the frame with its
     aspect kept, and shift its centre of mass to the middle, as MNIST was prepared.
     """
-    from PIL import Image
-
     channels, height, width = image_shape
     image = _flatten_alpha(open_image(data, name))
     image = image.convert("L" if channels == 1 else "RGB")

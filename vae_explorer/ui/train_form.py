@@ -81,7 +81,7 @@ def field_widget(container, section: str, key: str, label: str, help: str | None
     if suggestions is not None:
         current = st.session_state.get(name)
         choices = list(suggestions) + ([current] if current and current not in suggestions else [])
-        return container.selectbox(label, choices, key=name, help=help, accept_new_options=True, **options)
+        return container.selectbox(label, choices, key=name, help=help, **{"accept_new_options": True, **options})
     if inner is bool:
         return container.checkbox(label, key=name, help=help)
     if "choices" in rules:
