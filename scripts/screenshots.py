@@ -27,6 +27,7 @@ SHOTS = [  # (file name, page path, model, what to do before the shot)
     ("latent_map", "Latent_map", "fashion-mnist-conv", "click"),
     ("interpolate", "Interpolate", "fashion-mnist-conv", None),
     ("traverse", "Traverse", "shapes-betavae", None),
+    ("learn", "Learn", "fashion-mnist-conv", None),
     ("train", "Train", "digits-mlp", "train"),
     ("evaluate", "Evaluate", "fashion-mnist-conv", "evaluate"),
 ]
