@@ -23,6 +23,7 @@ import torch
 
 from .config import TrainConfig
 from .data import Dataset
+from . import fast_mlp
 from .errors import ConfigError, TrainingError
 from .models import VAE
 from .optim import make_optimizer
@@ -168,6 +169,9 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
     model.to(device)
     x, y = data.train_x.to(device), data.train_y.to(device)
     conditional = bool(model.cond_dim)
+    fast_step = fast_mlp.MLPStep(model) if fast_mlp.supports(model) else None
+    if fast_step is not None:
+        x = x.reshape(len(x), -1)  # the MLP flattens the images first anyway
     optimizer = make_optimizer(model.parameters(), config.lr)
     # Own generators for the batch order and for eps, so two trainings in one process (two app
     # sessions) neither disturb each other nor depend on the global RNG.
@@ -184,34 +188,42 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
             started = time.perf_counter()
             model.train()
             order = torch.randperm(n, generator=order_generator).to(device)
-            sums = torch.zeros(3, dtype=torch.float64)  # recon, kl, objective summed over images
+            sums = [0.0, 0.0, 0.0]  # recon, kl, objective summed over images
             seen = 0
             for i in range(steps_per_epoch):
                 index = order[i * config.batch_size: (i + 1) * config.batch_size]
-                xb = x[index]  # (B, C, H, W)
+                xb = x.index_select(0, index)  # (B, C, H, W), or (B, pixels) for the fast MLP step
                 beta = kl_weight(config, epoch, i, steps_per_epoch)
-                parts = model.loss(xb, y[index] if conditional else None, beta, noise_generator)
-                loss = parts.total.mean()
-                loss_value = loss.item()
+                optimizer.zero_grad(set_to_none=True)
+                if fast_step is not None:  # same loss and gradients as below, without autograd
+                    recon_sum, kl_sum = fast_step(xb, beta, noise_generator)
+                    recon_value, kl_value = torch.stack([recon_sum, kl_sum]).tolist()
+                    loss_value = (recon_value + beta * kl_value) / len(xb)
+                else:
+                    parts = model.loss(xb, y.index_select(0, index) if conditional else None, beta, noise_generator)
+                    loss = parts.total.mean()
+                    recon_value, kl_value, loss_value = torch.stack([parts.recon.detach().sum(), parts.kl.detach().sum(), loss.detach()]).tolist()
                 if not math.isfinite(loss_value):
                     model.load_state_dict(last_good)
                     raise TrainingError(
                         f"the loss became {loss_value} at epoch {epoch}, step {i + 1}; the model was restored to "
                         f"the end of epoch {epoch - 1}: lower the learning rate (now {config.lr:g}) and train again."
                     )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                if fast_step is None:
+                    loss.backward()
                 optimizer.step()
                 step += 1
                 seen += len(xb)
-                sums += torch.stack([parts.recon.detach().sum(), parts.kl.detach().sum(), loss.detach() * len(xb)]).double()
+                sums[0] += recon_value
+                sums[1] += kl_value
+                sums[2] += loss_value * len(xb)
                 event = TrainingEvent("step", epoch, step, total_steps, loss_value, None, model)
                 if any([bool(callback(event)) for callback in callbacks]):
                     stop = True
                     break
 
             test = average_loss(model, data.test_x, data.test_y, config.beta, seed=config.seed)
-            train_recon, train_kl, train_loss = (sums / max(seen, 1)).tolist()
+            train_recon, train_kl, train_loss = (total / max(seen, 1) for total in sums)
             record = {
                 "epoch": epoch, "train_loss": train_loss, "train_recon": train_recon, "train_kl": train_kl,
                 "test_loss": test["loss"], "test_recon": test["recon"], "test_kl": test["kl"],
