@@ -306,10 +306,6 @@ def main(argv: list[str] | None = None) -> int:
             sys.modules["torch"].set_flush_denormal(False)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
-
-
 def run() -> None:
     """Entry point of `python -m vae_explorer` and of the `vae-explorer` script: main(), then a quick exit.
 
@@ -323,6 +319,13 @@ def run() -> None:
 
     code = main()
     atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # e.g. the reader of a pipe has gone (`... | head`)
+            pass
     os._exit(code if isinstance(code, int) else 1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -117,7 +117,6 @@ def precision_mode(precision: str):
 
 
 @torch.no_grad()
-@torch.no_grad()
 def average_loss(model: VAE, x: torch.Tensor, y: torch.Tensor | None, beta: float = 1.0,
                  batch_size: int = 1000, seed: int = 0) -> dict[str, float]:
     """Mean recon, KL and recon + beta * KL per image over a whole set, in nats.
