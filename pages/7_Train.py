@@ -8,7 +8,6 @@ from plotly.subplots import make_subplots
 
 from vae_explorer.data import list_datasets
 from vae_explorer.errors import VaeExplorerError
-from vae_explorer.images import png_bytes
 from vae_explorer.jobs import MAX_RUNNING, SweepJob, TrainingJob, run_folder
 from vae_explorer.models import ARCHITECTURES
 from vae_explorer.ui import state
@@ -161,13 +160,9 @@ def show_job() -> None:
     if isinstance(job, TrainingJob):
         if snap.history:
             st.plotly_chart(history_figure(snap.history), key="train_history_chart")
-        if snap.reconstructions is not None:
+        if snap.strip_png is not None:
             left, right = st.columns([3, 2])
-            import torch
-
-            strip = torch.cat([torch.from_numpy(snap.originals), torch.from_numpy(snap.reconstructions)])
-            left.image(png_bytes(strip, nrow=len(snap.originals), min_cell=48), width="stretch",
-                       caption="Test images (top) and their reconstructions now (bottom)")
+            left.image(snap.strip_png, width="stretch", caption="Test images (top) and their reconstructions now (bottom)")
             names = job.config.model.class_names or [str(i) for i in range(int(snap.scatter_labels.max()) + 1)]
             right.plotly_chart(scatter_figure(snap.scatter, snap.scatter_labels, names), key="train_scatter")
         if snap.saved and st.button("Explore it", key="train_explore", type="primary"):

@@ -26,6 +26,7 @@ def test_training_job_saves_a_checkpoint_with_previews(tmp_path):
     assert snap.status == "done" and "saved as run" in snap.message
     assert snap.step == snap.total_steps == 2 * 8 and [r["epoch"] for r in snap.history] == [1, 2]
     assert snap.originals.shape == snap.reconstructions.shape == (8, 1, 8, 8)
+    assert snap.strip_png.startswith(b"\x89PNG")  # the page shows it as it is
     assert snap.scatter.shape == (64, 2) and snap.scatter_labels.shape == (64,)
     checkpoint = load_checkpoint(tmp_path / "run")
     assert checkpoint.history == snap.history

@@ -23,6 +23,9 @@ def pca_2d(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return np.hstack([centred, np.zeros_like(centred)]), mean, np.eye(1)
     _, _, directions = np.linalg.svd(centred, full_matrices=False)
     directions = directions[:2]
+    # An SVD direction's sign is arbitrary: fix it (largest component positive), so a map of a
+    # model that is still learning, or refitted, does not flip.
+    directions = directions * np.sign(directions[np.arange(len(directions)), np.abs(directions).argmax(1)])[:, None]
     return centred @ directions.T, mean, directions
 
 

@@ -12,19 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .latent import interpolate, traverse
+from .latent import class_labels, interpolate, traverse
 from .models import VAE
-
-
-def _labels(model: VAE, label: int | None, n: int) -> torch.Tensor | None:
-    return torch.full((n,), int(label or 0), dtype=torch.long) if model.cond_dim else None
 
 
 @torch.inference_mode()
 def decode(model: VAE, z, label: int | None = None) -> torch.Tensor:
     """Images decoded from latent vectors z (N, D) (numpy or tensor), for class `label` if conditional."""
     z = torch.as_tensor(np.asarray(z, dtype=np.float32)).reshape(-1, model.latent_dim)
-    return model.generate(z, _labels(model, label, len(z)))
+    return model.generate(z, class_labels(model, int(label or 0), len(z)))
 
 
 @torch.inference_mode()
@@ -61,7 +57,7 @@ class Encoding:
 def encode_image(model: VAE, image: torch.Tensor, label: int | None = None, samples: int = 6, seed: int = 0) -> Encoding:
     """Everything the pages show about one image (C, H, W): q(z|x), its reconstruction and samples."""
     x = image.unsqueeze(0)
-    y = _labels(model, label, 1)
+    y = class_labels(model, int(label or 0), 1)
     q = model.encode(x, y)
     drawn = x[:0]
     if samples:

@@ -22,6 +22,8 @@ import torch
 
 from .config import RunConfig
 from .errors import ConfigError, TrainingError, VaeExplorerError
+from .embedding import pca_2d
+from .images import png_bytes
 
 MAX_RUNNING = 2
 _SLOTS = threading.BoundedSemaphore(MAX_RUNNING)
@@ -43,6 +45,7 @@ class Snapshot:
     history: list[dict] = field(default_factory=list)
     originals: np.ndarray | None = None  # (N, C, H, W) floats in [0, 1]: the fixed preview images
     reconstructions: np.ndarray | None = None  # (N, C, H, W) their reconstructions now
+    strip_png: bytes | None = None  # both as a PNG: originals on top, reconstructions below
     scatter: np.ndarray | None = None  # (M, 2) posterior means of test images, in their top-2 PCA plane
     scatter_labels: np.ndarray | None = None  # (M,)
     results: list[dict] = field(default_factory=list)  # a beta sweep: one row per finished beta
@@ -59,17 +62,8 @@ class Snapshot:
 
 
 def plane_2d(mu: np.ndarray) -> np.ndarray:
-    """(M, D) latent means -> (M, 2): the top-2 principal components (D > 2), or padded (D = 1)."""
-    if mu.shape[1] == 1:
-        return np.concatenate([mu, np.zeros_like(mu)], 1)
-    if mu.shape[1] == 2:
-        return mu
-    centred = mu - mu.mean(0)
-    _, _, directions = np.linalg.svd(centred, full_matrices=False)
-    directions = directions[:2]
-    # An SVD direction's sign is arbitrary: fix it, so the scatter does not flip between snapshots.
-    signs = np.sign(directions[np.arange(2), np.abs(directions).argmax(1)])
-    return centred @ (directions * signs[:, None]).T
+    """(M, D) latent means -> (M, 2): z itself for D = 2, else the top-2 principal components (padded for D = 1)."""
+    return mu if mu.shape[1] == 2 else pca_2d(mu)[0]
 
 
 def _lower_priority() -> None:
@@ -281,11 +275,14 @@ class _Preview:
         try:
             device = next(self.model.parameters()).device
             y = self.y.to(device) if self.conditional else None
-            reconstructions = self.model.reconstruct(self.x.to(device), y).cpu().numpy()
+            reconstructions = self.model.reconstruct(self.x.to(device), y).cpu()
             mu, _ = encode_means(self.model, self.scatter_x, self.scatter_y if self.conditional else None)
         finally:
             self.model.train(was_training)
-        return {"reconstructions": reconstructions, "scatter": plane_2d(mu.numpy()), "scatter_labels": self.scatter_y.numpy()}
+        # Encoded here, once per preview, not by every page rerun that shows it.
+        strip = png_bytes(torch.cat([self.x, reconstructions]), nrow=len(self.x), min_cell=48)
+        return {"reconstructions": reconstructions.numpy(), "strip_png": strip, "scatter": plane_2d(mu.numpy()),
+                "scatter_labels": self.scatter_y.numpy()}
 
 
 def run_folder(name: str, runs_dir: str | Path, taken: set[str]) -> Path:

@@ -31,10 +31,11 @@ def sample_prior(model: VAE, n: int, label: int | None = None, seed: int = 0) ->
     """n images decoded from z ~ N(0, I), (n, C, H, W) in [0, 1]; `label` picks the class of a conditional model."""
     generator = torch.Generator().manual_seed(seed)
     z = torch.randn(n, model.latent_dim, generator=generator).to(_device(model))
-    return model.generate(z, _labels(model, label, n)).cpu()
+    return model.generate(z, class_labels(model, label, n)).cpu()
 
 
-def _labels(model: VAE, label: int | None, n: int) -> torch.Tensor | None:
+def class_labels(model: VAE, label: int | None, n: int) -> torch.Tensor | None:
+    """The labels a conditional model decodes n vectors with (None for an unconditional one)."""
     if not model.cond_dim:
         return None
     if label is None:  # no class asked for: cycle through all of them
@@ -59,7 +60,7 @@ def manifold_grid(model: VAE, n: int, label: int | None = None) -> torch.Tensor:
     q = normal_quantiles(n)
     z1, z2 = torch.meshgrid(q, q.flip(0), indexing="xy")  # (n, n): columns vary z1, rows z2 (top = high)
     z = torch.stack([z1.reshape(-1), z2.reshape(-1)], 1).to(_device(model))
-    return model.generate(z, _labels(model, label, len(z))).cpu()
+    return model.generate(z, class_labels(model, label, len(z))).cpu()
 
 
 def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int, method: str = "linear") -> torch.Tensor:
@@ -85,4 +86,4 @@ def traverse(model: VAE, z: torch.Tensor, dims: list[int], values: torch.Tensor,
         zs[:, d] = values
         rows.append(zs)
     zs = torch.cat(rows).to(_device(model))
-    return model.generate(zs, _labels(model, label, len(zs))).cpu()
+    return model.generate(zs, class_labels(model, label, len(zs))).cpu()
