@@ -110,7 +110,7 @@ def test_idx_from_environment_variable(tmp_path, monkeypatch):
 def test_missing_dataset_offline_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_EXPLORER_OFFLINE", "1")
     monkeypatch.delenv("VAE_EXPLORER_DATA", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("VAE_EXPLORER_CACHE", str(tmp_path))
     with pytest.raises(DatasetError, match=r"kmnist was not found.*--data-dir"):
         load_dataset(DataConfig(dataset="kmnist", data_dir=str(tmp_path / "empty")))
 
@@ -173,12 +173,24 @@ def test_fashion_mnist(needs_fashion):
     assert data.class_names[9] == "Ankle boot"
 
 
+def test_cache_folder_is_chosen_by_the_environment(tmp_path, monkeypatch):
+    from vae_explorer.cache import cache_root
+
+    monkeypatch.setenv("VAE_EXPLORER_CACHE", str(tmp_path / "mine"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root() == tmp_path / "mine"
+    monkeypatch.delenv("VAE_EXPLORER_CACHE")
+    assert cache_root() == tmp_path / "xdg" / "vae_explorer"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_root() == Path.home() / ".cache" / "vae_explorer"
+
+
 def test_idx_cache_follows_the_files(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("VAE_EXPLORER_CACHE", str(tmp_path / "cache"))
     make_idx_folder(tmp_path / "data" / "mnist", n_train=6)
     config = DataConfig(dataset="mnist", data_dir=str(tmp_path / "data"), split_seed=7)
     first = load_dataset(config).train_x.clone()
-    assert list((tmp_path / "cache" / "vae_explorer" / "idx").glob("*.npz"))
+    assert list((tmp_path / "cache" / "idx").glob("*.npz"))
     from vae_explorer import data as data_module
 
     data_module._CACHE.clear()

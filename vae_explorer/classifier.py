@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .cache import cache_root
 from .config import DataConfig
 from .data import Dataset
 from .errors import CheckpointError, ConfigError
@@ -66,9 +67,7 @@ def classifier_key(config: DataConfig) -> str:
 
 
 def cache_dir() -> Path:
-    from .data import _cache_root
-
-    return Path(os.environ.get("VAE_EXPLORER_CACHE") or _cache_root()) / "classifiers"
+    return cache_root() / "classifiers"
 
 
 def find_classifier(config: DataConfig) -> Path | None:

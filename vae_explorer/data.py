@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .cache import cache_root
 from .config import DataConfig
 from .errors import DatasetError
 
@@ -190,14 +191,10 @@ def _data_roots(config: DataConfig) -> list[Path]:
     return roots
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vae_explorer"
-
-
 def _download_root(config: DataConfig) -> Path:
     if config.data_dir:
         return Path(config.data_dir).expanduser()
-    return _cache_root() / "datasets"
+    return cache_root() / "datasets"
 
 
 def _find_idx_folder(name: str, config: DataConfig) -> Path | None:
@@ -244,7 +241,7 @@ def _read_idx_folder(folder: Path) -> dict[str, np.ndarray]:
     """
     paths = {key: folder / stem if (folder / stem).is_file() else folder / f"{stem}.gz" for key, stem in _IDX_FILES.items()}
     stamp = "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in paths.values())
-    cache = _cache_root() / "idx" / f"{hashlib.sha1(stamp.encode()).hexdigest()[:16]}.npz"
+    cache = cache_root() / "idx" / f"{hashlib.sha1(stamp.encode()).hexdigest()[:16]}.npz"
     try:
         with np.load(cache) as stored:
             return {key: stored[key] for key in paths}

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .cache import cache_root
+
 
 def pca_2d(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Coordinates (N, 2), the mean (D,) and the two principal directions (2, D)."""
@@ -55,7 +57,7 @@ def tsne_cache_files(checkpoint_path: str | Path, n: int, perplexity: float) -> 
     checkpoint_path = Path(checkpoint_path)
     digest = weights_digest(checkpoint_path)
     name = f"tsne-n{n}-p{perplexity:g}-{digest}.npy"
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vae_explorer" / "embeddings" / name
+    cache = cache_root() / "embeddings" / name
     return [checkpoint_path / "embeddings" / name, cache]
 
 
