@@ -112,3 +112,11 @@ def test_running_out_of_memory_is_a_message(monkeypatch, capsys, tmp_path):
     assert main(["train", "--epochs", "1", "--out", str(tmp_path / "x"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "needs more memory" in err and "Traceback" not in err
+
+
+def test_importing_the_package_leaves_the_garbage_collector_as_it_was():
+    """The package pauses the cyclic collector while torch imports (faster start) and restores it."""
+    code = ("import gc, sys; enabled = sys.argv[1] == 'on'; (gc.enable if enabled else gc.disable)(); "
+            "import vae_explorer; assert gc.isenabled() is enabled, gc.isenabled()")
+    for state in ("on", "off"):
+        subprocess.run([sys.executable, "-c", code, state], check=True, timeout=120)
