@@ -195,8 +195,11 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
                 xb = x.index_select(0, index)  # (B, C, H, W), or (B, pixels) for the fast MLP step
                 beta = kl_weight(config, epoch, i, steps_per_epoch)
                 optimizer.zero_grad(set_to_none=True)
-                if fast_step is not None:  # same loss and gradients as below, without autograd
-                    recon_sum, kl_sum = fast_step(xb, beta, noise_generator)
+                if fast_step is not None:  # the loss and gradients of the branch below, without autograd
+                    # Alone in "fast" precision it may switch the process-wide matmul precision to
+                    # float32 around its small layers (faster so); beside another training it does not.
+                    alone = config.precision == "fast" and _fast_users == 1
+                    recon_sum, kl_sum = fast_step(xb, beta, noise_generator, small_layers_in_float32=alone)
                     recon_value, kl_value = torch.stack([recon_sum, kl_sum]).tolist()
                     loss_value = (recon_value + beta * kl_value) / len(xb)
                 else:
