@@ -40,6 +40,12 @@ def supports(model: VAE) -> bool:
 SMALL_LAYER = 32_768
 
 
+def _linear(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
+    # The product, then the bias in place: addmm with its bias took 10-15 us longer for the
+    # 784x400 layers in bfloat16 (0.124 against 0.109 ms), and the same in float32.
+    return torch.mm(x, layer.weight.t()).add_(layer.bias)
+
+
 class MLPStep:
     """Forward and backward pass of one batch; the gradients land in each parameter's `.grad`."""
 
@@ -85,7 +91,7 @@ class MLPStep:
         for layer in self.encoder:
             inputs.append(h)
             precision(layer)
-            h = torch.addmm(layer.bias, h, layer.weight.t()).clamp_min_(0)
+            h = _linear(h, layer).clamp_min_(0)
         precision(self.head)
         stats = torch.addmm(self.head.bias, h, self.head.weight.t())  # (B, 2D)
         mu, logvar = stats[:, :d], stats[:, d:]
@@ -97,7 +103,7 @@ class MLPStep:
         for i, layer in enumerate(self.decoder):
             decoder_inputs.append(g)
             precision(layer)
-            g = torch.addmm(layer.bias, g, layer.weight.t())
+            g = _linear(g, layer)
             if i < len(self.decoder) - 1:
                 g.clamp_min_(0)
         logits = g
