@@ -115,8 +115,11 @@ def test_running_out_of_memory_is_a_message(monkeypatch, capsys, tmp_path):
 
 
 def test_importing_the_package_leaves_the_garbage_collector_as_it_was():
-    """The package pauses the cyclic collector while torch imports (faster start) and restores it."""
+    """The package pauses the cyclic collector while torch imports (faster start) and restores it:
+    on or off as it was, nothing of its own left frozen, someone else's frozen objects kept so."""
     code = ("import gc, sys; enabled = sys.argv[1] == 'on'; (gc.enable if enabled else gc.disable)(); "
-            "import vae_explorer; assert gc.isenabled() is enabled, gc.isenabled()")
-    for state in ("on", "off"):
-        subprocess.run([sys.executable, "-c", code, state], check=True, timeout=120)
+            "keep = [[] for _ in range(10)]; sys.argv[2] == 'frozen' and gc.freeze(); before = gc.get_freeze_count(); "
+            "import vae_explorer; assert gc.isenabled() is enabled, gc.isenabled(); "
+            "after = gc.get_freeze_count(); assert (after == 0) if before == 0 else (0 < after <= before), (after, before)")
+    for state, frozen in (("on", "not"), ("off", "not"), ("on", "frozen")):
+        subprocess.run([sys.executable, "-c", code, state, frozen], check=True, timeout=120)
