@@ -2,7 +2,6 @@
 
 import time
 
-
 from conftest import REPO, require
 
 NOTEBOOK = REPO / "notebooks" / "vae_tutorial.ipynb"

@@ -56,11 +56,6 @@ class MLPStep:
         self.encoder = [m for m in model.encoder if isinstance(m, nn.Linear)]  # each followed by a ReLU
         self.head = model.to_latent  # -> (mu, logvar)
         self.decoder = [m for m in model.decoder if isinstance(m, nn.Linear)]  # ReLU after all but the last
-        self._set_precision = None
-
-    def _precision_for(self, layer: nn.Linear) -> None:
-        if self._set_precision is not None:
-            self._set_precision("highest" if layer.weight.numel() < SMALL_LAYER else "medium")
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, beta: float, generator: torch.Generator | None = None,
@@ -73,18 +68,20 @@ class MLPStep:
         meantime would run in float32 too (right, only slower).
         """
         switch = small_layers_in_float32 and torch.get_float32_matmul_precision() == "medium"
-        self._set_precision = torch.set_float32_matmul_precision if switch else None
         try:
-            return self._step(x, beta, generator)
+            return self._step(x, beta, generator, switch)
         finally:
             if switch:
                 torch.set_float32_matmul_precision("medium")
-            self._set_precision = None
 
-    def _step(self, x: torch.Tensor, beta: float, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _step(self, x: torch.Tensor, beta: float, generator: torch.Generator | None,
+              switch: bool) -> tuple[torch.Tensor, torch.Tensor]:
         batch, d = len(x), self.latent_dim
         scale = 1.0 / batch  # the loss is a mean over the batch
-        precision = self._precision_for
+
+        def precision(layer: nn.Linear) -> None:  # set before each layer's products when switching
+            if switch:
+                torch.set_float32_matmul_precision("highest" if layer.weight.numel() < SMALL_LAYER else "medium")
 
         # Forward, keeping each layer's input (for the weight gradients) and ReLU output (for its mask).
         inputs, h = [], x
