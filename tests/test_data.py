@@ -189,12 +189,22 @@ def test_idx_cache_follows_the_files(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_EXPLORER_CACHE", str(tmp_path / "cache"))
     make_idx_folder(tmp_path / "data" / "mnist", n_train=6)
     config = DataConfig(dataset="mnist", data_dir=str(tmp_path / "data"), split_seed=7)
+    stale = tmp_path / "cache" / "idx" / "0123456789abcdef.npz"  # an earlier version's copy
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
     first = load_dataset(config).train_x.clone()
-    assert list((tmp_path / "cache" / "idx").glob("*.npz"))
+    copies = sorted((tmp_path / "cache" / "idx").glob("*.npy"))
+    assert len(copies) == 4 and not stale.exists()
     from vae_explorer import data as data_module
 
     data_module._CACHE.clear()
     assert torch.equal(load_dataset(config).train_x, first)  # read back from the cache
+    sizes = [copy.stat().st_size for copy in copies]
+    for i, copy in enumerate(copies):  # empty or cut short (a full disk): the IDX files are read again
+        copy.write_bytes(copy.read_bytes()[:-3] if i else b"")
+    data_module._CACHE.clear()
+    assert torch.equal(load_dataset(config).train_x, first)
+    assert [copy.stat().st_size for copy in copies] == sizes  # and the copies written anew
     rng = np.random.default_rng(1)
     write_idx(tmp_path / "data" / "mnist" / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (6, 28, 28)))
     data_module._CACHE.clear()
