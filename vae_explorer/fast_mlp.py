@@ -90,7 +90,7 @@ class MLPStep:
             precision(layer)
             h = _linear(h, layer).clamp_min_(0)
         precision(self.head)
-        stats = torch.addmm(self.head.bias, h, self.head.weight.t())  # (B, 2D)
+        stats = _linear(h, self.head)  # (B, 2D)
         mu, logvar = stats[:, :d], stats[:, d:]
         std = torch.exp(0.5 * logvar)
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
