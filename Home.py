@@ -58,7 +58,8 @@ with right:
     nrow = classes if model_config.conditional else 8  # conditional: one column per class
     samples = sample_prior(checkpoint.model, nrow * (3 if model_config.conditional else 4), seed=seed)
     st.image(png_bytes(samples, nrow=nrow, min_cell=48), width="stretch",
-             caption="z ~ N(0, I), decoded" + (": each column one class" if model_config.conditional else ""))
+             caption="z ~ N(0, I), decoded" + (": each column one class" if model_config.conditional else ""),
+             output_format="PNG")
     actions = st.columns(2)
     actions[1].download_button("Download (PNG)", png_bytes(samples, nrow=nrow, min_cell=56), "samples.png", "image/png",
                                key="home_download", on_click="ignore")

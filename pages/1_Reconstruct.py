@@ -22,7 +22,8 @@ if data is not None:
     per_row = min(count, 16)
     rows = reconstruction_rows(model, data.test_x[start: start + count], data.test_y[start: start + count], per_row)
     picture = png_bytes(rows, nrow=per_row, min_cell=56)
-    st.image(picture, width="stretch", caption="Rows alternate: test images, then their reconstructions from the posterior mean.")
+    st.image(picture, width="stretch", output_format="PNG",
+             caption="Rows alternate: test images, then their reconstructions from the posterior mean.")
     st.download_button("Download PNG", picture, "reconstructions.png", "image/png", key="recon_download_test")
 
 # --- uploads -------------------------------------------------------------------------------------
@@ -49,8 +50,9 @@ for upload in uploads or []:
     encoding = encode_image(model, x, label)
     st.markdown(f"**{upload.name}**")
     cols = st.columns([1, 1, 2])
-    cols[0].image(upscale(to_uint8(encoding.image)[0].squeeze()), caption="as the model sees it", width="stretch")
-    cols[1].image(upscale(to_uint8(encoding.reconstruction)[0].squeeze()), caption="reconstruction", width="stretch")
+    for column, image, caption in ((cols[0], encoding.image, "as the model sees it"),
+                                   (cols[1], encoding.reconstruction, "reconstruction")):
+        column.image(upscale(to_uint8(image)[0].squeeze()), caption=caption, width="stretch", output_format="PNG")
     dims = [f"z{i}" for i in range(len(encoding.mean))]
     figure = go.Figure(go.Bar(x=dims, y=encoding.mean, error_y=dict(type="data", array=encoding.stddev, visible=True),
                               marker_color="#4c78a8"))
@@ -58,7 +60,8 @@ for upload in uploads or []:
                          yaxis_title="z", showlegend=False)
     cols[2].plotly_chart(figure, key=f"recon_bars_{upload.file_id}")
     st.image(png_bytes(encoding.samples, nrow=6, min_cell=56),
-             caption="six samples z ~ q(z|x), decoded: what the encoder is unsure about varies", width="content")
+             caption="six samples z ~ q(z|x), decoded: what the encoder is unsure about varies", width="content",
+             output_format="PNG")
     st.download_button("Download input, reconstruction and samples (PNG)",
                        lambda encoding=encoding: png_bytes(encoding.strip(), nrow=8, min_cell=56),
                        f"{upload.name.rsplit('.', 1)[0]}-reconstruction.png", "image/png", key=f"recon_download_{upload.file_id}",

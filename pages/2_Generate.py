@@ -65,13 +65,13 @@ def slider_panel() -> None:
 slider_panel()
 
 st.divider()
-if dim == 2:
-    st.subheader("The whole 2-D manifold")
-    st.caption("A grid of z over the prior, spaced by the inverse Gaussian CDF so each cell covers equal prior mass "
-               "(Kingma & Welling, figure 4). z0 grows to the right, z1 upwards.")
+if dim <= 2:
+    st.subheader(f"The whole {dim}-D manifold")
+    st.caption("z over the prior, spaced by the inverse Gaussian CDF so each cell covers equal prior mass "
+               "(Kingma & Welling, figure 4). z0 grows to the right" + (", z1 upwards." if dim == 2 else "."))
     side = st.slider("Grid size", 8, 30, 16, key="gen_grid_side")
     grid = png_bytes(manifold_grid(model, side, label), nrow=side, min_cell=28, padding=0)
-    st.image(grid, width=min(900, side * 40))
+    st.image(grid, width=min(900, side * 40), output_format="PNG")
     st.download_button("Download grid (PNG)", grid, "manifold.png", "image/png", key="gen_grid_download", on_click="ignore")
 else:
     st.subheader("The plane where the data spreads most")
@@ -80,5 +80,5 @@ else:
     side = st.slider("Grid size", 6, 20, 12, key="gen_grid_side")
     centre, directions, spread = state.pca_plane(str(checkpoint.path), saved)
     grid = png_bytes(plane_grid(model, centre, directions, spread, side, label), nrow=side, min_cell=28, padding=0)
-    st.image(grid, width=min(900, side * 48))
+    st.image(grid, width=min(900, side * 48), output_format="PNG")
     st.download_button("Download grid (PNG)", grid, "pca_plane.png", "image/png", key="gen_grid_download", on_click="ignore")

@@ -90,9 +90,10 @@ with right:
             index = int(point["customdata"])
             pair = to_uint8(reconstruction_rows(model, data.test_x[index: index + 1], data.test_y[index: index + 1], 1))
             st.markdown(f"**Test image {index}**: {names[int(labels[index])]}")
-            st.image(upscale(pair[0].squeeze()), caption="the image", width=180)
-            st.image(upscale(pair[1].squeeze()), caption="its reconstruction", width=180)
+            st.image(upscale(pair[0].squeeze()), caption="the image", width=180, output_format="PNG")
+            st.image(upscale(pair[1].squeeze()), caption="its reconstruction", width=180, output_format="PNG")
         elif method == "PCA":
             z = pca_inverse(np.array([[point["x"], point["y"]]]), pca_mean, pca_directions)[0]
             st.markdown(f"**Decoded at ({point['x']:.2f}, {point['y']:.2f})**")
-            st.image(upscale(state.decode(checkpoint, z, 0)), caption="z = mean + position along the PCA plane", width=180)
+            st.image(upscale(state.decode(checkpoint, z, 0)), caption="z = mean + position along the PCA plane",
+                     width=180, output_format="PNG")

@@ -35,7 +35,8 @@ def pick(slot: str, default: int, column) -> tuple[np.ndarray, int]:
                 z, image = encoding.mean, encoding.image
             except VaeExplorerError as exc:
                 st.error(str(exc))
-        st.image(upscale(to_uint8(image)[0].squeeze(), 96), caption=f"{slot}: {names[label]}", width=96)
+        st.image(upscale(to_uint8(image)[0].squeeze(), 96), caption=f"{slot}: {names[label]}", width=96,
+                 output_format="PNG")
     return z, label
 
 
@@ -56,7 +57,7 @@ rows = decode(model, np.concatenate([paths["linear"], paths["slerp"]]), label_a)
 strip = png_bytes(rows, nrow=steps, min_cell=56)
 left, right = st.columns([3, 2], gap="medium")
 with left:
-    st.image(strip, width="stretch", caption="top row: linear; bottom row: slerp")
+    st.image(strip, width="stretch", caption="top row: linear; bottom row: slerp", output_format="PNG")
     buttons = st.columns(2)
     buttons[0].download_button("Download (PNG)", strip, "interpolation.png", "image/png", key="interp_png", on_click="ignore")
     buttons[1].download_button("Download linear path (GIF)", lambda: gif_bytes(rows[:steps]), "interpolation.gif", "image/gif",
@@ -77,7 +78,8 @@ index_c = corners[0].number_input("Image C: test image", 0, n - 1, min(2, n - 1)
 index_d = corners[1].number_input("Image D: test image", 0, n - 1, min(3, n - 1), key="interp_D")
 side = corners[2].slider("Grid size", 4, 12, 7, key="interp_side")
 grid = png_bytes(decode(model, corner_grid(z_a, z_b, mu[index_c], mu[index_d], side), label_a), nrow=side, min_cell=48, padding=1)
-st.image(grid, width=min(720, side * 72), caption="corners: A top-left, B top-right, C bottom-left, D bottom-right")
+st.image(grid, width=min(720, side * 72), caption="corners: A top-left, B top-right, C bottom-left, D bottom-right",
+         output_format="PNG")
 st.download_button("Download grid (PNG)", grid, "four_corners.png", "image/png", key="interp_grid_png", on_click="ignore")
 
 # --- arithmetic ---------------------------------------------------------------------------------------------
@@ -92,4 +94,5 @@ scale = terms[2].slider("amount", 0.0, 2.0, 1.0, 0.1, key="interp_amount")
 result = z_a + scale * (centroids[plus] - centroids[minus])
 parts = decode(model, np.stack([z_a, centroids[plus], centroids[minus], result]), label_a)
 st.image(png_bytes(parts, nrow=4, min_cell=72), width=480,
-         caption=f"A,  centroid of {names[plus]},  centroid of {names[minus]},  A + {scale:g} × ({names[plus]} − {names[minus]})")
+         caption=f"A,  centroid of {names[plus]},  centroid of {names[minus]},  A + {scale:g} × ({names[plus]} − {names[minus]})",
+         output_format="PNG")

@@ -41,7 +41,8 @@ images = sweep(model, picked, steps, z, label)  # (len(picked) * steps, C, H, W)
 grid = png_bytes(images, nrow=steps, min_cell=48)
 left, right = st.columns([3, 1], gap="medium")
 with left:
-    st.image(grid, width="stretch", caption="rows: " + ", ".join(f"z{i}" for i in picked) + "; columns: value from -3 to +3")
+    st.image(grid, width="stretch", output_format="PNG",
+             caption="rows: " + ", ".join(f"z{i}" for i in picked) + "; columns: value from -3 to +3")
     downloads = st.columns(2)
     downloads[0].download_button("Download grid (PNG)", grid, "traversal.png", "image/png", key="trav_png", on_click="ignore")
     # The GIF sweeps all chosen rows together: frame t shows every row at value t.

@@ -70,10 +70,11 @@ for column, default in zip(pick, ["fashion-mnist-conv", "shapes-betavae"]):
         kl_dims, active = state.latent_stats(refs[name], state.stamp(refs[name]))
         st.markdown(f"**{name}**: β = {other.config.train.beta:g}, {int(active.sum())} of {other.model.latent_dim} dimensions active"
                     + (f", recon {other.metrics['recon']:.1f}, KL {other.metrics['kl']:.1f} nats" if other.metrics else ""))
-        st.image(png_bytes(sample_prior(other.model, 16, seed=0), nrow=8, min_cell=40), caption="samples from the prior", width="stretch")
+        st.image(png_bytes(sample_prior(other.model, 16, seed=0), nrow=8, min_cell=40), caption="samples from the prior",
+                 width="stretch", output_format="PNG")
         top = [int(i) for i in np.argsort(-kl_dims)[:4]]
         st.image(png_bytes(sweep(other.model, top, 8), nrow=8, min_cell=40),
-                 caption="traversals of the 4 dimensions with the most KL, -3 to +3", width="stretch")
+                 caption="traversals of the 4 dimensions with the most KL, -3 to +3", width="stretch", output_format="PNG")
 
 st.header("4. Posterior collapse")
 st.write("If the decoder can do well without the code, the cheapest way to lower the loss is to make q(z|x) equal the prior "

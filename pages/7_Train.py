@@ -162,7 +162,8 @@ def show_job() -> None:
             st.plotly_chart(history_figure(snap.history), key="train_history_chart")
         if snap.strip_png is not None:
             left, right = st.columns([3, 2])
-            left.image(snap.strip_png, width="stretch", caption="Test images (top) and their reconstructions now (bottom)")
+            left.image(snap.strip_png, width="stretch", output_format="PNG",
+                       caption="Test images (top) and their reconstructions now (bottom)")
             names = job.config.model.class_names or [str(i) for i in range(int(snap.scatter_labels.max()) + 1)]
             right.plotly_chart(scatter_figure(snap.scatter, snap.scatter_labels, names), key="train_scatter")
         if snap.saved and st.button("Explore it", key="train_explore", type="primary"):

@@ -79,11 +79,19 @@ def test_every_page_opens_without_an_error(page, app_url, path):
     assert error_boxes(page) == []
 
 
+def _picture_pixels(page, src: str):
+    """The pixels behind an <img> src (a data URI or a media URL of the app), decoded here."""
+    from pictures import data_uri_pixels, decode_png
+
+    if src.startswith("data:"):
+        return data_uri_pixels(src)
+    return decode_png(page.request.get(page.url.split("?")[0].rsplit("/", 1)[0] + src if src.startswith("/") else src).body())
+
+
 @pytest.mark.slow
 def test_dragging_a_slider_moves_the_picture_and_it_settles_right(page, app_url):
+    from pictures import assert_pixels_close, decoded
     from vae_explorer import load_checkpoint
-    from vae_explorer.ui.latent_sliders import png_data_uri
-    from vae_explorer.ui.state import decode
 
     open_page(page, app_url, "Generate")
     slider = page.locator(".ls-row input").first
@@ -102,9 +110,10 @@ def test_dragging_a_slider_moves_the_picture_and_it_settles_right(page, app_url)
     page.wait_for_timeout(1500)
     values = [float(v) for v in page.locator(".ls-row input").evaluate_all(
         "inputs => inputs.sort((a, b) => a.dataset.index - b.dataset.index).map(i => i.value)")]
-    assert values[int(slider.get_attribute("data-index"))] > 2.0
-    checkpoint = load_checkpoint(REPO / "checkpoints" / "digits-mlp")
-    assert picture.get_attribute("src") == png_data_uri(decode(checkpoint, values))
+    dragged = int(slider.get_attribute("data-index"))
+    assert values[dragged] > 2.0 and [v for i, v in enumerate(values) if i != dragged] == [0.0] * 7
+    model = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
+    assert_pixels_close(_picture_pixels(page, picture.get_attribute("src")), decoded(model, values)[0], "the settled picture")
 
 
 def _png(draw=True, size=(120, 90)) -> bytes:
@@ -139,12 +148,27 @@ def test_uploads_good_bad_and_huge(page, app_url, tmp_path):
 
 @pytest.mark.slow
 def test_clicking_the_latent_map_shows_the_image(page, app_url):
+    import re
+
+    from pictures import as_pixels, assert_pixels_close, decoded, downscale, posterior
+    from vae_explorer import load_checkpoint, load_dataset
+
     open_page(page, app_url, "Latent_map")
-    dot = page.locator(".js-plotly-plot .scatterlayer .trace").nth(1).locator("path.point").first
+    dot = page.locator(".js-plotly-plot .scatterlayer .trace").nth(3).locator("path.point").nth(5)
     box = dot.bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.get_by_text("its reconstruction").wait_for(timeout=30_000)
-    assert page.get_by_text("Test image").count() >= 1
+    label = page.locator("[data-testid='stMarkdownContainer']", has_text=re.compile(r"Test image \d+")).first.inner_text()
+    index, name = re.match(r"Test image (\d+): (.+)", label).groups()
+    checkpoint = load_checkpoint(REPO / "checkpoints" / "digits-mlp")
+    data = load_dataset(checkpoint.config.data)
+    index = int(index)
+    assert name == "2" and int(data.test_y[index]) == 2  # the third class's trace was clicked
+    shown = {caption: _picture_pixels(page, page.locator("[data-testid='stImage']", has_text=caption).locator("img")
+                                      .get_attribute("src")) for caption in ("the image", "its reconstruction")}
+    mu, _ = posterior(checkpoint.model, data.test_x[index: index + 1])
+    assert_pixels_close(downscale(shown["the image"], (8, 8)), as_pixels(data.test_x[index: index + 1])[0], "the image")
+    assert_pixels_close(downscale(shown["its reconstruction"], (8, 8)), decoded(checkpoint.model, mu)[0], "its reconstruction")
 
 
 @pytest.mark.slow

@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=64, help="number of samples (with --grid: cells, rounded to a square)")
     p.add_argument("--out", default="samples.png", help="PNG file to write")
     p.add_argument("--class", dest="label", help="class index or name, for a conditional model")
-    p.add_argument("--grid", action="store_true", help="the 2-D latent manifold (inverse-CDF spaced) instead of samples")
+    p.add_argument("--grid", action="store_true", help="the 1-D or 2-D latent manifold (inverse-CDF spaced) instead of samples")
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("evaluate", help="test metrics of a checkpoint, written into its metrics.json")
@@ -162,9 +162,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     model_config = checkpoint.config.model
     label = _parse_label(args.label, model_config.class_names, model_config.conditional)
     if args.grid:
-        if model_config.latent_dim != 2:
-            raise ConfigError(f"--grid needs a model with a 2-D latent space; {checkpoint.path} has {model_config.latent_dim}. Drop --grid to sample.")
-        side = max(2, round(args.n ** 0.5))
+        if model_config.latent_dim > 2:
+            raise ConfigError(f"--grid needs a model with a 1-D or 2-D latent space; {checkpoint.path} has "
+                              f"{model_config.latent_dim}. Drop --grid to sample.")
+        side = max(2, round(args.n ** 0.5)) if model_config.latent_dim == 2 else args.n
         images, nrow = manifold_grid(checkpoint.model, side, label), side
     else:
         images, nrow = sample_prior(checkpoint.model, args.n, label, args.seed), None

@@ -50,16 +50,21 @@ def normal_quantiles(n: int, low: float = 0.05, high: float = 0.95) -> torch.Ten
 
 @torch.no_grad()
 def manifold_grid(model: VAE, n: int, label: int | None = None) -> torch.Tensor:
-    """The learned 2-D manifold: an n x n grid of decoded z, (n*n, C, H, W), row-major, z2 rising upwards.
+    """The whole learned manifold of a 1-D or 2-D latent space, decoded on a grid spaced by the
+    inverse CDF of the Gaussian, so each cell covers equal prior mass (Kingma & Welling, figure 4).
 
-    As in Kingma & Welling, figure 4: linearly spaced coordinates on the unit square are mapped
-    through the inverse CDF of the Gaussian, so each cell covers equal prior mass.
+    2-D: n x n images (n*n, C, H, W), row-major, z0 rising to the right and z1 upwards.
+    1-D: n images (n, C, H, W), z0 rising to the right.
     """
-    if model.latent_dim != 2:
-        raise ValueError(f"the manifold grid needs a 2-D latent space, this model has {model.latent_dim}")
+    if model.latent_dim not in (1, 2):
+        raise ValueError(f"the manifold grid needs a 1-D or 2-D latent space, this model has {model.latent_dim}")
     q = normal_quantiles(n)
-    z1, z2 = torch.meshgrid(q, q.flip(0), indexing="xy")  # (n, n): columns vary z1, rows z2 (top = high)
-    z = torch.stack([z1.reshape(-1), z2.reshape(-1)], 1).to(_device(model))
+    if model.latent_dim == 1:
+        z = q.unsqueeze(1)
+    else:
+        z1, z2 = torch.meshgrid(q, q.flip(0), indexing="xy")  # (n, n): columns vary z1, rows z2 (top = high)
+        z = torch.stack([z1.reshape(-1), z2.reshape(-1)], 1)
+    z = z.to(_device(model))
     return model.generate(z, class_labels(model, label, len(z))).cpu()
 
 

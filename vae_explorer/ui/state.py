@@ -184,13 +184,14 @@ def latent_stats(path: str, saved: float) -> tuple[np.ndarray, np.ndarray]:
 def pca_plane(path: str, saved: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean (D,), the top-2 principal directions (2, D) and their standard deviations (2,) of the
     encoded test set: the plane in which the data spreads most."""
+    from ..embedding import pca_2d
+
     mu, _, _ = encoded_test_set(path, saved, 10_000)
     if len(mu) < 3:
         dim = _load(path, saved).model.latent_dim
         return np.zeros(dim), np.eye(2, dim), np.ones(2)
-    centre = mu.mean(0)
-    _, singular, directions = np.linalg.svd(mu - centre, full_matrices=False)
-    return centre, directions[:2], singular[:2] / np.sqrt(len(mu) - 1)
+    coords, centre, directions = pca_2d(mu)  # the same plane, signs and all, as the Latent map's PCA
+    return centre, directions, coords.std(0, ddof=1)
 
 
 @st.cache_data(max_entries=16, show_spinner="Computing the t-SNE map (about 3 s per 1,000 points on 2 cores)…")

@@ -1,0 +1,406 @@
+"""Each page shows what it says: the pixels and numbers on the page, read back from AppTest, against
+answers computed here from the model's own layers and the data (see pictures.py)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load_file
+from scipy.stats import norm
+from sklearn.decomposition import PCA
+
+from conftest import REPO, fashion_available, require
+from pictures import (Media, as_pixels, assert_pixels_close, data_uri_pixels, decoded, downscale, plotly_spec, plotly_values,
+                      posterior, tiles)
+from streamlit.testing.v1 import AppTest
+from vae_explorer import load_checkpoint, load_dataset
+
+CHECKPOINTS = REPO / "checkpoints"
+
+
+@pytest.fixture
+def media(monkeypatch):
+    return Media(monkeypatch)
+
+
+def run(page: str, model: str = "digits-mlp", **params) -> AppTest:
+    if model.startswith("fashion"):
+        require(fashion_available(), "Fashion-MNIST (apt-get install dataset-fashion-mnist)")
+    at = AppTest.from_file(str(REPO / page), default_timeout=180)
+    at.query_params.update({"model": model, **params})
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def shipped(name: str):
+    checkpoint = load_checkpoint(CHECKPOINTS / name)
+    return checkpoint, load_dataset(checkpoint.config.data)
+
+
+def pca_reference(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray, PCA]:
+    """scikit-learn's PCA with each direction's sign fixed as the app documents it (largest component positive)."""
+    pca = PCA(2).fit(mu)
+    signs = np.sign(pca.components_[np.arange(2), np.abs(pca.components_).argmax(1)])
+    return pca.transform(mu) * signs, pca.components_ * signs[:, None], pca
+
+
+# --- Home ---------------------------------------------------------------------------------------------
+
+
+def test_home_shows_the_models_metrics_size_and_prior_samples(media):
+    checkpoint, _ = shipped("digits-mlp")
+    at = run("Home.py")
+    metrics = json.loads((CHECKPOINTS / "digits-mlp" / "metrics.json").read_text())
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["neg-ELBO"] == f"{metrics['neg_elbo']:.2f}" and shown["KL"] == f"{metrics['kl']:.2f}"
+    assert shown[f"IWAE, k={metrics['iwae_k']}"] == f"{metrics['iwae_nll']:.2f}"
+    parameters = sum(t.size for t in load_file(CHECKPOINTS / "digits-mlp" / "model.safetensors").values())
+    assert any(f"{parameters:,} parameters" in m.value for m in at.markdown)
+    samples = tiles(media.image(at, "z ~ N(0, I), decoded"), 32, 8, (8, 8))
+    z = torch.randn(32, 8, generator=torch.Generator().manual_seed(0))
+    assert_pixels_close(samples, decoded(checkpoint.model, z), "prior samples")
+    at.button(key="home_new_samples").click().run()
+    again = tiles(media.image(at, "z ~ N(0, I), decoded"), 32, 8, (8, 8))
+    assert_pixels_close(again, decoded(checkpoint.model, torch.randn(32, 8, generator=torch.Generator().manual_seed(1))))
+
+
+def test_home_samples_of_a_conditional_model_run_one_class_per_column(media):
+    checkpoint, _ = shipped("fashion-mnist-cvae")
+    at = run("Home.py", "fashion-mnist-cvae")
+    samples = tiles(media.image(at, "z ~ N(0, I), decoded: each column one class"), 30, 10, (28, 28))
+    z = torch.randn(30, 16, generator=torch.Generator().manual_seed(0))
+    for i in (0, 7, 13, 29):
+        assert_pixels_close(samples[i], decoded(checkpoint.model, z[i], label=i % 10)[0], f"sample {i}")
+
+
+# --- Reconstruct ----------------------------------------------------------------------------------------
+
+
+def test_reconstruct_rows_show_each_test_image_over_its_own_reconstruction(media):
+    checkpoint, data = shipped("digits-mlp")
+    at = run("pages/1_Reconstruct.py")
+    at.slider(key="recon_count").set_value(8).run()
+    at.number_input(key="recon_start").set_value(16).run()
+    grid = tiles(media.image(at, "Rows alternate: test images, then their reconstructions from the posterior mean."),
+                 16, 8, (8, 8))
+    x = data.test_x[16:24]
+    mu, _ = posterior(checkpoint.model, x)
+    assert_pixels_close(grid[:8], as_pixels(x), "test images 16-23")
+    assert_pixels_close(grid[8:], decoded(checkpoint.model, mu), "their reconstructions")
+
+
+def _png(shape: str) -> bytes:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (64, 64), 255)
+    draw = ImageDraw.Draw(image)
+    if shape == "bar":
+        draw.rectangle((28, 6, 36, 58), fill=0)
+    else:
+        draw.ellipse((14, 8, 50, 56), outline=0, width=7)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_reconstruct_each_upload_shows_its_own_encoding(media):
+    from vae_explorer.preprocess import prepare_image
+
+    checkpoint, _ = shipped("digits-mlp")
+    at = run("pages/1_Reconstruct.py")
+    uploads = {"bar.png": _png("bar"), "ring.png": _png("ring")}
+    at.file_uploader(key="recon_uploads").set_value([(name, data, "image/png") for name, data in uploads.items()]).run()
+    inputs = [downscale(p, (8, 8)) for c, p in media.images(at) if c == "as the model sees it"]
+    recons = [downscale(p, (8, 8)) for c, p in media.images(at) if c == "reconstruction"]
+    bars = [plotly_spec(chart)["data"][0] for chart in at.get("plotly_chart")]
+    assert len(inputs) == len(recons) == len(bars) == 2
+    for i, data in enumerate(uploads.values()):
+        x = prepare_image(data, (1, 8, 8))
+        mu, sigma = posterior(checkpoint.model, x[None])
+        assert_pixels_close(inputs[i], as_pixels(x[None])[0], f"upload {i} as the model sees it")
+        assert_pixels_close(recons[i], decoded(checkpoint.model, mu)[0], f"upload {i} reconstructed")
+        assert plotly_values(bars[i]["y"]) == pytest.approx(mu[0], abs=1e-5)
+        assert plotly_values(bars[i]["error_y"]["array"]) == pytest.approx(sigma[0], abs=1e-5)
+    assert not np.array_equal(inputs[0], inputs[1])
+
+
+# --- Generate -------------------------------------------------------------------------------------------
+
+
+def _slider_picture(at) -> tuple[np.ndarray, dict]:
+    (component,) = [c for c in at.get("bidi_component") if c.proto.component_name == "vae_explorer.latent_sliders"]
+    data = json.loads(component.proto.json)
+    return data_uri_pixels(data["image"]), data
+
+
+def test_generate_moving_one_slider_changes_only_its_coordinate_and_the_picture_follows():
+    checkpoint, _ = shipped("digits-mlp")
+    at = run("pages/2_Generate.py", z="0.5,-1,0.25,2,0,1.5,-0.5,0.75")
+    picture, data = _slider_picture(at)
+    start = [0.5, -1, 0.25, 2, 0, 1.5, -0.5, 0.75]
+    assert data["values"] == start
+    assert_pixels_close(picture, decoded(checkpoint.model, start)[0], "the picture of the URL's z")
+    for i, value in ((3, -2.25), (6, 1.0)):
+        moved = list(at.session_state["gen_z"])
+        moved[i] = value
+        at.session_state["gen_sliders"] = {"z": {"values": moved, "version": at.session_state["gen_version"], "seq": i}}
+        before = list(at.session_state["gen_z"])
+        at.run()
+        after = at.session_state["gen_z"]
+        assert [j for j in range(8) if after[j] != before[j]] == [i] and after[i] == value
+        picture, data = _slider_picture(at)
+        assert_pixels_close(picture, decoded(checkpoint.model, after)[0], f"the picture after moving z{i}")
+        assert data["seq"] == i  # the answer carries the value's sequence number back
+
+
+def test_generate_pca_plane_is_the_plane_of_the_encoded_test_set(media):
+    checkpoint, data = shipped("digits-mlp")
+    at = run("pages/2_Generate.py")
+    at.slider(key="gen_grid_side").set_value(7).run()
+    grid = tiles(media.images(at)[0][1], 49, 7, (8, 8), padding=0)
+    mu, _ = posterior(checkpoint.model, data.test_x)
+    coords, directions, pca = pca_reference(mu)
+    spread = coords.std(0, ddof=1)
+    steps = np.linspace(-2.5, 2.5, 7)
+    for row, col in ((3, 3), (0, 0), (0, 6), (6, 2)):
+        z = pca.mean_ + steps[col] * spread[0] * directions[0] + steps[::-1][row] * spread[1] * directions[1]
+        assert_pixels_close(grid[row * 7 + col], decoded(checkpoint.model, z)[0], f"cell ({row}, {col})")
+
+
+def test_generate_manifold_of_a_2d_model_runs_z0_right_and_z1_up(media):
+    checkpoint, _ = shipped("fashion-mnist-2d")
+    at = run("pages/2_Generate.py", "fashion-mnist-2d")
+    at.slider(key="gen_grid_side").set_value(8).run()
+    grid = tiles(media.images(at)[0][1], 64, 8, (28, 28), padding=0)
+    q = norm.ppf(np.linspace(0.05, 0.95, 8))
+    for row, col in ((0, 0), (0, 7), (7, 0), (3, 5)):
+        assert_pixels_close(grid[row * 8 + col], decoded(checkpoint.model, [q[col], q[7 - row]])[0], f"cell ({row}, {col})")
+
+
+def test_generate_class_picker_of_a_conditional_model():
+    checkpoint, _ = shipped("fashion-mnist-cvae")
+    at = run("pages/2_Generate.py", "fashion-mnist-cvae", z=",".join(["0.5"] * 16))
+    at.selectbox(key="gen_class").select(7).run()
+    picture, _ = _slider_picture(at)
+    assert_pixels_close(picture, decoded(checkpoint.model, [0.5] * 16, label=7)[0], "class 7 (Sneaker)")
+
+
+# --- Latent map -----------------------------------------------------------------------------------------
+
+
+def _map_points(at, names) -> tuple[np.ndarray, np.ndarray]:
+    """The dots of the latent map: coordinates (N, 2) in test-set order, and the class each is drawn as."""
+    traces = {t["name"]: t for t in plotly_spec(at.get("plotly_chart")[0])["data"]}
+    rows, coords, labels = [], [], []
+    for k, name in enumerate(names):
+        trace = traces[name]
+        index = plotly_values(trace["customdata"]).astype(int)
+        rows.append(index)
+        coords.append(np.stack([plotly_values(trace["x"]), plotly_values(trace["y"])], 1))
+        labels.append(np.full(len(index), k))
+    order = np.argsort(np.concatenate(rows))
+    return np.concatenate(coords)[order], np.concatenate(labels)[order]
+
+
+def test_latent_map_pca_places_each_test_image_by_its_posterior_mean():
+    checkpoint, data = shipped("digits-mlp")
+    at = run("pages/3_Latent_map.py")
+    coords, labels = _map_points(at, checkpoint.config.model.class_names)
+    mu, _ = posterior(checkpoint.model, data.test_x)
+    expected, _, _ = pca_reference(mu)
+    assert coords == pytest.approx(expected, abs=1e-4)
+    assert (labels == data.test_y.numpy()).all()
+
+
+def test_latent_map_tsne_shows_the_kept_map():
+    checkpoint, data = shipped("digits-mlp")
+    at = run("pages/3_Latent_map.py", map_method="t-SNE")
+    coords, _ = _map_points(at, checkpoint.config.model.class_names)
+    (kept,) = (CHECKPOINTS / "digits-mlp" / "embeddings").glob("tsne-n359-p30-*.npy")
+    assert coords == pytest.approx(np.load(kept), abs=1e-4)
+
+
+def test_latent_map_places_an_upload_where_pca_puts_its_mean():
+    from vae_explorer.preprocess import prepare_image
+
+    checkpoint, data = shipped("digits-mlp")
+    at = run("pages/3_Latent_map.py")
+    at.sidebar.file_uploader(key="map_upload").set_value(("ring.png", _png("ring"), "image/png")).run()
+    traces = {t["name"]: t for t in plotly_spec(at.get("plotly_chart")[0])["data"]}
+    star = [plotly_values(traces["your image"]["x"])[0], plotly_values(traces["your image"]["y"])[0]]
+    mu, _ = posterior(checkpoint.model, data.test_x)
+    _, directions, pca = pca_reference(mu)
+    z, _ = posterior(checkpoint.model, prepare_image(_png("ring"), (1, 8, 8))[None])
+    assert star == pytest.approx(((z - pca.mean_) @ directions.T)[0], abs=1e-4)
+
+
+# --- Interpolate ----------------------------------------------------------------------------------------
+
+
+def test_interpolation_frames_run_from_a_to_b(media):
+    checkpoint, data = shipped("digits-mlp")
+    at = run("pages/4_Interpolate.py", interp_A="5", interp_B="12", interp_steps="5")
+    strip = tiles(media.image(at, "top row: linear; bottom row: slerp"), 10, 5, (8, 8))
+    mu, _ = posterior(checkpoint.model, data.test_x[[5, 12]])
+    a, b = mu
+    omega = math.acos(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+    for row in (0, 1):
+        assert_pixels_close(strip[row * 5], decoded(checkpoint.model, a)[0], f"row {row} starts at A")
+        assert_pixels_close(strip[row * 5 + 4], decoded(checkpoint.model, b)[0], f"row {row} ends at B")
+    assert_pixels_close(strip[2], decoded(checkpoint.model, (a + b) / 2)[0], "the linear midpoint")
+    middle = (a + b) * math.sin(omega / 2) / math.sin(omega)
+    assert_pixels_close(strip[7], decoded(checkpoint.model, middle)[0], "the slerp midpoint")
+    norms = {t["name"]: plotly_values(t["y"]) for t in plotly_spec(at.get("plotly_chart")[0])["data"]}
+    assert norms["linear"][2] == pytest.approx(np.linalg.norm((a + b) / 2), rel=1e-5)
+    assert norms["slerp"][2] == pytest.approx(np.linalg.norm(middle), rel=1e-5)
+
+
+def test_an_upload_replaces_the_end_point_it_was_meant_for(media):
+    from vae_explorer.preprocess import prepare_image
+
+    checkpoint, data = shipped("digits-mlp")
+    at = run("pages/4_Interpolate.py", interp_A="5", interp_B="12", interp_steps="5")
+    at.file_uploader(key="interp_upload_B").set_value(("bar.png", _png("bar"), "image/png")).run()
+    strip = tiles(media.image(at, "top row: linear; bottom row: slerp"), 10, 5, (8, 8))
+    upload, _ = posterior(checkpoint.model, prepare_image(_png("bar"), (1, 8, 8))[None])
+    a, _ = posterior(checkpoint.model, data.test_x[5:6])
+    assert_pixels_close(strip[0], decoded(checkpoint.model, a)[0], "A is still test image 5")
+    assert_pixels_close(strip[4], decoded(checkpoint.model, upload)[0], "B is now the upload")
+    ends = [downscale(pixels, (8, 8)) for caption, pixels in media.images(at)[:2]]
+    assert_pixels_close(ends[0], as_pixels(data.test_x[5:6])[0], "image A")
+    assert_pixels_close(ends[1], as_pixels(prepare_image(_png("bar"), (1, 8, 8))[None])[0], "image B")
+
+
+def test_four_corners_and_latent_arithmetic(media):
+    checkpoint, data = shipped("digits-mlp")
+    at = run("pages/4_Interpolate.py", interp_A="5", interp_B="12")
+    at.number_input(key="interp_C").set_value(20).run()
+    at.number_input(key="interp_D").set_value(33).run()
+    at.slider(key="interp_side").set_value(4).run()
+    grid = tiles(media.image(at, "corners: A top-left, B top-right, C bottom-left, D bottom-right"), 16, 4, (8, 8), padding=1)
+    mu, _ = posterior(checkpoint.model, data.test_x)
+    for cell, index in ((0, 5), (3, 12), (12, 20), (15, 33)):
+        assert_pixels_close(grid[cell], decoded(checkpoint.model, mu[index])[0], f"corner at test image {index}")
+    labels = data.test_y.numpy()
+    centroid = {k: mu[labels == k].mean(0) for k in (7, 5)}  # the page's defaults: plus 7, minus 5, amount 1
+    parts = tiles(media.images(at)[-1][1], 4, 4, (8, 8))
+    assert_pixels_close(parts[1], decoded(checkpoint.model, centroid[7])[0], "centroid of 7")
+    assert_pixels_close(parts[3], decoded(checkpoint.model, mu[5] + centroid[7] - centroid[5])[0], "A + 7 - 5")
+
+
+# --- Traverse -------------------------------------------------------------------------------------------
+
+
+def test_each_traversal_row_varies_only_its_dimension(media):
+    checkpoint, data = shipped("digits-mlp")
+    at = run("pages/5_Traverse.py", trav_dims="4,0,6", trav_steps="5")
+    grid = tiles(media.images(at)[0][1], 15, 5, (8, 8))
+    values = np.linspace(-3, 3, 5)
+    for row, dim in enumerate([4, 0, 6]):
+        z = np.zeros((5, 8))
+        z[:, dim] = values
+        assert_pixels_close(grid[row * 5: row * 5 + 5], decoded(checkpoint.model, z), f"row {row} (z{dim})")
+    at.selectbox(key="trav_start").set_value("a test image").run()
+    at.number_input(key="trav_index").set_value(9).run()
+    grid = tiles(media.images(at)[0][1], 15, 5, (8, 8))
+    mu, sigma = posterior(checkpoint.model, data.test_x[:2000])
+    z = np.tile(mu[9], (5, 1))
+    z[:, 0] = values
+    assert_pixels_close(grid[5:10], decoded(checkpoint.model, z), "z0 swept from test image 9")
+    kl = (0.5 * (mu**2 + sigma**2 - 1 - np.log(sigma**2))).mean(0)
+    bars = plotly_spec(at.get("plotly_chart")[0])["data"][0]
+    order = np.argsort(-kl)
+    assert list(bars["x"]) == [f"z{i}" for i in order] and plotly_values(bars["y"]) == pytest.approx(kl[order], rel=1e-4)
+
+
+# --- Learn ----------------------------------------------------------------------------------------------
+
+
+def test_learn_reparameterization_numbers_follow_the_sliders():
+    at = run("pages/6_Learn.py")
+    at.slider(key="learn_mu").set_value(1.5)
+    at.slider(key="learn_sigma").set_value(0.4)
+    at.slider(key="learn_eps").set_value(-2.0).run()
+    kl = 0.5 * (1.5**2 + 0.4**2 - 1 - math.log(0.4**2))
+    assert any(f"KL of this q from the prior: {kl:.2f} nats" in c.value for c in at.caption)
+    figure = plotly_spec(at.get("plotly_chart")[0])
+    assert figure["layout"]["shapes"][0]["x0"] == pytest.approx(1.5 + 0.4 * -2.0)
+    q = figure["data"][1]
+    x, y = plotly_values(q["x"]), plotly_values(q["y"])
+    assert y == pytest.approx(norm.pdf(x, 1.5, 0.4), rel=1e-4)
+
+
+def test_learn_collapse_chart_shows_kl_per_dimension():
+    checkpoint, data = shipped("digits-mlp")
+    at = run("pages/6_Learn.py")
+    mu, sigma = posterior(checkpoint.model, data.test_x)
+    kl = (0.5 * (mu**2 + sigma**2 - 1 - np.log(sigma**2))).mean(0)
+    bars = plotly_spec(at.get("plotly_chart")[-1])["data"][0]
+    assert plotly_values(bars["y"]) == pytest.approx(np.sort(kl)[::-1], rel=1e-4)
+    active = int((mu.var(0, ddof=1) > 0.01).sum())
+    assert any(f"{active} of 8 dimensions are active" in c.value for c in at.caption)
+
+
+# --- Evaluate -------------------------------------------------------------------------------------------
+
+
+def test_evaluate_table_matches_the_model_computed_here():
+    checkpoint, data = shipped("digits-mlp")
+    at = run("pages/8_Evaluate.py")
+    at.selectbox(key="eval_k").select(10)
+    at.selectbox(key="eval_test_images").select(500).run()
+    table = at.dataframe[0].value
+    rows = dict(zip(table["metric"], table["digits-mlp"]))
+    mu, sigma = posterior(checkpoint.model, data.test_x)
+    kl = 0.5 * (mu**2 + sigma**2 - 1 - np.log(sigma**2))
+    assert rows["KL"] == f"{kl.sum(1).mean():.2f}"
+    assert rows["active units"] == f"{int((mu.var(0, ddof=1) > 0.01).sum())} of 8"
+    assert rows["test images"] == f"{len(data.test_x):,}"
+    metrics = checkpoint.metrics  # measured on the whole test set (359 images) with the same seed
+    assert rows["neg-ELBO"] == f"{metrics['neg_elbo']:.2f}" and rows["reconstruction"] == f"{metrics['recon']:.2f}"
+    assert float(rows["IWAE bound, k = 10"]) <= float(rows["neg-ELBO"])
+    bars = plotly_spec(at.get("plotly_chart")[0])["data"][0]
+    assert plotly_values(bars["y"]) == pytest.approx(kl.mean(0), rel=1e-4)
+
+
+# --- Train ----------------------------------------------------------------------------------------------
+
+
+def test_train_page_shows_the_saved_models_history_and_reconstructions(media, tmp_path, monkeypatch):
+    from test_app_train import submit, train_page, wait_until_finished
+    from vae_explorer.ui import state
+
+    monkeypatch.setattr(state, "TRAINED_DIR", tmp_path / "runs")
+    at = submit(train_page(train_name="watched", **{"train__train__epochs": 2}), "Start training")
+    assert wait_until_finished(at).status == "done"
+    trained = load_checkpoint(tmp_path / "runs" / "watched")
+    data = load_dataset(trained.config.data)
+    curves = {(trace["name"], trace["xaxis"]): plotly_values(trace["y"])
+              for trace in plotly_spec(at.get("plotly_chart")[0])["data"]}
+    assert curves[("train", "x")] == pytest.approx([r["train_loss"] for r in trained.history])
+    assert curves[("test", "x")] == pytest.approx([r["test_loss"] for r in trained.history])
+    assert curves[("test", "x3")] == pytest.approx([r["test_kl"] for r in trained.history])
+    strip = tiles(media.image(at, "Test images (top) and their reconstructions now (bottom)"), 16, 8, (8, 8))
+    mu, _ = posterior(trained.model, data.test_x[:8])
+    assert_pixels_close(strip[:8], as_pixels(data.test_x[:8]), "the first test images")
+    assert_pixels_close(strip[8:], decoded(trained.model, mu), "their reconstructions by the saved model")
+
+
+def test_generate_shows_the_line_of_a_1d_model(media, tmp_path, monkeypatch, tiny_data):
+    from vae_explorer import ModelConfig, RunConfig, TrainConfig, build_model, fit_to_data, save_checkpoint
+    from vae_explorer.ui import state
+
+    monkeypatch.setattr(state, "TRAINED_DIR", tmp_path / "runs")
+    config = RunConfig(model=fit_to_data(ModelConfig(latent_dim=1, hidden_sizes=[8]), tiny_data.image_shape,
+                                         tiny_data.class_names), train=TrainConfig(epochs=1))
+    model = build_model(config.model, seed=0)
+    save_checkpoint(tmp_path / "runs" / "one-d", model, config, [])
+    at = run("pages/2_Generate.py", "one-d")
+    at.slider(key="gen_grid_side").set_value(9).run()
+    line = tiles(media.images(at)[0][1], 9, 9, (8, 8), padding=0)
+    assert_pixels_close(line, decoded(model, norm.ppf(np.linspace(0.05, 0.95, 9))[:, None]), "the 1-D manifold")
