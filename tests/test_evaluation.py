@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -81,3 +83,87 @@ def test_iwae_gap_is_never_negative_and_zero_for_one_sample(tiny_run, tiny_data)
     assert metrics["n_test"] == 32
     _, one = evaluate_with_gaps(model, data, k=1)
     assert abs(one).max() < 1e-9
+
+
+def test_active_units_either_side_of_the_threshold():
+    from vae_explorer.evaluation import active_dimensions
+
+    signs = torch.tensor([1.0, -1.0]).repeat(50)  # 100 codes, mean 0
+    variances = [0.0101, 0.0099, 0.5, 0.0]  # unbiased variance across the data; the line is 0.01 (Burda et al.)
+    mu = torch.stack([signs * math.sqrt(v * 99 / 100) for v in variances], 1)
+    assert mu.var(0).tolist() == pytest.approx(variances, rel=1e-4)
+    assert active_dimensions(mu).tolist() == [True, False, True, False]
+    assert active_units(mu) == 2 and active_units(mu, threshold=0.4) == 1
+    assert active_units(mu[:1]) == 0  # one code cannot vary
+
+
+def test_kl_per_dimension_is_the_mean_analytic_kl():
+    from vae_explorer.evaluation import kl_per_dimension
+
+    mu, logvar = torch.tensor([[1.0, 0.0], [-1.0, 2.0]]), torch.tensor([[0.0, math.log(4.0)], [0.0, 0.0]])
+    assert kl_per_dimension(mu, logvar).tolist() == pytest.approx([0.5, (0.5 * (4 - 1 - math.log(4)) + 2.0) / 2])
+
+
+def test_first_test_images_keeps_labels_and_factors_in_step(tiny_data):
+    from vae_explorer.evaluation import first_test_images
+
+    part = first_test_images(tiny_data, 10)
+    assert torch.equal(part.test_x, tiny_data.test_x[:10]) and torch.equal(part.test_y, tiny_data.test_y[:10])
+    assert part.train_x is tiny_data.train_x and first_test_images(tiny_data, None) is tiny_data
+    assert first_test_images(tiny_data, 10**6) is tiny_data
+
+
+def test_active_dimensions_of_one_and_two_codes():
+    from vae_explorer.evaluation import active_dimensions
+
+    one = active_dimensions(torch.tensor([[1.0, 2.0]]))
+    assert one.dtype == torch.bool and one.tolist() == [False, False]
+    assert active_dimensions(torch.tensor([[0.0, 1.0], [1.0, 1.0]])).tolist() == [True, False]  # variance 0.5 and 0
+
+
+def test_the_iwae_helper_is_the_importance_weighted_bound(tiny_run, tiny_data):
+    import dataclasses
+
+    from vae_explorer import build_model
+    from vae_explorer.evaluation import importance_bounds
+
+    model, config, _ = tiny_run
+    x = tiny_data.test_x[:8]
+    bound = iwae_log_likelihood(model, x, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(bound, importance_bounds(model, x, k=100, generator=torch.Generator().manual_seed(4))[1])
+    conditional = build_model(dataclasses.replace(config.model, conditional=True), seed=0)
+    y = tiny_data.test_y[:8]
+    with_y = iwae_log_likelihood(conditional, x, y, k=5, generator=torch.Generator().manual_seed(4))
+    other = iwae_log_likelihood(conditional, x, (y + 1) % 10, k=5, generator=torch.Generator().manual_seed(4))
+    assert not torch.allclose(with_y, other)  # the labels are used
+
+
+def test_evaluate_defaults_and_a_feature_classifier(tiny_run, tiny_data):
+    from vae_explorer.classifier import frechet_distance
+    from vae_explorer.evaluation import first_test_images
+
+    class Pixels:  # a stand-in classifier whose features are the pixels themselves
+        @staticmethod
+        def embed(x):
+            return x.flatten(1).double().numpy()
+
+    model, _, _ = tiny_run
+    data = first_test_images(tiny_data, 40)
+    info = {"key": "pixels-0", "test_accuracy": 1.0, "epochs": 0, "extra": "not copied"}
+    metrics = evaluate(model, data, classifier=Pixels(), classifier_info=info)
+    assert metrics["iwae_k"] == 100 and metrics["eval_seed"] == 0 and "beta_loss" not in metrics
+    assert metrics["fid_classifier"] == {"key": "pixels-0", "test_accuracy": 1.0, "epochs": 0}
+    assert metrics["fid_n"] == 40
+    assert metrics["fid_floor"] == pytest.approx(frechet_distance(Pixels.embed(data.test_x), Pixels.embed(data.train_x[:40])))
+    weighted = evaluate(model, data, k=3, beta=4.0)
+    assert weighted["beta_loss"] == pytest.approx(weighted["recon"] + 4.0 * weighted["kl"])
+
+
+def test_first_test_images_slices_factors_too():
+    from vae_explorer import DataConfig, load_dataset
+    from vae_explorer.evaluation import first_test_images
+
+    shapes = load_dataset(DataConfig(dataset="shapes", max_train=16, max_test=50))
+    part = first_test_images(shapes, 7)
+    assert torch.equal(part.test_factors, shapes.test_factors[:7]) and len(part.test_x) == 7
+    assert first_test_images(shapes, 50) is shapes

@@ -122,3 +122,115 @@ def test_reconstruct_is_deterministic():
     model = tiny()
     x = torch.rand(3, 1, 8, 8)
     assert torch.equal(model.reconstruct(x), model.reconstruct(x))
+
+
+def test_reparameterized_samples_have_the_posterior_mean_and_spread():
+    from vae_explorer.models import VAE, Posterior
+
+    mu = torch.tensor([[0.5, -2.0, 3.0, 0.0]])
+    logvar = torch.tensor([[0.0, 2.0, -3.0, 1.0]])  # sigma = 1, e, e^-1.5, e^0.5
+    sigma = torch.tensor([1.0, math.e, math.exp(-1.5), math.exp(0.5)])
+    n = 200_000
+    for z in (VAE.reparameterize(mu.expand(n, 4), logvar.expand(n, 4), torch.Generator().manual_seed(0)),
+              Posterior(mu.expand(n, 4), logvar.expand(n, 4)).sample(torch.Generator().manual_seed(1))):
+        assert torch.allclose(z.mean(0), mu[0], atol=4 * float(sigma.max()) / math.sqrt(n))
+        assert torch.allclose(z.std(0), sigma, rtol=0.01)
+    q = Posterior(mu, logvar)
+    assert torch.allclose(q.stddev, logvar.exp().sqrt())
+    assert torch.allclose(q.kl_per_dim(), 0.5 * (mu**2 + sigma**2 - 1 - logvar)) and torch.allclose(q.kl(), q.kl_per_dim().sum(1))
+    z = torch.tensor([[0.0, 1.0, 2.0, -1.0]])
+    assert torch.allclose(q.log_prob(z), torch.distributions.Normal(mu, sigma).log_prob(z).sum(1))
+
+
+def test_reparameterization_is_differentiable_in_mu_and_sigma():
+    from vae_explorer.models import VAE
+
+    mu, logvar = torch.tensor([[1.0, -1.0]], requires_grad=True), torch.tensor([[0.4, -0.6]], requires_grad=True)
+    z = VAE.reparameterize(mu, logvar, torch.Generator().manual_seed(0))
+    eps = (z - mu) / torch.exp(0.5 * logvar)
+    z.sum().backward()
+    assert torch.allclose(mu.grad, torch.ones(1, 2))  # dz/dmu = 1
+    assert torch.allclose(logvar.grad, (0.5 * eps * torch.exp(0.5 * logvar)).detach())  # dz/dlogvar = eps sigma / 2
+
+
+def test_encode_decode_and_reconstruct_are_the_layers_in_order():
+    model = tiny("mlp", (1, 8, 8), likelihood="bernoulli")
+    x = torch.rand(3, 1, 8, 8)
+    stats = model.to_latent(model.encoder(x))
+    q = model.encode(x)
+    assert torch.equal(q.mean, stats[:, :3]) and torch.equal(q.logvar, stats[:, 3:])
+    z = torch.tensor([[0.3, -1.2, 2.0]])
+    assert torch.equal(model.decode(z), model.decoder(z))
+    assert torch.allclose(model.generate(z), torch.sigmoid(model.decoder(z)))
+    assert torch.allclose(model.reconstruct(x), torch.sigmoid(model.decoder(stats[:, :3])))
+    gaussian = tiny("mlp", (1, 8, 8), likelihood="gaussian")
+    assert torch.allclose(gaussian.generate(z), gaussian.decoder(z).clamp(0, 1))
+
+
+def test_a_conditional_model_appends_the_one_hot_class():
+    model = tiny("mlp", (1, 8, 8), conditional=True, num_classes=4)
+    z = torch.tensor([[0.3, -1.2, 2.0], [1.0, 0.0, -1.0]])
+    y = torch.tensor([2, 0])
+    one_hot = torch.tensor([[0.0, 0, 1, 0], [1, 0, 0, 0]])
+    assert torch.equal(model.decode(z, y), model.decoder(torch.cat([z, one_hot], 1)))
+    x = torch.rand(2, 1, 8, 8)
+    assert torch.equal(model.encode(x, y).mean, model.to_latent(torch.cat([model.encoder(x), one_hot], 1))[:, :3])
+
+
+def test_a_registered_architecture_is_built_and_deeper_mlps_keep_every_layer():
+    from vae_explorer.models import mlp
+
+    register_architecture("test-mlp-copy")(mlp)
+    try:
+        model = tiny("test-mlp-copy", hidden_sizes=[16, 8])
+        assert model.num_parameters() == tiny("mlp", hidden_sizes=[16, 8]).num_parameters()
+    finally:
+        del ARCHITECTURES["test-mlp-copy"]
+    linears = [m for m in tiny("mlp", hidden_sizes=[16, 8]).encoder if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(64, 16), (16, 8)]
+
+
+def test_kl_is_per_image_and_bernoulli_has_no_sigma():
+    from vae_explorer.models import Posterior
+
+    q = Posterior(torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.zeros(2, 2))
+    assert q.kl().tolist() == pytest.approx([0.5, 2.0])
+    assert tiny(likelihood="bernoulli").sigma_log() is None
+    assert float(tiny(likelihood="gaussian", gaussian_sigma=0.5).sigma_log()) == pytest.approx(math.log(0.5))
+
+
+def test_a_conditional_model_uses_its_labels_everywhere():
+    model = tiny("mlp", (1, 8, 8), conditional=True, num_classes=4)
+    x = torch.rand(3, 1, 8, 8)
+    y, other = torch.tensor([0, 1, 2]), torch.tensor([3, 3, 3])
+    q = model.encode(x, torch.tensor(2))  # one label for the whole batch
+    assert torch.equal(q.mean, model.encode(x, torch.tensor([2, 2, 2])).mean)
+    torch.manual_seed(0)
+    params, _, z = model(x, y)
+    assert torch.equal(params, model.decode(z, y)) and not torch.equal(params, model.decode(z, other))
+    a = model.loss(x, y, generator=torch.Generator().manual_seed(1))
+    b = model.loss(x, other, generator=torch.Generator().manual_seed(1))
+    assert not torch.allclose(a.recon, b.recon) and not torch.allclose(a.kl, b.kl)
+    with pytest.raises(ValueError, match="^this conditional model needs class labels y$"):
+        model.decode(z)
+
+
+def test_fit_to_data_and_incomplete_configs():
+    from vae_explorer.models import fit_to_data
+
+    fitted = fit_to_data(ModelConfig(), (1, 8, 8), ["a", "b", "c"])
+    assert fitted.image_shape == [1, 8, 8] and fitted.num_classes == 3 and fitted.class_names == ["a", "b", "c"]
+    with pytest.raises(ConfigError, match=r"^model.image_shape must be \[channels, height, width\]; it is set from the "
+                                          r"dataset when training.$"):
+        build_model(ModelConfig())
+    with pytest.raises(ConfigError, match="^model.image_shape must be"):
+        build_model(ModelConfig(image_shape=[8, 8]))
+    with pytest.raises(ConfigError, match="^model.conditional needs model.num_classes; it is set from the dataset when training.$"):
+        build_model(ModelConfig(image_shape=[1, 8, 8], conditional=True))
+
+
+def test_vae_loss_is_the_plain_elbo_by_default():
+    x, logits = torch.rand(2, 1, 4, 4), torch.randn(2, 1, 4, 4)
+    mu, logvar = torch.randn(2, 3), torch.randn(2, 3)
+    parts = vae_loss(x, logits, mu, logvar, "bernoulli")
+    assert torch.allclose(parts.total, parts.recon + parts.kl)

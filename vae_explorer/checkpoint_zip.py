@@ -10,6 +10,7 @@ refused upload leaves nothing behind and nothing is ever written outside the tar
 from __future__ import annotations
 
 import io
+import math
 import re
 import shutil
 import stat
@@ -51,7 +52,9 @@ def _members(archive: zipfile.ZipFile, zip_name: str) -> dict[str, zipfile.ZipIn
             raise CheckpointError(f"{zip_name} holds {path.name} twice; zip a single checkpoint folder.")
         limit = MAX_MEMBER_BYTES[path.name]
         if info.file_size > limit:
-            raise CheckpointError(f"{zip_name}: {path.name} is {info.file_size / 2**20:.0f} MB, over the {limit // 2**20} MB limit.")
+            size = math.ceil(info.file_size / 2**20 * 10) / 10  # rounded up, so it never reads as equal to the limit
+            raise CheckpointError(f"{zip_name}: {path.name} is {size:.1f} MB, over the {limit // 2**20} MB limit for "
+                                  "uploads; copy a checkpoint that large into the server's runs folder instead.")
         if info.compress_size and info.file_size / info.compress_size > MAX_RATIO and info.file_size > 2**20:
             raise CheckpointError(f"{zip_name}: {path.name} expands {info.file_size // info.compress_size}-fold, like a zip bomb; refused.")
         found[path.name] = info
@@ -76,23 +79,21 @@ def import_checkpoint_zip(data: bytes, zip_name: str, target_dir: str | Path, na
         if destination.exists():
             raise CheckpointError(f"a model named {folder!r} already exists; rename the zip file and upload it again.")
         staging = target_dir / f".{folder}.uploading"
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)  # left by an import that was killed
         staging.mkdir()
+        imported = False
         try:
             for filename, info in members.items():
+                # zipfile stops at the size the header gives and checks the CRC, so a member that holds
+                # more than its header says (past the size limit above) fails here as a BadZipFile.
                 with archive.open(info) as source, open(staging / filename, "wb") as sink:
-                    copied = 0
-                    while block := source.read(1 << 20):  # counted while writing: the header may lie
-                        copied += len(block)
-                        if copied > MAX_MEMBER_BYTES[filename]:
-                            raise CheckpointError(f"{zip_name}: {filename} is larger than its header says; refused.")
-                        sink.write(block)
+                    shutil.copyfileobj(source, sink, 1 << 20)
             load_checkpoint(staging)  # the same checks as any checkpoint: format, shapes, NaN
             staging.rename(destination)
+            imported = True
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            shutil.rmtree(staging, ignore_errors=True)
             raise CheckpointError(f"{zip_name} could not be unpacked ({exc.__class__.__name__}); zip the folder again.") from None
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        finally:
+            if not imported:
+                shutil.rmtree(staging, ignore_errors=True)
     return destination

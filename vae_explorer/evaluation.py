@@ -29,7 +29,9 @@ def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 def active_dimensions(mu: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> torch.Tensor:
     """Which dimensions' posterior means vary across the data (Burda et al.), (D,) bool."""
-    return mu.var(dim=0, unbiased=True) > threshold if len(mu) > 1 else torch.zeros(mu.shape[1], dtype=torch.bool)
+    if len(mu) < 2:  # one code cannot vary
+        return torch.zeros(mu.shape[1], dtype=torch.bool)
+    return mu.var(dim=0) > threshold
 
 
 def active_units(mu: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:

@@ -50,7 +50,7 @@ class Encoding:
     @property
     def unusual(self) -> bool:
         """Far beyond the prior's typical radius sqrt(D): the image looks unlike the training data."""
-        return self.distance > 3 * np.sqrt(len(self.mean))
+        return bool(self.distance > 3 * np.sqrt(len(self.mean)))
 
 
 @torch.inference_mode()

@@ -76,8 +76,8 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int, method: str = "l
     if method != "slerp":
         raise ValueError(f"unknown interpolation method {method!r}; use linear or slerp")
     cos = torch.dot(z0, z1) / (z0.norm() * z1.norm()).clamp_min(1e-12)
-    omega = torch.arccos(cos.clamp(-1.0, 1.0))
-    if omega.abs() < 1e-4:  # nearly parallel: slerp and lerp agree
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))  # rounding can put cos a hair outside [-1, 1]
+    if torch.sin(omega) < 1e-4:  # (nearly) parallel, where slerp is the line, or opposite, where no great circle is the one
         return (1 - t) * z0 + t * z1
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
 
