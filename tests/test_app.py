@@ -5,11 +5,9 @@ import io
 
 import pytest
 from PIL import Image, ImageDraw
+from streamlit.testing.v1 import AppTest
 
 from conftest import REPO, fashion_available, require
-
-pytest.importorskip("streamlit")
-from streamlit.testing.v1 import AppTest  # noqa: E402
 
 PAGES = ["Home.py", "pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/3_Latent_map.py",
          "pages/4_Interpolate.py", "pages/5_Traverse.py", "pages/6_Learn.py", "pages/7_Train.py",

@@ -6,12 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from streamlit.testing.v1 import AppTest
+
 from conftest import REPO
-
-pytest.importorskip("streamlit")
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from vae_explorer.ui import state  # noqa: E402
+from vae_explorer.ui import state
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from vae_explorer.evaluation import sample_quality
 
 
 def test_frechet_distance_matches_the_matrix_square_root_formula():
-    scipy_linalg = pytest.importorskip("scipy.linalg")
+    import scipy.linalg as scipy_linalg  # scikit-learn depends on scipy
+
     rng = np.random.default_rng(0)
     a = rng.normal(size=(400, 6)) @ rng.normal(size=(6, 6))
     b = rng.normal(size=(300, 6)) @ rng.normal(size=(6, 6)) + 2.0

@@ -35,9 +35,38 @@ def test_quick_start_runs(tmp_path):
     assert (tmp_path / "runs" / "quickstart" / "model.safetensors").is_file()
 
 
+async def _open_home(base: str) -> tuple[int, list[str], list[str]]:
+    """Open the home page over Streamlit's websocket, as a browser tab does: the run's finishing
+    status, the kinds of elements it drew and the text of its headings."""
+    import asyncio
+
+    import websockets
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    async with websockets.connect(base.replace("http://", "ws://") + "/_stcore/stream", subprotocols=["streamlit"],
+                                  max_size=None) as ws:
+        request = BackMsg()
+        request.rerun_script.query_string = ""
+        await ws.send(request.SerializeToString())
+        kinds, headings = [], []
+        while True:
+            message = ForwardMsg()
+            message.ParseFromString(await asyncio.wait_for(ws.recv(), 120))
+            if message.WhichOneof("type") == "delta" and message.delta.WhichOneof("type") == "new_element":
+                element = message.delta.new_element
+                kinds.append(element.WhichOneof("type"))
+                if kinds[-1] == "heading":
+                    headings.append(element.heading.body)
+            elif message.WhichOneof("type") == "script_finished":
+                return message.script_finished, kinds, headings
+
+
 @pytest.mark.slow
 def test_app_command_serves_the_app(tmp_path):
-    """`streamlit run Home.py` from the README starts and answers on a loopback port."""
+    """`streamlit run Home.py` from the README starts, and its home page runs to the end without an
+    exception or an error box, showing the model."""
+    import asyncio
     import urllib.request
 
     from vae_explorer.app_server import running_app
@@ -47,6 +76,10 @@ def test_app_command_serves_the_app(tmp_path):
     with running_app() as (base, _):  # the same command, on a free loopback port
         with urllib.request.urlopen(f"{base}/", timeout=5) as response:
             assert b"<html" in response.read().lower()
+        status, kinds, headings = asyncio.run(_open_home(base))
+    assert status == 0, f"the home page's run ended with status {status}"  # 0: finished successfully
+    assert "exception" not in kinds and "vae-explorer" in headings and "Model: digits-mlp" in headings
+    assert kinds.count("imgs") == 1  # the samples from the prior
 
 
 def test_ci_runs_the_readme_test_command():
