@@ -78,6 +78,7 @@ def test_factor_vae_score_normalises_each_dimension():
     codes = np.stack([8 * f[:, 0] + np.sqrt(20) * noise[:, 0], np.sqrt(4.5) * f[:, 1] + noise[:, 1],
                       np.sqrt(10 / f[:, 2].var()) * f[:, 2]], 1)
     assert factor_vae_score(codes, FACTORS) == pytest.approx(1.0, abs=0.01)
+    assert factor_vae_score(10 * codes, FACTORS) == pytest.approx(1.0, abs=0.01)  # variances 10,000 and 1,000: all carry
 
 
 def test_mig_with_exactly_two_dimensions_and_its_message():
@@ -102,6 +103,8 @@ def test_mig_cuts_each_dimension_into_twenty_bins():
         merged = entropy - (2 / levels) * np.log(2)  # two values of 4 codes each share one bin
         assert exact or info == pytest.approx(merged)
         assert mig(codes, factors)[1][0] == pytest.approx(info / entropy)
+        assert mig(codes, factors, bins=10)[1][0] == pytest.approx(mutual_information(codes, factors, bins=10)[0, 0] / entropy)
+        assert mig(codes, factors, bins=10)[1][0] < info / entropy  # fewer bins merge more values
 
 
 def test_factor_vae_score_is_repeatable_and_normalises_small_scales():

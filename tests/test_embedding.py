@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 
-from vae_explorer.embedding import (load_or_compute_tsne, pca_2d, pca_inverse, place_by_neighbours, tsne_cache_files,
+from vae_explorer.embedding import (load_or_compute_tsne, pca_2d, pca_inverse, place_by_neighbours, tsne_2d, tsne_cache_files,
                                     weights_digest)
 
 rng = np.random.default_rng(0)
@@ -66,7 +66,7 @@ def checkpoint_copy(tiny_checkpoint, tmp_path):
 def test_tsne_is_kept_beside_the_checkpoint_and_read_back(checkpoint_copy):
     points = POINTS[:60]
     coords, cached = load_or_compute_tsne(points, checkpoint_copy, perplexity=10)
-    assert not cached and coords.shape == (60, 2)
+    assert not cached and coords == pytest.approx(tsne_2d(points, perplexity=10))
     kept = checkpoint_copy / "embeddings" / f"tsne-n60-p10-{weights_digest(checkpoint_copy)}.npy"
     assert kept.is_file() and np.load(kept) == pytest.approx(coords)
     again, cached = load_or_compute_tsne(points, checkpoint_copy, perplexity=10)
@@ -96,8 +96,6 @@ def test_a_checkpoint_that_cannot_hold_its_map_keeps_it_in_the_cache(checkpoint_
 
 def test_tsne_is_scikit_learns_with_the_perplexity_capped_for_small_sets():
     from sklearn.manifold import TSNE
-
-    from vae_explorer.embedding import tsne_2d
 
     small = POINTS[:13]  # perplexity must stay below the number of points: capped at (13 - 1) / 3 = 4
     reference = TSNE(n_components=2, perplexity=4.0, init="pca", random_state=0).fit_transform(small)

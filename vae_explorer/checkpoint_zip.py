@@ -81,19 +81,16 @@ def import_checkpoint_zip(data: bytes, zip_name: str, target_dir: str | Path, na
         staging = target_dir / f".{folder}.uploading"
         shutil.rmtree(staging, ignore_errors=True)  # left by an import that was killed
         staging.mkdir()
-        imported = False
         try:
             for filename, info in members.items():
                 # zipfile stops at the size the header gives and checks the CRC, so a member that holds
                 # more than its header says (past the size limit above) fails here as a BadZipFile.
                 with archive.open(info) as source, open(staging / filename, "wb") as sink:
-                    shutil.copyfileobj(source, sink, 1 << 20)
+                    shutil.copyfileobj(source, sink)
             load_checkpoint(staging)  # the same checks as any checkpoint: format, shapes, NaN
             staging.rename(destination)
-            imported = True
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise CheckpointError(f"{zip_name} could not be unpacked ({exc.__class__.__name__}); zip the folder again.") from None
         finally:
-            if not imported:
-                shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(staging, ignore_errors=True)  # gone already once renamed into place
     return destination
