@@ -4,7 +4,7 @@ import streamlit as st
 
 from vae_explorer.images import png_bytes
 from vae_explorer.latent import sample_prior
-from vae_explorer.ui import state
+from vae_explorer.app import state
 
 st.set_page_config(page_title="vae-explorer", page_icon="🧭", layout="wide")
 
@@ -48,8 +48,14 @@ with left:
         if "active_units" in metrics:
             st.caption(f"{metrics['active_units']} of {model_config.latent_dim} latent dimensions are active "
                        "(their posterior mean varies across the test set).")
+    elif checkpoint.training.get("status") == "running" and not checkpoint.interrupted:
+        st.caption(f"Still training: epoch {checkpoint.training.get('epochs_done')} of {checkpoint.training.get('target_epochs')} "
+                   "is saved; its test metrics come when the training ends.")
+    elif checkpoint.interrupted:
+        st.caption(f"Its training was interrupted after epoch {checkpoint.training.get('epochs_done')} of "
+                   f"{checkpoint.training.get('target_epochs')}; resume it on the Train page.")
     else:
-        st.caption("No test metrics yet: run `python -m vae_explorer evaluate --model-path " + str(checkpoint.path) + "`.")
+        st.caption("No test metrics yet: the Evaluate page computes them.")
 
 with right:
     st.subheader("Samples from the prior")

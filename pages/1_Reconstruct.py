@@ -4,10 +4,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from vae_explorer.errors import VaeExplorerError
-from vae_explorer.explore import encode_image, reconstruction_rows
+from vae_explorer.app import state
+from vae_explorer.data import prepare_image
 from vae_explorer.images import png_bytes, to_uint8, upscale
-from vae_explorer.preprocess import prepare_image
-from vae_explorer.ui import state
+from vae_explorer.latent import encode_image, reconstruction_rows
 
 checkpoint = state.page("Reconstruct")
 model = checkpoint.model

@@ -3,11 +3,10 @@
 import numpy as np
 import streamlit as st
 
-from vae_explorer.explore import plane_grid
+from vae_explorer.app import state
+from vae_explorer.app.latent_sliders import latent_sliders, pending_values
 from vae_explorer.images import array_png_bytes, png_bytes
-from vae_explorer.latent import manifold_grid
-from vae_explorer.ui import state
-from vae_explorer.ui.latent_sliders import latent_sliders, pending_values
+from vae_explorer.latent import manifold_grid, plane_grid
 
 checkpoint = state.page("Generate", "Each slider sets one coordinate of z; the decoder turns z into the picture. Sliders "
                         "are ordered by how much information each dimension carries (KL per dimension); greyed ones are "
@@ -55,7 +54,7 @@ def slider_panel() -> None:
     if values is not None:
         st.session_state.gen_z = values
     z = st.session_state.gen_z
-    image = state.decode(checkpoint, z, label)
+    image = state.picture(checkpoint, z, label)
     latent_sliders("gen_sliders", dims, z, version, image, seq)
     st.query_params["z"] = ",".join(f"{v:.2f}" for v in z)
     st.download_button("Download this picture (PNG)", lambda: array_png_bytes(image), "generated.png", "image/png",

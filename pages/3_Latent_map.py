@@ -4,12 +4,11 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from vae_explorer.embedding import pca_2d, pca_inverse, place_by_neighbours
+from vae_explorer.app import state
+from vae_explorer.data import prepare_image
 from vae_explorer.errors import VaeExplorerError
-from vae_explorer.explore import encode_image, reconstruction_rows
 from vae_explorer.images import to_uint8, upscale
-from vae_explorer.preprocess import prepare_image
-from vae_explorer.ui import state
+from vae_explorer.latent import encode_image, pca_2d, pca_inverse, place_by_neighbours, reconstruction_rows
 
 checkpoint = state.page("Latent map", "Each dot is one test image, placed by its posterior mean (never a sample). PCA is "
                         "a linear projection: distances along it are real and any place on it can be decoded. t-SNE keeps "
@@ -95,5 +94,5 @@ with right:
         elif method == "PCA":
             z = pca_inverse(np.array([[point["x"], point["y"]]]), pca_mean, pca_directions)[0]
             st.markdown(f"**Decoded at ({point['x']:.2f}, {point['y']:.2f})**")
-            st.image(upscale(state.decode(checkpoint, z, 0)), caption="z = mean + position along the PCA plane",
+            st.image(upscale(state.picture(checkpoint, z, 0)), caption="z = mean + position along the PCA plane",
                      width=180, output_format="PNG")

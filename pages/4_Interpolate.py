@@ -4,11 +4,11 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from vae_explorer.app import state
+from vae_explorer.data import prepare_image
 from vae_explorer.errors import VaeExplorerError
-from vae_explorer.explore import class_centroids, corner_grid, decode, encode_image, interpolation_paths
 from vae_explorer.images import gif_bytes, png_bytes, to_uint8, upscale
-from vae_explorer.preprocess import prepare_image
-from vae_explorer.ui import state
+from vae_explorer.latent import class_centroids, corner_grid, encode_image, generate, interpolation_paths
 
 checkpoint = state.page("Interpolate")
 model = checkpoint.model
@@ -53,7 +53,7 @@ st.subheader("A to B: a straight line and a great circle")
 st.caption("Linear interpolation cuts through the middle of the space, where |z| is small and the prior has little "
            "mass in high dimensions; spherical interpolation (slerp) keeps |z| near the typical radius √d.")
 paths = interpolation_paths(z_a, z_b, steps)
-rows = decode(model, np.concatenate([paths["linear"], paths["slerp"]]), label_a)
+rows = generate(model, np.concatenate([paths["linear"], paths["slerp"]]), label_a)
 strip = png_bytes(rows, nrow=steps, min_cell=56)
 left, right = st.columns([3, 2], gap="medium")
 with left:
@@ -77,7 +77,7 @@ corners = st.columns(3)
 index_c = corners[0].number_input("Image C: test image", 0, n - 1, min(2, n - 1), key="interp_C")
 index_d = corners[1].number_input("Image D: test image", 0, n - 1, min(3, n - 1), key="interp_D")
 side = corners[2].slider("Grid size", 4, 12, 7, key="interp_side")
-grid = png_bytes(decode(model, corner_grid(z_a, z_b, mu[index_c], mu[index_d], side), label_a), nrow=side, min_cell=48, padding=1)
+grid = png_bytes(generate(model, corner_grid(z_a, z_b, mu[index_c], mu[index_d], side), label_a), nrow=side, min_cell=48, padding=1)
 st.image(grid, width=min(720, side * 72), caption="corners: A top-left, B top-right, C bottom-left, D bottom-right",
          output_format="PNG")
 st.download_button("Download grid (PNG)", grid, "four_corners.png", "image/png", key="interp_grid_png", on_click="ignore")
@@ -92,7 +92,7 @@ plus = terms[0].selectbox("plus class", range(len(names)), index=min(7, len(name
 minus = terms[1].selectbox("minus class", range(len(names)), index=min(5, len(names) - 1), format_func=lambda i: names[i], key="interp_minus")
 scale = terms[2].slider("amount", 0.0, 2.0, 1.0, 0.1, key="interp_amount")
 result = z_a + scale * (centroids[plus] - centroids[minus])
-parts = decode(model, np.stack([z_a, centroids[plus], centroids[minus], result]), label_a)
+parts = generate(model, np.stack([z_a, centroids[plus], centroids[minus], result]), label_a)
 st.image(png_bytes(parts, nrow=4, min_cell=72), width=480,
          caption=f"A,  centroid of {names[plus]},  centroid of {names[minus]},  A + {scale:g} × ({names[plus]} − {names[minus]})",
          output_format="PNG")

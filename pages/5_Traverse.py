@@ -4,9 +4,9 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from vae_explorer.explore import sweep, sweep_frames
+from vae_explorer.app import state
 from vae_explorer.images import gif_bytes, png_bytes
-from vae_explorer.ui import state
+from vae_explorer.latent import traversal_frames, traverse
 
 checkpoint = state.page("Traverse", "Each row starts from one latent vector and sweeps a single dimension across the "
                         "prior's range (-3 to +3 standard deviations) while the others stay fixed. Rows are ordered by KL "
@@ -37,7 +37,7 @@ if start == "a test image":
 if not picked:
     st.info("Pick at least one dimension.")
     st.stop()
-images = sweep(model, picked, steps, z, label)  # (len(picked) * steps, C, H, W), one row per dimension
+images = traverse(model, picked, steps, z, label)  # (len(picked) * steps, C, H, W), one row per dimension
 grid = png_bytes(images, nrow=steps, min_cell=48)
 left, right = st.columns([3, 1], gap="medium")
 with left:
@@ -46,7 +46,7 @@ with left:
     downloads = st.columns(2)
     downloads[0].download_button("Download grid (PNG)", grid, "traversal.png", "image/png", key="trav_png", on_click="ignore")
     # The GIF sweeps all chosen rows together: frame t shows every row at value t.
-    downloads[1].download_button("Download animation (GIF)", lambda: gif_bytes(sweep_frames(images, len(picked), steps), min_cell=96),
+    downloads[1].download_button("Download animation (GIF)", lambda: gif_bytes(traversal_frames(images, len(picked), steps), min_cell=96),
                                  "traversal.gif", "image/gif", key="trav_gif", on_click="ignore")
 with right:
     figure = go.Figure(go.Bar(x=[f"z{i}" for i in order], y=[kl[i] for i in order],

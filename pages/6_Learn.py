@@ -6,11 +6,10 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from vae_explorer.explore import sweep
+from vae_explorer.app import state
 from vae_explorer.images import png_bytes
-from vae_explorer.latent import sample_prior
-from vae_explorer.losses import kl_to_prior
-from vae_explorer.ui import state
+from vae_explorer.latent import sample_prior, traverse
+from vae_explorer.models import kl_to_prior
 
 checkpoint = state.page("Learn", "Kingma & Welling, *Auto-Encoding Variational Bayes*, ICLR 2014, arXiv:1312.6114.")
 
@@ -73,7 +72,7 @@ for column, default in zip(pick, ["fashion-mnist-conv", "shapes-betavae"]):
         st.image(png_bytes(sample_prior(other.model, 16, seed=0), nrow=8, min_cell=40), caption="samples from the prior",
                  width="stretch", output_format="PNG")
         top = [int(i) for i in np.argsort(-kl_dims)[:4]]
-        st.image(png_bytes(sweep(other.model, top, 8), nrow=8, min_cell=40),
+        st.image(png_bytes(traverse(other.model, top, 8), nrow=8, min_cell=40),
                  caption="traversals of the 4 dimensions with the most KL, -3 to +3", width="stretch", output_format="PNG")
 
 st.header("4. Posterior collapse")

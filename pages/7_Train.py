@@ -6,16 +6,16 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from vae_explorer.app import state
+from vae_explorer.app import train_form as form
+from vae_explorer.app.train_form import field_widget
 from vae_explorer.data import list_datasets
 from vae_explorer.errors import VaeExplorerError
-from vae_explorer.jobs import MAX_RUNNING, SweepJob, TrainingJob, run_folder
 from vae_explorer.models import ARCHITECTURES
-from vae_explorer.ui import state
-from vae_explorer.ui import train_form as form
-from vae_explorer.ui.train_form import field_widget
+from vae_explorer.runs.jobs import MAX_RUNNING, SweepJob, TrainingJob, run_folder
 
 state.page("Train", "Train your own VAE here. It trains in the background: you can watch it, stop it, or explore other "
-                    "pages meanwhile. The result is saved under runs/ and appears in every page's model picker.")
+                    "pages meanwhile. It is saved after every epoch on this server and appears in every page's model picker.")
 job = st.session_state.get("train_job")
 busy = job is not None and not job.snapshot().finished
 
@@ -25,7 +25,7 @@ form.ensure_defaults("digits_mlp")
 top = st.columns([2, 3])
 top[0].selectbox("Start from", list(presets), key="train_preset",
                  on_change=lambda: form.load_preset(form.load_config(presets[st.session_state.train_preset])),
-                 help="Fills the form from one of the YAML configs in configs/; then change what you like.")
+                 help="Fills the form from one of the shipped YAML configs; then change what you like.")
 datasets = {spec.name: where for spec, where in list_datasets() if spec.name != "folder:PATH"}
 top[1].caption(f"Datasets on this machine: {', '.join(n for n, where in datasets.items() if where)}. Any folder of images "
                f"works too: type folder:PATH as the dataset. At most {MAX_RUNNING} trainings run at once on this server; "
@@ -70,11 +70,17 @@ with st.form("train_form"):
         with st.expander("More training settings"):
             field_widget(st, "train", "batch_size", "Batch size")
             field_widget(st, "train", "seed", "Seed")
-            field_widget(st, "train", "precision", "Precision", "fast: bfloat16 matrix products where the CPU/GPU has them")
+            field_widget(st, "train", "lr_schedule", "Learning-rate schedule", "none; cosine: down to 0 by the last epoch; "
+                         "step: times the factor below every N epochs")
+            field_widget(st, "train", "lr_step_epochs", "Step schedule: every N epochs")
+            field_widget(st, "train", "lr_gamma", "Step schedule: factor")
+            field_widget(st, "train", "precision", "Precision", "bfloat16: mixed precision (fast on GPUs and CPUs with bf16 "
+                         "units, slow on others)")
             field_widget(st, "train", "device", "Device", "auto, cpu, cuda or mps")
+            field_widget(st, "train", "compile", "Compile with torch.compile", "Faster steps after a compilation of tens of seconds")
     name_col, start_col = st.columns([3, 1], vertical_alignment="bottom")
     name = name_col.text_input("Save as", key="train_name", placeholder="empty: dataset-architecture-zD-N",
-                               help="Letters, digits, '-', '_' and '.'; saved in runs/ and offered in the model picker.")
+                               help="Letters, digits, '-', '_' and '.'; saved on this server and offered in the model picker.")
     start = start_col.form_submit_button("Start training", type="primary", disabled=busy, width="stretch")
     with st.expander("β sweep: train one model per β and draw the rate-distortion curve"):
         sweep_cols = st.columns([3, 1, 1], vertical_alignment="bottom")
@@ -104,6 +110,21 @@ if start or sweep:
         st.rerun()  # redraw the form with its buttons disabled while this runs
     except VaeExplorerError as exc:
         st.error(str(exc))
+
+
+# --- interrupted runs ----------------------------------------------------------------------------
+stopped_runs = state.interrupted_runs()
+if stopped_runs:
+    st.subheader("Interrupted trainings")
+    st.caption("These runs were saved after their last finished epoch when their training stopped (the server was "
+               "restarted or the training process ended). Resume goes on from there with the same settings.")
+    for run_name, training in stopped_runs:
+        row = st.columns([4, 1], vertical_alignment="center")
+        row[0].markdown(f"**{run_name}**: interrupted after epoch {training.get('epochs_done', '?')} of "
+                        f"{training.get('target_epochs', '?')}")
+        if row[1].button("Resume", key=f"train_resume_{run_name}", disabled=busy):
+            st.session_state["train_job"] = TrainingJob(None, state.TRAINED_DIR / run_name, resume=True).start()
+            st.rerun()
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -164,7 +185,7 @@ def show_job() -> None:
             left, right = st.columns([3, 2])
             left.image(snap.strip_png, width="stretch", output_format="PNG",
                        caption="Test images (top) and their reconstructions now (bottom)")
-            names = job.config.model.class_names or [str(i) for i in range(int(snap.scatter_labels.max()) + 1)]
+            names = snap.class_names or [str(i) for i in range(int(snap.scatter_labels.max()) + 1)]
             right.plotly_chart(scatter_figure(snap.scatter, snap.scatter_labels, names), key="train_scatter")
         if snap.saved and st.button("Explore it", key="train_explore", type="primary"):
             st.session_state[state.MODEL_KEY] = Path(snap.saved).name

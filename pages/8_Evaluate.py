@@ -7,7 +7,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
-from vae_explorer.ui import state
+from vae_explorer.app import state
 
 current = state.page("Evaluate", "Test-set metrics of any checkpoints side by side, per image in nats (lower is better "
                                  "unless said otherwise). Results are kept, so switching back is instant.")

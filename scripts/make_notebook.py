@@ -116,7 +116,7 @@ show(torch.cat(rows), nrow=10, title="0 -> 7: linear (top), slerp (bottom)")""")
     ("md", """## The latent map
 Each test image's posterior mean, projected onto the two directions in which the codes spread most (PCA).
 Classes form regions although the model never saw a label."""),
-    ("code", """from vae_explorer.embedding import pca_2d
+    ("code", """from vae_explorer.latent import pca_2d
 
 coords, _, _ = pca_2d(mu.numpy())
 plt.figure(figsize=(6, 5))
@@ -138,15 +138,14 @@ active = active_dimensions(mu)
 print("KL per dimension:", kl.numpy().round(2))
 print("active:", active.numpy())
 dims = kl.argsort(descending=True)[:4].tolist()
-show(traverse(model, torch.zeros(model.latent_dim), dims, torch.linspace(-3, 3, 9)), nrow=9,
+show(traverse(model, dims, steps=9), nrow=9,
      title=f"traversals of the dimensions with most KL: {dims}")"""),
     ("md", """## Evaluation
 The ELBO is only a bound. The importance-weighted bound of Burda et al.
 ([arXiv:1509.00519](https://arxiv.org/abs/1509.00519)) with $k$ samples is tighter and rises towards $\\log p(x)$.
 The Fréchet distance compares the features of samples and of real test images in a small classifier
 (trained once per dataset and kept on disk)."""),
-    ("code", """from vae_explorer.classifier import get_classifier
-from vae_explorer.evaluation import evaluate
+    ("code", """from vae_explorer.evaluation import evaluate, get_classifier
 
 classifier, info = get_classifier(config.data)
 metrics = evaluate(model, data, k=100, classifier=classifier, classifier_info=info)
@@ -154,7 +153,7 @@ for key in ("neg_elbo", "recon", "kl", "iwae_nll", "elbo_iwae_gap", "active_unit
     print(f"{key:<14} {metrics[key]:.3f}" if isinstance(metrics[key], float) else f"{key:<14} {metrics[key]}")"""),
     ("md", """## Save it and open it in the app
 A checkpoint is a folder of plain files (`config.json`, `model.safetensors`, `history.json`, `metrics.json`).
-Saved under `runs/`, it appears in the model picker of `streamlit run Home.py`."""),
+Saved in the runs folder (`vae_explorer.paths.runs_dir()`), it appears in the model picker of `vae-explorer app`."""),
     ("code", """import tempfile
 
 from vae_explorer import load_checkpoint, save_checkpoint

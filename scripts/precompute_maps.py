@@ -8,7 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vae_explorer import load_checkpoint, load_dataset  # noqa: E402
-from vae_explorer.embedding import load_or_compute_tsne  # noqa: E402
+from vae_explorer.latent import load_or_compute_tsne  # noqa: E402
 from vae_explorer.latent import encode_means  # noqa: E402
 
 PERPLEXITY = 30.0

@@ -6,7 +6,6 @@ Usage: python scripts/screenshots.py [NAME ...]   (default: every shot)
 """
 
 import io
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -17,7 +16,7 @@ from playwright.sync_api import sync_playwright
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from vae_explorer.app_server import running_app  # noqa: E402
+from vae_explorer.app.server import app_environment, running_app  # noqa: E402
 
 OUT = REPO / "docs" / "screenshots"
 SHOTS = [  # (file name, page path, model, what to do before the shot)
@@ -35,8 +34,7 @@ SHOTS = [  # (file name, page path, model, what to do before the shot)
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    os.environ["VAE_EXPLORER_RUNS"] = tempfile.mkdtemp()  # the Train shot's model is not kept
-    with running_app() as (base, _):
+    with running_app(app_environment(tempfile.mkdtemp())) as (base, _):  # the Train shot's model is not kept
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium",
                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])

@@ -122,7 +122,7 @@ def test_traverse_from_a_test_image():
 def test_uploading_a_checkpoint_zip(tiny_checkpoint, tmp_path, monkeypatch):
     import zipfile
 
-    from vae_explorer.ui import state
+    from vae_explorer.app import state
 
     monkeypatch.setattr(state, "TRAINED_DIR", tmp_path / "runs")
     buffer = io.BytesIO()

@@ -109,7 +109,7 @@ def _png(shape: str) -> bytes:
 
 
 def test_reconstruct_each_upload_shows_its_own_encoding(media):
-    from vae_explorer.preprocess import prepare_image
+    from vae_explorer.data.uploads import prepare_image
 
     checkpoint, _ = shipped("digits-mlp")
     at = run("pages/1_Reconstruct.py")
@@ -226,7 +226,7 @@ def test_latent_map_tsne_shows_the_kept_map():
 
 
 def test_latent_map_places_an_upload_where_pca_puts_its_mean():
-    from vae_explorer.preprocess import prepare_image
+    from vae_explorer.data.uploads import prepare_image
 
     checkpoint, data = shipped("digits-mlp")
     at = run("pages/3_Latent_map.py")
@@ -261,7 +261,7 @@ def test_interpolation_frames_run_from_a_to_b(media):
 
 
 def test_an_upload_replaces_the_end_point_it_was_meant_for(media):
-    from vae_explorer.preprocess import prepare_image
+    from vae_explorer.data.uploads import prepare_image
 
     checkpoint, data = shipped("digits-mlp")
     at = run("pages/4_Interpolate.py", interp_A="5", interp_B="12", interp_steps="5")
@@ -373,7 +373,7 @@ def test_evaluate_table_matches_the_model_computed_here():
 
 def test_train_page_shows_the_saved_models_history_and_reconstructions(media, tmp_path, monkeypatch):
     from test_app_train import submit, train_page, wait_until_finished
-    from vae_explorer.ui import state
+    from vae_explorer.app import state
 
     monkeypatch.setattr(state, "TRAINED_DIR", tmp_path / "runs")
     at = submit(train_page(train_name="watched", **{"train__train__epochs": 2}), "Start training")
@@ -393,7 +393,7 @@ def test_train_page_shows_the_saved_models_history_and_reconstructions(media, tm
 
 def test_generate_shows_the_line_of_a_1d_model(media, tmp_path, monkeypatch, tiny_data):
     from vae_explorer import ModelConfig, RunConfig, TrainConfig, build_model, fit_to_data, save_checkpoint
-    from vae_explorer.ui import state
+    from vae_explorer.app import state
 
     monkeypatch.setattr(state, "TRAINED_DIR", tmp_path / "runs")
     config = RunConfig(model=fit_to_data(ModelConfig(latent_dim=1, hidden_sizes=[8]), tiny_data.image_shape,

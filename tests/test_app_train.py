@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import REPO
-from vae_explorer.ui import state
+from vae_explorer.app import state
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def test_load_a_preset_fills_the_form(runs):
 
 
 def test_the_form_offers_every_config_key(runs):
-    from vae_explorer.ui.train_form import form_keys, widget_key
+    from vae_explorer.app.train_form import form_keys, widget_key
 
     at = train_page()
     drawn = {w.key for kind in (at.number_input, at.text_input, at.selectbox, at.checkbox) for w in kind}

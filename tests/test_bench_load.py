@@ -1,6 +1,11 @@
-"""The protocol-level load client (bench --clients) drives a real server: a short run with two sessions."""
+"""The protocol-level load client (benchmarks/app_load.py) drives a real server: a short run with two sessions."""
 
-from vae_explorer.bench_load import protocol_load_test
+import sys
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from app_load import protocol_load_test  # noqa: E402
 
 
 def test_two_protocol_sessions_drag_and_open_pages():

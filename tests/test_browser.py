@@ -34,7 +34,7 @@ def runs_dir(tmp_path_factory) -> Path:
 def app_url(runs_dir):
     require(CHROMIUM.exists(), "Chromium (apt-get install chromium)")
     require(_playwright_available(), "Playwright for Python (pip install playwright)")
-    from vae_explorer.app_server import running_app
+    from vae_explorer.app.server import running_app
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("VAE_EXPLORER_RUNS", str(runs_dir))  # what the tests train stays out of runs/

@@ -4,7 +4,7 @@ import zipfile
 import pytest
 
 from vae_explorer import CheckpointError, load_checkpoint
-from vae_explorer.checkpoint_zip import import_checkpoint_zip, sanitize_name
+from vae_explorer.checkpoints import import_checkpoint_zip, sanitize_name
 
 
 def zip_of(files: dict[str, bytes], links=()) -> bytes:

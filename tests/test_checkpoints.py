@@ -19,7 +19,7 @@ def test_save_then_load_gives_the_same_outputs(tiny_run, tiny_checkpoint):
     assert torch.equal(loaded.model.generate(z), model.generate(z))
     assert not loaded.model.training
     assert sorted(os.listdir(tiny_checkpoint)) == ["config.json", "history.json", "metrics.json", "model.safetensors"]
-    assert json.loads((tiny_checkpoint / "config.json").read_text())["format_version"] == 1
+    assert json.loads((tiny_checkpoint / "config.json").read_text())["format_version"] == 2
 
 
 def test_weights_file_holds_no_pickle(tiny_checkpoint):
@@ -37,7 +37,7 @@ def copy(tiny_checkpoint, tmp_path):
 
 def test_an_interrupted_save_leaves_the_old_checkpoint_loadable(tiny_run, copy, monkeypatch):
     model, config, history = tiny_run
-    import vae_explorer.checkpoints as checkpoints
+    import vae_explorer.checkpoints.folder as checkpoints
 
     real = checkpoints._fsync_write
 
@@ -93,7 +93,7 @@ def _edit_config(path, edit):
 
 def test_unsupported_format_version(copy):
     _edit_config(copy, lambda raw: raw.update(format_version=99))
-    with pytest.raises(CheckpointError, match="format_version 99.*reads 1"):
+    with pytest.raises(CheckpointError, match="format_version 99.*reads 1 and 2"):
         load_checkpoint(copy)
 
 
@@ -129,3 +129,32 @@ def test_write_metrics_merges(copy):
     write_metrics(copy, {"a": 1.0})
     write_metrics(copy, {"b": 2})
     assert load_checkpoint(copy).metrics == {"a": 1.0, "b": 2}
+
+
+def test_a_format_1_checkpoint_loads_and_says_it_cannot_be_resumed(copy):
+    """Checkpoints of earlier versions: no optimizer state, train.precision 'fast' (read as float32)."""
+    from vae_explorer import load_training_state
+
+    _edit_config(copy, lambda raw: (raw.update(format_version=1), raw["train"].update(precision="fast")))
+    loaded = load_checkpoint(copy)
+    assert loaded.config.train.precision == "float32" and not loaded.resumable and loaded.training == {}
+    with pytest.raises(CheckpointError, match="saved without its optimizer state .* it can be explored but not resumed"):
+        load_training_state(copy, loaded.model)
+
+
+def test_the_optimizer_state_round_trips(tiny_run, tiny_data, tmp_path):
+    from vae_explorer import TrainConfig, build_model, load_training_state, train
+
+    model, config, _ = tiny_run
+    fresh = build_model(config.model, seed=0)
+    states = []
+    train(fresh, tiny_data, TrainConfig(epochs=1, batch_size=64, device="cpu"), [lambda e: states.append(e.state)])
+    state = [s for s in states if s is not None][-1]
+    save_checkpoint(tmp_path / "run", fresh, config, [], state=state)
+    back = load_training_state(tmp_path / "run", load_checkpoint(tmp_path / "run").model)
+    assert (back.epochs_done, back.steps_done) == (state.epochs_done, state.steps_done) == (1, 4)
+    assert torch.equal(back.order_rng, state.order_rng) and torch.equal(back.noise_rng, state.noise_rng)
+    assert back.optimizer["param_groups"] == state.optimizer["param_groups"]
+    for index, per_parameter in state.optimizer["state"].items():
+        for key, value in per_parameter.items():
+            assert torch.equal(back.optimizer["state"][index][key], value), (index, key)

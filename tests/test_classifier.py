@@ -5,10 +5,11 @@ import pytest
 
 from conftest import TINY_DATA
 from vae_explorer import build_model
-from vae_explorer.classifier import (SHIPPED_CLASSIFIERS, cache_dir, classifier_key, default_epochs, find_classifier, frechet_distance, get_classifier,
-                                     load_classifier, train_classifier)
 from vae_explorer.config import DataConfig
 from vae_explorer.errors import CheckpointError, ConfigError
+from vae_explorer.evaluation.fid import (cache_dir, classifier_key, default_epochs, find_classifier, frechet_distance, get_classifier,
+                                         load_classifier, train_classifier)
+from vae_explorer.paths import shipped_classifiers_dir
 from vae_explorer.evaluation import sample_quality
 
 
@@ -55,7 +56,7 @@ def test_classifier_key_ignores_where_the_files_are():
     assert classifier_key(DataConfig("fashion-mnist")) == classifier_key(DataConfig("fashion-mnist", data_dir="/elsewhere"))
     assert classifier_key(DataConfig("fashion-mnist")) == classifier_key(DataConfig("fashion-mnist", max_train=10))
     assert classifier_key(DataConfig("fashion-mnist")) != classifier_key(DataConfig("fashion-mnist", image_size=32))
-    assert find_classifier(TINY_DATA).parent == SHIPPED_CLASSIFIERS  # digits' is shipped, for any subset
+    assert find_classifier(TINY_DATA).parent == shipped_classifiers_dir()  # digits' is shipped, for any subset
     assert classifier_key(DataConfig("folder:/a b/c")).startswith("folder--a-b-c-")
     assert default_epochs(60_000) == 2 and default_epochs(1_437) == 13 and default_epochs(10) == 20
 

@@ -21,7 +21,8 @@ def trained(tmp_path_factory):
 
 
 def test_train_writes_a_checkpoint(trained, capsys):
-    assert {p.name for p in trained.iterdir()} == {"config.json", "model.safetensors", "history.json", "metrics.json"}
+    assert {p.name for p in trained.iterdir()} == {"config.json", "model.safetensors", "history.json", "metrics.json",
+                                                    "optimizer.safetensors", "training.json"}
     history = json.loads((trained / "history.json").read_text())
     assert len(history) == 1 and history[0]["epoch"] == 1
     config = json.loads((trained / "config.json").read_text())
@@ -103,7 +104,7 @@ def test_python_dash_m_entry_point(tmp_path):
 
 
 def test_running_out_of_memory_is_a_message(monkeypatch, capsys, tmp_path):
-    import vae_explorer.training as training
+    import vae_explorer.runs.run as training
 
     def too_big(*args, **kwargs):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:119] DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 TB")
@@ -114,12 +115,30 @@ def test_running_out_of_memory_is_a_message(monkeypatch, capsys, tmp_path):
     assert "needs more memory" in err and "Traceback" not in err
 
 
-def test_importing_the_package_leaves_the_garbage_collector_as_it_was():
-    """The package pauses the cyclic collector while torch imports (faster start) and restores it:
-    on or off as it was, nothing of its own left frozen, someone else's frozen objects kept so."""
-    code = ("import gc, sys; enabled = sys.argv[1] == 'on'; (gc.enable if enabled else gc.disable)(); "
-            "keep = [[] for _ in range(10)]; sys.argv[2] == 'frozen' and gc.freeze(); before = gc.get_freeze_count(); "
-            "import vae_explorer; assert gc.isenabled() is enabled, gc.isenabled(); "
-            "after = gc.get_freeze_count(); assert (after == 0) if before == 0 else (0 < after <= before), (after, before)")
-    for state, frozen in (("on", "not"), ("off", "not"), ("on", "frozen")):
-        subprocess.run([sys.executable, "-c", code, state, frozen], check=True, timeout=120)
+def test_importing_the_package_changes_no_process_wide_state():
+    """No collector switched off or frozen, no environment variable set, no matmul precision changed."""
+    code = ("import gc, os, torch; before = (gc.isenabled(), gc.get_freeze_count(), dict(os.environ), "
+            "torch.get_float32_matmul_precision()); import vae_explorer, vae_explorer.cli, vae_explorer.runs.jobs; "
+            "after = (gc.isenabled(), gc.get_freeze_count(), dict(os.environ), torch.get_float32_matmul_precision()); "
+            "assert after == before, (before, after)")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_train_resume_and_names(tmp_path, monkeypatch, capsys):
+    """A run is saved in the runs folder under its name, found by name, and --resume takes it further."""
+    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
+    assert main(["train", "--config", "digits_mlp", "--epochs", "2", "--latent-dim", "2", "--name", "named", "--quiet"]) == 0
+    folder = tmp_path / "runs" / "named"
+    assert json.loads((folder / "training.json").read_text())["status"] == "finished"
+    assert main(["train", "--resume", "named", "--epochs", "3", "--quiet"]) == 0
+    history = json.loads((folder / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2, 3] and json.loads((folder / "config.json").read_text())["train"]["epochs"] == 3
+    assert main(["generate", "--model-path", "named", "--n", "4", "--out", str(tmp_path / "s.png")]) == 0
+    assert main(["generate", "--model-path", "digits-mlp", "--n", "4", "--out", str(tmp_path / "d.png")]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", "named", "--epochs", "3"]) == 2
+    assert "has trained 3 epochs already; pass --epochs above 3" in capsys.readouterr().err
+    assert main(["train", "--resume", "named", "--epochs", "5", "--lr", "0.1"]) == 2
+    assert "leave out --lr" in capsys.readouterr().err
+    assert main(["train", "--config", "no_such_config"]) == 2
+    assert "config file no_such_config not found; pass a YAML file or one of the shipped configs: digits_mlp" in capsys.readouterr().err

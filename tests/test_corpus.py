@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vae_explorer.preprocess import ImageError, prepare_image
+from vae_explorer.data.uploads import ImageError, prepare_image
 
 DATA = Path(__file__).resolve().parent / "data"
 EXPECTED = {

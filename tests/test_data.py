@@ -8,9 +8,10 @@ import torch
 from PIL import Image
 
 from vae_explorer.config import DataConfig
-from vae_explorer.data import DATASETS, list_datasets, load_dataset, read_idx
+from vae_explorer.data import DATASETS, list_datasets, load_dataset
+from vae_explorer.data.idx import read_idx
 from vae_explorer.errors import DatasetError
-from vae_explorer.shapes import FACTOR_NAMES, generate_shapes
+from vae_explorer.data.shapes import FACTOR_NAMES, generate_shapes
 
 
 def check_dataset(data, shape, classes):
@@ -174,7 +175,7 @@ def test_fashion_mnist(needs_fashion):
 
 
 def test_cache_folder_is_chosen_by_the_environment(tmp_path, monkeypatch):
-    from vae_explorer.cache import cache_root
+    from vae_explorer.paths import cache_root
 
     monkeypatch.setenv("VAE_EXPLORER_CACHE", str(tmp_path / "mine"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
@@ -195,7 +196,7 @@ def test_idx_cache_follows_the_files(tmp_path, monkeypatch):
     first = load_dataset(config).train_x.clone()
     copies = sorted((tmp_path / "cache" / "idx").glob("*.npy"))
     assert len(copies) == 4 and not stale.exists()
-    from vae_explorer import data as data_module
+    from vae_explorer.data import registry as data_module
 
     data_module._CACHE.clear()
     assert torch.equal(load_dataset(config).train_x, first)  # read back from the cache

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from vae_explorer.disentanglement import factor_vae_score, mig
+from vae_explorer.evaluation.disentanglement import factor_vae_score, mig
 
 rng = np.random.default_rng(0)
 FACTORS = np.stack(np.meshgrid(np.arange(4), np.arange(5), np.arange(6), indexing="ij"), -1).reshape(-1, 3).repeat(20, 0)  # (2400, 3)
@@ -39,7 +39,7 @@ GRID = np.stack(np.meshgrid(np.arange(2), np.arange(4), indexing="ij"), -1).resh
 
 
 def test_mutual_information_and_mig_by_hand():
-    from vae_explorer.disentanglement import mutual_information
+    from vae_explorer.evaluation.disentanglement import mutual_information
 
     v0, v1 = GRID[:, 0], GRID[:, 1]
     codes = np.stack([v0, v1 // 2, v1], 1).astype(float)  # z0 copies v0, z1 halves v1, z2 copies v1
@@ -91,7 +91,7 @@ def test_mig_with_exactly_two_dimensions_and_its_message():
 def test_mig_cuts_each_dimension_into_twenty_bins():
     # A factor with 21 values copied into z0: 20 equal bins over its range put the top two values in
     # one bin (so I < H), while 15 values would each get a bin of their own. disentanglement_lib uses 20.
-    from vae_explorer.disentanglement import mutual_information
+    from vae_explorer.evaluation.disentanglement import mutual_information
 
     for levels, exact in ((15, True), (21, False)):
         v = np.arange(levels).repeat(4)

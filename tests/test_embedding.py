@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 
-from vae_explorer.embedding import (load_or_compute_tsne, pca_2d, pca_inverse, place_by_neighbours, tsne_2d, tsne_cache_files,
+from vae_explorer.latent.maps import (load_or_compute_tsne, pca_2d, pca_inverse, place_by_neighbours, tsne_2d, tsne_cache_files,
                                     weights_digest)
 
 rng = np.random.default_rng(0)
@@ -114,7 +114,7 @@ def test_the_weights_digest_is_the_sha1_of_the_file(checkpoint_copy):
 
 
 def test_the_cache_copy_of_a_map_lives_in_the_cache_folder(checkpoint_copy):
-    from vae_explorer.cache import cache_root
+    from vae_explorer.paths import cache_root
 
     beside, in_cache = tsne_cache_files(checkpoint_copy, 40, 5)
     name = f"tsne-n40-p5-{weights_digest(checkpoint_copy)}.npy"

@@ -58,7 +58,7 @@ def test_latent_helpers(tiny_run):
     line, arc = interpolate(z0, z1, 5, "linear"), interpolate(z0, z1, 5, "slerp")
     assert torch.allclose(line[0], z0) and torch.allclose(line[-1], z1) and torch.allclose(arc[-1], z1, atol=1e-5)
     assert float(arc[2].norm()) > float(line[2].norm())  # slerp keeps away from the origin
-    grid = traverse(model, torch.zeros(2), [0, 1], torch.linspace(-3, 3, 4))
+    grid = traverse(model, [0, 1], 4)
     assert grid.shape == (8, 1, 8, 8)
 
 
@@ -139,7 +139,7 @@ def test_the_iwae_helper_is_the_importance_weighted_bound(tiny_run, tiny_data):
 
 
 def test_evaluate_defaults_and_a_feature_classifier(tiny_run, tiny_data):
-    from vae_explorer.classifier import frechet_distance
+    from vae_explorer.evaluation.fid import frechet_distance
     from vae_explorer.evaluation import first_test_images
 
     class Pixels:  # a stand-in classifier whose features are the pixels themselves

@@ -1,5 +1,8 @@
-"""Background training jobs (the Train page's engine), without Streamlit."""
+"""Background training jobs (the Train page's engine): each trains in a child process; no Streamlit."""
 
+import json
+import os
+import signal
 import threading
 import time
 
@@ -9,40 +12,44 @@ import torch
 from conftest import TINY_DATA, TINY_MODEL
 from vae_explorer import RunConfig, TrainConfig, load_checkpoint
 from vae_explorer.errors import ConfigError
-from vae_explorer.jobs import SweepJob, TrainingJob, plane_2d, run_folder
+from vae_explorer.runs.jobs import SweepJob, TrainingJob, run_folder
 
 QUICK = RunConfig(TINY_DATA, TINY_MODEL, TrainConfig(epochs=2, batch_size=32, seed=0, device="cpu"))
 
 
-def finish(job, timeout=60.0):
+def finish(job, timeout=90.0):
     job.join(timeout)
     snap = job.snapshot()
     assert snap.finished, snap
     return snap
 
 
-def test_training_job_saves_a_checkpoint_with_previews(tmp_path):
+def test_training_job_saves_a_checkpoint_with_previews_and_metrics(tmp_path):
     snap = finish(TrainingJob(QUICK, tmp_path / "run").start())
-    assert snap.status == "done" and "saved as run" in snap.message
+    assert snap.status == "done" and "saved as run" in snap.message, snap.message
     assert snap.step == snap.total_steps == 2 * 8 and [r["epoch"] for r in snap.history] == [1, 2]
-    assert snap.originals.shape == snap.reconstructions.shape == (8, 1, 8, 8)
     assert snap.strip_png.startswith(b"\x89PNG")  # the page shows it as it is
     assert snap.scatter.shape == (64, 2) and snap.scatter_labels.shape == (64,)
+    assert snap.class_names == [str(d) for d in range(10)]
     checkpoint = load_checkpoint(tmp_path / "run")
-    assert checkpoint.history == snap.history
-    assert checkpoint.config.model.image_shape == [1, 8, 8]
+    assert checkpoint.history == snap.history and checkpoint.config.model.image_shape == [1, 8, 8]
+    assert checkpoint.training["status"] == "finished" and checkpoint.resumable
+    assert {"neg_elbo", "recon", "kl", "kl_per_dim", "active_units"} <= set(checkpoint.metrics)  # Home has its numbers
+    assert checkpoint.metrics["neg_elbo"] == pytest.approx(checkpoint.history[-1]["test_loss"], rel=1e-6)
 
 
 def test_stop_keeps_what_was_learned(tmp_path):
     config = RunConfig(TINY_DATA, TINY_MODEL, TrainConfig(epochs=10_000, batch_size=16, device="cpu"))
     job = TrainingJob(config, tmp_path / "long").start()
-    deadline = time.time() + 30
+    deadline = time.time() + 60
     while job.snapshot().step < 20 and time.time() < deadline:
-        time.sleep(0.02)
+        time.sleep(0.05)
     job.stop()
     snap = finish(job)
     assert snap.status == "stopped" and snap.step < snap.total_steps
-    assert len(load_checkpoint(tmp_path / "long").history) == len(snap.history) >= 1
+    checkpoint = load_checkpoint(tmp_path / "long")
+    assert len(checkpoint.history) == len(snap.history) >= 1 and checkpoint.training["status"] == "stopped"
+    assert not checkpoint.interrupted  # asked to stop: not listed as interrupted
 
 
 def test_a_failure_is_a_message_not_a_crash(tmp_path):
@@ -52,17 +59,55 @@ def test_a_failure_is_a_message_not_a_crash(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
-def test_two_jobs_at_once_match_two_in_a_row(tmp_path):
+def test_two_jobs_at_once_match_one_alone_bit_for_bit(tmp_path):
     jobs = [TrainingJob(QUICK, tmp_path / f"run{i}").start() for i in range(2)]
     for job in jobs:
         finish(job)
-    alone = finish(TrainingJob(QUICK, tmp_path / "alone").start())
+    finish(TrainingJob(QUICK, tmp_path / "alone").start())
+    alone = load_checkpoint(tmp_path / "alone").model.state_dict()
     for i in range(2):
-        weights = load_checkpoint(tmp_path / f"run{i}").model.state_dict()
-        for key, value in load_checkpoint(tmp_path / "alone").model.state_dict().items():
-            torch.testing.assert_close(weights[key], value, atol=1e-2, rtol=0)  # bf16 matmuls: close, not bitwise
-    assert alone.history[-1]["test_loss"] == pytest.approx(jobs[0].snapshot().history[-1]["test_loss"], abs=0.5)
+        for key, value in load_checkpoint(tmp_path / f"run{i}").model.state_dict().items():
+            assert torch.equal(value, alone[key]), key
     assert not any(t.name == "TrainingJob" for t in threading.enumerate())
+
+
+def _worker_pid(job) -> int:
+    deadline = time.time() + 30
+    while job._process is None and time.time() < deadline:
+        time.sleep(0.02)
+    return job._process.pid
+
+
+def test_a_killed_training_is_interrupted_and_resumes_to_the_end(tmp_path):
+    config = RunConfig(TINY_DATA, TINY_MODEL, TrainConfig(epochs=40, batch_size=16, device="cpu"))
+    job = TrainingJob(config, tmp_path / "killed").start()
+    deadline = time.time() + 60
+    while len(job.snapshot().history) < 2 and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(_worker_pid(job), signal.SIGKILL)  # as the OOM killer or a power cut would
+    snap = finish(job)
+    assert snap.status == "failed" and "ended unexpectedly" in snap.message
+    checkpoint = load_checkpoint(tmp_path / "killed")
+    assert checkpoint.interrupted and checkpoint.training["status"] == "running" and 2 <= len(checkpoint.history) < 40
+    saved = len(checkpoint.history)
+    resumed = finish(TrainingJob(None, tmp_path / "killed", resume=True).start())
+    assert resumed.status == "done", resumed.message
+    again = load_checkpoint(tmp_path / "killed")
+    assert [r["epoch"] for r in again.history] == list(range(1, 41)) and again.training["status"] == "finished"
+    assert again.history[:saved] == checkpoint.history  # the epochs saved before the kill are kept as they were
+
+
+def test_a_server_that_goes_away_leaves_an_interrupted_run(tmp_path):
+    config = RunConfig(TINY_DATA, TINY_MODEL, TrainConfig(epochs=10_000, batch_size=16, device="cpu"))
+    job = TrainingJob(config, tmp_path / "orphan").start()
+    deadline = time.time() + 60
+    while not job.snapshot().history and time.time() < deadline:
+        time.sleep(0.02)
+    _worker_pid(job)
+    job._process.stdin.close()  # what the worker sees when its server dies
+    job._process.wait(60)
+    training = json.loads((tmp_path / "orphan" / "training.json").read_text())
+    assert training["status"] == "interrupted" and load_checkpoint(tmp_path / "orphan").interrupted
 
 
 def test_beta_sweep_trades_rate_for_distortion():
@@ -85,12 +130,3 @@ def test_run_folder_names(tmp_path):
         run_folder("mine", tmp_path, set())
     with pytest.raises(ConfigError, match="name is empty"):
         run_folder("   ", tmp_path, set())
-
-
-def test_plane_2d_shapes():
-    import numpy as np
-
-    assert plane_2d(np.ones((5, 1))).shape == (5, 2)
-    points = np.random.default_rng(0).normal(size=(50, 6)) * [5, 3, 0.1, 0.1, 0.1, 0.1]
-    flat = plane_2d(points)
-    assert flat.shape == (50, 2) and flat[:, 0].var() > flat[:, 1].var()

@@ -5,7 +5,7 @@ import torch
 
 from vae_explorer.config import ModelConfig
 from vae_explorer.errors import ConfigError
-from vae_explorer.losses import gaussian_kl, vae_loss
+from vae_explorer.models.losses import gaussian_kl, vae_loss
 from vae_explorer.models import ARCHITECTURES, build_model, register_architecture
 
 SHAPES = [[1, 8, 8], [1, 28, 28], [1, 32, 32], [3, 32, 32], [3, 64, 64], [1, 64, 64]]
@@ -178,7 +178,7 @@ def test_a_conditional_model_appends_the_one_hot_class():
 
 
 def test_a_registered_architecture_is_built_and_deeper_mlps_keep_every_layer():
-    from vae_explorer.models import mlp
+    from vae_explorer.models.architectures import mlp
 
     register_architecture("test-mlp-copy")(mlp)
     try:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from vae_explorer.preprocess import ImageError, prepare_image
+from vae_explorer.data.uploads import ImageError, prepare_image
 
 
 def encode(image: Image.Image, fmt="PNG", **kw) -> bytes:
@@ -104,7 +104,7 @@ def test_truncated_image():
 
 
 def test_a_file_over_the_upload_limit_is_refused_before_decoding():
-    from vae_explorer.preprocess import MAX_UPLOAD_BYTES
+    from vae_explorer.data.uploads import MAX_UPLOAD_BYTES
 
     with pytest.raises(ImageError, match=r"big.png is 20.1 MB, over the 20 MB limit"):
         prepare_image(b"\x89PNG" + b"\x00" * MAX_UPLOAD_BYTES, (1, 28, 28), name="big.png")

@@ -11,7 +11,7 @@ from PIL import Image
 
 from vae_explorer.config import SECTIONS, config_from_dict
 from vae_explorer.errors import ConfigError
-from vae_explorer.preprocess import ImageError, prepare_image
+from vae_explorer.data.uploads import ImageError, prepare_image
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

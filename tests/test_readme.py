@@ -22,14 +22,17 @@ def block_after(marker: str) -> str:
 
 @pytest.mark.slow
 def test_quick_start_runs(tmp_path):
-    """Run the quick start's commands after `pip install` in a scratch folder holding the configs."""
-    (tmp_path / "configs").symlink_to(REPO / "configs")
+    """Run the quick start's commands after `pip install` in a scratch folder, with its own runs folder."""
+    import os
+
     commands = [c.strip() for c in block_after("quickstart").split("&&")]
     assert commands[0] == "pip install -r requirements.txt"
+    env = {**os.environ, "VAE_EXPLORER_RUNS": str(tmp_path / "runs")}
     for command in commands[1:]:
         argv = shlex.split(command)
-        assert argv[:3] == ["python", "-m", "vae_explorer"]
-        result = subprocess.run([sys.executable, *argv[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert argv[0] == "vae-explorer"
+        result = subprocess.run([sys.executable, "-m", "vae_explorer", *argv[1:]], cwd=tmp_path, env=env, capture_output=True,
+                                text=True, timeout=300)
         assert result.returncode == 0, result.stderr
     assert (tmp_path / "samples.png").stat().st_size > 1000
     assert (tmp_path / "runs" / "quickstart" / "model.safetensors").is_file()
@@ -69,7 +72,7 @@ def test_app_command_serves_the_app(tmp_path):
     import asyncio
     import urllib.request
 
-    from vae_explorer.app_server import running_app
+    from vae_explorer.app.server import running_app
 
     commands = [c.strip() for c in block_after("app").split("&&")]
     assert commands == ["pip install -r requirements.txt", "streamlit run Home.py"]

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -93,12 +94,6 @@ def test_device_choice():
             resolve_device("cuda")
 
 
-def test_training_restores_global_precision_settings(tiny_run, tiny_data):
-    before = torch.get_float32_matmul_precision()
-    train(fresh(tiny_run), tiny_data, TrainConfig(epochs=1, batch_size=64, device="cpu", precision="fast"))
-    assert torch.get_float32_matmul_precision() == before
-
-
 def test_conditional_training(tiny_run, tiny_data):
     import dataclasses
 
@@ -108,21 +103,111 @@ def test_conditional_training(tiny_run, tiny_data):
     assert len(history) == 6 and math.isfinite(history[-1]["test_loss"])
 
 
-def test_fused_adam_matches_torch_adam():
-    from vae_explorer.optim import FusedAdam, make_optimizer
+def test_training_changes_no_process_wide_state(tiny_run, tiny_data):
+    """No global RNG reseeded, no matmul precision or denormal switch, no collector or environment change."""
+    import gc
+    import os
 
-    torch.manual_seed(0)
-    ours = [torch.randn(5, 3, requires_grad=True), torch.randn(4, requires_grad=True)]
-    theirs = [p.detach().clone().requires_grad_() for p in ours]
-    a, b = FusedAdam(ours, lr=1e-2), torch.optim.Adam(theirs, lr=1e-2)
-    for step in range(6):
-        grads = [torch.randn_like(p) for p in ours]
-        for p, q, g in zip(ours, theirs, grads):
-            p.grad, q.grad = g.clone(), g.clone()
-        if step in (1, 2):  # a parameter without a gradient does not step (its count stays behind)
-            ours[1].grad = theirs[1].grad = None
-        a.step()
-        b.step()
-    for p, q in zip(ours, theirs):
-        assert torch.allclose(p, q, atol=1e-6)
-    assert isinstance(make_optimizer(ours, 1e-3), FusedAdam)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    before = (torch.get_float32_matmul_precision(), gc.isenabled(), gc.get_freeze_count(), dict(os.environ),
+              torch.get_num_threads())
+    for precision in ("float32", "bfloat16"):
+        train(fresh(tiny_run), tiny_data, TrainConfig(epochs=1, batch_size=64, device="cpu", precision=precision))
+    assert torch.equal(torch.rand(3), expected)  # the global generator went on as if nothing had run
+    assert (torch.get_float32_matmul_precision(), gc.isenabled(), gc.get_freeze_count(), dict(os.environ),
+            torch.get_num_threads()) == before
+
+
+def test_the_optimizer_is_torch_adam(tiny_run, tiny_data):
+    from vae_explorer.training import make_optimizer
+
+    optimizer = make_optimizer(fresh(tiny_run).parameters(), 1e-3)
+    assert type(optimizer) is torch.optim.Adam and optimizer.defaults["lr"] == 1e-3
+
+
+def test_bfloat16_autocast_trains_close_to_float32(tiny_run, tiny_data):
+    config = TrainConfig(epochs=3, batch_size=32, lr=3e-3, device="cpu")
+    full = train(fresh(tiny_run), tiny_data, config)
+    mixed = train(fresh(tiny_run), tiny_data, dataclasses.replace(config, precision="bfloat16"))
+    assert mixed[-1]["test_loss"] == pytest.approx(full[-1]["test_loss"], rel=0.03)
+    assert mixed[-1]["test_loss"] != full[-1]["test_loss"]  # it did run in bfloat16
+
+
+def test_learning_rate_schedules():
+    from vae_explorer.training import learning_rate
+
+    cosine = TrainConfig(epochs=4, lr=1e-2, lr_schedule="cosine")
+    assert learning_rate(cosine, 1, 0, 10) == pytest.approx(1e-2)
+    assert learning_rate(cosine, 3, 0, 10) == pytest.approx(0.5e-2)  # half way: cos(pi / 2)
+    assert learning_rate(cosine, 4, 5, 10) == pytest.approx(1e-2 * 0.5 * (1 + math.cos(math.pi * 3.5 / 4)))
+    step = TrainConfig(epochs=10, lr=1e-2, lr_schedule="step", lr_step_epochs=3, lr_gamma=0.5)
+    assert [learning_rate(step, e, 0, 10) for e in (1, 3, 4, 7, 10)] == pytest.approx([1e-2, 1e-2, 5e-3, 2.5e-3, 1.25e-3])
+    assert learning_rate(TrainConfig(lr=2e-3), 9, 3, 10) == 2e-3
+
+
+def test_the_schedule_reaches_the_optimizer(tiny_run, tiny_data):
+    seen = []
+
+    def watch(event):
+        if event.kind == "epoch":
+            seen.append(event.state.optimizer["param_groups"][0]["lr"])
+
+    config = TrainConfig(epochs=3, batch_size=64, lr=1e-2, lr_schedule="step", lr_step_epochs=1, lr_gamma=0.1, device="cpu")
+    history = train(fresh(tiny_run), tiny_data, config, [watch])
+    assert seen == pytest.approx([1e-2, 1e-3, 1e-4]) and [r["lr"] for r in history] == pytest.approx(seen)
+
+
+@pytest.mark.parametrize("schedule", ["none", "cosine"])
+def test_two_epochs_and_a_resume_to_four_are_four_straight_epochs(tiny_run, tiny_data, schedule):
+    config = TrainConfig(epochs=4, batch_size=32, lr=3e-3, seed=5, device="cpu", lr_schedule=schedule, warmup_epochs=2)
+    straight = fresh(tiny_run)
+    whole = train(straight, tiny_data, config)
+    first = fresh(tiny_run)
+    states = []
+    part = train(first, tiny_data, config, [lambda e: states.append(e.state) if e.kind == "epoch" else None,
+                                           lambda e: e.kind == "epoch" and e.epoch == 2])
+    assert len(part) == 2
+    rest = train(first, tiny_data, config, resume=states[-1])
+    assert [r["epoch"] for r in rest] == [3, 4]
+    assert [r["test_loss"] for r in part + rest] == [r["test_loss"] for r in whole]
+    for (name, a), b in zip(straight.state_dict().items(), first.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_training_in_one_thread_leaves_another_threads_numbers_alone(tiny_data):
+    """While a session trains, another session's decodes and evaluation of a shipped model are
+    bit-identical to those computed with nothing else running."""
+    import threading
+
+    from vae_explorer import load_checkpoint
+    from vae_explorer.evaluation import evaluate
+    from vae_explorer.latent import generate
+
+    shipped = load_checkpoint("digits-mlp")
+    z = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+
+    def other_session():
+        images = [generate(shipped.model, z) for _ in range(10)]
+        return images, evaluate(shipped.model, tiny_data, k=5)
+
+    alone = other_session()
+    stop = threading.Event()
+
+    def trainer():  # bfloat16 autocast and float32, back to back, until the other session is done
+        while not stop.is_set():
+            for precision in ("bfloat16", "float32"):
+                model = build_model(shipped.config.model, seed=0)
+                train(model, tiny_data, TrainConfig(epochs=1, batch_size=16, device="cpu", precision=precision),
+                      [lambda e: stop.is_set()])
+
+    thread = threading.Thread(target=trainer)
+    thread.start()
+    try:
+        busy = other_session()
+    finally:
+        stop.set()
+        thread.join()
+    assert all(torch.equal(a, b) for a, b in zip(alone[0], busy[0]))
+    assert busy[1] == alone[1]

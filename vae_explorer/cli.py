@@ -1,6 +1,9 @@
-"""The command line: `python -m vae_explorer train|generate|evaluate|train-classifier|datasets|bench` (also `vae-explorer`).
+"""The command line: `vae-explorer train|generate|evaluate|train-classifier|datasets|app` (also
+`python -m vae_explorer ...`).
 
-Errors a person can cause are printed as one line, `error: ...`, with exit status 2; no
+Checkpoints and configs are given as paths or by name (`--model-path digits-mlp`, `--config
+digits_mlp`); runs are saved in the runs folder (vae_explorer/paths.py) unless --out names
+another. Errors a person can cause are printed as one line, `error: ...`, with exit status 2; no
 traceback reaches the terminal for them.
 """
 
@@ -17,31 +20,39 @@ TRAIN_OVERRIDES = {
     "dataset": "data.dataset", "data_dir": "data.data_dir", "epochs": "train.epochs", "beta": "train.beta",
     "latent_dim": "model.latent_dim", "lr": "train.lr", "batch_size": "train.batch_size", "seed": "train.seed",
     "device": "train.device", "warmup_epochs": "train.warmup_epochs", "precision": "train.precision",
+    "lr_schedule": "train.lr_schedule", "compile": "train.compile",
 }
+RUNS_HELP = "folder of trained runs (default: $VAE_EXPLORER_RUNS, else ~/.local/share/vae-explorer/runs)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vae-explorer", description="Train, sample and evaluate variational autoencoders.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train a VAE from a YAML config and save a checkpoint folder")
-    p.add_argument("--config", help="YAML config (see configs/); defaults to the built-in digits MLP")
+    p = sub.add_parser("train", help="train a VAE from a YAML config (or resume a run) and save a checkpoint folder")
+    p.add_argument("--config", help="YAML config: a file or a shipped config's name (digits_mlp, ...); default: the digits MLP")
+    p.add_argument("--resume", metavar="CHECKPOINT", help="go on training this run (a folder or a run's name) to --epochs in all")
     p.add_argument("--dataset", help="dataset name or folder:PATH (see `datasets`)")
     p.add_argument("--data-dir", help="folder searched first for dataset files")
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--epochs", type=int, help="epochs in all (with --resume: including those already trained)")
     p.add_argument("--beta", type=float, help="KL weight (1: plain VAE)")
     p.add_argument("--warmup-epochs", type=int, help="epochs over which the KL weight rises from 0 to beta")
     p.add_argument("--latent-dim", type=int)
     p.add_argument("--lr", type=float, help="Adam learning rate")
+    p.add_argument("--lr-schedule", choices=["none", "cosine", "step"], help="learning-rate schedule")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--precision", choices=["fast", "exact"], help="fast: bfloat16 matrix products where supported")
-    p.add_argument("--out", help="checkpoint folder to write (default: runs/<config name>)")
+    p.add_argument("--precision", choices=["float32", "bfloat16"], help="bfloat16: mixed precision with torch.autocast")
+    p.add_argument("--compile", action="store_const", const=True, help="torch.compile the encoder and decoder")
+    p.add_argument("--name", help="save as this run in the runs folder (default: the config's name)")
+    p.add_argument("--out", help="checkpoint folder to write instead (any path)")
+    p.add_argument("--runs-dir", help=RUNS_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("generate", help="decode samples from the prior into a PNG grid")
-    p.add_argument("--model-path", required=True, help="checkpoint folder")
+    p.add_argument("--model-path", required=True, help="checkpoint folder, or a shipped checkpoint's or a run's name")
+    p.add_argument("--runs-dir", help=RUNS_HELP)
     p.add_argument("--n", type=int, default=64, help="number of samples (with --grid: cells, rounded to a square)")
     p.add_argument("--out", default="samples.png", help="PNG file to write")
     p.add_argument("--class", dest="label", help="class index or name, for a conditional model")
@@ -49,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("evaluate", help="test metrics of a checkpoint, written into its metrics.json")
-    p.add_argument("--model-path", required=True, help="checkpoint folder")
+    p.add_argument("--model-path", required=True, help="checkpoint folder, or a shipped checkpoint's or a run's name")
+    p.add_argument("--runs-dir", help=RUNS_HELP)
     p.add_argument("--k", type=int, default=100, help="importance samples for the IWAE bound")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", help="folder searched first for dataset files")
@@ -64,68 +76,69 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", help="folder to keep it in (default: ~/.cache/vae_explorer/classifiers, or $VAE_EXPLORER_CACHE)")
 
     sub.add_parser("datasets", help="list the datasets and whether each is available here")
-
-    p = sub.add_parser("bench", help="training speed, test loss and decode latency on Fashion-MNIST")
-    p.add_argument("--config", default=None, help="YAML config (default: configs/fashion_mnist_mlp.yaml)")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--data-dir")
-    p.add_argument("--app", action="store_true", help="instead: the app's slider latency, drag rate in Chromium, latent map timings")
-    p.add_argument("--tsne", action="store_true", help="with --app: also time a t-SNE of 10,000 points from scratch (~30 s)")
-    p.add_argument("--while-training", action="store_true", help="with --app: also drag while another session trains")
-    p.add_argument("--sessions", type=int, default=0, help="with --app: also a load test with this many browser sessions")
-    p.add_argument("--seconds", type=float, default=60.0, help="with --sessions or --clients: how long the load test runs")
-    p.add_argument("--clients", type=int, default=0,
-                   help="instead: a load test with this many sessions speaking Streamlit's websocket protocol (no browser)")
+    sub.add_parser("app", help="start the app in the browser; other flags go to `streamlit run` (e.g. --server.port 8600)",
+                   add_help=False)
     return parser
+
+
+def _run_folder(args: argparse.Namespace) -> Path:
+    from .paths import runs_dir
+
+    if args.out:
+        return Path(args.out)
+    name = args.name or (Path(args.config).stem if args.config else "digits_mlp")
+    return runs_dir(args.runs_dir) / name
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .checkpoints import save_checkpoint
+    from .checkpoints import locate
     from .config import RunConfig, apply_overrides, load_config
-    from .data import load_dataset
-    from .errors import TrainingError
-    from .models import build_model, fit_to_data
-    from .training import check_fits, flush_denormals_process_wide, train
+    from .errors import ConfigError, TrainingError
+    from .paths import resolve_config
+    from .runs import prepare_run, train_run
 
-    config = load_config(args.config) if args.config else RunConfig()
     overrides = {key: getattr(args, flag) for flag, key in TRAIN_OVERRIDES.items() if getattr(args, flag) is not None}
-    config = apply_overrides(config, overrides)
-    out = Path(args.out or Path("runs") / (Path(args.config).stem if args.config else "digits_mlp"))
-    if config.train.precision == "fast":
-        flush_denormals_process_wide()
-    data = load_dataset(config.data)
-    check_fits(config.train, data)
-    config.model = fit_to_data(config.model, data.image_shape, data.class_names)
-    model = build_model(config.model, seed=config.train.seed)
-    print(f"training {config.model.architecture} VAE ({model.num_parameters():,} parameters, latent {config.model.latent_dim}) "
-          f"on {data.name}: {len(data.train_x):,} train / {len(data.test_x):,} test images -> {out}", file=sys.stderr)
+    if args.resume:
+        changed = sorted(f"--{flag.replace('_', '-')}" for flag, key in TRAIN_OVERRIDES.items()
+                         if key in overrides and flag not in ("epochs", "device"))
+        changed += [flag for flag, given in (("--config", args.config), ("--out", args.out), ("--name", args.name)) if given]
+        if changed:
+            raise ConfigError(f"--resume goes on with the run's own config, in its own folder; leave out {', '.join(changed)} "
+                              "(only --epochs and --device may be given).")
+        run = prepare_run(None, locate(args.resume, args.runs_dir), resume=True, epochs=args.epochs)
+        if args.device:
+            run.config.train = apply_overrides(run.config, {"train.device": args.device}).train
+    else:
+        config = load_config(resolve_config(args.config)) if args.config else RunConfig()
+        run = prepare_run(apply_overrides(config, overrides), _run_folder(args))
+    config, out = run.config, run.out
+    done = run.epochs_done
+    print(f"{'resuming' if done else 'training'} {config.model.architecture} VAE ({run.model.num_parameters():,} parameters, "
+          f"latent {config.model.latent_dim}) on {run.data.name}: {len(run.data.train_x):,} train / {len(run.data.test_x):,} "
+          f"test images -> {out}" + (f" (epoch {done + 1} of {config.train.epochs})" if done else ""), file=sys.stderr)
     bar = tqdm(total=0, unit="step", disable=True)  # replaced by the real bar at the first step
-    history: list[dict] = []
 
     def on_event(event) -> None:
         nonlocal bar
-        if event.step == 1 and event.kind == "step":  # only now: config errors print no half-drawn bar
-            bar = tqdm(total=event.total_steps, unit="step", disable=args.quiet, mininterval=0.25, file=sys.stderr)
+        if bar.disable and not args.quiet and event.kind == "step":  # only now: config errors print no half-drawn bar
+            bar = tqdm(total=event.total_steps, initial=event.step - 1, unit="step", mininterval=0.25, file=sys.stderr)
         if event.kind == "step":
             bar.update(1)
             if event.step % 50 == 0:
                 bar.set_postfix(epoch=event.epoch, loss=f"{event.loss:.1f}", refresh=False)
-        else:  # save every epoch, so a crash or NaN later keeps this one
-            history.append(event.record)
-            save_checkpoint(out, event.model, config, history)
+        else:
             bar.write(f"epoch {event.epoch}: train {event.record['train_loss']:.2f}  test {event.record['test_loss']:.2f} nats", file=sys.stderr)
 
     try:
-        train(model, data, config.train, [on_event])
-    except TrainingError as exc:
+        history = train_run(run, [on_event])
+    except TrainingError:
         bar.close()
-        kept = f"the checkpoint {out} from epoch {len(history)} was kept" if history else "nothing was saved"
-        raise TrainingError(f"{exc} ({kept})") from None
+        raise
     except KeyboardInterrupt:
         bar.close()
-        kept = f"{out} holds epoch {len(history)}" if history else "nothing was saved"
+        kept = f"{out} holds epoch {run.epochs_done}; resume with --resume {out}" if run.epochs_done else "nothing was saved"
         print(f"interrupted; {kept}.", file=sys.stderr)
         return 130
     bar.close()
@@ -151,14 +164,14 @@ def _parse_label(value: str | None, class_names: list[str] | None, conditional: 
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .checkpoints import load_checkpoint
+    from .checkpoints import load_checkpoint, locate
     from .errors import ConfigError
     from .images import save_image_grid
     from .latent import manifold_grid, sample_prior
 
     if not 1 <= args.n <= 4096:
         raise ConfigError(f"--n must be from 1 to 4096, got {args.n}; pass a smaller number.")
-    checkpoint = load_checkpoint(args.model_path)
+    checkpoint = load_checkpoint(locate(args.model_path, args.runs_dir))
     model_config = checkpoint.config.model
     label = _parse_label(args.label, model_config.class_names, model_config.conditional)
     if args.grid:
@@ -177,7 +190,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from .checkpoints import load_checkpoint, write_metrics
+    from .checkpoints import load_checkpoint, locate, write_metrics
     from .data import load_dataset
     from .errors import ConfigError
     from .evaluation import evaluate
@@ -185,7 +198,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if not 1 <= args.k <= 10_000:
         raise ConfigError(f"--k must be from 1 to 10000, got {args.k}; pass a smaller number.")
-    checkpoint = load_checkpoint(args.model_path, resolve_device(args.device))
+    checkpoint = load_checkpoint(locate(args.model_path, args.runs_dir), resolve_device(args.device))
     data_config = checkpoint.config.data
     if args.data_dir:
         data_config = dataclasses.replace(data_config, data_dir=args.data_dir)
@@ -213,7 +226,7 @@ def _classifier(data, data_config):
     None (with a note) for a dataset of one class."""
     from tqdm import tqdm
 
-    from .classifier import find_classifier, get_classifier
+    from .evaluation import find_classifier, get_classifier
 
     if data.num_classes < 2:
         print(f"note: {data.name} has one class, so there is no sample-quality score (fid).", file=sys.stderr)
@@ -237,9 +250,9 @@ def _classifier(data, data_config):
 def cmd_train_classifier(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .classifier import train_classifier
     from .config import DataConfig, section_from_dict
     from .data import load_dataset
+    from .evaluation import train_classifier
 
     config = section_from_dict(DataConfig, {"dataset": args.dataset, "data_dir": args.data_dir}, "data", "command line")
     data = load_dataset(config)
@@ -252,7 +265,7 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
             bar.total = total
             bar.update(step - bar.n)
         _, info = train_classifier(data, config, args.epochs, args.seed, progress, args.out_dir)
-    from .classifier import cache_dir
+    from .evaluation.fid import cache_dir
 
     print(f"test accuracy {info['test_accuracy']:.3f} after {info['epochs']} epochs; saved {Path(args.out_dir or cache_dir()) / info['key']}")
     return 0
@@ -267,23 +280,29 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_app(argv: list[str]) -> int:
+    """`vae-explorer app [--runs-dir DIR] [streamlit flags]`: the app, from any folder."""
+    from .app.server import launch
+
+    runs = None
+    if "--runs-dir" in argv:
+        at = argv.index("--runs-dir")
+        if at + 1 >= len(argv):
+            from .errors import ConfigError
+
+            raise ConfigError("--runs-dir needs a folder; write --runs-dir PATH.")
+        runs, argv = argv[at + 1], argv[:at] + argv[at + 2:]
+    return launch(argv, runs)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     commands = {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate, "datasets": cmd_datasets,
                 "train-classifier": cmd_train_classifier}
     try:
-        if args.command == "bench" and args.clients:
-            from .bench_load import print_load_test
-
-            return print_load_test(args.clients, args.seconds)
-        if args.command == "bench" and args.app:
-            from .bench_app import run_app_bench
-
-            return run_app_bench(args)
-        if args.command == "bench":
-            from .bench import run_bench
-
-            return run_bench(args)
+        if argv[:1] == ["app"]:
+            return cmd_app(argv[1:])
+        args = build_parser().parse_args(argv)
         return commands[args.command](args)
     except VaeExplorerError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -302,31 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"error: {where}{exc.strerror or exc}; check that the path exists and is writable.", file=sys.stderr)
         return 2
-    finally:  # `train` flushes denormals process-wide; a caller in the same process gets IEEE maths back
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_flush_denormal(False)
 
 
 def run() -> None:
-    """Entry point of `python -m vae_explorer` and of the `vae-explorer` script: main(), then a quick exit.
-
-    Tearing the interpreter down once torch is loaded takes about 0.3 s on a 2-core machine
-    (clearing thousands of modules and objects), a twentieth of a 3-epoch training command. By
-    then every file has been written and closed, so after the exit handlers have run and the
-    streams are flushed the process ends with os._exit. An uncaught exception exits normally.
-    """
-    import atexit
-    import os
-
-    code = main()
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except OSError:  # e.g. the reader of a pipe has gone (`... | head`)
-            pass
-    os._exit(code if isinstance(code, int) else 1)
-
-
-if __name__ == "__main__":  # pragma: no cover
+    """Entry point of `python -m vae_explorer` and of the `vae-explorer` script."""
     sys.exit(main())

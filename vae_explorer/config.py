@@ -24,6 +24,11 @@ from .errors import ConfigError
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh")
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
+PRECISIONS = ("float32", "bfloat16")
+LR_SCHEDULES = ("none", "cosine", "step")
+# Values earlier versions wrote that mean something else now: train.precision "fast" switched the
+# process-wide float32 matmul precision, "exact" did not; both read as plain float32.
+LEGACY_VALUES = {("train", "precision"): {"fast": "float32", "exact": "float32"}}
 
 
 def _field(default: Any, **rules: Any) -> Any:
@@ -95,9 +100,21 @@ class TrainConfig:
     seed: int = _field(0, min=0)
     # "auto" picks CUDA, then MPS, then CPU; or name one ("cpu", "cuda", "cuda:1", "mps").
     device: str = _field("auto")
-    # "fast" lets matrix products use bfloat16 internally where the hardware supports it
-    # (like TF32 on GPUs); "exact" keeps full float32.
-    precision: str = _field("fast", choices=("fast", "exact"))
+    # "float32" everywhere, or "bfloat16": the forward pass under torch.autocast (mixed precision,
+    # weights and optimizer stay float32). Fast on GPUs and on CPUs with bf16 units (AMX, AVX-512
+    # BF16); much slower on CPUs without them.
+    precision: str = _field("float32", choices=PRECISIONS)
+    # Learning-rate schedule over the configured epochs, updated every step: "none" keeps lr,
+    # "cosine" falls from lr to 0 along half a cosine, "step" multiplies it by lr_gamma every
+    # lr_step_epochs epochs.
+    lr_schedule: str = _field("none", choices=LR_SCHEDULES)
+    # "step" schedule: epochs between two cuts of the learning rate.
+    lr_step_epochs: int = _field(10, min=1, max=100_000)
+    # "step" schedule: the factor each cut multiplies the learning rate by.
+    lr_gamma: float = _field(0.1, min=1e-6, max=1.0)
+    # Compile the encoder and decoder with torch.compile (needs a C++ compiler on CPU; the first
+    # steps wait for the compilation, tens of seconds).
+    compile: bool = _field(False)
 
 
 @dataclass
@@ -193,7 +210,8 @@ def section_from_dict(cls: type, raw: Any, section: str, source: str) -> Any:
             raise ConfigError(f"{source}: unknown key '{section}.{key}'; {_suggest(str(key), known)}")
     for f in fields(cls):
         if f.name in raw:
-            values[f.name] = _check_value(raw[f.name], hints[f.name], f"{section}.{f.name}", dict(f.metadata), source)
+            value = LEGACY_VALUES.get((section, f.name), {}).get(raw[f.name], raw[f.name]) if isinstance(raw[f.name], str) else raw[f.name]
+            values[f.name] = _check_value(value, hints[f.name], f"{section}.{f.name}", dict(f.metadata), source)
         elif f.default is MISSING and f.default_factory is MISSING:  # pragma: no cover - all fields have defaults
             raise ConfigError(f"{source}: missing key '{section}.{f.name}'; add it.")
     return cls(**values)

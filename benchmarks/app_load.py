@@ -1,0 +1,243 @@
+"""A load test that speaks Streamlit's own websocket protocol, so the server alone is measured.
+
+    python benchmarks/app_load.py --clients 20 --seconds 60 [--while-training]
+
+Each simulated session opens its own websocket to `streamlit run Home.py` on loopback and does
+what the browser does, without rendering anything: it asks for the Generate page, drags a
+latent slider for about a second (a new value every 25 ms, at most two updates in flight, as the
+slider component sends them) and then opens another page, again and again until time is up.
+A round trip is the time from sending a slider value (a fragment rerun carrying the slider's new
+state) to the picture for it arriving (the component's data carries the value's sequence number,
+as the browser measures it); a page open, from asking for the page to its `script_finished`. Traffic stays on 127.0.0.1 and ends after `seconds`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import numpy as np
+
+PAGES = ["", "Reconstruct", "Latent_map", "Interpolate", "Traverse"]  # the browser load test's pages
+SLIDER_KEY = "gen_sliders"
+# ScriptFinishedStatus: 0 finished, 2 stopped early because a newer rerun came, 3 fragment finished
+FINISHED_OK, SUPERSEDED = (0, 3), 2
+
+
+class Session:
+    """One app session over one websocket; a reader task takes in everything the server sends."""
+
+    def __init__(self, ws, model: str):
+        self.ws, self.query = ws, f"model={model}"
+        self.pages: dict[str, str] = {}
+        self.slider_id = self.fragment_id = None
+        self.version = 0
+        self.errors: list[str] = []
+        self.superseded = 0
+        self.finished: asyncio.Queue = asyncio.Queue()  # script_finished statuses, in order
+        self.seq = self.answered = 0  # the slider's last value sent, and the last one whose picture came back
+        self.sent_at: dict[int, float] = {}
+        self.round_trips: list[float] = []
+
+    async def send(self, page: str = "", fragment: str = "", states=()) -> None:
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+
+        msg = BackMsg()
+        client = msg.rerun_script
+        client.query_string = self.query
+        client.page_script_hash = self.pages.get(page, "")
+        client.fragment_id = fragment
+        client.widget_states.widgets.extend(states)
+        await self.ws.send(msg.SerializeToString())
+
+    async def read(self) -> None:
+        """Note pages, the slider, pictures coming back (by their seq), errors and finished runs."""
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        while True:
+            message = ForwardMsg()
+            message.ParseFromString(await self.ws.recv())
+            kind = message.WhichOneof("type")
+            if kind == "navigation":
+                self.pages = {p.url_pathname: p.page_script_hash for p in message.navigation.app_pages}
+            elif kind == "delta" and message.delta.WhichOneof("type") == "new_element":
+                element = message.delta.new_element
+                what = element.WhichOneof("type")
+                if what == "bidi_component" and element.bidi_component.id.endswith(SLIDER_KEY):
+                    self.slider_id, self.fragment_id = element.bidi_component.id, message.delta.fragment_id
+                    data = json.loads(element.bidi_component.json or "{}")
+                    self.version = data.get("version", 0)  # values are only taken for the current version
+                    self._picture(data.get("seq", 0))
+                elif what == "exception" or (what == "alert" and element.alert.format == 1):  # 1: an error box
+                    self.errors.append(what)
+            elif kind == "script_finished":
+                if message.script_finished == SUPERSEDED:
+                    self.superseded += 1
+                elif message.script_finished not in FINISHED_OK:
+                    self.errors.append(f"script_finished {message.script_finished}")
+                self.finished.put_nowait(message.script_finished)
+
+    def _picture(self, seq: int) -> None:
+        """The picture for slider value `seq` arrived (what the component's JS does on new data)."""
+        if seq > self.answered:
+            self.answered = seq
+            if seq in self.sent_at:
+                self.round_trips.append((time.perf_counter() - self.sent_at[seq]) * 1000)
+            self.sent_at = {s: t for s, t in self.sent_at.items() if s > seq}
+
+    async def open(self, page: str, timeout: float = 60.0) -> float:
+        """Ask for a page; milliseconds until its script run finished."""
+        while not self.finished.empty():
+            self.finished.get_nowait()
+        start = time.perf_counter()
+        await self.send(page)
+        while await asyncio.wait_for(self.finished.get(), timeout) == 3:  # a late fragment run: not this one
+            pass
+        return (time.perf_counter() - start) * 1000
+
+    async def drag(self, dims: int, moves: int = 40, interval: float = 0.025) -> None:
+        """Move a slider for moves x interval seconds, sending values as the slider component does:
+        at most two unanswered, or one more after 250 ms without an answer; then wait for the last."""
+        from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+        values, last_sent = [0.0] * dims, 0.0
+        for move in range(moves + 1):
+            values[0] = -3 + 6 * move / moves
+            now = time.perf_counter()
+            if self.seq - self.answered < 2 or now - last_sent > 0.25:
+                self.seq += 1
+                self.sent_at[self.seq], last_sent = now, now
+                await self.send("Generate", self.fragment_id, [WidgetState(id=self.slider_id, json_value=json.dumps(
+                    {"z": {"values": values, "version": self.version, "seq": self.seq}}))])
+            await asyncio.sleep(interval)
+        deadline = time.perf_counter() + 30
+        while self.answered < self.seq and time.perf_counter() < deadline:
+            await asyncio.sleep(0.005)
+        if self.answered < self.seq:
+            self.errors.append("slider value not answered within 30 s")
+
+
+async def _client(url: str, model: str, dims: int, until: float, rng, results: dict) -> None:
+    import websockets
+
+    try:
+        async with websockets.connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=30) as ws:
+            session = Session(ws, model)
+            reader = asyncio.ensure_future(session.read())
+            try:
+                await session.open("")
+                while time.perf_counter() < until:
+                    results["page_opens"].append(await session.open("Generate"))
+                    if session.slider_id is None:
+                        results["errors"].append("no slider on the Generate page")
+                        break
+                    await session.drag(dims)
+                    results["page_opens"].append(await session.open(PAGES[int(rng.integers(len(PAGES)))]))
+            finally:
+                reader.cancel()
+                results["round_trips"] += session.round_trips
+                results["errors"] += session.errors
+                results["superseded"] += session.superseded
+    except Exception as exc:  # a dropped connection, a timeout or a protocol error counts, and is named
+        results["errors"].append(type(exc).__name__)
+
+
+def protocol_load_test(sessions: int = 20, seconds: float = 60.0, model: str = "digits-mlp", while_training: bool = False) -> dict:
+    """`sessions` websocket sessions drag sliders and open pages for `seconds` against a fresh server;
+    with `while_training`, another session (a browser tab, closed once it has started) first starts
+    training the pytorch/examples MLP on Fashion-MNIST on the Train page."""
+    import tempfile
+
+    from common import rss_mb
+    from vae_explorer import load_checkpoint
+    from vae_explorer.app.server import app_environment, running_app
+
+    dims = load_checkpoint(model).model.latent_dim
+    results: dict = {"round_trips": [], "page_opens": [], "errors": [], "superseded": 0}
+    runs = tempfile.mkdtemp()
+    with running_app(app_environment(runs)) as (base, server):
+        if while_training:
+            from playwright.sync_api import sync_playwright
+
+            from app_speed import start_training
+            from common import CHROMIUM, CHROMIUM_ARGS
+
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                start_training(browser.new_page(), base)
+                browser.close()
+        url = base.replace("http://", "ws://") + "/_stcore/stream"
+
+        async def warm_up() -> None:  # the first page of a fresh server imports torch and loads the model
+            import websockets
+
+            async with websockets.connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=30) as ws:
+                session = Session(ws, model)
+                reader = asyncio.ensure_future(session.read())
+                await session.open("Generate")
+                reader.cancel()
+
+        async def run() -> None:
+            await warm_up()
+            until = time.perf_counter() + seconds
+            await asyncio.gather(*[_client(url, model, dims, until, np.random.default_rng(i), results) for i in range(sessions)])
+
+        start = time.perf_counter()
+        asyncio.run(run())
+        results["seconds"] = time.perf_counter() - start
+        results["server_rss_mb"] = rss_mb(server.pid)
+        results["training_throughout"] = _training_now() if while_training else None
+        results["epochs_trained"] = _epochs_saved(runs) if while_training else None
+    return results
+
+
+def _epochs_saved(runs: str) -> int:
+    """Epochs the trainings in a runs folder have saved so far."""
+    from pathlib import Path
+
+    return sum(len(json.loads(history.read_text())) for history in Path(runs).glob("*/history.json"))
+
+
+def _training_now() -> bool:
+    """Whether a training worker process (vae_explorer.runs.worker) is running on this machine."""
+    from pathlib import Path
+
+    for status in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"vae_explorer.runs.worker" in status.read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def main() -> int:
+    import argparse
+
+    from common import percentile
+
+    parser = argparse.ArgumentParser(description="A load test speaking Streamlit's websocket protocol.")
+    parser.add_argument("--clients", type=int, default=20, help="sessions at once (1 to 200)")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--while-training", action="store_true", help="while another session trains on the Train page")
+    args = parser.parse_args()
+    if not 1 <= args.clients <= 200 or not 1 <= args.seconds <= 600:
+        parser.error("--clients must be from 1 to 200 and --seconds from 1 to 600")
+    r = protocol_load_test(args.clients, args.seconds, while_training=args.while_training)
+    trips, opens = r["round_trips"], r["page_opens"]
+    print(f"Load: {args.clients} protocol-level sessions (no browser) for {r['seconds']:.0f} s on loopback, digits-mlp"
+          + (", while another session trains:" if args.while_training else ":"))
+    print(f"  slider updates: {len(trips):,}, round trip p50 {percentile(trips, 0.5):.0f} ms, p95 {percentile(trips, 0.95):.0f} ms, "
+          f"max {max(trips, default=float('nan')):.0f} ms")
+    print(f"  page opens: {len(opens):,}, p50 {percentile(opens, 0.5):.0f} ms, p95 {percentile(opens, 0.95):.0f} ms")
+    print(f"  errors: {len(r['errors'])} {sorted(set(r['errors']))}; reruns stopped early for a newer one: {r['superseded']}")
+    print(f"  server memory (resident): {r['server_rss_mb']:.0f} MB")
+    if args.while_training:
+        print(f"  the other session was still training at the end: {'yes' if r['training_throughout'] else 'NO'}; "
+              f"epochs it saved by then: {r['epochs_trained']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

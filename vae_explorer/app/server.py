@@ -1,0 +1,79 @@
+"""Start the Streamlit app: `vae-explorer app` in the foreground, or on a free loopback port for
+tests, benchmarks and screenshots. (Imports no streamlit: the app runs in its own process.)
+
+The app is `streamlit run Home.py` in the folder that holds Home.py, pages/ and
+.streamlit/config.toml (the clone, or the installed package's shipped/ folder), so that
+Streamlit reads the app's settings whichever folder the command is typed in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from ..paths import app_dir
+
+
+def app_command(flags: Sequence[str] = ()) -> list[str]:
+    return [sys.executable, "-m", "streamlit", "run", str(app_dir() / "Home.py"), *flags]
+
+
+def app_environment(runs: str | Path | None = None) -> dict[str, str]:
+    """This process's environment for the app's process, with the runs folder it should use."""
+    env = dict(os.environ)
+    if runs is not None:
+        env["VAE_EXPLORER_RUNS"] = str(Path(runs).expanduser().resolve())
+    return env
+
+
+def launch(flags: Sequence[str] = (), runs: str | Path | None = None) -> int:
+    """`vae-explorer app [streamlit flags]`: serve the app until it is stopped; its exit status."""
+    try:
+        return subprocess.call(app_command(flags), cwd=app_dir(), env=app_environment(runs))
+    except KeyboardInterrupt:
+        return 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """The app on 127.0.0.1:port, headless, output discarded."""
+    return subprocess.Popen(app_command(["--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"]),
+                            cwd=app_dir(), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_until_healthy(base: str, timeout: float = 60.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"the app at {base} did not answer within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def running_app(env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """The app's base URL and server process, stopped on exit."""
+    port = free_port()
+    server = start_app(port, env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(base)
+        yield base, server
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

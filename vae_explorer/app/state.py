@@ -1,0 +1,298 @@
+"""The app's one door into vae_explorer: the shared model picker, cached models, cached arrays.
+
+Models load through `st.cache_resource` (one shared object in eval mode, never mutated; anything
+that trains works on its own copy). Derived arrays go through `st.cache_data`, keyed by the
+checkpoint's path and modification stamp plus the parameters, never by a model object.
+This package (`vae_explorer.app`) is the only part of vae_explorer that imports streamlit.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import torch
+
+from ..checkpoints import Checkpoint, load_checkpoint
+from ..data import Dataset, load_dataset
+from ..errors import VaeExplorerError
+from ..latent import encode_means
+from ..paths import runs_dir, shipped_checkpoints_dir
+
+SHIPPED_DIR = Path(os.environ.get("VAE_EXPLORER_CHECKPOINTS") or shipped_checkpoints_dir())
+TRAINED_DIR = runs_dir()  # $VAE_EXPLORER_RUNS, or `vae-explorer app --runs-dir`
+DEFAULT_MODEL = "digits-mlp"
+MODEL_KEY = "model"  # session-state key and query parameter of the chosen checkpoint
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    label: str  # what the picker shows
+    path: str
+
+
+def available_models() -> list[ModelRef]:
+    """Shipped checkpoints first, then those trained or uploaded here (the runs folder), newest first."""
+    refs = []
+    for folder, group in ((SHIPPED_DIR, "shipped"), (TRAINED_DIR, "trained")):
+        if not folder.is_dir():
+            continue
+        found = [p for p in folder.rglob("config.json") if not any(part.startswith(".") for part in p.parts)]
+        found.sort(key=lambda p: (p.parent.name != DEFAULT_MODEL, -p.stat().st_mtime if group == "trained" else 0, p.parent.name))
+        refs += [ModelRef(f"{p.parent.name}  ({group})", str(p.parent)) for p in found]
+    return refs
+
+
+def interrupted_runs() -> list[tuple[str, dict]]:
+    """Runs in the runs folder whose training stopped without finishing (a crash, a server restart):
+    (name, training.json), newest first."""
+    from ..checkpoints import interrupted, read_training
+
+    if not TRAINED_DIR.is_dir():
+        return []
+    found = [(p.stat().st_mtime, p.name, read_training(p)) for p in TRAINED_DIR.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return [(name, training) for _, name, training in sorted(found, reverse=True) if interrupted(training)]
+
+
+def stamp(path: str | Path) -> float:
+    """Changes whenever the checkpoint is saved again: part of every cache key."""
+    path = Path(path)
+    return max((path / f).stat().st_mtime for f in ("config.json", "model.safetensors") if (path / f).exists())
+
+
+@st.cache_resource(max_entries=12, show_spinner="Loading the model…")
+def _load(path: str, saved: float) -> Checkpoint:
+    checkpoint = load_checkpoint(path)
+    checkpoint.model.requires_grad_(False)  # shared by every session: read-only
+    return checkpoint
+
+
+def load(path: str | Path) -> Checkpoint:
+    return _load(str(path), stamp(path))
+
+
+def select_model() -> Checkpoint:
+    """The sidebar model picker shared by every page; the choice survives page changes and is
+    kept in the URL (?model=NAME) so a view can be shared."""
+    refs = available_models()
+    if not refs:
+        st.error("No checkpoints were found, neither shipped ones nor trained ones; train one with `vae-explorer train`.")
+        st.stop()
+    by_name = {Path(r.path).name: r for r in refs}
+    uploaded = _upload_box()
+    if uploaded:
+        refs = available_models()
+        by_name = {Path(r.path).name: r for r in refs}
+        st.session_state[MODEL_KEY] = uploaded
+    wanted = st.session_state.get(MODEL_KEY) or st.query_params.get(MODEL_KEY) or DEFAULT_MODEL
+    if wanted not in by_name:
+        wanted = DEFAULT_MODEL if DEFAULT_MODEL in by_name else next(iter(by_name))
+    names = list(by_name)
+    name = st.sidebar.selectbox("Model", names, index=names.index(wanted), format_func=lambda n: by_name[n].label,
+                                help="Shipped checkpoints and those trained or uploaded on this server.")
+    st.session_state[MODEL_KEY] = name
+    st.query_params[MODEL_KEY] = name
+    try:
+        return load(by_name[name].path)
+    except VaeExplorerError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+def _upload_box() -> str | None:
+    """The sidebar's checkpoint upload; returns the new model's name once, right after an import."""
+    from ..checkpoints import import_checkpoint_zip
+
+    with st.sidebar.expander("Upload a checkpoint (.zip)"):
+        upload = st.file_uploader("A zipped checkpoint folder (config.json + model.safetensors)", type=["zip"],
+                                  key="upload_checkpoint")
+        if upload is None or st.session_state.get("upload_done") == upload.file_id:
+            return None
+        st.session_state["upload_done"] = upload.file_id  # the uploader keeps the file across reruns
+        try:
+            folder = import_checkpoint_zip(upload.getvalue(), upload.name, TRAINED_DIR / "uploaded")
+        except VaeExplorerError as exc:
+            st.error(str(exc))
+            return None
+        st.success(f"Imported {folder.name}.")
+        return folder.name
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the dataset…")
+def _dataset(config_key: tuple) -> Dataset:
+    from ..config import DataConfig
+
+    return load_dataset(DataConfig(**dict(config_key)))
+
+
+def dataset_of(checkpoint: Checkpoint) -> Dataset | None:
+    """The checkpoint's dataset (shared, read-only), or None with a warning saying how to get it."""
+    try:
+        return _dataset(tuple(sorted(asdict(checkpoint.config.data).items())))
+    except VaeExplorerError as exc:
+        st.warning(f"The test images are not available: {exc}")
+        return None
+
+
+@st.cache_data(max_entries=16, show_spinner="Encoding the test set…")
+def encoded_test_set(path: str, saved: float, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Posterior means, log-variances and labels of the first `limit` test images."""
+    checkpoint = _load(path, saved)
+    data = dataset_of(checkpoint)
+    if data is None:
+        return np.zeros((0, checkpoint.model.latent_dim)), np.zeros((0, checkpoint.model.latent_dim)), np.zeros(0, int)
+    x, y = data.test_x[:limit], data.test_y[:limit]
+    mu, logvar = encode_means(checkpoint.model, x, y if checkpoint.model.cond_dim else None)
+    return mu.numpy(), logvar.numpy(), y.numpy()
+
+
+def picture(checkpoint: Checkpoint, z, label: int | None = None) -> np.ndarray:
+    """The image one latent vector (D,) decodes to, as uint8 (H, W) or (H, W, 3)."""
+    from ..images import to_uint8
+    from ..latent import generate
+
+    image = to_uint8(generate(checkpoint.model, z, label))[0]
+    return image[..., 0] if image.shape[-1] == 1 else image
+
+
+def page(title: str, caption: str | None = None) -> Checkpoint:
+    """The top of every page: its browser title, the shared model picker, the heading. Returns the chosen model."""
+    st.set_page_config(page_title=f"{title} · vae-explorer", page_icon="🧭", layout="wide")
+    checkpoint = select_model()
+    st.title(title)
+    if caption:
+        st.caption(caption)
+    return checkpoint
+
+
+def class_names(checkpoint: Checkpoint) -> list[str]:
+    names = checkpoint.config.model.class_names
+    return list(names) if names else [str(i) for i in range(checkpoint.config.model.num_classes or 0)]
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def latent_stats(path: str, saved: float) -> tuple[np.ndarray, np.ndarray]:
+    """KL per latent dimension (nats, test-set mean) and which dimensions are active.
+
+    From the encoded test set when it is available, else from metrics.json; a dimension is
+    active when its posterior mean varies across the data (variance > 0.01, Burda et al.).
+    """
+    checkpoint = _load(path, saved)
+    mu, logvar, _ = encoded_test_set(path, saved, 2000)
+    if len(mu) > 1:
+        from ..evaluation import active_dimensions, kl_per_dimension
+
+        mu_t, logvar_t = torch.from_numpy(mu), torch.from_numpy(logvar)
+        return kl_per_dimension(mu_t, logvar_t).numpy(), active_dimensions(mu_t).numpy()
+    kl = np.asarray(checkpoint.metrics.get("kl_per_dim") or np.zeros(checkpoint.model.latent_dim))
+    return kl, kl > 0.01
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def pca_plane(path: str, saved: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean (D,), the top-2 principal directions (2, D) and their standard deviations (2,) of the
+    encoded test set: the plane in which the data spreads most."""
+    from ..latent import pca_2d
+
+    mu, _, _ = encoded_test_set(path, saved, 10_000)
+    if len(mu) < 3:
+        dim = _load(path, saved).model.latent_dim
+        return np.zeros(dim), np.eye(2, dim), np.ones(2)
+    coords, centre, directions = pca_2d(mu)  # the same plane, signs and all, as the Latent map's PCA
+    return centre, directions, coords.std(0, ddof=1)
+
+
+@st.cache_data(max_entries=16, show_spinner="Computing the t-SNE map (about 3 s per 1,000 points on 2 cores)…")
+def tsne_map(path: str, saved: float, limit: int, perplexity: float) -> tuple[np.ndarray, bool]:
+    """The t-SNE map of the first `limit` encoded test images, from disk when computed before."""
+    from ..latent import load_or_compute_tsne
+
+    mu, _, _ = encoded_test_set(path, saved, limit)
+    return load_or_compute_tsne(mu, path, perplexity)
+
+
+def from_url(key: str, parse, **default) -> dict:
+    """Seed the widget `key` from the URL's ?key=value the first time this session meets it.
+
+    `parse` turns the text into a valid widget value (raising ValueError otherwise; a bad value
+    is ignored). Returns the keyword giving the widget its default (e.g. value=3 or index=0),
+    or nothing when the session already holds its value, which Streamlit would otherwise warn about.
+    """
+    if key not in st.session_state and key in st.query_params:
+        try:
+            st.session_state[key] = parse(st.query_params[key])
+        except (ValueError, TypeError, IndexError):
+            pass
+    return {} if key in st.session_state else default
+
+
+def to_url(**values) -> None:
+    """Keep selections in the URL, so the current view can be shared as a link."""
+    for key, value in values.items():
+        st.query_params[key] = str(value)
+
+
+def in_range(low: int, high: int):
+    """A parser for from_url: an integer from low to high."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise ValueError(text)
+        return value
+    return parse
+
+
+def one_of(options):
+    """A parser for from_url: one of `options` (compared as text)."""
+    def parse(text: str):
+        for option in options:
+            if str(option) == text:
+                return option
+        raise ValueError(text)
+    return parse
+
+
+def feature_classifier(checkpoint: Checkpoint):
+    """The feature classifier of the checkpoint's dataset for the Fréchet distance, with its info;
+    trained here with a progress bar the first time (seconds to a minute), then read from disk.
+    None when the dataset is not available or has a single class."""
+    from ..evaluation import find_classifier
+
+    data = dataset_of(checkpoint)
+    if data is None or data.num_classes < 2:
+        return None
+    key = tuple(sorted(asdict(checkpoint.config.data).items()))
+    if find_classifier(checkpoint.config.data) is not None:
+        return _classifier(key)
+    bar = st.progress(0.0, text=f"Training the feature classifier for {data.name} (once; it is kept on disk)…")
+    result = _classifier(key, lambda step, total: bar.progress(step / total, text=f"Training the feature classifier for "
+                                                                                  f"{data.name} (once): step {step} of {total}"))
+    bar.empty()
+    return result
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _classifier(config_key: tuple, _progress=None):
+    from ..config import DataConfig
+    from ..evaluation import get_classifier
+
+    config = DataConfig(**dict(config_key))
+    return get_classifier(config, _progress)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def evaluation(path: str, saved: float, k: int, test_images: int | None, classifier_key: str | None,
+               _classifier=None) -> tuple[dict, np.ndarray] | None:
+    """Test metrics of a checkpoint (see vae_explorer.evaluation) and its per-image ELBO-IWAE gaps."""
+    from ..evaluation import evaluate_with_gaps, first_test_images
+
+    checkpoint = _load(path, saved)
+    data = dataset_of(checkpoint)
+    if data is None:
+        return None
+    model, info = _classifier if _classifier is not None else (None, None)
+    return evaluate_with_gaps(checkpoint.model, first_test_images(data, test_images), k=k, beta=checkpoint.config.train.beta,
+                              classifier=model, classifier_info=info)

@@ -1,0 +1,8 @@
+"""Models: the VAE, its registry of encoder/decoder architectures, and the loss as pure functions."""
+
+from .architectures import ACTIVATIONS, ARCHITECTURES, register_architecture
+from .losses import LossParts, gaussian_kl, kl_to_prior, log_normal, reconstruction_nll, vae_loss
+from .vae import VAE, Posterior, build_model, fit_to_data
+
+__all__ = ["ACTIVATIONS", "ARCHITECTURES", "LossParts", "Posterior", "VAE", "build_model", "fit_to_data", "gaussian_kl",
+           "kl_to_prior", "log_normal", "reconstruction_nll", "register_architecture", "vae_loss"]

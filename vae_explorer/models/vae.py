@@ -1,0 +1,165 @@
+"""The VAE (Kingma & Welling, arXiv:1312.6114): an encoder/decoder pair from the registry
+(models/architectures.py) with a Gaussian head, the posterior it encodes, and how it is built.
+
+    model = build_model(ModelConfig(architecture="mlp", latent_dim=20, image_shape=[1, 28, 28]))
+    q = model.encode(x)                     # Posterior with .mean, .logvar, .sample(), .kl()
+    z = model.reparameterize(q.mean, q.logvar)
+    params = model.decode(z)                # likelihood parameters, (B, C, H, W): logits or means
+    images = model.generate(z)              # the mean of p(x|z), (B, C, H, W) in [0, 1]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from ..errors import ConfigError
+from .architectures import ARCHITECTURES
+from .losses import LossParts, full_precision, gaussian_kl, log_normal, reconstruction_nll, vae_loss
+
+_SEEDED_INIT = threading.Lock()  # seeded inits in two threads (two app sessions) must not interleave
+MIN_LOG_SIGMA = math.log(1e-3)  # floor of a learned Gaussian sigma, so the NLL cannot run off to -inf
+
+
+class Posterior:
+    """The diagonal Gaussian q(z|x) = N(mean, diag(exp(logvar))); shapes (B, latent_dim)."""
+
+    def __init__(self, mean: torch.Tensor, logvar: torch.Tensor):
+        self.mean, self.logvar = mean, logvar
+
+    @property
+    def stddev(self) -> torch.Tensor:
+        return torch.exp(0.5 * self.logvar)
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A reparameterized (differentiable) sample z = mean + stddev * eps."""
+        return VAE.reparameterize(self.mean, self.logvar, generator)
+
+    def kl_per_dim(self) -> torch.Tensor:
+        return gaussian_kl(self.mean, self.logvar)  # (B, D)
+
+    def kl(self) -> torch.Tensor:
+        return self.kl_per_dim().sum(1)  # (B,)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        return log_normal(z, self.mean, self.logvar)
+
+
+class VAE(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.cond_dim = config.num_classes if config.conditional else 0
+        encoder, features, decoder = ARCHITECTURES[config.architecture](config, self.cond_dim)
+        self.encoder, self.decoder = encoder, decoder
+        # One linear head gives both mu and log sigma^2: (B, features) -> (B, 2 * latent_dim).
+        self.to_latent = nn.Linear(features + self.cond_dim, 2 * config.latent_dim)
+        channels = config.image_shape[0]
+        log_sigma = torch.full((channels,), math.log(config.gaussian_sigma))
+        if config.likelihood == "gaussian-learned":
+            self.log_sigma = nn.Parameter(log_sigma)
+        else:  # fixed: a constant from the config, so it is not saved with the weights
+            self.register_buffer("log_sigma", log_sigma, persistent=False)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    def _condition(self, y: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        if not self.cond_dim:
+            return None
+        if y is None:
+            raise ValueError("this conditional model needs class labels y")
+        y = torch.as_tensor(y, device=self.to_latent.weight.device).long()
+        if y.dim() == 0:  # one class for the whole batch
+            y = y.expand(batch)
+        return nn.functional.one_hot(y, self.cond_dim).to(self.to_latent.weight.dtype)  # (B, K)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Posterior:
+        h = self.encoder(x)  # (B, features)
+        cond = self._condition(y, len(x))
+        if cond is not None:
+            h = torch.cat([h, cond], 1)
+        mu, logvar = full_precision(self.to_latent(h)).chunk(2, dim=1)  # (B, D) each, float32 at least under autocast
+        return Posterior(mu, logvar)
+
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z = mu + sigma * eps with eps ~ N(0, I) (Kingma & Welling, section 2.4)."""
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + eps * torch.exp(0.5 * logvar)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Likelihood parameters of p(x|z), (B, C, H, W): logits (Bernoulli) or means (Gaussian)."""
+        cond = self._condition(y, len(z))
+        if cond is not None:
+            z = torch.cat([z, cond], 1)
+        return self.decoder(z)
+
+    def mean_image(self, params: torch.Tensor) -> torch.Tensor:
+        """The mean of p(x|z) as an image in [0, 1]."""
+        if self.config.likelihood == "bernoulli":
+            return torch.sigmoid(params)
+        return params.clamp(0.0, 1.0)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, Posterior, torch.Tensor]:
+        q = self.encode(x, y)
+        z = self.reparameterize(q.mean, q.logvar)
+        return self.decode(z, y), q, z
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, beta: float = 1.0,
+             generator: torch.Generator | None = None) -> LossParts:
+        """Per-image recon, KL and recon + beta * KL, in nats, with one sample of z."""
+        q = self.encode(x, y)
+        params = self.decode(q.sample(generator), y)
+        return vae_loss(x, params, q.mean, q.logvar, self.config.likelihood, beta, self.sigma_log())
+
+    def log_likelihood(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) per image, (B,)."""
+        return -reconstruction_nll(x, params, self.config.likelihood, self.sigma_log())
+
+    def sigma_log(self) -> torch.Tensor | None:
+        if self.config.likelihood == "bernoulli":
+            return None
+        return self.log_sigma.clamp(min=MIN_LOG_SIGMA)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [0, 1] decoded from latent vectors z (B, D)."""
+        return self.mean_image(self.decode(z, y))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Images decoded from the posterior mean of x: deterministic."""
+        return self.generate(self.encode(x, y).mean, y)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def fit_to_data(config: ModelConfig, image_shape, class_names) -> ModelConfig:
+    """A copy of `config` with the image shape and classes of a dataset filled in."""
+    return dataclasses.replace(config, image_shape=list(image_shape), num_classes=len(class_names), class_names=list(class_names))
+
+
+def build_model(config: ModelConfig, seed: int | None = None) -> VAE:
+    """A freshly initialised VAE for a complete `ModelConfig` (image_shape filled in).
+
+    With `seed`, the initial weights depend on it alone (the global RNG is left as it was).
+    """
+    if config.architecture not in ARCHITECTURES:
+        raise ConfigError(f"model.architecture {config.architecture!r} is unknown; use one of {', '.join(ARCHITECTURES)}.")
+    if config.image_shape is None or len(config.image_shape) != 3:
+        raise ConfigError("model.image_shape must be [channels, height, width]; it is set from the dataset when training.")
+    if config.conditional and not config.num_classes:
+        raise ConfigError("model.conditional needs model.num_classes; it is set from the dataset when training.")
+    if seed is None:
+        return VAE(config)
+    with _SEEDED_INIT, torch.random.fork_rng(devices=[]):  # the global RNG is shared by every thread
+        torch.manual_seed(seed)
+        return VAE(config)

@@ -1,0 +1,98 @@
+"""One run: prepare it (a new model from a config, or a checkpoint to resume), train it with
+`train`, save a checkpoint after every epoch with what resuming needs, and end by writing the
+run's basic test metrics and its status.
+
+    run = prepare_run(config, out)               # or prepare_run(None, out, resume=True, epochs=20)
+    history = train_run(run, callbacks=[...])     # run.history holds every epoch, earlier ones too
+
+training.json says "running" while epochs are being saved, then "finished" or "stopped" (a
+callback asked to stop). A run whose training.json says "running" but whose process is gone was
+interrupted (a crash, a server restart) and can be resumed from its last saved epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from ..checkpoints import (load_checkpoint, load_training_state, save_checkpoint, training_status, write_metrics,
+                           write_training)
+from ..config import RunConfig
+from ..data import Dataset, load_dataset
+from ..errors import ConfigError, TrainingError
+from ..evaluation import basic_metrics
+from ..models import VAE, build_model, fit_to_data
+from ..training import Callback, TrainingState, check_fits, train
+
+
+@dataclass
+class Run:
+    config: RunConfig
+    out: Path
+    model: VAE
+    data: Dataset
+    history: list[dict] = field(default_factory=list)  # every epoch so far, earlier sessions included
+    resume: TrainingState | None = None
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.history)
+
+
+def prepare_run(config: RunConfig | None, out: str | Path, resume: bool = False, epochs: int | None = None) -> Run:
+    """A new run of `config` into `out`, or (resume=True) the checkpoint at `out` continued to
+    `epochs` epochs in all (default: the epochs it was started with)."""
+    out = Path(out)
+    if not resume:
+        config = dataclasses.replace(config)  # the caller's config is left as it was
+        data = load_dataset(config.data)
+        check_fits(config.train, data)
+        config.model = fit_to_data(config.model, data.image_shape, data.class_names)
+        return Run(config, out, build_model(config.model, seed=config.train.seed), data)
+    checkpoint = load_checkpoint(out)
+    state = load_training_state(out, checkpoint.model)
+    config = checkpoint.config
+    target = epochs or config.train.epochs
+    if target <= state.epochs_done:
+        raise ConfigError(f"{out.name} has trained {state.epochs_done} epochs already; pass --epochs above "
+                          f"{state.epochs_done} to train it further.")
+    config.train = dataclasses.replace(config.train, epochs=target)
+    data = load_dataset(config.data)
+    check_fits(config.train, data)
+    history = checkpoint.history[: state.epochs_done]
+    return Run(config, out, checkpoint.model, data, history, state)
+
+
+def train_run(run: Run, callbacks: Iterable[Callback] = ()) -> list[dict]:
+    """Train the run to its configured epochs, saving after each epoch; returns every epoch's record.
+
+    A TrainingError (the loss became NaN) leaves the checkpoint of the last good epoch in `out`
+    and is raised with where that is."""
+    target = run.config.train.epochs
+    stopped = False
+
+    def save(event) -> None:
+        nonlocal stopped
+        if event.kind != "epoch":
+            return
+        run.history.append(event.record)
+        stopped = "stopped_at_step" in event.record
+        save_checkpoint(run.out, event.model, run.config, run.history, state=event.state,
+                        training=training_status("running", event.epoch, target))
+
+    try:
+        train(run.model, run.data, run.config.train, [save, *callbacks], resume=run.resume)
+    except TrainingError as exc:
+        if run.history:
+            write_training(run.out, training_status("failed", len(run.history), target))
+            raise TrainingError(f"{exc} The checkpoint of epoch {len(run.history)} was kept in {run.out.name}.") from None
+        raise
+    if not run.history:
+        raise TrainingError("training stopped before one step was taken; nothing was saved.")
+    stopped = stopped or len(run.history) < target
+    metrics, _ = basic_metrics(run.model, run.data, beta=run.config.train.beta, seed=run.config.train.seed)
+    write_metrics(run.out, metrics)
+    write_training(run.out, training_status("stopped" if stopped else "finished", len(run.history), target))
+    return run.history

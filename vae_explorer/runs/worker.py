@@ -1,0 +1,189 @@
+"""The process a background job of the app trains in: `python -m vae_explorer.runs.worker`.
+
+It reads one JSON line on stdin (what to do), trains at a lower CPU priority, and writes JSON
+lines on stdout that the server's job turns into what the Train page shows:
+
+    {"event": "status", "status": "loading" | "running" | "saving", "message": ...}
+    {"event": "progress", "step": ..., "total_steps": ..., "epoch": ...}
+    {"event": "epoch", "record": {...}}                    (the run's checkpoint is saved by then)
+    {"event": "preview", "strip_png": BASE64, "scatter": [[x, y], ...], "labels": [...], "class_names": [...]}
+    {"event": "sweep", "result": {...}}                    (a beta sweep: one per finished beta)
+    {"event": "done", "status": "done" | "stopped", "message": ..., "saved": PATH | null}
+    {"event": "failed", "message": ...}
+
+A line "stop" on stdin asks it to stop after the current step; what was learned is kept. In its
+own process a training cannot slow the server's threads through the interpreter lock, cannot
+change another session's numbers, and a crash of it leaves the server running.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+
+JOB_NICENESS = 10  # CPU priority of a training (0 normal, 19 lowest): exploring sessions come first
+PROGRESS_EVERY_S = 0.2
+PREVIEW_EVERY_S = 0.7  # how often, at most, the reconstruction strip and the scatter are redrawn
+
+
+def emit(**message) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+class Preview:
+    """The fixed test images whose reconstructions and latent scatter the page shows as a model learns."""
+
+    def __init__(self, model, data, images: int = 8, points: int = 500):
+        self.model, self.last, self.class_names = model, 0.0, list(data.class_names)
+        self.x, self.y = data.test_x[:images], data.test_y[:images]
+        self.scatter_x, self.scatter_y = data.test_x[:points], data.test_y[:points]
+
+    def due(self) -> bool:
+        return time.perf_counter() - self.last >= PREVIEW_EVERY_S
+
+    def send(self) -> None:
+        import torch
+
+        from ..images import png_bytes
+        from ..latent import encode_means, pca_2d
+
+        self.last = time.perf_counter()
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                device = next(self.model.parameters()).device
+                conditional = bool(self.model.cond_dim)
+                reconstructions = self.model.reconstruct(self.x.to(device), self.y.to(device) if conditional else None).cpu()
+                mu, _ = encode_means(self.model, self.scatter_x, self.scatter_y if conditional else None)
+        finally:
+            self.model.train(was_training)
+        mu = mu.numpy()
+        plane = mu if mu.shape[1] == 2 else pca_2d(mu)[0]  # z itself for D = 2, else the top-2 principal components
+        strip = png_bytes(torch.cat([self.x, reconstructions]), nrow=len(self.x), min_cell=48)
+        emit(event="preview", strip_png=base64.b64encode(strip).decode("ascii"), scatter=plane.round(4).tolist(),
+             labels=self.scatter_y.tolist(), class_names=self.class_names)
+
+
+class Stop:
+    """Why the worker should stop: asked to (a "stop" line), or its server went away (stdin closed)."""
+
+    def __init__(self) -> None:
+        self.event, self.server_gone = threading.Event(), False
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def watch(self) -> None:
+        for line in sys.stdin:
+            if line.strip() == "stop":
+                self.event.set()
+        self.server_gone = True  # stop too, keeping what was learned; the run is resumable later
+        self.event.set()
+
+
+def _progress(stop: Stop, preview: Preview | None, offset: int = 0, total: int | None = None):
+    last = 0.0
+
+    def callback(event) -> bool:
+        nonlocal last
+        now = time.perf_counter()
+        if event.kind == "epoch" or now - last >= PROGRESS_EVERY_S:
+            last = now
+            emit(event="progress", step=offset + event.step, total_steps=total or event.total_steps, epoch=event.epoch)
+        if event.kind == "epoch":
+            emit(event="epoch", record=event.record)
+        if preview is not None and (preview.due() or event.kind == "epoch"):
+            preview.send()
+        return stop.is_set()
+
+    return callback
+
+
+def train_job(spec: dict, stop: Stop) -> None:
+    from ..checkpoints import training_status, write_training
+    from ..config import config_from_dict
+    from . import prepare_run, train_run
+
+    config = None if spec.get("resume") else config_from_dict(spec["config"], "the Train form")
+    emit(event="status", status="loading", message="Loading the data…" if config is None else f"Loading {config.data.dataset}…")
+    run = prepare_run(config, spec["out"], resume=bool(spec.get("resume")), epochs=spec.get("epochs"))
+    preview = Preview(run.model, run.data)
+    emit(event="status", status="running", message="Training…")
+    preview.send()
+    train_run(run, [_progress(stop, preview)])
+    history = run.history
+    if stop.server_gone and len(history) < run.config.train.epochs:
+        write_training(run.out, training_status("interrupted", len(history), run.config.train.epochs))
+    stopped = stop.is_set() or len(history) < run.config.train.epochs
+    epochs = f"{len(history)} epoch{'s' if len(history) != 1 else ''}" + (" (the last one partly)" if "stopped_at_step" in history[-1] else "")
+    emit(event="done", status="stopped" if stopped else "done", saved=str(run.out),
+         message=f"{'Stopped' if stopped else 'Done'} after {epochs}; saved as {run.out.name}.")
+
+
+def sweep_job(spec: dict, stop: Stop) -> None:
+    """One fresh model per beta (same seed, same epochs): the rate (KL) and distortion
+    (reconstruction NLL) of each on the test set, with its active units. Nothing is saved."""
+    from ..config import config_from_dict
+    from ..data import load_dataset
+    from ..evaluation import basic_metrics
+    from ..models import build_model, fit_to_data
+    from ..training import check_fits, train
+
+    config = config_from_dict(spec["config"], "the Train form")
+    betas = sorted({float(b) for b in spec["betas"]})
+    emit(event="status", status="loading", message=f"Loading {config.data.dataset}…")
+    data = load_dataset(config.data)
+    check_fits(config.train, data)
+    config.model = fit_to_data(config.model, data.image_shape, data.class_names)
+    per_beta = -(-len(data.train_x) // config.train.batch_size) * config.train.epochs
+    done = 0
+    for index, beta in enumerate(betas):
+        emit(event="status", status="running", message=f"Training with beta = {beta:g} ({index + 1} of {len(betas)})…")
+        model = build_model(config.model, seed=config.train.seed)
+        history = train(model, data, dataclasses.replace(config.train, beta=beta),
+                        [_progress(stop, None, offset=per_beta * index, total=per_beta * len(betas))])
+        if stop.is_set() and "stopped_at_step" in history[-1]:
+            break
+        metrics, _ = basic_metrics(model, data, seed=config.train.seed)
+        emit(event="sweep", result={"beta": beta, "recon": metrics["recon"], "kl": metrics["kl"], "neg_elbo": metrics["neg_elbo"],
+                                    "active_units": metrics["active_units"], "latent_dim": model.latent_dim})
+        done += 1
+        if stop.is_set():
+            break
+    stopped = done < len(betas)
+    emit(event="done", status="stopped" if stopped else "done", saved=None,
+         message=f"{'Stopped' if stopped else 'Done'}: {done} of {len(betas)} beta values trained.")
+
+
+def main() -> int:
+    from ..errors import VaeExplorerError
+
+    try:
+        os.nice(JOB_NICENESS)
+    except (AttributeError, OSError):  # not on this system
+        pass
+    spec = json.loads(sys.stdin.readline())
+    stop = Stop()
+    threading.Thread(target=stop.watch, daemon=True).start()
+    try:
+        (sweep_job if spec["kind"] == "sweep" else train_job)(spec, stop)
+    except VaeExplorerError as exc:
+        emit(event="failed", message=str(exc))
+    except MemoryError:
+        emit(event="failed", message="Training needs more memory than this machine has; use a smaller batch size, model or max_train.")
+    except Exception as exc:  # a bug: say so in one line, the traceback goes to the server's log
+        traceback.print_exc()
+        emit(event="failed", message=f"Training failed unexpectedly ({type(exc).__name__}); the server log has the details.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

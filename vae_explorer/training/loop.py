@@ -1,0 +1,202 @@
+"""Training: one function, `train(model, data, config, callbacks)`, used by the CLI, the app and
+the notebook alike; autograd computes the gradients and `torch.optim.Adam` takes the steps.
+
+Batches are slices of the in-memory tensors through a seeded permutation: there is no
+DataLoader and no per-sample Python on the hot path. After every optimizer step and every epoch
+each callback receives a `TrainingEvent`; a callback that returns True stops training after
+that step (what was learned is kept and the partial epoch is recorded). Epoch events carry the
+`TrainingState` (optimizer moments, random-number generator states, counters) that a
+checkpoint keeps, so `train(..., resume=state)` continues exactly where the run stopped: two
+epochs and a resume to four end with the same weights as four straight epochs.
+
+Nothing process-wide is touched: the batch order and the noise come from the run's own seeded
+generators, mixed precision is `torch.autocast` (thread-local), so two trainings in one process
+(two app sessions) neither disturb each other nor change anyone else's numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import torch
+
+from ..config import TrainConfig
+from ..data import Dataset
+from ..errors import ConfigError, TrainingError
+from ..models import VAE
+from .devices import autocast, make_optimizer, resolve_device
+
+
+@dataclass
+class TrainingState:
+    """What a checkpoint keeps to resume a run: valid as given (the tensors are the live ones)."""
+
+    optimizer: dict  # torch.optim.Adam.state_dict()
+    order_rng: torch.Tensor  # the batch-order generator's state (uint8)
+    noise_rng: torch.Tensor  # the noise (eps) generator's state (uint8)
+    epochs_done: int
+    steps_done: int
+
+
+@dataclass
+class TrainingEvent:
+    kind: str  # "step" after an optimizer step, "epoch" after an epoch's test evaluation
+    epoch: int  # 1-based epoch in progress
+    step: int  # optimizer steps done so far, over all epochs
+    total_steps: int  # steps the whole run would take
+    loss: float  # the batch's loss (step events) or the epoch's mean training loss (epoch events)
+    record: dict | None  # the epoch's history record (epoch events only)
+    model: VAE
+    state: TrainingState | None = None  # epoch events: what a checkpoint keeps to resume from here
+
+
+Callback = Callable[[TrainingEvent], "bool | None"]
+
+
+@torch.no_grad()
+def average_loss(model: VAE, x: torch.Tensor, y: torch.Tensor | None, beta: float = 1.0,
+                 batch_size: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Mean recon, KL and recon + beta * KL per image over a whole set, in nats.
+
+    The one sample of z per image comes from a generator seeded with `seed`, so the figure is
+    repeatable.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    sums = torch.zeros(3, dtype=torch.float64)
+    for start in range(0, len(x), batch_size):
+        xb = x[start: start + batch_size].to(device)
+        yb = None if y is None else y[start: start + batch_size].to(device)
+        parts = model.loss(xb, yb if model.cond_dim else None, beta, generator)
+        sums += torch.stack([parts.recon.sum(), parts.kl.sum(), parts.total.sum()]).double().cpu()
+    model.train(was_training)
+    recon, kl, total = (sums / max(len(x), 1)).tolist()
+    return {"loss": total, "recon": recon, "kl": kl}
+
+
+def kl_weight(config: TrainConfig, epoch: int, step_in_epoch: int, steps_per_epoch: int) -> float:
+    """beta, ramped linearly from 0 over the first `warmup_epochs` epochs (step by step)."""
+    if config.warmup_epochs == 0:
+        return config.beta
+    progress = (epoch - 1 + step_in_epoch / steps_per_epoch) / config.warmup_epochs
+    return config.beta * min(1.0, progress)
+
+
+def learning_rate(config: TrainConfig, epoch: int, step_in_epoch: int, steps_per_epoch: int) -> float:
+    """The learning rate of a step: a function of where the step is, so a resumed run gets the same."""
+    if config.lr_schedule == "cosine":  # from lr at the first step to 0 after the last (Loshchilov & Hutter, no restarts)
+        progress = (epoch - 1 + step_in_epoch / steps_per_epoch) / config.epochs
+        return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    if config.lr_schedule == "step":
+        return config.lr * config.lr_gamma ** ((epoch - 1) // config.lr_step_epochs)
+    return config.lr
+
+
+def check_fits(config: TrainConfig, data: Dataset) -> None:
+    """Raise ConfigError when the training config cannot run on this dataset."""
+    n = len(data.train_x)
+    if config.batch_size > n:
+        raise ConfigError(f"train.batch_size {config.batch_size} is larger than the {n} training images; lower --batch-size.")
+    resolve_device(config.device)
+
+
+def _compile(model: VAE) -> None:
+    """torch.compile the encoder and decoder in place (their parameters, and so the checkpoint, unchanged)."""
+    model.encoder.compile()
+    model.decoder.compile()
+
+
+def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Callback] = (),
+          resume: TrainingState | None = None) -> list[dict]:
+    """Train `model` in place on `data` for `config.epochs` epochs in all and return the history of
+    the epochs trained now, one record per epoch; with `resume`, go on from where that state was
+    saved (the model must hold the weights saved with it).
+
+    Raises TrainingError when the loss becomes NaN or infinite; the model is then restored to the
+    end of the last complete epoch (what a per-epoch checkpoint holds).
+    """
+    callbacks = list(callbacks)
+    check_fits(config, data)
+    n = len(data.train_x)
+    device = resolve_device(config.device)
+    model.to(device)
+    if config.compile:
+        _compile(model)
+    x, y = data.train_x.to(device), data.train_y.to(device)
+    conditional = bool(model.cond_dim)
+    optimizer = make_optimizer(model.parameters(), config.lr)
+    # Own generators for the batch order and for eps, so that a run depends on its seed alone.
+    order_generator = torch.Generator().manual_seed(config.seed)
+    noise_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    first_epoch, step = 1, 0
+    if resume is not None:
+        optimizer.load_state_dict(resume.optimizer)
+        order_generator.set_state(resume.order_rng)
+        noise_generator.set_state(resume.noise_rng.to(noise_generator.get_state().device))
+        first_epoch, step = resume.epochs_done + 1, resume.steps_done
+    history: list[dict] = []
+    last_good = copy.deepcopy(model.state_dict())
+    stop = False
+
+    for epoch in range(first_epoch, config.epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        order = torch.randperm(n, generator=order_generator).to(device)
+        sums = [0.0, 0.0, 0.0]  # recon, kl, objective summed over images
+        seen = 0
+        for i in range(steps_per_epoch):
+            index = order[i * config.batch_size: (i + 1) * config.batch_size]
+            xb = x.index_select(0, index)  # (B, C, H, W)
+            beta = kl_weight(config, epoch, i, steps_per_epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, epoch, i, steps_per_epoch)
+            optimizer.zero_grad(set_to_none=True)
+            with autocast(device, config.precision):
+                parts = model.loss(xb, y.index_select(0, index) if conditional else None, beta, noise_generator)
+                loss = parts.total.mean()
+            recon_sum, kl_sum, loss_value = torch.stack([parts.recon.detach().sum(), parts.kl.detach().sum(),
+                                                         loss.detach()]).double().tolist()
+            if not math.isfinite(loss_value):
+                model.load_state_dict(last_good)
+                raise TrainingError(
+                    f"the loss became {loss_value} at epoch {epoch}, step {i + 1}; the model was restored to "
+                    f"the end of epoch {epoch - 1}: lower the learning rate (now {config.lr:g}) and train again."
+                )
+            loss.backward()
+            optimizer.step()
+            step += 1
+            seen += len(xb)
+            sums[0] += recon_sum
+            sums[1] += kl_sum
+            sums[2] += loss_value * len(xb)
+            event = TrainingEvent("step", epoch, step, total_steps, loss_value, None, model)
+            if any([bool(callback(event)) for callback in callbacks]):
+                stop = True
+                break
+
+        test = average_loss(model, data.test_x, data.test_y, config.beta, seed=config.seed)
+        train_recon, train_kl, train_loss = (total / max(seen, 1) for total in sums)
+        record = {
+            "epoch": epoch, "train_loss": train_loss, "train_recon": train_recon, "train_kl": train_kl,
+            "test_loss": test["loss"], "test_recon": test["recon"], "test_kl": test["kl"],
+            "seconds": time.perf_counter() - started, "beta": kl_weight(config, epoch, steps_per_epoch, steps_per_epoch),
+            "lr": learning_rate(config, epoch, steps_per_epoch - 1, steps_per_epoch),
+        }
+        if stop:
+            record["stopped_at_step"] = seen // config.batch_size
+        history.append(record)
+        last_good = copy.deepcopy(model.state_dict())
+        state = TrainingState(optimizer.state_dict(), order_generator.get_state(), noise_generator.get_state(), epoch, step)
+        event = TrainingEvent("epoch", epoch, step, total_steps, train_loss, record, model, state)
+        if any([bool(callback(event)) for callback in callbacks]) or stop:
+            break
+    model.eval()
+    return history
