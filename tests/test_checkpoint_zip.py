@@ -58,10 +58,14 @@ def test_links_and_bombs_and_junk(files, tmp_path):
         import_checkpoint_zip(zip_of({"config.json": files["config.json"]}), "half.zip", tmp_path)
 
 
-def test_a_checkpoint_that_fails_to_load_leaves_nothing(files, tmp_path):
+def test_a_checkpoint_that_fails_to_load_leaves_nothing_and_names_no_server_path(files, tmp_path):
     broken = {**files, "model.safetensors": b"\x00" * 64}
-    with pytest.raises(CheckpointError, match="model.safetensors"):
+    with pytest.raises(CheckpointError) as refused:
         import_checkpoint_zip(zip_of(broken), "broken.zip", tmp_path)
+    message = str(refused.value)
+    assert message.startswith("broken.zip: model.safetensors is not a valid safetensors file")
+    assert str(tmp_path) not in message and "uploading" not in message and "restore it from a copy" not in message
+    assert message.endswith("zip the checkpoint folder again.")
     assert list(tmp_path.iterdir()) == []
 
 

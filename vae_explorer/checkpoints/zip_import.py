@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import re
 import shutil
 import stat
@@ -89,7 +90,12 @@ def import_checkpoint_zip(data: bytes, zip_name: str, target_dir: str | Path, na
                 # more than its header says (past the size limit above) fails here as a BadZipFile.
                 with archive.open(info) as source, open(staging / filename, "wb") as sink:
                     shutil.copyfileobj(source, sink)
-            load_checkpoint(staging)  # the same checks as any checkpoint: format, shapes, NaN
+            try:
+                load_checkpoint(staging)  # the same checks as any checkpoint: format, shapes, NaN
+            except CheckpointError as exc:  # said of the upload's files, not of the server's staging folder
+                message = str(exc).replace(f"{staging}{os.sep}", "").replace(str(staging), zip_name)
+                raise CheckpointError(f"{zip_name}: " + message.replace("restore it from a copy or train again",
+                                                                        "zip the checkpoint folder again")) from None
             staging.rename(destination)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise CheckpointError(f"{zip_name} could not be unpacked ({exc.__class__.__name__}); zip the folder again.") from None
