@@ -234,3 +234,19 @@ def test_vae_loss_is_the_plain_elbo_by_default():
     mu, logvar = torch.randn(2, 3), torch.randn(2, 3)
     parts = vae_loss(x, logits, mu, logvar, "bernoulli")
     assert torch.allclose(parts.total, parts.recon + parts.kl)
+
+
+def test_under_autocast_the_posterior_and_the_loss_stay_in_float32():
+    from vae_explorer.models.losses import full_precision
+
+    assert full_precision(torch.zeros(2, dtype=torch.bfloat16)).dtype == torch.float32
+    assert full_precision(torch.zeros(2, dtype=torch.float16)).dtype == torch.float32
+    assert full_precision(torch.zeros(2, dtype=torch.float64)).dtype == torch.float64
+    model = tiny("mlp", (1, 8, 8))
+    x = torch.rand(4, 1, 8, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        q = model.encode(x)
+        parts = model.loss(x, generator=torch.Generator().manual_seed(0))
+        assert model.decode(q.mean).dtype == torch.bfloat16  # the layers do run in bfloat16
+    assert q.mean.dtype == q.logvar.dtype == torch.float32
+    assert parts.recon.dtype == parts.kl.dtype == parts.total.dtype == torch.float32

@@ -93,7 +93,7 @@ def import_checkpoint_zip(data: bytes, zip_name: str, target_dir: str | Path, na
             try:
                 load_checkpoint(staging)  # the same checks as any checkpoint: format, shapes, NaN
             except CheckpointError as exc:  # said of the upload's files, not of the server's staging folder
-                message = str(exc).replace(f"{staging}{os.sep}", "").replace(str(staging), zip_name)
+                message = str(exc).replace(f"{staging}{os.sep}", "")  # its messages name the files they read
                 raise CheckpointError(f"{zip_name}: " + message.replace("restore it from a copy or train again",
                                                                         "zip the checkpoint folder again")) from None
             staging.rename(destination)
