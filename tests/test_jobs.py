@@ -92,6 +92,7 @@ def test_a_killed_training_is_interrupted_and_resumes_to_the_end(tmp_path):
     saved = len(checkpoint.history)
     resumed = finish(TrainingJob(None, tmp_path / "killed", resume=True).start())
     assert resumed.status == "done", resumed.message
+    assert [r["epoch"] for r in resumed.history] == list(range(1, 41))  # the page's curves start at epoch 1
     again = load_checkpoint(tmp_path / "killed")
     assert [r["epoch"] for r in again.history] == list(range(1, 41)) and again.training["status"] == "finished"
     assert again.history[:saved] == checkpoint.history  # the epochs saved before the kill are kept as they were

@@ -116,6 +116,8 @@ def train_job(spec: dict, stop: Stop) -> None:
     emit(event="status", status="loading", message="Loading the data…" if config is None else f"Loading {config.data.dataset}…")
     run = prepare_run(config, spec["out"], resume=bool(spec.get("resume")), epochs=spec.get("epochs"))
     preview = Preview(run.model, run.data)
+    for record in run.history:  # a resumed run: its curves start at epoch 1
+        emit(event="epoch", record=record)
     emit(event="status", status="running", message="Training…")
     preview.send()
     train_run(run, [_progress(stop, preview)])
