@@ -20,4 +20,5 @@ for name in "${!SHIPPED[@]}"; do
   if [[ $# -gt 0 && " $* " != *" $name "* ]]; then continue; fi
   python -m vae_explorer train --config "${SHIPPED[$name]}" --out "checkpoints/$name" --device cpu --quiet
   python -m vae_explorer evaluate --model-path "checkpoints/$name" --device cpu
+  python -m vae_explorer export-onnx --model-path "checkpoints/$name" --out "checkpoints/$name/decoder.onnx"
 done

@@ -1,4 +1,4 @@
-"""The command line: `vae-explorer train|generate|evaluate|train-classifier|datasets|app` (also
+"""The command line: `vae-explorer train|generate|evaluate|train-classifier|export-onnx|datasets|app` (also
 `python -m vae_explorer ...`).
 
 Checkpoints and configs are given as paths or by name (`--model-path digits-mlp`, `--config
@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="default: about 20,000 images' worth, at least 2")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", help="folder to keep it in (default: ~/.cache/vae_explorer/classifiers, or $VAE_EXPLORER_CACHE)")
+
+    p = sub.add_parser("export-onnx", help="write a checkpoint's decoder as an ONNX graph (z -> image)")
+    p.add_argument("--model-path", required=True, help="checkpoint folder, or a shipped checkpoint's or a run's name")
+    p.add_argument("--runs-dir", help=RUNS_HELP)
+    p.add_argument("--out", help="ONNX file to write (default: decoder.onnx beside the checkpoint, made once)")
 
     sub.add_parser("datasets", help="list the datasets and whether each is available here")
     sub.add_parser("app", help="start the app in the browser; other flags go to `streamlit run` (e.g. --server.port 8600)",
@@ -271,6 +276,23 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from .checkpoints import decoder_onnx, export_decoder, load_checkpoint, locate
+    from .checkpoints.onnx import weights_sha1
+
+    checkpoint = load_checkpoint(locate(args.model_path, args.runs_dir))
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        path = export_decoder(checkpoint.model, out, weights_sha1(checkpoint.path))
+    else:
+        path = decoder_onnx(checkpoint)
+    inputs = "z (batch, {0}){1}".format(checkpoint.model.latent_dim,
+                                         f" and label (batch, {checkpoint.model.cond_dim}) one-hot" if checkpoint.model.cond_dim else "")
+    print(f"wrote {path}: inputs {inputs}, output image (batch, {', '.join(map(str, checkpoint.config.model.image_shape))}) in [0, 1]")
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     from .data import list_datasets
 
@@ -298,7 +320,7 @@ def cmd_app(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     commands = {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate, "datasets": cmd_datasets,
-                "train-classifier": cmd_train_classifier}
+                "train-classifier": cmd_train_classifier, "export-onnx": cmd_export_onnx}
     try:
         if argv[:1] == ["app"]:
             return cmd_app(argv[1:])

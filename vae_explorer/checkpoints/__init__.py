@@ -2,7 +2,8 @@
 
 from .folder import (Checkpoint, interrupted, load_checkpoint, load_training_state, locate, read_config, read_training,
                      save_checkpoint, training_status, write_metrics, write_training)
+from .onnx import decoder_onnx, export_decoder
 from .zip_import import import_checkpoint_zip, sanitize_name
 
-__all__ = ["Checkpoint", "import_checkpoint_zip", "interrupted", "read_training", "load_checkpoint", "load_training_state", "locate", "read_config", "sanitize_name",
+__all__ = ["Checkpoint", "decoder_onnx", "export_decoder", "import_checkpoint_zip", "interrupted", "read_training", "load_checkpoint", "load_training_state", "locate", "read_config", "sanitize_name",
            "save_checkpoint", "training_status", "write_metrics", "write_training"]
