@@ -19,6 +19,7 @@ renames, as `.NAME.previous-PID`, which `load_checkpoint` puts back).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -89,6 +90,15 @@ def _alive(training: dict) -> bool:
     except PermissionError:  # it exists, owned by someone else
         return True
     return True
+
+
+def weights_sha1(path: str | Path) -> str:
+    """The sha1 of a checkpoint's weights file: what derived files (t-SNE maps, ONNX graphs) are keyed by."""
+    digest = hashlib.sha1()
+    with open(Path(path) / WEIGHTS_FILE, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def training_status(status: str, epochs_done: int, target_epochs: int) -> dict[str, Any]:

@@ -14,7 +14,6 @@ folder instead, under that digest.
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from torch import nn
 from ..errors import CheckpointError
 from ..models import VAE
 from ..paths import cache_root
-from .folder import WEIGHTS_FILE, Checkpoint
+from .folder import Checkpoint, weights_sha1
 
 DECODER_FILE = "decoder.onnx"
 OPSET = 20
@@ -41,14 +40,6 @@ class _Decoder(nn.Module):
         if label is not None:
             z = torch.cat([z, label], 1)
         return self.model.mean_image(self.model.decoder(z))
-
-
-def weights_sha1(checkpoint_path: str | Path) -> str:
-    digest = hashlib.sha1()
-    with open(Path(checkpoint_path) / WEIGHTS_FILE, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_decoder(model: VAE, path: str | Path, weights: str = "") -> Path:

@@ -21,11 +21,12 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import CheckpointError
 from .folder import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, OPTIMIZER_FILE, TRAINING_FILE, WEIGHTS_FILE, load_checkpoint
+from .onnx import DECODER_FILE
 
 ALLOWED = {CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE}
 # a checkpoint's files for resuming training (an upload is explored, not resumed) and its ONNX
 # decoder (made again from the weights on first use, rather than taking a graph from the upload)
-LEFT_OUT = {OPTIMIZER_FILE, TRAINING_FILE, "decoder.onnx"}
+LEFT_OUT = {OPTIMIZER_FILE, TRAINING_FILE, DECODER_FILE}
 MAX_MEMBER_BYTES = {WEIGHTS_FILE: 200 * 2**20, CONFIG_FILE: 2**20, HISTORY_FILE: 8 * 2**20, METRICS_FILE: 2**20}
 MAX_RATIO = 200  # uncompressed / compressed size; above it a member is treated as a zip bomb
 

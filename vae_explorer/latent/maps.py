@@ -8,12 +8,12 @@ reuses an old map, and shipped checkpoints can carry theirs.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 
+from ..checkpoints.folder import weights_sha1
 from ..paths import cache_root
 
 
@@ -45,11 +45,7 @@ def tsne_2d(points: np.ndarray, perplexity: float = 30.0, seed: int = 0) -> np.n
 
 def weights_digest(checkpoint_path: str | Path) -> str:
     """A short hash of a checkpoint's weights: a map computed for other weights is never reused."""
-    digest = hashlib.sha1()
-    with open(Path(checkpoint_path) / "model.safetensors", "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
+    return weights_sha1(checkpoint_path)[:12]
 
 
 def tsne_cache_files(checkpoint_path: str | Path, n: int, perplexity: float) -> list[Path]:

@@ -148,9 +148,7 @@ class Job:
     def _take(self, message: dict) -> bool:
         """Fold one message of the worker into the snapshot; True once the job has ended."""
         event = message.pop("event")
-        if event == "status":
-            self._update(**message)
-        elif event == "progress":
+        if event in ("status", "progress"):
             self._update(**message)
         elif event == "epoch":
             with self._lock:
