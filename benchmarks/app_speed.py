@@ -30,7 +30,7 @@ from vae_explorer.app.server import free_port, running_app, start_app
 def python_update_ms(checkpoint, repeats: int = 500) -> tuple[float, float]:
     import torch
 
-    from vae_explorer.app.latent_sliders import png_data_uri
+    from vae_explorer.app.live import png_data_uri
     from vae_explorer.images import to_uint8
 
     rng = np.random.default_rng(0)

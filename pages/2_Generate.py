@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from vae_explorer.app import state
-from vae_explorer.app.latent_sliders import latent_sliders, pending_values
+from vae_explorer.app.live import browser_decoding, latent_sliders, pending_values
 from vae_explorer.images import array_png_bytes, png_bytes
 from vae_explorer.latent import manifold_grid, plane_grid
 
@@ -55,7 +55,10 @@ def slider_panel() -> None:
         st.session_state.gen_z = values
     z = st.session_state.gen_z
     image = state.picture(checkpoint, z, label)
-    latent_sliders("gen_sliders", dims, z, version, image, seq)
+    live, notice = browser_decoding("gen_sliders", checkpoint, saved, label)
+    latent_sliders("gen_sliders", dims, z, version, image, seq, live)
+    if notice:
+        st.caption(notice)
     st.query_params["z"] = ",".join(f"{v:.2f}" for v in z)
     st.download_button("Download this picture (PNG)", lambda: array_png_bytes(image), "generated.png", "image/png",
                        key="gen_download", on_click="ignore")  # encoded only when clicked, not on every drag step

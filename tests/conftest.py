@@ -61,3 +61,65 @@ def tiny_run(tiny_data):
 def tiny_checkpoint(tiny_run, tmp_path_factory) -> Path:
     model, config, history = tiny_run
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", model, config, history)
+
+
+# --- the browser tests' app and Chromium (test_browser.py, test_live.py): one of each per run --------
+
+CHROMIUM = Path("/usr/bin/chromium")
+PAGES = {"": "Home", "Reconstruct": "Reconstruct", "Generate": "Generate", "Latent_map": "Latent map",
+         "Interpolate": "Interpolate", "Traverse": "Traverse", "Learn": "Learn", "Train": "Train", "Evaluate": "Evaluate"}
+
+
+def _playwright_available() -> bool:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def runs_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="session")
+def app_url(runs_dir):
+    require(CHROMIUM.exists(), "Chromium (apt-get install chromium)")
+    require(_playwright_available(), "Playwright for Python (pip install playwright)")
+    from vae_explorer.app.server import running_app
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VAE_EXPLORER_RUNS", str(runs_dir))  # what the tests train stays out of runs/
+        with running_app() as (base, _):
+            yield base
+
+
+@pytest.fixture(scope="module")  # per module: Playwright's sync API holds an event loop until it stops
+def browser(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM),
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def open_page(page, app_url: str, path: str, model: str = "digits-mlp"):
+    page.goto(f"{app_url}/{path}?model={model}")
+    page.get_by_role("heading", name=PAGES[path] if path else "vae-explorer").first.wait_for(timeout=60_000)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.wait_for_timeout(500)
+
+
+def error_boxes(page) -> list[str]:
+    return [e.inner_text() for e in page.locator("[data-testid='stException'], [data-testid='stAlertContentError']").all()]

@@ -133,7 +133,7 @@ def test_reconstruct_each_upload_shows_its_own_encoding(media):
 
 
 def _slider_picture(at) -> tuple[np.ndarray, dict]:
-    (component,) = [c for c in at.get("bidi_component") if c.proto.component_name == "vae_explorer.latent_sliders"]
+    (component,) = [c for c in at.get("bidi_component") if c.proto.component_name.endswith(".latent_sliders")]
     data = json.loads(component.proto.json)
     return data_uri_pixels(data["image"]), data
 

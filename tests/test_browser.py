@@ -1,76 +1,15 @@
 """End to end in a real browser: `streamlit run Home.py` on a free loopback port, driven by
-Playwright in Debian's headless Chromium. Skipped where Chromium or Playwright is missing,
-except in CI, where .ci/run installs both and a missing one fails."""
+Playwright in Debian's headless Chromium (the fixtures are in conftest.py). Skipped where
+Chromium or Playwright is missing, except in CI, where .ci/run installs both and a missing one fails."""
 
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import REPO, require
-
-CHROMIUM = Path("/usr/bin/chromium")
-PAGES = {"": "Home", "Reconstruct": "Reconstruct", "Generate": "Generate", "Latent_map": "Latent map",
-         "Interpolate": "Interpolate", "Traverse": "Traverse", "Learn": "Learn", "Train": "Train", "Evaluate": "Evaluate"}
-
-
-def _playwright_available() -> bool:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("runs")
-
-
-@pytest.fixture(scope="module")
-def app_url(runs_dir):
-    require(CHROMIUM.exists(), "Chromium (apt-get install chromium)")
-    require(_playwright_available(), "Playwright for Python (pip install playwright)")
-    from vae_explorer.app.server import running_app
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("VAE_EXPLORER_RUNS", str(runs_dir))  # what the tests train stays out of runs/
-        with running_app() as (base, _):
-            yield base
-
-
-@pytest.fixture(scope="module")
-def browser(app_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM),
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def open_page(page, app_url: str, path: str, model: str = "digits-mlp"):
-    page.goto(f"{app_url}/{path}?model={model}")
-    page.get_by_role("heading", name=PAGES[path] if path else "vae-explorer").first.wait_for(timeout=60_000)
-    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
-    page.wait_for_timeout(500)
-
-
-def error_boxes(page) -> list[str]:
-    return [e.inner_text() for e in page.locator("[data-testid='stException'], [data-testid='stAlertContentError']").all()]
-
+from conftest import PAGES, REPO, error_boxes, open_page
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", list(PAGES))
@@ -86,34 +25,6 @@ def _picture_pixels(page, src: str):
     if src.startswith("data:"):
         return data_uri_pixels(src)
     return decode_png(page.request.get(page.url.split("?")[0].rsplit("/", 1)[0] + src if src.startswith("/") else src).body())
-
-
-@pytest.mark.slow
-def test_dragging_a_slider_moves_the_picture_and_it_settles_right(page, app_url):
-    from pictures import assert_pixels_close, decoded
-    from vae_explorer import load_checkpoint
-
-    open_page(page, app_url, "Generate")
-    slider = page.locator(".ls-row input").first
-    picture = page.locator(".ls-picture img")
-    pictures = {picture.get_attribute("src")}
-    box = slider.bounding_box()
-    y = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] * 0.5, y)
-    page.mouse.down()
-    for i in range(40):
-        page.mouse.move(box["x"] + box["width"] * (0.5 + 0.45 * i / 40), y)
-        page.wait_for_timeout(30)
-        pictures.add(picture.get_attribute("src"))
-    assert len(pictures) >= 4, "the picture should change while the mouse is still down"
-    page.mouse.up()
-    page.wait_for_timeout(1500)
-    values = [float(v) for v in page.locator(".ls-row input").evaluate_all(
-        "inputs => inputs.sort((a, b) => a.dataset.index - b.dataset.index).map(i => i.value)")]
-    dragged = int(slider.get_attribute("data-index"))
-    assert values[dragged] > 2.0 and [v for i, v in enumerate(values) if i != dragged] == [0.0] * 7
-    model = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
-    assert_pixels_close(_picture_pixels(page, picture.get_attribute("src")), decoded(model, values)[0], "the settled picture")
 
 
 def _png(draw=True, size=(120, 90)) -> bytes:

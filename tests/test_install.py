@@ -12,7 +12,17 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, require
+from vae_explorer.app.live import RUNTIME_FILES, runtime_installed
+
+BROWSER_FILES = ("sliders.js", "live.js", *RUNTIME_FILES)
+
+
+def _get(url: str) -> tuple[str, bytes]:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.headers.get_content_type(), response.read()
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +88,15 @@ def test_vae_explorer_app_serves_the_home_page_from_any_folder(installed):
         base = f"http://127.0.0.1:{port}"
         wait_until_healthy(base)
         status, kinds, headings = asyncio.run(_open_home(base))
+        served = {name: _get(f"{base}/_stcore/bidi-components/vae-explorer.latent_sliders/{name}") for name in BROWSER_FILES}
     finally:
         server.terminate()
         server.wait(timeout=30)
     assert status == 0 and "exception" not in kinds
     assert "vae-explorer" in headings and "Model: digits-mlp" in headings
+    # the browser decoder's files, served by the installed app from the wheel, with types a browser accepts
+    require(runtime_installed(), "onnxruntime-web (npm ci --prefix vae_explorer/app/live)")
+    for name, (kind, body) in served.items():
+        assert body == (REPO / "vae_explorer" / "app" / "live" / name).read_bytes(), name
+        assert kind in ({"application/wasm"} if name.endswith(".wasm") else {"text/javascript", "application/javascript"}), (name, kind)
     assert sorted(p.name for p in installed["cwd"].iterdir()) in ([], ["samples.png"])  # the app wrote nothing where it ran

@@ -12,6 +12,7 @@ from conftest import REPO
 from vae_explorer.config import SECTIONS
 
 README = (REPO / "README.md").read_text()
+NPM_SETUP = "npm ci --prefix vae_explorer/app/live"  # the browser decoder's runtime (vae_explorer/app/live/package.json)
 
 
 def block_after(marker: str) -> str:
@@ -75,7 +76,7 @@ def test_app_command_serves_the_app(tmp_path):
     from vae_explorer.app.server import running_app
 
     commands = [c.strip() for c in block_after("app").split("&&")]
-    assert commands == ["pip install -r requirements.txt", "streamlit run Home.py"]
+    assert commands == ["pip install -r requirements.txt", NPM_SETUP, "streamlit run Home.py"]
     with running_app() as (base, _):  # the same command, on a free loopback port
         with urllib.request.urlopen(f"{base}/", timeout=5) as response:
             assert b"<html" in response.read().lower()
@@ -87,7 +88,7 @@ def test_app_command_serves_the_app(tmp_path):
 
 def test_ci_runs_the_readme_test_command():
     command = block_after("tests")
-    assert command == "pip install -r requirements.txt && python -m pytest -q"
+    assert command == f"pip install -r requirements.txt && {NPM_SETUP} && python -m pytest -q"
     assert command in (REPO / ".ci" / "run").read_text().splitlines()
 
 

@@ -1,14 +1,18 @@
-"""A latent-space slider panel that reports values *while* a slider is dragged.
+"""Pictures that follow the hand: components that decode in the browser.
 
-`st.slider` only sends its value when the mouse is released, so the picture cannot follow a
-drag. This custom component (Streamlit components v2; sliders.js and sliders.css beside this
-file) shows the decoded picture above one range input per latent dimension and sends
-`{"values", "version", "seq"}` on every
-`input` event, with flow control: it sends the next value only after Python has answered the
-previous ones (at most two values in flight; each answer carries its `seq`) or 250 ms have
-passed, so a fast drag never queues up a backlog of reruns. With one value in flight a round trip
-through Streamlit and the browser (~55 ms here, ~5 ms of it Python) capped a drag at ~15
-pictures a second; two in flight gave ~30. Python decodes inside an `st.fragment`, so only this panel reruns.
+The browser runs the model's decoder itself (its ONNX graph in onnxruntime-web, live.js): every
+slider `input` event is decoded and drawn in the page, with no round trip, and Python hears only
+the released value. The runtime is an npm package (package.json and package-lock.json here;
+`npm ci` in this folder puts it in node_modules/, git-ignored) that the app serves itself: this
+folder is the components' asset_dir, declared in vae_explorer/pyproject.toml, and Streamlit
+serves it under /_stcore/bidi-components/. Where that is missing (Node.js was not there at
+setup, the app runs from a folder Streamlit does not know as an installed package) or the browser
+cannot run it (no WebAssembly, a failed load), the panels decode on the server, one round trip
+per value, and the page says so in one line.
+
+Server round trips (the fallback) are flow-controlled in the browser: the next value goes only
+after Python has answered the previous ones (at most two in flight) or 250 ms have passed, so a
+fast drag never queues up reruns; Python decodes inside an `st.fragment`, so only the panel reruns.
 """
 
 from __future__ import annotations
@@ -20,9 +24,37 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from ...checkpoints import Checkpoint
+from ...errors import VaeExplorerError
+
 _HERE = Path(__file__).resolve().parent
-_COMPONENT = st.components.v2.component("vae_explorer.latent_sliders", css=(_HERE / "sliders.css").read_text(),
-                                         js=(_HERE / "sliders.js").read_text())
+PROJECT = "vae-explorer"  # [project] name in vae_explorer/pyproject.toml, which declares this folder
+RUNTIME_FILES = ("node_modules/onnxruntime-web/dist/ort.wasm.bundle.min.mjs",
+                 "node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm")
+INSTALL_HINT = "run `npm ci --prefix vae_explorer/app/live` in the clone (the README's setup does) and restart the app"
+
+
+_DECLARED: dict[tuple[int, str], tuple] = {}
+
+
+def _declare(name: str, js: str, css: str) -> tuple:
+    """(component, served): served from this folder when Streamlit knows it as an installed
+    package's asset_dir (then live.js and the runtime can be imported beside it); otherwise
+    inline, decoding on the server only. Declared in the running server (a script run), once."""
+    from streamlit.runtime import Runtime
+
+    key = (id(Runtime.instance()) if Runtime.exists() else 0, name)
+    if key not in _DECLARED:
+        try:
+            _DECLARED[key] = st.components.v2.component(f"{PROJECT}.{name}", js=js, css=css), True
+        except Exception:  # no manifest registered for this folder: a clone that was not pip-installed
+            _DECLARED[key] = st.components.v2.component(f"vae_explorer.{name}", js=(_HERE / js).read_text(),
+                                                        css=(_HERE / css).read_text()), False
+    return _DECLARED[key]
+
+
+def runtime_installed() -> bool:
+    return all((_HERE / f).is_file() for f in RUNTIME_FILES)
 
 
 def png_data_uri(image: np.ndarray) -> str:
@@ -34,6 +66,40 @@ def png_data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+@st.cache_resource(max_entries=8, show_spinner="Preparing the decoder for the browser…")
+def _browser_decoder(path: str, saved: float, _checkpoint: Checkpoint) -> dict:
+    """What the page needs to decode this model itself: its weights' digest, image shape, class
+    count and the ONNX graph (base64). Made once per saved checkpoint, shared by all sessions."""
+    from ...checkpoints import decoder_onnx, weights_sha1
+
+    onnx_path = decoder_onnx(_checkpoint)
+    model = _checkpoint.model
+    return {"model": weights_sha1(path)[:16], "shape": list(_checkpoint.config.model.image_shape), "cond_dim": int(model.cond_dim),
+            "onnx": base64.b64encode(onnx_path.read_bytes()).decode("ascii")}
+
+
+def browser_decoding(key: str, checkpoint: Checkpoint, saved: float, label: int | None = None) -> tuple[dict | None, str | None]:
+    """The decoder spec to hand the component `key` (None: decode on the server) and, when the
+    server decodes, the one line that says why. The graph travels only until the browser reports
+    that it holds a session of these weights."""
+    if not runtime_installed():
+        return None, f"Pictures are decoded on the server: the browser decoder (onnxruntime-web) is not installed; {INSTALL_HINT}."
+    if not _declare("latent_sliders", "sliders.js", "sliders.css")[1]:
+        return None, ("Pictures are decoded on the server: this app was not started from an installed vae-explorer; "
+                      "run `pip install -e .` in the clone and restart the app.")
+    try:
+        decoder = _browser_decoder(str(checkpoint.path), saved, checkpoint)
+    except (VaeExplorerError, ImportError, RuntimeError) as error:  # an export that fails: the server decodes
+        return None, f"Pictures are decoded on the server: this model's decoder could not be prepared for the browser ({error})."
+    report = (st.session_state.get(key) or {}).get("live") or {}
+    if report.get("model") == decoder["model"] and report.get("ok") is False:
+        return None, f"This browser could not run the decoder ({report.get('reason') or 'unknown reason'}); pictures are decoded on the server."
+    spec = {k: v for k, v in decoder.items() if k != "onnx"} | {"label": label}
+    if report.get("model") != decoder["model"]:
+        spec["onnx"] = decoder["onnx"]
+    return spec, None
+
+
 def pending_values(key: str, version: int) -> tuple[list[float] | None, int]:
     """The values the browser last sent for this panel (None if they predate `version`) and their seq."""
     sent = (st.session_state.get(key) or {}).get("z")
@@ -43,14 +109,17 @@ def pending_values(key: str, version: int) -> tuple[list[float] | None, int]:
 
 
 def latent_sliders(key: str, dims: list[dict], values: list[float], version: int, image: np.ndarray, seq: int,
-                   picture_px: int = 280, low: float = -3.0, high: float = 3.0) -> None:
+                   live: dict | None = None, picture_px: int = 280, low: float = -3.0, high: float = 3.0) -> None:
     """Mount the panel. `dims`: one dict per slider, in display order, with `index`, `label`,
     `title` (tooltip) and `collapsed`; `values`: the latent vector Python holds (set into the
-    sliders whenever `version` changes); `image`: the picture decoded from the current values."""
-    _COMPONENT(
+    sliders whenever `version` changes); `image`: the picture decoded from the current values;
+    `live`: what `browser_decoding` returned, or None to decode every value on the server."""
+    _declare("latent_sliders", "sliders.js", "sliders.css")[0](
         key=key,
         data={"dims": dims, "values": [float(v) for v in values], "version": version, "image": png_data_uri(image),
-              "seq": seq, "picture_px": picture_px, "low": low, "high": high},
-        default={"z": None},
+              "shape": list(image.shape[:2]), "seq": seq, "picture_px": picture_px, "low": low, "high": high,
+              "live": live},
+        default={"z": None, "live": None},
         on_z_change=lambda: None,
+        on_live_change=lambda: None,
     )

@@ -1,42 +1,107 @@
+// The latent slider panel. With the model's decoder loaded in the page (live.js), every `input`
+// event is decoded here and drawn at once, and Python hears only the released value (`change`),
+// for the URL, the download and the other panels. Without it (no WebAssembly, the runtime not
+// installed or failing to load), each value makes the round trip to Python, with flow control:
+// the next value goes only after Python has answered the previous ones (at most two in flight; each
+// answer carries its `seq`) or 250 ms have passed, so a fast drag never queues up reruns.
 const MAX_IN_FLIGHT = 2;  // values sent but not yet answered by a picture
 const MIN_GAP_MS = 25;    // at most 40 values a second
+const KEEP = 1000;        // timing samples kept for benchmarks (window-inspectable, bounded)
+
+let live = null;  // the module live.js, when it can be imported from where this file is served
+async function liveModule() {
+  if (!live) live = import(new URL("./live.js", import.meta.url).href);
+  return live;
+}
+
+function keep(list, value) {
+  list.push(value);
+  if (list.length > KEEP) list.shift();
+}
+
 export default function (component) {
   const { data, setStateValue, parentElement } = component;
   let root = parentElement.querySelector(".ls-root");
   if (!root) {
     root = document.createElement("div");
     root.className = "ls-root";
-    root.innerHTML = '<div class="ls-picture"><img alt="image decoded from the latent vector"></div><div class="ls-sliders"></div>';
+    root.innerHTML = '<div class="ls-picture"><canvas role="img" aria-label="image decoded from the latent vector"></canvas></div><div class="ls-sliders"></div>';
     parentElement.appendChild(root);
-    root._state = { values: [], version: null, seq: 0, answered: 0, pending: false, timer: null, sentAt: 0, sentTimes: {}, roundTrips: [], paintTrips: [] };
+    root._state = {
+      values: [], version: null, seq: 0, answered: 0, pending: false, timer: null, sentAt: 0, sentTimes: {},
+      roundTrips: [], paintTrips: [], waits: [], drawn: 0, oldestUndrawn: null, movedSinceSend: false,
+      live: null, spec: null, decoding: false, again: false, reported: null, shownImage: null,
+    };
   }
   const state = root._state;
-  const img = root.querySelector("img");
-  img.style.width = data.picture_px + "px";
-  if (data.image && img.getAttribute("src") !== data.image) img.setAttribute("src", data.image);
-  if (typeof data.seq === "number" && data.seq > state.answered) {
-    state.answered = data.seq;
-    // round trips (value sent -> its picture here), kept for benchmarks: window-inspectable, bounded
-    const sentAt = state.sentTimes[data.seq];
-    if (sentAt) {
-      state.roundTrips.push(performance.now() - sentAt);
-      // ... and to the frame that shows it painted: decoded, then the next frame; a task queued from
-      // its requestAnimationFrame callback runs once that frame has been painted
-      img.decode().then(() => requestAnimationFrame(() => setTimeout(() => {
-        state.paintTrips.push(performance.now() - sentAt);
-        if (state.paintTrips.length > 1000) state.paintTrips.shift();
-      }, 0))).catch(() => {});
-    }
-    if (state.roundTrips.length > 1000) state.roundTrips.shift();
-    for (const seq of Object.keys(state.sentTimes)) if (Number(seq) <= data.seq) delete state.sentTimes[seq];
-  }
+  const canvas = root.querySelector("canvas");
+  canvas.style.width = data.picture_px + "px";
+  if (!state.drawn && data.shape) [canvas.height, canvas.width] = data.shape;  // (H, W) until the first picture
+  root.dataset.mode = state.live ? "browser" : "server";
 
+  const report = (value) => {  // tell Python whether this page decodes the model itself
+    const text = JSON.stringify(value);
+    if (state.reported === text) return;
+    state.reported = text;
+    setStateValue("live", value);
+  };
+
+  const draw = (pixels, source) => {
+    if (canvas.width !== pixels.width || canvas.height !== pixels.height) {
+      canvas.width = pixels.width;
+      canvas.height = pixels.height;
+    }
+    canvas.getContext("2d").putImageData(pixels, 0, 0);
+    root.dataset.source = source;
+    state.drawn += 1;
+    if (state.oldestUndrawn !== null) {
+      keep(state.waits, performance.now() - state.oldestUndrawn);
+      state.oldestUndrawn = null;
+    }
+  };
+
+  const drawServerImage = (uri) => {  // Python's picture (a PNG data URI), drawn into the same canvas
+    if (!uri || state.shownImage === uri) return;
+    state.shownImage = uri;
+    const image = new Image();
+    image.onload = () => {
+      if (state.shownImage !== uri) return;  // a newer picture came meanwhile
+      const scratch = document.createElement("canvas");
+      scratch.width = image.naturalWidth;
+      scratch.height = image.naturalHeight;
+      const context = scratch.getContext("2d");
+      context.drawImage(image, 0, 0);
+      draw(context.getImageData(0, 0, scratch.width, scratch.height), "server");
+    };
+    image.src = uri;
+  };
+
+  const decodeNow = async () => {  // decode the newest values; inputs during a decode coalesce into one more
+    if (state.decoding) { state.again = true; return; }
+    state.decoding = true;
+    try {
+      do {
+        state.again = false;
+        const pixels = await (await liveModule()).decode(state.live, state.spec, state.values, state.spec.label);
+        draw(pixels, "browser");
+      } while (state.again);
+    } catch (error) {  // a failing run: back to the server for the rest of this page's life
+      state.live = null;
+      root.dataset.mode = "server";
+      report({ model: state.spec.model, ok: false, reason: (await liveModule()).reason(error) });
+      schedule();
+    } finally {
+      state.decoding = false;
+    }
+  };
+
+  // --- talking to Python ---------------------------------------------------------------------
   const send = () => {
     state.timer = null;
     const now = performance.now();
     const inFlight = state.seq - state.answered;
-    if ((inFlight >= MAX_IN_FLIGHT || now - state.sentAt < MIN_GAP_MS) && now - state.sentAt < 250) {  // let Python catch up
-      state.timer = setTimeout(send, 10);
+    if (!state.live && (inFlight >= MAX_IN_FLIGHT || now - state.sentAt < MIN_GAP_MS) && now - state.sentAt < 250) {
+      state.timer = setTimeout(send, 10);  // let Python catch up
       return;
     }
     if (!state.pending) return;
@@ -44,19 +109,53 @@ export default function (component) {
     state.seq += 1;
     state.sentAt = now;
     state.sentTimes[state.seq] = now;
+    state.movedSinceSend = false;
     setStateValue("z", { values: state.values.slice(), version: state.version, seq: state.seq });
   };
   const schedule = () => { state.pending = true; if (!state.timer) state.timer = setTimeout(send, 0); };
-  if (state.pending && state.seq - state.answered < MAX_IN_FLIGHT) {  // Python answered: send the newest value now
+
+  // --- Python's answer -----------------------------------------------------------------------
+  if (typeof data.seq === "number" && data.seq > state.answered) {
+    state.answered = data.seq;
+    const sentAt = state.sentTimes[data.seq];
+    if (sentAt) keep(state.roundTrips, performance.now() - sentAt);
+    for (const seq of Object.keys(state.sentTimes)) if (Number(seq) <= data.seq) delete state.sentTimes[seq];
+  }
+  // Python's picture is shown unless this page has drawn a newer one itself (a drag since the send)
+  const versionChanged = state.version !== null && state.version !== data.version;
+  if (!state.live || versionChanged || (data.seq >= state.seq && !state.movedSinceSend)) drawServerImage(data.image);
+  if (!state.live && state.pending && state.seq - state.answered < MAX_IN_FLIGHT) {  // send the newest value now
     clearTimeout(state.timer);
     send();
   }
 
+  // --- the model in the page -----------------------------------------------------------------
+  if (data.live && !(state.spec && state.spec.model === data.live.model && state.live)) {
+    const spec = data.live;
+    state.spec = { model: spec.model, shape: spec.shape, cond_dim: spec.cond_dim, label: spec.label };
+    liveModule().then((module) => {
+      const made = module.session(spec);
+      if (!made) { report({ model: null, ok: true }); return; }  // ask Python for the graph
+      made.then((loaded) => {
+        if (state.spec.model !== spec.model) return;
+        state.live = loaded;
+        root.dataset.mode = "browser";
+        report({ model: spec.model, ok: true });
+      }, (error) => report({ model: spec.model, ok: false, reason: module.reason(error) }));
+    }, (error) => report({ model: data.live.model, ok: false, reason: "the browser decoder could not be loaded: " + String(error.message || error) }));
+  } else if (data.live && state.spec) {
+    state.spec.label = data.live.label;
+  } else if (!data.live && state.live) {
+    state.live = null;
+    root.dataset.mode = "server";
+  }
+
+  // --- the sliders ---------------------------------------------------------------------------
   const box = root.querySelector(".ls-sliders");
   const signature = JSON.stringify([data.dims, data.low, data.high]);
   if (root.dataset.signature !== signature) {
     box.innerHTML = "";
-    data.dims.forEach((dim, row) => {
+    data.dims.forEach((dim) => {
       const line = document.createElement("div");
       line.className = "ls-row" + (dim.collapsed ? " collapsed" : "");
       line.innerHTML = '<label></label><input type="range"><output></output>';
@@ -70,8 +169,11 @@ export default function (component) {
       input.addEventListener("input", () => {
         state.values[dim.index] = parseFloat(input.value);
         line.querySelector("output").textContent = parseFloat(input.value).toFixed(2);
-        schedule();
+        if (state.oldestUndrawn === null) state.oldestUndrawn = performance.now();
+        state.movedSinceSend = true;
+        if (state.live) decodeNow(); else schedule();
       });
+      input.addEventListener("change", () => { if (state.live) schedule(); });  // released: Python hears the value
       box.appendChild(line);
     });
     root.dataset.signature = signature;

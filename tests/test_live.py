@@ -1,0 +1,188 @@
+"""Decoding in the browser (vae_explorer/app/live): the Generate page's picture is decoded by the
+model's ONNX graph in onnxruntime-web while a slider moves, with no message to the server, and it
+settles on Python's decode after release; without WebAssembly the page says so and the server
+decodes. Pixels are read off the panel's canvas and compared with the model's own layers."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from conftest import REPO, error_boxes, open_page, require
+from pictures import assert_pixels_close, decoded
+from vae_explorer import load_checkpoint
+
+ROOT = """() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)
+  .map(r => r.querySelector('.ls-root')).find(Boolean)"""
+CANVAS = f"""() => {{ const root = ({ROOT})(); const c = root.querySelector('canvas');
+  return {{mode: root.dataset.mode, source: root.dataset.source, values: root._state.values, width: c.width, height: c.height,
+           pixels: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)}}; }}"""
+SET_VALUES = f"""(values) => {{ const root = ({ROOT})();
+  for (const input of root.querySelectorAll('.ls-row input')) {{
+    input.value = String(values[Number(input.dataset.index)]);
+    input.dispatchEvent(new Event('input', {{bubbles: true}}));
+  }} }}"""
+
+
+def runtime_or_skip():
+    from vae_explorer.app.live import runtime_installed
+
+    require(runtime_installed(), "onnxruntime-web (npm ci --prefix vae_explorer/app/live)")
+
+
+def shown(page) -> tuple[dict, np.ndarray]:
+    """The canvas's pixels as (H, W) grey or (H, W, 3), and its mode, source and values."""
+    state = page.evaluate(CANVAS)
+    rgb = np.array(state["pixels"], dtype=np.uint8).reshape(state["height"], state["width"], 4)[..., :3]
+    return state, rgb[..., 0] if (rgb == rgb[..., :1]).all() else rgb
+
+
+def wait_for_mode(page, mode: str) -> None:
+    page.wait_for_function(f"() => {{ const r = ({ROOT})(); return r && r.dataset.mode === '{mode}' && r._state.drawn > 0; }}",
+                           timeout=60_000)
+
+
+@pytest.mark.slow
+def test_a_drag_is_decoded_in_the_browser_with_the_server_cut_off_and_settles_on_python(page, app_url):
+    runtime_or_skip()
+    cut = {"on": False, "held": 0}
+
+    def relay(ws):  # every message of the page to the server passes here; while cut, none goes through
+        server = ws.connect_to_server()
+        ws.on_message(lambda message: cut.__setitem__("held", cut["held"] + 1) if cut["on"] else server.send(message))
+
+    page.route_web_socket("**/_stcore/stream", relay)
+    open_page(page, app_url, "Generate")
+    wait_for_mode(page, "browser")
+    model = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
+    slider = page.locator(".ls-row input").first
+    dragged = int(slider.get_attribute("data-index"))
+    box = slider.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.5, y)
+    page.mouse.down()
+    cut["on"] = True
+    pictures = set()
+    for i in range(1, 25):
+        page.mouse.move(box["x"] + box["width"] * (0.5 + 0.45 * i / 24), y)
+        page.wait_for_timeout(20)
+        state, pixels = shown(page)
+        pictures.add(pixels.tobytes())
+    assert state["source"] == "browser" and len(pictures) >= 4, "the picture should change while the server is cut off"
+    assert cut["held"] == 0, "a drag decoded in the browser sends nothing to the server"
+    assert_pixels_close(pixels, decoded(model, state["values"])[0], "the browser's picture in mid-drag")
+    cut["on"] = False
+    page.mouse.up()  # released: Python hears the value, and answers with its own picture
+    page.wait_for_function(f"() => ({ROOT})().dataset.source === 'server'", timeout=30_000)
+    state, pixels = shown(page)
+    assert state["values"][dragged] > 2.0 and [v for i, v in enumerate(state["values"]) if i != dragged] == [0.0] * 7
+    assert_pixels_close(pixels, decoded(model, state["values"])[0], "the settled picture")
+    page.wait_for_function(f"() => location.search.includes('z={state['values'][0]:.2f}')", timeout=10_000)
+    assert error_boxes(page) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_name, label", [("fashion-mnist-conv", None), ("fashion-mnist-cvae", 7)])
+def test_the_browser_decodes_a_known_z_as_python_does(page, app_url, model_name, label):
+    from conftest import fashion_available
+
+    runtime_or_skip()
+    require(fashion_available(), "Fashion-MNIST (apt-get install dataset-fashion-mnist)")
+    open_page(page, app_url, "Generate", model=model_name)
+    model = load_checkpoint(REPO / "checkpoints" / model_name).model
+    if label is not None:
+        page.locator('[data-testid="stSelectbox"]').filter(has_text="Class").locator("input").click()
+        page.get_by_role("option", name="Sneaker").click()
+        page.wait_for_function(f"() => ({ROOT})()._state.spec && ({ROOT})()._state.spec.label === {label}", timeout=30_000)
+    wait_for_mode(page, "browser")
+    z = np.random.default_rng(3).uniform(-2.5, 2.5, model.latent_dim).round(2).tolist()
+    page.evaluate(SET_VALUES, z)
+    page.wait_for_function(f"() => ({ROOT})().dataset.source === 'browser'", timeout=10_000)
+    page.wait_for_timeout(200)
+    state, pixels = shown(page)
+    assert state["values"] == z
+    assert_pixels_close(pixels, decoded(model, z, label)[0], f"{model_name}'s picture decoded in the browser")
+
+
+@pytest.mark.slow
+def test_without_webassembly_the_page_says_so_and_the_server_decodes(browser, app_url):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script("delete globalThis.WebAssembly")
+    page = context.new_page()
+    try:
+        open_page(page, app_url, "Generate")
+        notice = page.get_by_text("This browser could not run the decoder")
+        notice.wait_for(timeout=30_000)
+        assert "this browser has no WebAssembly" in notice.inner_text() and "decoded on the server" in notice.inner_text()
+        wait_for_mode(page, "server")
+        model = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
+        before = shown(page)[1]
+        slider = page.locator(".ls-row input").first
+        box = slider.bounding_box()
+        y = box["y"] + box["height"] / 2
+        page.mouse.move(box["x"] + box["width"] * 0.5, y)
+        page.mouse.down()
+        for i in range(1, 15):
+            page.mouse.move(box["x"] + box["width"] * (0.5 - 0.45 * i / 14), y)
+            page.wait_for_timeout(40)
+        page.mouse.up()
+        page.wait_for_timeout(1500)
+        state, pixels = shown(page)
+        assert state["source"] == "server" and not np.array_equal(pixels, before)
+        assert_pixels_close(pixels, decoded(model, state["values"])[0], "the server's picture")
+        assert error_boxes(page) == []
+    finally:
+        context.close()
+
+
+# --- what Python hands the browser (AppTest: no browser) ------------------------------------------
+
+
+def _panel(at) -> dict:
+    (component,) = [c for c in at.get("bidi_component") if c.proto.component_name.endswith(".latent_sliders")]
+    return json.loads(component.proto.json)
+
+
+def test_the_graph_handed_to_the_browser_decodes_as_the_model_and_travels_once():
+    import onnxruntime
+    from streamlit.testing.v1 import AppTest
+
+    runtime_or_skip()
+    at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=180)
+    at.query_params["model"] = "digits-mlp"
+    at.run()
+    live = _panel(at)["live"]
+    assert live is not None, [c.value for c in at.caption]
+    model = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
+    session = onnxruntime.InferenceSession(base64.b64decode(live["onnx"]), providers=["CPUExecutionProvider"])
+    z = np.random.default_rng(0).standard_normal((16, 8)).astype(np.float32)
+    (image,) = session.run(None, {"z": z})
+    assert live["shape"] == [1, 8, 8] and live["cond_dim"] == 0 and image.shape == (16, 1, 8, 8)
+    assert_pixels_close(np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)[:, 0], decoded(model, z), "the graph's pictures")
+    # the browser says it holds these weights: the next answers carry no graph
+    at.session_state["gen_sliders"] = {"z": None, "live": {"model": live["model"], "ok": True}}
+    at.run()
+    assert "onnx" not in _panel(at)["live"] and _panel(at)["live"]["model"] == live["model"]
+    # the browser could not run it: the server decodes, and the page says why in one line
+    at.session_state["gen_sliders"] = {"z": None, "live": {"model": live["model"], "ok": False, "reason": "out of memory"}}
+    at.run()
+    assert _panel(at)["live"] is None
+    assert any(c.value == "This browser could not run the decoder (out of memory); pictures are decoded on the server."
+               for c in at.caption)
+
+
+def test_without_the_runtime_installed_the_page_says_how_to_install_it(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    import vae_explorer.app.live as live
+
+    monkeypatch.setattr(live, "RUNTIME_FILES", ("node_modules/not-installed.mjs",))
+    at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=180)
+    at.query_params["model"] = "digits-mlp"
+    at.run()
+    assert _panel(at)["live"] is None
+    (line,) = [c.value for c in at.caption if "decoded on the server" in c.value]
+    assert "onnxruntime-web" in line and "npm ci --prefix vae_explorer/app/live" in line

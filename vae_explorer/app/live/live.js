@@ -1,0 +1,112 @@
+// Decoding in the browser: onnxruntime-web (npm; installed into node_modules/ beside this file and
+// served by the app itself, never from a CDN) runs a model's decoder.onnx on the page's own thread.
+// One runtime per page and one session per model, kept on `window` so that moving between the
+// app's pages (no reload) neither fetches the runtime again nor rebuilds a model's session.
+const RUNTIME = "./node_modules/onnxruntime-web/dist/ort.wasm.bundle.min.mjs";
+const WASM = "./node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm";
+const CACHE_DB = "vae-explorer-live";
+const CACHE_KEY = "onnxruntime-web-1.30.0.wasm";  // bump with package.json's version
+
+const shared = (window.__vaeExplorerLive ??= { runtime: null, sessions: new Map() });
+
+// The 14 MB wasm file is kept in IndexedDB: Streamlit serves component files without a validator
+// or a lifetime, so the HTTP cache would fetch it again on every visit. (IndexedDB, unlike the
+// Cache API, also works on a plain-http classroom address.)
+function openDb() {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open(CACHE_DB, 1);
+    request.onupgradeneeded = () => request.result.createObjectStore("files");
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+async function cachedWasm(url) {
+  let db = null;
+  try {
+    db = await openDb();
+    const hit = await new Promise((resolve) => {
+      const get = db.transaction("files").objectStore("files").get(CACHE_KEY);
+      get.onsuccess = () => resolve(get.result);
+      get.onerror = () => resolve(undefined);
+    });
+    if (hit) return hit;
+  } catch (e) { db = null; }  // no IndexedDB (a private window, say): the network it is
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`the runtime's wasm file answered HTTP ${response.status}`);
+  const bytes = await response.arrayBuffer();
+  if (db) {
+    try { db.transaction("files", "readwrite").objectStore("files").put(bytes, CACHE_KEY); } catch (e) { /* quota */ }
+  }
+  return bytes;
+}
+
+async function loadRuntime() {
+  if (typeof WebAssembly !== "object" || typeof WebAssembly.instantiate !== "function") {
+    throw new Error("this browser has no WebAssembly");
+  }
+  const ort = await import(new URL(RUNTIME, import.meta.url).href);
+  ort.env.wasm.numThreads = 1;  // Streamlit pages are not cross-origin isolated: no shared memory
+  ort.env.wasm.proxy = false;
+  ort.env.logLevel = "error";
+  ort.env.wasm.wasmBinary = await cachedWasm(new URL(WASM, import.meta.url).href);
+  return ort;
+}
+
+export function runtime() {
+  if (!shared.runtime) {
+    shared.runtime = loadRuntime();
+    shared.runtime.catch(() => { shared.runtime = null; });  // a later page may try again
+  }
+  return shared.runtime;
+}
+
+function base64Bytes(text) {
+  const raw = atob(text);
+  const bytes = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+  return bytes;
+}
+
+// The session of a model (`spec.model` is its weights' digest), made from `spec.onnx` (base64)
+// the first time; null when the page has not received that model's graph yet.
+export function session(spec) {
+  if (!shared.sessions.has(spec.model)) {
+    if (!spec.onnx) return null;
+    const made = runtime().then((ort) => ort.InferenceSession.create(base64Bytes(spec.onnx), {
+      executionProviders: ["wasm"], graphOptimizationLevel: "all",
+    }).then((s) => ({ ort, session: s })));
+    made.catch(() => shared.sessions.delete(spec.model));
+    shared.sessions.set(spec.model, made);
+  }
+  return shared.sessions.get(spec.model);
+}
+
+// Decode one z (and class, for a conditional model) into RGBA pixels: the model's mean image in
+// [0, 1] scaled and rounded exactly as vae_explorer.images.to_uint8 does (clamp, * 255, + 0.5, floor).
+export async function decode(loaded, spec, z, label) {
+  const { ort, session: s } = loaded;
+  const feeds = { z: new ort.Tensor("float32", Float32Array.from(z), [1, z.length]) };
+  if (spec.cond_dim) {
+    const onehot = new Float32Array(spec.cond_dim);
+    onehot[label ?? 0] = 1;
+    feeds.label = new ort.Tensor("float32", onehot, [1, spec.cond_dim]);
+  }
+  const out = (await s.run(feeds)).image.data;  // (1, C, H, W)
+  const [c, h, w] = spec.shape;
+  const rgba = new Uint8ClampedArray(h * w * 4);
+  for (let p = 0; p < h * w; p++) {
+    for (let k = 0; k < 3; k++) {
+      const v = out[(c === 1 ? 0 : k) * h * w + p];
+      rgba[p * 4 + k] = Math.floor(Math.min(Math.max(v, 0), 1) * 255 + 0.5);
+    }
+    rgba[p * 4 + 3] = 255;
+  }
+  return new ImageData(rgba, w, h);
+}
+
+// Why the runtime or a model could not be used, in words for the page's one-line notice.
+export function reason(error) {
+  const text = String(error && error.message ? error.message : error).split("\n")[0];
+  return text.length > 160 ? text.slice(0, 157) + "..." : text;
+}
