@@ -39,6 +39,9 @@ class Session:
         self.seq = self.answered = 0  # the slider's last value sent, and the last one whose picture came back
         self.sent_at: dict[int, float] = {}
         self.round_trips: list[float] = []
+        self.live: dict | None = None  # the decoder spec the panel last carried (None: the server decodes)
+        self.graph_bytes = 0  # ONNX graph bytes the server sent (base64), as a browser would load them
+        self.panel_state: dict = {}  # the panel's state as the browser holds it (what each send carries in full)
 
     async def send(self, page: str = "", fragment: str = "", states=()) -> None:
         from streamlit.proto.BackMsg_pb2 import BackMsg
@@ -68,6 +71,8 @@ class Session:
                     self.slider_id, self.fragment_id = element.bidi_component.id, message.delta.fragment_id
                     data = json.loads(element.bidi_component.json or "{}")
                     self.version = data.get("version", 0)  # values are only taken for the current version
+                    self.live = data.get("live")
+                    self.graph_bytes += len((self.live or {}).get("onnx", ""))
                     self._picture(data.get("seq", 0))
                 elif what == "exception" or (what == "alert" and element.alert.format == 1):  # 1: an error box
                     self.errors.append(what)
@@ -96,20 +101,37 @@ class Session:
             pass
         return (time.perf_counter() - start) * 1000
 
-    async def drag(self, dims: int, moves: int = 40, interval: float = 0.025) -> None:
-        """Move a slider for moves x interval seconds, sending values as the slider component does:
-        at most two unanswered, or one more after 250 ms without an answer; then wait for the last."""
+    async def set_panel(self, **values) -> None:
+        """What the slider component's setStateValue does: the panel's whole state, one key changed."""
         from streamlit.proto.WidgetStates_pb2 import WidgetState
 
+        self.panel_state.update(values)
+        await self.send("Generate", self.fragment_id, [WidgetState(id=self.slider_id, json_value=json.dumps(self.panel_state))])
+
+    async def take_graph(self, ok: bool = True) -> None:
+        """As the browser does with the graph the panel carried: say it made a session of it (`ok`),
+        or, as a browser without WebAssembly does, that it cannot (then the server decodes)."""
+        if self.live and self.live.get("onnx"):
+            while not self.finished.empty():
+                self.finished.get_nowait()
+            report = {"model": self.live["model"], "ok": True} if ok else {"model": self.live["model"], "ok": False,
+                                                                           "reason": "a load test client"}
+            await self.set_panel(live=report)
+            await asyncio.wait_for(self.finished.get(), 60)
+
+    async def drag(self, dims: int, moves: int = 40, interval: float = 0.025) -> None:
+        """Move a slider for moves x interval seconds, sending values as the slider component does.
+        Decoding in the browser (the panel carried a decoder): only the released value. On the
+        server: at most two unanswered, or one more after 250 ms without an answer. Then wait for the last."""
         values, last_sent = [0.0] * dims, 0.0
         for move in range(moves + 1):
             values[0] = -3 + 6 * move / moves
             now = time.perf_counter()
-            if self.seq - self.answered < 2 or now - last_sent > 0.25:
+            released = move == moves
+            if (released or not self.live) and (self.seq - self.answered < 2 or now - last_sent > 0.25 or released):
                 self.seq += 1
                 self.sent_at[self.seq], last_sent = now, now
-                await self.send("Generate", self.fragment_id, [WidgetState(id=self.slider_id, json_value=json.dumps(
-                    {"z": {"values": values, "version": self.version, "seq": self.seq}}))])
+                await self.set_panel(z={"values": values, "version": self.version, "seq": self.seq})
             await asyncio.sleep(interval)
         deadline = time.perf_counter() + 30
         while self.answered < self.seq and time.perf_counter() < deadline:
@@ -118,11 +140,22 @@ class Session:
             self.errors.append("slider value not answered within 30 s")
 
 
-async def _client(url: str, model: str, dims: int, until: float, rng, results: dict) -> None:
+def _browser_cookie(base: str) -> str:
+    """The cookies a browser's first request gets (behind the classroom proxy: which process is its)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{base}/", timeout=30) as response:
+        return "; ".join(c.split(";")[0] for c in response.headers.get_all("Set-Cookie") or [])
+
+
+async def _client(base: str, model: str, dims: int, until: float, rng, results: dict, live: bool = True) -> None:
     import websockets
 
+    url = base.replace("http://", "ws://") + "/_stcore/stream"
     try:
-        async with websockets.connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=30) as ws:
+        cookie = await asyncio.to_thread(_browser_cookie, base)
+        async with websockets.connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=30,
+                                      additional_headers={"Cookie": cookie} if cookie else None) as ws:
             session = Session(ws, model)
             reader = asyncio.ensure_future(session.read())
             try:
@@ -132,6 +165,7 @@ async def _client(url: str, model: str, dims: int, until: float, rng, results: d
                     if session.slider_id is None:
                         results["errors"].append("no slider on the Generate page")
                         break
+                    await session.take_graph(ok=live)
                     await session.drag(dims)
                     results["page_opens"].append(await session.open(PAGES[int(rng.integers(len(PAGES)))]))
             finally:
@@ -139,24 +173,43 @@ async def _client(url: str, model: str, dims: int, until: float, rng, results: d
                 results["round_trips"] += session.round_trips
                 results["errors"] += session.errors
                 results["superseded"] += session.superseded
+                results["graph_bytes"] += session.graph_bytes
     except Exception as exc:  # a dropped connection, a timeout or a protocol error counts, and is named
         results["errors"].append(type(exc).__name__)
 
 
-def protocol_load_test(sessions: int = 20, seconds: float = 60.0, model: str = "digits-mlp", while_training: bool = False) -> dict:
-    """`sessions` websocket sessions drag sliders and open pages for `seconds` against a fresh server;
-    with `while_training`, another session (a browser tab, closed once it has started) first starts
-    training the pytorch/examples MLP on Fashion-MNIST on the Train page."""
+def protocol_load_test(sessions: int = 20, seconds: float = 60.0, model: str = "digits-mlp", while_training: bool = False,
+                       live: bool = True, processes: int = 0, address: str | None = None) -> dict:
+    """`sessions` websocket sessions drag sliders and open pages for `seconds` against a fresh server
+    (`processes` = 0) or a classroom of that many app processes behind nginx (classroom.py). `live`:
+    the sessions decode in the browser, as a browser with WebAssembly does (each drag sends its
+    released value); otherwise every value goes to the server. With `while_training`, another
+    session (a browser tab, closed once it has started) first starts training the
+    pytorch/examples MLP on Fashion-MNIST on the Train page. `address`: drive a server already running there."""
     import tempfile
+    from contextlib import contextmanager
 
     from common import rss_mb
     from vae_explorer import load_checkpoint
     from vae_explorer.app.server import app_environment, running_app
 
+    @contextmanager
+    def served(env):
+        if address:
+            yield address, []
+        elif processes:
+            from classroom import classroom
+
+            with classroom(processes, env) as (base, servers):
+                yield base, servers
+        else:
+            with running_app(env) as (base, server):
+                yield base, [server]
+
     dims = load_checkpoint(model).model.latent_dim
-    results: dict = {"round_trips": [], "page_opens": [], "errors": [], "superseded": 0}
+    results: dict = {"round_trips": [], "page_opens": [], "errors": [], "superseded": 0, "graph_bytes": 0}
     runs = tempfile.mkdtemp()
-    with running_app(app_environment(runs)) as (base, server):
+    with served(app_environment(runs)) as (base, servers):
         if while_training:
             from playwright.sync_api import sync_playwright
 
@@ -167,29 +220,37 @@ def protocol_load_test(sessions: int = 20, seconds: float = 60.0, model: str = "
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 start_training(browser.new_page(), base)
                 browser.close()
-        url = base.replace("http://", "ws://") + "/_stcore/stream"
 
         async def warm_up() -> None:  # the first page of a fresh server imports torch and loads the model
             import websockets
 
-            async with websockets.connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=30) as ws:
-                session = Session(ws, model)
-                reader = asyncio.ensure_future(session.read())
-                await session.open("Generate")
-                reader.cancel()
+            for url in [f"ws://127.0.0.1:{_port(server)}/_stcore/stream" for server in servers] or [
+                    base.replace("http://", "ws://") + "/_stcore/stream"]:  # each process directly, or the one address
+                async with websockets.connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=30) as ws:
+                    session = Session(ws, model)
+                    reader = asyncio.ensure_future(session.read())
+                    await session.open("Generate")
+                    reader.cancel()
 
         async def run() -> None:
             await warm_up()
             until = time.perf_counter() + seconds
-            await asyncio.gather(*[_client(url, model, dims, until, np.random.default_rng(i), results) for i in range(sessions)])
+            await asyncio.gather(*[_client(base, model, dims, until, np.random.default_rng(i), results, live)
+                                   for i in range(sessions)])
 
         start = time.perf_counter()
         asyncio.run(run())
         results["seconds"] = time.perf_counter() - start
-        results["server_rss_mb"] = rss_mb(server.pid)
+        results["server_rss_mb"] = sum(rss_mb(server.pid) for server in servers) if servers else float("nan")
         results["training_throughout"] = _training_now() if while_training else None
         results["epochs_trained"] = _epochs_saved(runs) if while_training else None
     return results
+
+
+def _port(server) -> int:
+    """The port an app process was started on (start_app passes --server.port)."""
+    argv = server.args
+    return int(argv[argv.index("--server.port") + 1])
 
 
 def _epochs_saved(runs: str) -> int:
@@ -221,18 +282,26 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=20, help="sessions at once (1 to 200)")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--while-training", action="store_true", help="while another session trains on the Train page")
+    parser.add_argument("--server-decodes", action="store_true",
+                        help="sessions send every slider value, as a browser without WebAssembly does")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="serve with this many app processes behind nginx (configs/serving/nginx-classroom.conf)")
     args = parser.parse_args()
     if not 1 <= args.clients <= 200 or not 1 <= args.seconds <= 600:
         parser.error("--clients must be from 1 to 200 and --seconds from 1 to 600")
-    r = protocol_load_test(args.clients, args.seconds, while_training=args.while_training)
+    r = protocol_load_test(args.clients, args.seconds, while_training=args.while_training, live=not args.server_decodes,
+                           processes=args.processes)
     trips, opens = r["round_trips"], r["page_opens"]
-    print(f"Load: {args.clients} protocol-level sessions (no browser) for {r['seconds']:.0f} s on loopback, digits-mlp"
-          + (", while another session trains:" if args.while_training else ":"))
+    where = f"{args.processes} app processes behind nginx" if args.processes else "one app process"
+    print(f"Load: {args.clients} protocol-level sessions (no browser) for {r['seconds']:.0f} s on loopback, digits-mlp, {where}, "
+          + ("every slider value decoded on the server" if args.server_decodes else "pictures decoded in the browser "
+             "(each drag sends its released value)") + (", while another session trains:" if args.while_training else ":"))
     print(f"  slider updates: {len(trips):,}, round trip p50 {percentile(trips, 0.5):.0f} ms, p95 {percentile(trips, 0.95):.0f} ms, "
           f"max {max(trips, default=float('nan')):.0f} ms")
     print(f"  page opens: {len(opens):,}, p50 {percentile(opens, 0.5):.0f} ms, p95 {percentile(opens, 0.95):.0f} ms")
     print(f"  errors: {len(r['errors'])} {sorted(set(r['errors']))}; reruns stopped early for a newer one: {r['superseded']}")
-    print(f"  server memory (resident): {r['server_rss_mb']:.0f} MB")
+    print(f"  server memory (resident, all processes): {r['server_rss_mb']:.0f} MB; decoder graphs sent: "
+          f"{r['graph_bytes'] / 1e6:.1f} MB (base64)")
     if args.while_training:
         print(f"  the other session was still training at the end: {'yes' if r['training_throughout'] else 'NO'}; "
               f"epochs it saved by then: {r['epochs_trained']}")

@@ -1,15 +1,13 @@
 """How fast the app answers, measured three ways:
 
-    python benchmarks/app_speed.py [--tsne] [--while-training] [--sessions 20 --seconds 60]
+    python benchmarks/app_speed.py [--tsne] [--sessions 20 --seconds 60]
 
 
 1. Python per slider update (what the Generate page's fragment does for each new z: decode one
    image and encode it as a PNG data URI), p50 and p95 over 500 random z, per shipped model.
 2. In headless Chromium (Debian's chromium, driven by Playwright) against `streamlit run Home.py`
-   on a free loopback port: a slider dragged for ~2.5 s; pictures shown while the mouse is
-   down per second, and the time from a value sent to its picture arriving and to its picture
-   painted (decoded, then a task queued from the next animation frame), p50 and p95.
-   With --while-training, the drag is repeated while another session trains on the Train page.
+   on a free loopback port: the cold start, and with --sessions a load test of browser tabs.
+   (A slider driven at every animation frame, in the browser and on the server: live_drag.py.)
 3. The latent map of up to 10,000 test points: PCA, t-SNE from scratch (with --tsne), and a
    revisit (the map read back from disk).
 """
@@ -46,53 +44,6 @@ def python_update_ms(checkpoint, repeats: int = 500) -> tuple[float, float]:
     return percentiles(times)
 
 
-DRAG_SCRIPT = """() => {
-  const root = [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)
-    .map(r => r.querySelector('.ls-root')).find(Boolean);
-  window.__root = root; window.__changes = 0;
-  new MutationObserver(() => { window.__changes += 1; })
-    .observe(root.querySelector('.ls-picture img'), {attributes: true, attributeFilter: ['src']});
-}"""
-
-
-def browser_drag(base: str, model: str, while_training: bool = False) -> dict:
-    """Drag a Generate slider in Chromium; with `while_training`, another session first starts training
-    the pytorch/examples MLP on Fashion-MNIST (20 epochs, ~30 s) on the Train page and closes its tab."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        if while_training:  # in its own session, whose tab then closes: the training goes on in the server
-            trainer = browser.new_context().new_page()
-            start_training(trainer, base)
-            trainer.close()
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{base}/Generate?model={model}")
-        slider = page.locator(".ls-row input").first
-        slider.wait_for(timeout=60_000)
-        page.wait_for_timeout(1000)
-        page.evaluate(DRAG_SCRIPT)
-        box = slider.bounding_box()
-        y = box["y"] + box["height"] / 2
-        page.mouse.move(box["x"] + box["width"] * 0.05, y)
-        page.mouse.down()
-        start = page.evaluate("performance.now()")
-        for i in range(120):  # about 2.5 s of dragging across the slider
-            page.mouse.move(box["x"] + box["width"] * (0.05 + 0.9 * i / 120), y)
-            page.wait_for_timeout(5)
-        seconds = (page.evaluate("performance.now()") - start) / 1000
-        pictures = page.evaluate("window.__changes")
-        page.mouse.up()
-        page.wait_for_timeout(1000)
-        round_trips = page.evaluate("window.__root._state.roundTrips")
-        painted = page.evaluate("window.__root._state.paintTrips")
-        browser.close()
-    p50, p95 = percentiles(round_trips)
-    paint50, paint95 = percentiles(painted) if painted else (float("nan"),) * 2
-    return {"pictures_per_s": pictures / seconds, "round_trip_p50": p50, "round_trip_p95": p95,
-            "painted_p50": paint50, "painted_p95": paint95}
-
-
 def start_training(page, base: str, epochs: int = 100) -> None:
     """On the Train page: load configs/fashion_mnist_mlp.yaml for `epochs` epochs (100: minutes) and
     start; returns once steps are being taken."""
@@ -112,7 +63,6 @@ def main() -> int:
     import argparse
 
     from vae_explorer import load_checkpoint
-    from vae_explorer.app.server import app_environment
     from vae_explorer.data import load_dataset
     from vae_explorer.errors import DatasetError
     from vae_explorer.latent import encode_means, load_or_compute_tsne, pca_2d
@@ -120,32 +70,14 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description="How fast the app answers.")
     parser.add_argument("--tsne", action="store_true", help="also time a t-SNE of 10,000 points from scratch (~30 s)")
-    parser.add_argument("--while-training", action="store_true", help="also drag while another session trains")
     parser.add_argument("--sessions", type=int, default=0, help="also a load test with this many browser tabs")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long the load test runs")
     args = parser.parse_args()
-    env = app_environment(tempfile.mkdtemp())  # what the benchmark trains in the app is not kept
     models = shipped_checkpoint_names()
     print("Python work per slider update (decode one image + PNG data URI), 500 random z:")
     for name in models:
         p50, p95 = python_update_ms(load_checkpoint(name))
         print(f"  {name:<20} p50 {p50:6.2f} ms   p95 {p95:6.2f} ms")
-
-    if not Path(CHROMIUM).exists():
-        print(f"browser: skipped, {CHROMIUM} is missing (apt-get install chromium)")
-    else:
-        with running_app(env) as (base, _):
-            print("In headless Chromium, a slider dragged for ~2.5 s (pictures while the mouse is down; value -> picture):")
-            for name in ("digits-mlp", "fashion-mnist-conv"):
-                if name in models:
-                    r = browser_drag(base, name)
-                    print(f"  {name:<20} {r['pictures_per_s']:5.1f} pictures/s   to the picture p50 {r['round_trip_p50']:5.1f} ms"
-                          f"   p95 {r['round_trip_p95']:5.1f} ms;   to it painted p50 {r['painted_p50']:5.1f} ms"
-                          f"   p95 {r['painted_p95']:5.1f} ms")
-            if args.while_training:
-                r = browser_drag(base, "digits-mlp", while_training=True)
-                print(f"  digits-mlp while another session trains on Fashion-MNIST: {r['pictures_per_s']:5.1f} pictures/s   "
-                      f"round trip p50 {r['round_trip_p50']:5.1f} ms   p95 {r['round_trip_p95']:5.1f} ms")
 
     if Path(CHROMIUM).exists():
         starts = [cold_start_seconds() for _ in range(3)]

@@ -1,6 +1,6 @@
 """A Generate slider driven at every animation frame, decoded in the browser and on the server:
 
-    python benchmarks/live_drag.py [--frames 120] [--models digits-mlp fashion-mnist-conv]
+    python benchmarks/live_drag.py [--frames 120] [--models digits-mlp fashion-mnist-conv] [--while-training]
 
 In headless Chromium (Debian's chromium, Playwright) against the app on a free loopback port, a
 script in the page sets the first slider to a new value and fires its `input` event once per
@@ -129,6 +129,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="A slider driven at every animation frame, in the browser and on the server.")
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--models", nargs="+", default=["digits-mlp", "fashion-mnist-conv"])
+    parser.add_argument("--while-training", action="store_true",
+                        help="first start a training in another session (the pytorch/examples MLP on Fashion-MNIST)")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         print(f"skipped: {CHROMIUM} is missing (apt-get install chromium)")
@@ -138,6 +140,13 @@ def main() -> int:
         without_wasm = chromium.new_context()
         without_wasm.add_init_script("delete globalThis.WebAssembly")  # a browser that cannot run the decoder
         browsers = {"browser": chromium.new_context(), "server": without_wasm}
+        if args.while_training:  # in its own session, whose tab then closes: the training goes on in the server
+            from app_speed import start_training
+
+            trainer = chromium.new_page()
+            start_training(trainer, base)
+            trainer.close()
+            print("(while another session trains on the Train page)")
         print(f"A slider driven at every animation frame for {args.frames} frames, then released:")
         rows = []
         for model in args.models:

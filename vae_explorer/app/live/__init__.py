@@ -91,11 +91,17 @@ def browser_decoding(key: str, checkpoint: Checkpoint, saved: float, label: int 
         decoder = _browser_decoder(str(checkpoint.path), saved, checkpoint)
     except (VaeExplorerError, ImportError, RuntimeError) as error:  # an export that fails: the server decodes
         return None, f"Pictures are decoded on the server: this model's decoder could not be prepared for the browser ({error})."
+    # what the browser said of the models it holds, kept for the session (the panel's own state goes
+    # when the page changes, the page's sessions stay): {weights digest: its last report}
+    held = st.session_state.setdefault("live_models", {})
     report = (st.session_state.get(key) or {}).get("live") or {}
-    if report.get("model") == decoder["model"] and report.get("ok") is False:
-        return None, f"This browser could not run the decoder ({report.get('reason') or 'unknown reason'}); pictures are decoded on the server."
+    if report.get("model"):
+        held[report["model"]] = report
+    said = held.get(decoder["model"]) or {}
+    if said.get("ok") is False:
+        return None, f"This browser could not run the decoder ({said.get('reason') or 'unknown reason'}); pictures are decoded on the server."
     spec = {k: v for k, v in decoder.items() if k != "onnx"} | {"label": label}
-    if report.get("model") != decoder["model"]:
+    if not said.get("ok") or said.get("need"):
         spec["onnx"] = decoder["onnx"]
     return spec, None
 

@@ -135,7 +135,7 @@ export default function (component) {
     state.spec = { model: spec.model, shape: spec.shape, cond_dim: spec.cond_dim, label: spec.label };
     liveModule().then((module) => {
       const made = module.session(spec);
-      if (!made) { report({ model: null, ok: true }); return; }  // ask Python for the graph
+      if (!made) { report({ model: spec.model, ok: true, need: true }); return; }  // ask Python for the graph
       made.then((loaded) => {
         if (state.spec.model !== spec.model) return;
         state.live = loaded;
