@@ -5,8 +5,7 @@ import streamlit as st
 
 from vae_explorer.app import state
 from vae_explorer.app.live import browser_decoding, latent_sliders, pending_values
-from vae_explorer.images import array_png_bytes, png_bytes
-from vae_explorer.latent import manifold_grid, plane_grid
+from vae_explorer.images import array_png_bytes
 
 checkpoint = state.page("Generate", "Each slider sets one coordinate of z; the decoder turns z into the picture. Sliders "
                         "are ordered by how much information each dimension carries (KL per dimension); greyed ones are "
@@ -72,7 +71,7 @@ if dim <= 2:
     st.caption("z over the prior, spaced by the inverse Gaussian CDF so each cell covers equal prior mass "
                "(Kingma & Welling, figure 4). z0 grows to the right" + (", z1 upwards." if dim == 2 else "."))
     side = st.slider("Grid size", 8, 30, 16, key="gen_grid_side")
-    grid = png_bytes(manifold_grid(model, side, label), nrow=side, min_cell=28, padding=0)
+    grid = state.grid_png(str(checkpoint.path), saved, "manifold", side, label)
     st.image(grid, width=min(900, side * 40), output_format="PNG")
     st.download_button("Download grid (PNG)", grid, "manifold.png", "image/png", key="gen_grid_download", on_click="ignore")
 else:
@@ -80,7 +79,6 @@ else:
     st.caption("A grid over the top two principal directions of the encoded test set (the other directions held at "
                "the data's mean), from -2.5 to +2.5 standard deviations along each.")
     side = st.slider("Grid size", 6, 20, 12, key="gen_grid_side")
-    centre, directions, spread = state.pca_plane(str(checkpoint.path), saved)
-    grid = png_bytes(plane_grid(model, centre, directions, spread, side, label), nrow=side, min_cell=28, padding=0)
+    grid = state.grid_png(str(checkpoint.path), saved, "plane", side, label)
     st.image(grid, width=min(900, side * 48), output_format="PNG")
     st.download_button("Download grid (PNG)", grid, "pca_plane.png", "image/png", key="gen_grid_download", on_click="ignore")

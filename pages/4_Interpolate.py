@@ -5,10 +5,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from vae_explorer.app import state
+from vae_explorer.app.live import browser_decoding, interpolation_walk, pending_walk
 from vae_explorer.data import prepare_image
 from vae_explorer.errors import VaeExplorerError
 from vae_explorer.images import gif_bytes, png_bytes, to_uint8, upscale
-from vae_explorer.latent import class_centroids, corner_grid, encode_image, generate, interpolation_paths
+from vae_explorer.latent import class_centroids, corner_grid, encode_image, generate, interpolation_at, interpolation_paths
 
 checkpoint = state.page("Interpolate")
 model = checkpoint.model
@@ -47,6 +48,46 @@ steps = ends[2].slider("Steps", 5, 16, key="interp_steps", **state.from_url("int
 state.to_url(interp_A=st.session_state["interp_A"], interp_B=st.session_state["interp_B"], interp_steps=steps)
 if model.cond_dim:
     ends[2].caption(f"This conditional model decodes the whole path as class {names[label_a]} (image A's class).")
+
+# --- a walk from A to B, drawn as t moves ------------------------------------------------------------
+st.subheader("Walk from A to B")
+st.caption("Drag t from A (0) to B (1): the picture is the decode of the point a fraction t of the way along the "
+           "chosen path, drawn while you drag.")
+
+
+def _walk_from_url() -> tuple[float, str]:
+    try:
+        t = float(st.query_params.get("interp_t", "0.5"))
+    except ValueError:
+        t = 0.5
+    method = st.query_params.get("interp_path", "slerp")
+    return (min(max(t, 0.0), 1.0) if np.isfinite(t) else 0.5), (method if method in ("linear", "slerp") else "slerp")
+
+
+walk_ends = (np.asarray(z_a, np.float32).tobytes(), np.asarray(z_b, np.float32).tobytes(), label_a)
+if st.session_state.get("interp_walk_ends") != walk_ends:  # new end points: the walk starts again
+    st.session_state.interp_walk_ends = walk_ends
+    st.session_state.interp_walk_version = st.session_state.get("interp_walk_version", 0) + 1
+    st.session_state.interp_walk_at = _walk_from_url()
+
+
+@st.fragment
+def walk() -> None:
+    version = st.session_state.interp_walk_version
+    sent, seq = pending_walk("interp_walk", version), 0
+    if sent is not None:  # the browser's t and path (on release, or each value when the server decodes)
+        t, method, seq = sent
+        st.session_state.interp_walk_at = (t, method)
+    t, method = st.session_state.interp_walk_at
+    image = state.picture(checkpoint, interpolation_at(z_a, z_b, t, method)[0], label_a)
+    live, notice = browser_decoding("interp_walk", checkpoint, saved, label_a)
+    interpolation_walk("interp_walk", z_a, z_b, version, t, method, image, seq, live)
+    state.to_url(interp_t=f"{t:.2f}", interp_path=method)
+    if notice:
+        st.caption(notice)
+
+
+walk()
 
 # --- line and great circle ---------------------------------------------------------------------------
 st.subheader("A to B: a straight line and a great circle")

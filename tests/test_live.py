@@ -186,3 +186,42 @@ def test_without_the_runtime_installed_the_page_says_how_to_install_it(monkeypat
     assert _panel(at)["live"] is None
     (line,) = [c.value for c in at.caption if "decoded on the server" in c.value]
     assert "onnxruntime-web" in line and "npm ci --prefix vae_explorer/app/live" in line
+
+
+WALK = """() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)
+  .map(r => r.querySelector('.lp-root')).find(Boolean)"""
+
+
+@pytest.mark.slow
+def test_the_walk_from_a_to_b_draws_the_point_at_t_in_the_browser(page, app_url):
+    import torch
+
+    from pictures import posterior
+    from vae_explorer import load_dataset
+    from vae_explorer.latent import interpolate
+
+    runtime_or_skip()
+    open_page(page, app_url, "Interpolate")
+    page.wait_for_function(f"() => {{ const r = ({WALK})(); return r && r.dataset.mode === 'browser'; }}", timeout=60_000)
+    checkpoint = load_checkpoint(REPO / "checkpoints" / "digits-mlp")
+    data = load_dataset(checkpoint.config.data)
+    mu, _ = posterior(checkpoint.model, data.test_x[:2])  # the page's A and B: test images 0 and 1
+    expected = {method: interpolate(torch.from_numpy(mu[0]), torch.from_numpy(mu[1]), 5, method) for method in ("linear", "slerp")}
+    read = f"""() => {{ const r = ({WALK})(); const c = r.querySelector('canvas');
+      return {{source: r.dataset.source, t: r._state.t, method: r._state.method,
+               pixels: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)}}; }}"""
+    for method, t, step in (("slerp", 0.25, 1), ("linear", 0.75, 3), ("slerp", 1.0, 4)):
+        page.locator(".lp-method input[value='%s']" % method).check()
+        page.evaluate(f"""() => {{ const r = ({WALK})(); const s = r.querySelector('input[type=range]');
+          s.value = '{t}'; s.dispatchEvent(new Event('input', {{bubbles: true}})); }}""")
+        page.wait_for_function(f"() => ({WALK})().dataset.source === 'browser'", timeout=10_000)
+        page.wait_for_timeout(150)
+        shown = page.evaluate(read)
+        assert (shown["t"], shown["method"]) == (t, method)
+        pixels = np.array(shown["pixels"], dtype=np.uint8).reshape(8, 8, 4)[..., 0]
+        assert_pixels_close(pixels, decoded(checkpoint.model, expected[method][step].numpy())[0], f"{method} at t = {t}")
+    # released: Python hears t and the path, for the URL
+    page.locator(".lp-t input").dispatch_event("change")
+    page.wait_for_function("() => location.search.includes('interp_t=1.00') && location.search.includes('interp_path=slerp')",
+                           timeout=10_000)
+    assert error_boxes(page) == []

@@ -40,9 +40,12 @@ def available_models() -> list[ModelRef]:
     for folder, group in ((SHIPPED_DIR, "shipped"), (TRAINED_DIR, "trained")):
         if not folder.is_dir():
             continue
-        found = [p for p in folder.rglob("config.json") if not any(part.startswith(".") for part in p.parts)]
+        # a checkpoint folder, or one in a group folder (uploads go to runs/uploaded/NAME); hidden ones are partial
+        found = [p for p in (*folder.glob("*/config.json"), *folder.glob("*/*/config.json"))
+                 if not any(part.startswith(".") for part in p.relative_to(folder).parts)]
         found.sort(key=lambda p: (p.parent.name != DEFAULT_MODEL, -p.stat().st_mtime if group == "trained" else 0, p.parent.name))
-        refs += [ModelRef(f"{p.parent.name}  ({group})", str(p.parent)) for p in found]
+        refs += [ModelRef(f"{p.parent.name}  ({'uploaded' if p.parent.parent.name == 'uploaded' and group == 'trained' else group})",
+                          str(p.parent)) for p in found]
     return refs
 
 
@@ -189,6 +192,20 @@ def latent_stats(path: str, saved: float) -> tuple[np.ndarray, np.ndarray]:
         return kl_per_dimension(mu_t, logvar_t).numpy(), active_dimensions(mu_t).numpy()
     kl = np.asarray(checkpoint.metrics.get("kl_per_dim") or np.zeros(checkpoint.model.latent_dim))
     return kl, kl > 0.01
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def grid_png(path: str, saved: float, kind: str, side: int, label: int | None) -> bytes:
+    """Generate's grid as a PNG: "manifold" (the whole 1- or 2-D latent space) or "plane" (the PCA
+    plane of the encoded test set), side x side cells. Kept: every visit to the page shows it."""
+    from ..images import png_bytes
+    from ..latent import manifold_grid, plane_grid
+
+    model = _load(path, saved).model
+    if kind == "manifold":
+        return png_bytes(manifold_grid(model, side, label), nrow=side, min_cell=28, padding=0)
+    centre, directions, spread = pca_plane(path, saved)
+    return png_bytes(plane_grid(model, centre, directions, spread, side, label), nrow=side, min_cell=28, padding=0)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -96,8 +96,13 @@ def manifold_grid(model: VAE, n: int, label: int | None = None) -> torch.Tensor:
 
 def interpolate(z0, z1, steps: int, method: str = "linear") -> torch.Tensor:
     """Points from z0 to z1 (both (D,)), (steps, D); "linear" or "slerp" (spherical, Shoemake 1985)."""
+    return interpolation_at(z0, z1, torch.linspace(0.0, 1.0, steps), method)
+
+
+def interpolation_at(z0, z1, t, method: str = "linear") -> torch.Tensor:
+    """The points at fractions t (a number or (T,)) of the way from z0 to z1, (T, D)."""
     z0, z1 = torch.as_tensor(np.asarray(z0, np.float32)), torch.as_tensor(np.asarray(z1, np.float32))
-    t = torch.linspace(0.0, 1.0, steps).unsqueeze(1)  # (steps, 1)
+    t = torch.as_tensor(t, dtype=torch.float32).reshape(-1, 1)  # (T, 1)
     if method == "linear":
         return (1 - t) * z0 + t * z1
     if method != "slerp":
