@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from vae_explorer.app import state
-from vae_explorer.app.live import browser_decoding, latent_sliders, pending_values
+from vae_explorer.app.live import browser_decoding, grid_axes, grid_explorer, latent_sliders, pending_values
 from vae_explorer.images import array_png_bytes
 
 checkpoint = state.page("Generate", "Each slider sets one coordinate of z; the decoder turns z into the picture. Sliders "
@@ -66,19 +66,27 @@ def slider_panel() -> None:
 slider_panel()
 
 st.divider()
+image_shape = tuple(checkpoint.config.model.image_shape[1:])
 if dim <= 2:
     st.subheader(f"The whole {dim}-D manifold")
     st.caption("z over the prior, spaced by the inverse Gaussian CDF so each cell covers equal prior mass "
-               "(Kingma & Welling, figure 4). z0 grows to the right" + (", z1 upwards." if dim == 2 else "."))
+               "(Kingma & Welling, figure 4). z0 grows to the right" + (", z1 upwards." if dim == 2 else ".")
+               + " Point at the grid to see the place under the pointer decoded.")
     side = st.slider("Grid size", 8, 30, 16, key="gen_grid_side")
     grid = state.grid_png(str(checkpoint.path), saved, "manifold", side, label)
-    st.image(grid, width=min(900, side * 40), output_format="PNG")
+    live, _ = browser_decoding("gen_grid", checkpoint, saved, label)
+    grid_explorer("gen_grid", grid, side, side if dim == 2 else 1, np.zeros(dim), grid_axes("manifold", side, dim),
+                  ["z0", "z1"], image_shape, live, "Point at the grid.", grid_px=min(900, side * 40))
     st.download_button("Download grid (PNG)", grid, "manifold.png", "image/png", key="gen_grid_download", on_click="ignore")
 else:
     st.subheader("The plane where the data spreads most")
     st.caption("A grid over the top two principal directions of the encoded test set (the other directions held at "
-               "the data's mean), from -2.5 to +2.5 standard deviations along each.")
+               "the data's mean), from -2.5 to +2.5 standard deviations along each. Point at the grid to see the place "
+               "under the pointer decoded.")
     side = st.slider("Grid size", 6, 20, 12, key="gen_grid_side")
     grid = state.grid_png(str(checkpoint.path), saved, "plane", side, label)
-    st.image(grid, width=min(900, side * 48), output_format="PNG")
+    centre, directions, spread = state.pca_plane(str(checkpoint.path), saved)
+    live, _ = browser_decoding("gen_grid", checkpoint, saved, label)
+    grid_explorer("gen_grid", grid, side, side, centre, grid_axes("plane", side, dim, directions, spread),
+                  ["PC1 (sd)", "PC2 (sd)"], image_shape, live, "Point at the grid.", grid_px=min(900, side * 48))
     st.download_button("Download grid (PNG)", grid, "pca_plane.png", "image/png", key="gen_grid_download", on_click="ignore")

@@ -158,11 +158,29 @@ def test_generate_moving_one_slider_changes_only_its_coordinate_and_the_picture_
         assert data["seq"] == i  # the answer carries the value's sequence number back
 
 
-def test_generate_pca_plane_is_the_plane_of_the_encoded_test_set(media):
+def _grid(at) -> tuple[np.ndarray, dict]:
+    """Generate's grid (the picture under the pointer-decoding panel) and what the browser gets to map a cell to z."""
+    (component,) = [c for c in at.get("bidi_component") if c.proto.component_name.endswith(".grid_explorer")]
+    data = json.loads(component.proto.json)
+    return data_uri_pixels(data["grid"]), data
+
+
+def _cell_z(data: dict, col: float, row: float) -> np.ndarray:
+    """z at a cell position as grid.js computes it from the panel's origin and axes."""
+    z = np.array(data["origin"], dtype=float)
+    for axis, u in zip(data["axes"], (col, row)):
+        if axis:
+            t = axis["start"] + axis["step"] * u
+            z += (norm.ppf(t) if axis["kind"] == "probit" else t) * np.array(axis["vector"])
+    return z
+
+
+def test_generate_pca_plane_is_the_plane_of_the_encoded_test_set():
     checkpoint, data = shipped("digits-mlp")
     at = run("pages/2_Generate.py")
     at.slider(key="gen_grid_side").set_value(7).run()
-    grid = tiles(media.images(at)[0][1], 49, 7, (8, 8), padding=0)
+    picture, panel = _grid(at)
+    grid = tiles(picture, 49, 7, (8, 8), padding=0)
     mu, _ = posterior(checkpoint.model, data.test_x)
     coords, directions, pca = pca_reference(mu)
     spread = coords.std(0, ddof=1)
@@ -170,16 +188,19 @@ def test_generate_pca_plane_is_the_plane_of_the_encoded_test_set(media):
     for row, col in ((3, 3), (0, 0), (0, 6), (6, 2)):
         z = pca.mean_ + steps[col] * spread[0] * directions[0] + steps[::-1][row] * spread[1] * directions[1]
         assert_pixels_close(grid[row * 7 + col], decoded(checkpoint.model, z)[0], f"cell ({row}, {col})")
+        assert _cell_z(panel, col, row) == pytest.approx(z, abs=1e-5)  # pointing at its centre decodes the same z
 
 
-def test_generate_manifold_of_a_2d_model_runs_z0_right_and_z1_up(media):
+def test_generate_manifold_of_a_2d_model_runs_z0_right_and_z1_up():
     checkpoint, _ = shipped("fashion-mnist-2d")
     at = run("pages/2_Generate.py", "fashion-mnist-2d")
     at.slider(key="gen_grid_side").set_value(8).run()
-    grid = tiles(media.images(at)[0][1], 64, 8, (28, 28), padding=0)
+    picture, panel = _grid(at)
+    grid = tiles(picture, 64, 8, (28, 28), padding=0)
     q = norm.ppf(np.linspace(0.05, 0.95, 8))
     for row, col in ((0, 0), (0, 7), (7, 0), (3, 5)):
         assert_pixels_close(grid[row * 8 + col], decoded(checkpoint.model, [q[col], q[7 - row]])[0], f"cell ({row}, {col})")
+        assert _cell_z(panel, col, row) == pytest.approx([q[col], q[7 - row]], abs=1e-6)
 
 
 def test_generate_class_picker_of_a_conditional_model():
@@ -402,5 +423,5 @@ def test_generate_shows_the_line_of_a_1d_model(media, tmp_path, monkeypatch, tin
     save_checkpoint(tmp_path / "runs" / "one-d", model, config, [])
     at = run("pages/2_Generate.py", "one-d")
     at.slider(key="gen_grid_side").set_value(9).run()
-    line = tiles(media.images(at)[0][1], 9, 9, (8, 8), padding=0)
+    line = tiles(_grid(at)[0], 9, 9, (8, 8), padding=0)
     assert_pixels_close(line, decoded(model, norm.ppf(np.linspace(0.05, 0.95, 9))[:, None]), "the 1-D manifold")

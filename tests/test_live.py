@@ -225,3 +225,57 @@ def test_the_walk_from_a_to_b_draws_the_point_at_t_in_the_browser(page, app_url)
     page.wait_for_function("() => location.search.includes('interp_t=1.00') && location.search.includes('interp_path=slerp')",
                            timeout=10_000)
     assert error_boxes(page) == []
+
+
+GRID = """() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)
+  .map(r => r.querySelector('.lg-root')).find(Boolean)"""
+
+
+@pytest.mark.slow
+def test_pointing_at_the_pca_plane_decodes_the_place_under_the_pointer(page, app_url):
+    from pictures import posterior
+    from test_app_content import pca_reference
+    from vae_explorer import load_dataset
+
+    runtime_or_skip()
+    open_page(page, app_url, "Generate")
+    page.wait_for_function(f"() => {{ const r = ({GRID})(); return r && r.dataset.mode === 'browser'; }}", timeout=60_000)
+    checkpoint = load_checkpoint(REPO / "checkpoints" / "digits-mlp")
+    mu, _ = posterior(checkpoint.model, load_dataset(checkpoint.config.data).test_x)
+    coords, directions, pca = pca_reference(mu)
+    spread = coords.std(0, ddof=1)
+    grid = page.locator(".lg-grid")
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    side = 12  # the page's default grid size
+    for col, row in ((4, 1), (9.5, 6.25), (0, 11)):  # cell centres, and a place between them
+        page.mouse.move(box["x"] + box["width"] * (col + 0.5) / side, box["y"] + box["height"] * (row + 0.5) / side)
+        page.wait_for_timeout(150)
+        a, b = -2.5 + 5 * col / (side - 1), 2.5 - 5 * row / (side - 1)
+        z = pca.mean_ + a * spread[0] * directions[0] + b * spread[1] * directions[1]
+        shown = page.evaluate(f"""() => {{ const r = ({GRID})(); const c = r.querySelector('canvas');
+          return {{source: r.dataset.source, text: r.querySelector('output').textContent,
+                   pixels: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)}}; }}""")
+        assert shown["source"] == "browser" and f"PC1 (sd) = {a:.2f}" in shown["text"]
+        pixels = np.array(shown["pixels"], dtype=np.uint8).reshape(8, 8, 4)[..., 0]
+        assert_pixels_close(pixels, decoded(checkpoint.model, z)[0], f"the point under the pointer at cell ({col}, {row})")
+
+
+@pytest.mark.slow
+def test_the_browser_s_inverse_normal_cdf_and_slerp_match_scipy_and_torch(page, app_url):
+    import torch
+    from scipy.stats import norm
+
+    from vae_explorer.latent import interpolation_at
+
+    open_page(page, app_url, "Generate")
+    base = f"{app_url}/_stcore/bidi-components"
+    p = [1e-4, 0.01, 0.02425, 0.05, 0.3, 0.5, 0.77, 0.95, 0.99, 0.9999]
+    a, b = [0.3, -1.2, 2.0], [1.5, 0.4, -0.7]
+    got = page.evaluate(f"""async () => {{
+      const grid = await import('{base}/vae-explorer.grid_explorer/grid.js');
+      const path = await import('{base}/vae-explorer.interpolation_walk/path.js');
+      return {{probit: {p}.map(grid.probit), slerp: [0, 0.3, 1].map(t => path.pointAt({a}, {b}, t, 'slerp'))}}; }}""")
+    assert got["probit"] == pytest.approx(norm.ppf(p), rel=2e-9, abs=1e-12)
+    assert np.array(got["slerp"]) == pytest.approx(interpolation_at(torch.tensor(a), torch.tensor(b), [0, 0.3, 1], "slerp").numpy(),
+                                                   abs=1e-6)

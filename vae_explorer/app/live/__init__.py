@@ -152,3 +152,30 @@ def interpolation_walk(key: str, a: np.ndarray, b: np.ndarray, version: int, t: 
         on_t_change=lambda: None,
         on_live_change=lambda: None,
     )
+
+
+def grid_axes(kind: str, side: int, latent_dim: int, directions=None, spread=None, extent: float = 2.5) -> list[dict | None]:
+    """How a grid's cell position maps to z, for the browser (grid.js): per axis (columns, rows) the
+    vector it moves along and its coordinate at cell x, start + step * x (linear) or the inverse
+    normal CDF of that (probit). The same grids as latent.plane_grid and latent.manifold_grid."""
+    if kind == "plane":
+        return [{"vector": [float(v) for v in spread[k] * directions[k]], "kind": "linear",
+                 "start": sign * -extent, "step": sign * 2 * extent / (side - 1)} for k, sign in ((0, 1.0), (1, -1.0))]
+    unit = np.eye(latent_dim)
+    axes = [{"vector": unit[0].tolist(), "kind": "probit", "start": 0.05, "step": 0.9 / (side - 1)}]
+    axes.append({"vector": unit[1].tolist(), "kind": "probit", "start": 0.95, "step": -0.9 / (side - 1)} if latent_dim == 2 else None)
+    return axes
+
+
+def grid_explorer(key: str, grid_png: bytes, cols: int, rows: int, origin, axes: list[dict | None], names: list[str],
+                  shape: tuple[int, int], live: dict | None, hint: str, grid_px: int, picture_px: int = 224) -> None:
+    """Mount a grid (Python's PNG, cols x rows cells) whose pointer position is decoded beside it in
+    the browser; without the browser decoder only the grid shows."""
+    _declare("grid_explorer", "grid.js", "grid.css")[0](
+        key=key,
+        data={"grid": "data:image/png;base64," + base64.b64encode(grid_png).decode("ascii"), "cols": cols, "rows": rows,
+              "origin": [float(v) for v in origin], "axes": axes, "names": names, "shape": list(shape), "live": live,
+              "hint": hint, "grid_px": grid_px, "picture_px": picture_px},
+        default={"live": None},
+        on_live_change=lambda: None,
+    )

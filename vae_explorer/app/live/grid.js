@@ -1,0 +1,124 @@
+// A grid of decoded cells (Python's PNG) where pointing decodes the place under the pointer: with
+// the decoder in the page (live.js), every pointer move over the grid is turned into z and drawn
+// beside it. Cell (col, row) centres are z = origin + f0(col) * axes[0].vector + f1(row) * axes[1].vector,
+// each f linear (start + step * x) or probit (the inverse normal CDF of start + step * x), exactly
+// the grids vae_explorer.latent.plane_grid and manifold_grid decode; between centres x is continuous.
+let live = null;
+const liveModule = () => (live ??= import(new URL("./live.js", import.meta.url).href));
+
+// Acklam's rational approximation of the inverse normal CDF (relative error below 1.2e-9).
+export function probit(p) {
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.3577518672690, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const low = 0.02425;
+  if (p < low) {
+    const q = Math.sqrt(-2 * Math.log(p));
+    return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  }
+  if (p > 1 - low) return -probit(1 - p);
+  const q = p - 0.5, r = q * q;
+  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+
+// The coordinate along one axis at continuous cell position u (a cell's centre at integers).
+export function axisValue(axis, u) {
+  const t = axis.start + axis.step * u;
+  return axis.kind === "probit" ? probit(Math.min(Math.max(t, 1e-4), 1 - 1e-4)) : t;
+}
+
+export function pointAt(origin, axes, x, y) {
+  const z = origin.slice();
+  [x, y].forEach((u, k) => {
+    if (!axes[k]) return;
+    const f = axisValue(axes[k], u);
+    axes[k].vector.forEach((v, i) => { z[i] += f * v; });
+  });
+  return z;
+}
+
+export default function (component) {
+  const { data, setStateValue, parentElement } = component;
+  let root = parentElement.querySelector(".lg-root");
+  if (!root) {
+    root = document.createElement("div");
+    root.className = "lg-root";
+    root.innerHTML = `<img class="lg-grid" alt="a grid of decoded latent points">
+      <div class="lg-side"><canvas role="img" aria-label="the point under the pointer, decoded"></canvas><output></output></div>`;
+    parentElement.appendChild(root);
+    root._state = { live: null, model: null, spec: null, reported: null, decoding: false, again: false, z: null, drawn: 0 };
+  }
+  const state = root._state;
+  const grid = root.querySelector(".lg-grid");
+  const canvas = root.querySelector("canvas");
+  const output = root.querySelector("output");
+  if (grid.getAttribute("src") !== data.grid) grid.setAttribute("src", data.grid);
+  grid.style.width = data.grid_px + "px";
+  canvas.style.width = data.picture_px + "px";
+  if (!state.drawn) [canvas.height, canvas.width] = data.shape;
+  Object.assign(state, { origin: data.origin, axes: data.axes, cols: data.cols, rows: data.rows, names: data.names });
+
+  const report = (value) => {
+    const text = JSON.stringify(value);
+    if (state.reported !== text) { state.reported = text; setStateValue("live", value); }
+  };
+  const decodeNow = async () => {
+    if (state.decoding) { state.again = true; return; }
+    state.decoding = true;
+    try {
+      const module = await liveModule();
+      do {
+        state.again = false;
+        const pixels = await module.decode(state.live, state.spec, state.z, state.spec.label);
+        canvas.getContext("2d").putImageData(pixels, 0, 0);
+        state.drawn += 1;
+        root.dataset.source = "browser";
+      } while (state.again);
+    } catch (error) {
+      state.live = null;
+      root.dataset.mode = "server";
+      report({ model: state.spec.model, ok: false, reason: (await liveModule()).reason(error) });
+    } finally {
+      state.decoding = false;
+    }
+  };
+
+  if (data.live && !(state.live && state.model === data.live.model)) {
+    const spec = data.live;
+    state.spec = { model: spec.model, shape: spec.shape, cond_dim: spec.cond_dim, label: spec.label };
+    state.model = spec.model;
+    liveModule().then((module) => {
+      const made = module.session(spec);
+      if (!made) { report({ model: spec.model, ok: true, need: true }); return; }
+      made.then((loaded) => {
+        if (state.model !== spec.model) return;
+        state.live = loaded;
+        root.dataset.mode = "browser";
+        output.textContent = data.hint;
+        report({ model: spec.model, ok: true });
+      }, (error) => report({ model: spec.model, ok: false, reason: module.reason(error) }));
+    }, (error) => report({ model: spec.model, ok: false, reason: "the browser decoder could not be loaded: " + String(error.message || error) }));
+  } else if (data.live && state.spec) {
+    state.spec.label = data.live.label;
+  } else if (!data.live) {
+    state.live = null;
+  }
+  root.dataset.mode = state.live ? "browser" : "server";
+  root.querySelector(".lg-side").hidden = !data.live;
+  if (state.live) output.textContent = data.hint;
+
+  if (!root._wired) {
+    root._wired = true;
+    grid.addEventListener("pointermove", (event) => {
+      if (!state.live) return;
+      const box = grid.getBoundingClientRect();
+      const x = Math.min(Math.max((event.clientX - box.left) / box.width, 0), 1) * state.cols - 0.5;
+      const y = state.rows > 1 ? Math.min(Math.max((event.clientY - box.top) / box.height, 0), 1) * state.rows - 0.5 : 0;
+      state.z = pointAt(state.origin, state.axes, x, y);
+      output.textContent = [x, y].map((u, k) => state.axes[k] && `${state.names[k]} = ${axisValue(state.axes[k], u).toFixed(2)}`)
+        .filter(Boolean).join(",   ");
+      decodeNow();
+    });
+  }
+}
