@@ -1,14 +1,20 @@
 """A load test that speaks Streamlit's own websocket protocol, so the server alone is measured.
 
-    python benchmarks/app_load.py --clients 20 --seconds 60 [--while-training]
+    python benchmarks/app_load.py --clients 100 --seconds 60 [--processes 2] [--think 3]
+                                  [--server-decodes] [--while-training]
 
-Each simulated session opens its own websocket to `streamlit run Home.py` on loopback and does
-what the browser does, without rendering anything: it asks for the Generate page, drags a
-latent slider for about a second (a new value every 25 ms, at most two updates in flight, as the
-slider component sends them) and then opens another page, again and again until time is up.
+Each simulated session opens its own websocket to the app on loopback (or, with --processes N,
+to nginx in front of N app processes: classroom.py) and does what the browser does, without
+rendering anything: it asks for the Generate page, says it holds the decoder's graph (as the
+page does once onnxruntime-web has made a session of it), drags a latent slider for about a
+second and then opens another page, again and again until time is up. Decoding in the browser,
+a drag sends only its released value; with --server-decodes (a browser without WebAssembly)
+it sends a value every 25 ms, at most two unanswered, as the slider component then does.
+--think pauses each session between its actions, as a person does.
 A round trip is the time from sending a slider value (a fragment rerun carrying the slider's new
 state) to the picture for it arriving (the component's data carries the value's sequence number,
-as the browser measures it); a page open, from asking for the page to its `script_finished`. Traffic stays on 127.0.0.1 and ends after `seconds`.
+as the browser measures it); a page open, from asking for the page to its `script_finished`.
+Traffic stays on 127.0.0.1 and ends after `seconds`.
 """
 
 from __future__ import annotations
@@ -148,7 +154,8 @@ def _browser_cookie(base: str) -> str:
         return "; ".join(c.split(";")[0] for c in response.headers.get_all("Set-Cookie") or [])
 
 
-async def _client(base: str, model: str, dims: int, until: float, rng, results: dict, live: bool = True) -> None:
+async def _client(base: str, model: str, dims: int, until: float, rng, results: dict, live: bool = True,
+                  think: float = 0.0) -> None:
     import websockets
 
     url = base.replace("http://", "ws://") + "/_stcore/stream"
@@ -166,8 +173,11 @@ async def _client(base: str, model: str, dims: int, until: float, rng, results: 
                         results["errors"].append("no slider on the Generate page")
                         break
                     await session.take_graph(ok=live)
+                    await asyncio.sleep(think * rng.uniform(0.5, 1.5))  # a person looks before dragging...
                     await session.drag(dims)
+                    await asyncio.sleep(think * rng.uniform(0.5, 1.5))  # ... and after
                     results["page_opens"].append(await session.open(PAGES[int(rng.integers(len(PAGES)))]))
+                    await asyncio.sleep(think * rng.uniform(0.5, 1.5))
             finally:
                 reader.cancel()
                 results["round_trips"] += session.round_trips
@@ -179,13 +189,14 @@ async def _client(base: str, model: str, dims: int, until: float, rng, results: 
 
 
 def protocol_load_test(sessions: int = 20, seconds: float = 60.0, model: str = "digits-mlp", while_training: bool = False,
-                       live: bool = True, processes: int = 0, address: str | None = None) -> dict:
+                       live: bool = True, processes: int = 0, address: str | None = None, think: float = 0.0) -> dict:
     """`sessions` websocket sessions drag sliders and open pages for `seconds` against a fresh server
     (`processes` = 0) or a classroom of that many app processes behind nginx (classroom.py). `live`:
     the sessions decode in the browser, as a browser with WebAssembly does (each drag sends its
     released value); otherwise every value goes to the server. With `while_training`, another
     session (a browser tab, closed once it has started) first starts training the
-    pytorch/examples MLP on Fashion-MNIST on the Train page. `address`: drive a server already running there."""
+    pytorch/examples MLP on Fashion-MNIST on the Train page. `address`: drive a server already running there. `think`: seconds a
+    session pauses between its actions (0.5 to 1.5 times it, at random), as a person does; 0: none."""
     import tempfile
     from contextlib import contextmanager
 
@@ -235,7 +246,7 @@ def protocol_load_test(sessions: int = 20, seconds: float = 60.0, model: str = "
         async def run() -> None:
             await warm_up()
             until = time.perf_counter() + seconds
-            await asyncio.gather(*[_client(base, model, dims, until, np.random.default_rng(i), results, live)
+            await asyncio.gather(*[_client(base, model, dims, until, np.random.default_rng(i), results, live, think)
                                    for i in range(sessions)])
 
         start = time.perf_counter()
@@ -284,16 +295,19 @@ def main() -> int:
     parser.add_argument("--while-training", action="store_true", help="while another session trains on the Train page")
     parser.add_argument("--server-decodes", action="store_true",
                         help="sessions send every slider value, as a browser without WebAssembly does")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="seconds each session pauses between its actions, as a person does (default 0: none)")
     parser.add_argument("--processes", type=int, default=0,
                         help="serve with this many app processes behind nginx (configs/serving/nginx-classroom.conf)")
     args = parser.parse_args()
     if not 1 <= args.clients <= 200 or not 1 <= args.seconds <= 600:
         parser.error("--clients must be from 1 to 200 and --seconds from 1 to 600")
     r = protocol_load_test(args.clients, args.seconds, while_training=args.while_training, live=not args.server_decodes,
-                           processes=args.processes)
+                           processes=args.processes, think=args.think)
     trips, opens = r["round_trips"], r["page_opens"]
     where = f"{args.processes} app processes behind nginx" if args.processes else "one app process"
-    print(f"Load: {args.clients} protocol-level sessions (no browser) for {r['seconds']:.0f} s on loopback, digits-mlp, {where}, "
+    pause = f", pausing ~{args.think:g} s between actions" if args.think else ", no pauses between actions"
+    print(f"Load: {args.clients} protocol-level sessions (no browser) for {r['seconds']:.0f} s on loopback, digits-mlp, {where}{pause}, "
           + ("every slider value decoded on the server" if args.server_decodes else "pictures decoded in the browser "
              "(each drag sends its released value)") + (", while another session trains:" if args.while_training else ":"))
     print(f"  slider updates: {len(trips):,}, round trip p50 {percentile(trips, 0.5):.0f} ms, p95 {percentile(trips, 0.95):.0f} ms, "

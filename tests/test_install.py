@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -92,6 +93,8 @@ def test_vae_explorer_app_serves_the_home_page_from_any_folder(installed):
     finally:
         server.terminate()
         server.wait(timeout=30)
+    with pytest.raises(OSError):  # stopping `vae-explorer app` stopped the server itself: nothing listens any more
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
     assert status == 0 and "exception" not in kinds
     assert "vae-explorer" in headings and "Model: digits-mlp" in headings
     # the browser decoder's files, served by the installed app from the wheel, with types a browser accepts

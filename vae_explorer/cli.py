@@ -314,7 +314,8 @@ def cmd_app(argv: list[str]) -> int:
 
             raise ConfigError("--runs-dir needs a folder; write --runs-dir PATH.")
         runs, argv = argv[at + 1], argv[:at] + argv[at + 2:]
-    return launch(argv, runs)
+    launch(argv, runs)  # does not return: this process becomes the server
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

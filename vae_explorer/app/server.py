@@ -33,12 +33,12 @@ def app_environment(runs: str | Path | None = None) -> dict[str, str]:
     return env
 
 
-def launch(flags: Sequence[str] = (), runs: str | Path | None = None) -> int:
-    """`vae-explorer app [streamlit flags]`: serve the app until it is stopped; its exit status."""
-    try:
-        return subprocess.call(app_command(flags), cwd=app_dir(), env=app_environment(runs))
-    except KeyboardInterrupt:
-        return 0
+def launch(flags: Sequence[str] = (), runs: str | Path | None = None) -> None:
+    """`vae-explorer app [streamlit flags]`: become the app's server (exec), so that stopping this
+    process (Ctrl-C, `kill`, a service manager) stops the server, with no child left behind."""
+    command = app_command(flags)
+    os.chdir(app_dir())
+    os.execve(command[0], command, app_environment(runs))
 
 
 def free_port() -> int:
