@@ -88,17 +88,12 @@ export default function (component) {
     const spec = data.live;
     state.spec = { model: spec.model, shape: spec.shape, cond_dim: spec.cond_dim, label: spec.label };
     state.model = spec.model;
-    liveModule().then((module) => {
-      const made = module.session(spec);
-      if (!made) { report({ model: spec.model, ok: true, need: true }); return; }
-      made.then((loaded) => {
-        if (state.model !== spec.model) return;
-        state.live = loaded;
-        root.dataset.mode = "browser";
-        output.textContent = data.hint;
-        report({ model: spec.model, ok: true });
-      }, (error) => report({ model: spec.model, ok: false, reason: module.reason(error) }));
-    }, (error) => report({ model: spec.model, ok: false, reason: "the browser decoder could not be loaded: " + String(error.message || error) }));
+    liveModule().then((module) => module.attach(spec, report, (loaded) => {
+      if (state.model !== spec.model) return false;  // another model came meanwhile
+      state.live = loaded;
+      root.dataset.mode = "browser";
+      output.textContent = data.hint;
+    }), (error) => report({ model: spec.model, ok: false, reason: "the browser decoder could not be loaded: " + String(error.message || error) }));
   } else if (data.live && state.spec) {
     state.spec.label = data.live.label;
   } else if (!data.live) {

@@ -82,6 +82,16 @@ export function session(spec) {
   return shared.sessions.get(spec.model);
 }
 
+// Make (or find) the page's session of `spec`'s model for a panel: `ready(loaded)` once it exists,
+// and `report` tells Python the outcome (the graph is needed, held, or failed, with why).
+export function attach(spec, report, ready) {
+  const made = session(spec);
+  if (!made) { report({ model: spec.model, ok: true, need: true }); return; }  // ask Python for the graph
+  made.then((loaded) => {
+    if (ready(loaded) !== false) report({ model: spec.model, ok: true });
+  }, (error) => report({ model: spec.model, ok: false, reason: reason(error) }));
+}
+
 // Decode one z (and class, for a conditional model) into RGBA pixels: the model's mean image in
 // [0, 1] scaled and rounded exactly as vae_explorer.images.to_uint8 does (clamp, * 255, + 0.5, floor).
 export async function decode(loaded, spec, z, label) {

@@ -116,16 +116,11 @@ export default function (component) {
     state.spec = { model: data.live.model, shape: data.live.shape, cond_dim: data.live.cond_dim, label: data.live.label };
     state.model = data.live.model;
     const spec = data.live;
-    liveModule().then((module) => {
-      const made = module.session(spec);
-      if (!made) { report({ model: spec.model, ok: true, need: true }); return; }  // ask Python for the graph
-      made.then((loaded) => {
-        if (state.model !== spec.model) return;
-        state.live = loaded;
-        root.dataset.mode = "browser";
-        report({ model: spec.model, ok: true });
-      }, (error) => report({ model: spec.model, ok: false, reason: module.reason(error) }));
-    }, (error) => report({ model: spec.model, ok: false, reason: "the browser decoder could not be loaded: " + String(error.message || error) }));
+    liveModule().then((module) => module.attach(spec, report, (loaded) => {
+      if (state.model !== spec.model) return false;  // another model came meanwhile
+      state.live = loaded;
+      root.dataset.mode = "browser";
+    }), (error) => report({ model: spec.model, ok: false, reason: "the browser decoder could not be loaded: " + String(error.message || error) }));
   } else if (data.live && state.spec) {
     state.spec.label = data.live.label;
   } else if (!data.live) {
