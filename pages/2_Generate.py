@@ -76,7 +76,7 @@ if dim <= 2:
     grid = state.grid_png(str(checkpoint.path), saved, "manifold", side, label)
     live, _ = browser_decoding("gen_grid", checkpoint, saved, label)
     grid_explorer("gen_grid", grid, side, side if dim == 2 else 1, np.zeros(dim), grid_axes("manifold", side, dim),
-                  ["z0", "z1"], image_shape, live, "Point at the grid.", grid_px=min(900, side * 40))
+                  ["z0", "z1"], image_shape, live, "Point at the grid; until then, its centre.", grid_px=min(900, side * 40))
     st.download_button("Download grid (PNG)", grid, "manifold.png", "image/png", key="gen_grid_download", on_click="ignore")
 else:
     st.subheader("The plane where the data spreads most")
@@ -88,5 +88,5 @@ else:
     centre, directions, spread = state.pca_plane(str(checkpoint.path), saved)
     live, _ = browser_decoding("gen_grid", checkpoint, saved, label)
     grid_explorer("gen_grid", grid, side, side, centre, grid_axes("plane", side, dim, directions, spread),
-                  ["PC1 (sd)", "PC2 (sd)"], image_shape, live, "Point at the grid.", grid_px=min(900, side * 48))
+                  ["PC1 (sd)", "PC2 (sd)"], image_shape, live, "Point at the grid; until then, its centre.", grid_px=min(900, side * 48))
     st.download_button("Download grid (PNG)", grid, "pca_plane.png", "image/png", key="gen_grid_download", on_click="ignore")

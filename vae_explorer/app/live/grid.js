@@ -55,6 +55,7 @@ export default function (component) {
   const output = root.querySelector("output");
   if (grid.getAttribute("src") !== data.grid) grid.setAttribute("src", data.grid);
   grid.style.width = data.grid_px + "px";
+  grid.style.maxWidth = `calc(100% - ${data.picture_px}px - 1.5rem)`;  // the decoded point stays beside the grid
   canvas.style.width = data.picture_px + "px";
   if (!state.drawn) [canvas.height, canvas.width] = data.shape;
   Object.assign(state, { origin: data.origin, axes: data.axes, cols: data.cols, rows: data.rows, names: data.names });
@@ -93,6 +94,8 @@ export default function (component) {
       state.live = loaded;
       root.dataset.mode = "browser";
       output.textContent = data.hint;
+      state.z = pointAt(state.origin, state.axes, (state.cols - 1) / 2, (state.rows - 1) / 2);  // the grid's centre until pointed at
+      decodeNow();
     }), (error) => report({ model: spec.model, ok: false, reason: "the browser decoder could not be loaded: " + String(error.message || error) }));
   } else if (data.live && state.spec) {
     state.spec.label = data.live.label;
