@@ -279,3 +279,22 @@ def test_the_browser_s_inverse_normal_cdf_and_slerp_match_scipy_and_torch(page, 
     assert got["probit"] == pytest.approx(norm.ppf(p), rel=2e-9, abs=1e-12)
     assert np.array(got["slerp"]) == pytest.approx(interpolation_at(torch.tensor(a), torch.tensor(b), [0, 0.3, 1], "slerp").numpy(),
                                                    abs=1e-6)
+
+
+def test_a_failing_export_is_reported_in_one_line_without_the_exporter_s_words(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    import vae_explorer.app.live as live
+
+    runtime_or_skip()
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("torch.onnx failed in /srv/secret/site-packages/torch/onnx/_internal.py")
+
+    monkeypatch.setattr(live, "_browser_decoder", failing)
+    at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=180)
+    at.query_params["model"] = "digits-mlp"
+    at.run()
+    assert _panel(at)["live"] is None and not at.exception
+    (line,) = [c.value for c in at.caption if "decoded on the server" in c.value]
+    assert "could not be exported to ONNX" in line and "vae-explorer export-onnx" in line and "/srv" not in line

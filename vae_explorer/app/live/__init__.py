@@ -89,8 +89,11 @@ def browser_decoding(key: str, checkpoint: Checkpoint, saved: float, label: int 
                       "run `pip install -e .` in the clone and restart the app.")
     try:
         decoder = _browser_decoder(str(checkpoint.path), saved, checkpoint)
-    except (VaeExplorerError, ImportError, RuntimeError) as error:  # an export that fails: the server decodes
+    except VaeExplorerError as error:  # an export that fails: the server decodes
         return None, f"Pictures are decoded on the server: this model's decoder could not be prepared for the browser ({error})."
+    except (ImportError, RuntimeError):  # the exporter's own words may name server files: not shown
+        return None, ("Pictures are decoded on the server: this model's decoder could not be exported to ONNX for the "
+                      "browser (`vae-explorer export-onnx --model-path MODEL` shows why).")
     # what the browser said of the models it holds, kept for the session (the panel's own state goes
     # when the page changes, the page's sessions stay): {weights digest: its last report}
     held = st.session_state.setdefault("live_models", {})
