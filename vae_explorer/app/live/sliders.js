@@ -29,7 +29,7 @@ export default function (component) {
     parentElement.appendChild(root);
     root._state = {
       values: [], version: null, seq: 0, answered: 0, pending: false, timer: null, sentAt: 0, sentTimes: {},
-      roundTrips: [], paintTrips: [], waits: [], drawn: 0, oldestUndrawn: null, movedSinceSend: false,
+      roundTrips: [], waits: [], drawn: 0, oldestUndrawn: null, movedSinceSend: false,
       live: null, spec: null, decoding: false, again: false, reported: null, shownImage: null,
     };
   }
