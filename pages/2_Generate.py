@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from vae_explorer.app import state
-from vae_explorer.app.live import browser_decoding, grid_axes, grid_explorer, latent_sliders, pending_values
+from vae_explorer.app.live import browser_decoding, grid_axes, grid_explorer, latent_sliders, pending_label, pending_values
 from vae_explorer.images import array_png_bytes
 
 checkpoint = state.page("Generate", "Each slider sets one coordinate of z; the decoder turns z into the picture. Sliders "
@@ -25,7 +25,13 @@ if st.session_state.get("gen_model") != checkpoint.path:
             z0 = np.clip(parsed, -3, 3)
     except ValueError:
         st.warning("The z in this URL could not be read; starting from zero.")
-    st.session_state.update(gen_model=checkpoint.path, gen_z=z0.tolist(), gen_version=st.session_state.get("gen_version", 0) + 1)
+    first = 0
+    try:  # a shared link's class
+        first = int(st.query_params.get("gen_class", 0)) if 0 <= int(st.query_params.get("gen_class", 0)) < len(names) else 0
+    except ValueError:
+        pass
+    st.session_state.update(gen_model=checkpoint.path, gen_z=z0.tolist(), gen_version=st.session_state.get("gen_version", 0) + 1,
+                            gen_label=first if model.cond_dim else None, gen_label_seq=st.session_state.get("gen_label_seq", 0) + 1)
 
 buttons = st.columns([1, 1, 3])
 if buttons[0].button("Random sample", key="gen_random", help="Draw z from the prior N(0, I)."):
@@ -34,10 +40,7 @@ if buttons[0].button("Random sample", key="gen_random", help="Draw z from the pr
 if buttons[1].button("Reset to zero", key="gen_reset"):
     st.session_state.gen_z = [0.0] * dim
     st.session_state.gen_version += 1
-label = None
-if model.cond_dim:
-    label = buttons[2].selectbox("Class", range(len(names)), format_func=lambda i: names[i], key="gen_class",
-                                 help="A conditional model decodes z differently for each class.")
+label = st.session_state.gen_label  # a conditional model's class: picked in the panel, decoded at once there
 
 kl, active = state.latent_stats(str(checkpoint.path), saved)
 order = np.argsort(-kl)
@@ -52,13 +55,20 @@ def slider_panel() -> None:
     values, seq = pending_values("gen_sliders", version)
     if values is not None:
         st.session_state.gen_z = values
+    switched = pending_label("gen_sliders", version, len(names)) if model.cond_dim else None
+    if switched is not None and switched != label:
+        st.session_state.gen_label = switched
+        st.rerun()  # the whole page: the grid below decodes with the class too
     z = st.session_state.gen_z
     image = state.picture(checkpoint, z, label)
     live, notice = browser_decoding("gen_sliders", checkpoint, saved, label)
-    latent_sliders("gen_sliders", dims, z, version, image, seq, live)
+    latent_sliders("gen_sliders", dims, z, version, image, seq, live, classes=names if model.cond_dim else None,
+                   label=label, label_seq=st.session_state.gen_label_seq)
     if notice:
         st.caption(notice)
     st.query_params["z"] = ",".join(f"{v:.2f}" for v in z)
+    if model.cond_dim:
+        st.query_params["gen_class"] = str(label)
     st.download_button("Download this picture (PNG)", lambda: array_png_bytes(image), "generated.png", "image/png",
                        key="gen_download", on_click="ignore")  # encoded only when clicked, not on every drag step
 

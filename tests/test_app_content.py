@@ -205,10 +205,25 @@ def test_generate_manifold_of_a_2d_model_runs_z0_right_and_z1_up():
 
 def test_generate_class_picker_of_a_conditional_model():
     checkpoint, _ = shipped("fashion-mnist-cvae")
-    at = run("pages/2_Generate.py", "fashion-mnist-cvae", z=",".join(["0.5"] * 16))
-    at.selectbox(key="gen_class").select(7).run()
-    picture, _ = _slider_picture(at)
+    at = run("pages/2_Generate.py", "fashion-mnist-cvae", z=",".join(["0.5"] * 16), gen_class="2")
+    picture, panel = _slider_picture(at)
+    assert panel["classes"] == checkpoint.config.model.class_names and panel["label"] == 2  # the link's class
+    assert_pixels_close(picture, decoded(checkpoint.model, [0.5] * 16, label=2)[0], "class 2 (Pullover), from the link")
+    # the panel switched to Sneaker: Python's picture, the grid below and the URL follow
+    at.session_state["gen_sliders"] = {"z": None, "live": None, "label": {"value": 7, "version": panel["version"]}}
+    at.run()
+    picture, panel = _slider_picture(at)
     assert_pixels_close(picture, decoded(checkpoint.model, [0.5] * 16, label=7)[0], "class 7 (Sneaker)")
+    assert panel["label"] == 7 and at.query_params["gen_class"] == "7"
+    grid, cells = _grid(at)
+    side = cells["cols"]
+    centre = tiles(grid, side * side, side, (28, 28), padding=0)[0]
+    assert_pixels_close(centre, decoded(checkpoint.model, _cell_z(cells, 0, 0), label=7)[0], "the grid's first cell, as a Sneaker")
+    # a class from an older panel, or out of range: ignored
+    for stale in ({"value": 3, "version": panel["version"] - 1}, {"value": 99, "version": panel["version"]}):
+        at.session_state["gen_sliders"] = {"z": None, "live": None, "label": stale}
+        at.run()
+        assert _slider_picture(at)[1]["label"] == 7
 
 
 # --- Latent map -----------------------------------------------------------------------------------------

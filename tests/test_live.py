@@ -94,9 +94,9 @@ def test_the_browser_decodes_a_known_z_as_python_does(page, app_url, model_name,
     open_page(page, app_url, "Generate", model=model_name)
     model = load_checkpoint(REPO / "checkpoints" / model_name).model
     if label is not None:
-        page.locator('[data-testid="stSelectbox"]').filter(has_text="Class").locator("input").click()
-        page.get_by_role("option", name="Sneaker").click()
-        page.wait_for_function(f"() => ({ROOT})()._state.spec && ({ROOT})()._state.spec.label === {label}", timeout=30_000)
+        wait_for_mode(page, "browser")
+        page.locator(".ls-classes button", has_text="Sneaker").click()
+        page.wait_for_function(f"() => ({ROOT})()._state.label === {label}", timeout=30_000)
     wait_for_mode(page, "browser")
     z = np.random.default_rng(3).uniform(-2.5, 2.5, model.latent_dim).round(2).tolist()
     page.evaluate(SET_VALUES, z)
@@ -105,6 +105,36 @@ def test_the_browser_decodes_a_known_z_as_python_does(page, app_url, model_name,
     state, pixels = shown(page)
     assert state["values"] == z
     assert_pixels_close(pixels, decoded(model, z, label)[0], f"{model_name}'s picture decoded in the browser")
+
+
+@pytest.mark.slow
+def test_a_conditional_model_s_class_switches_in_the_browser_before_python_answers(page, app_url):
+    from conftest import fashion_available
+
+    runtime_or_skip()
+    require(fashion_available(), "Fashion-MNIST (apt-get install dataset-fashion-mnist)")
+    cut = {"on": False, "held": 0}
+
+    def relay(ws):
+        server = ws.connect_to_server()
+        ws.on_message(lambda message: cut.__setitem__("held", cut["held"] + 1) if cut["on"] else server.send(message))
+
+    page.route_web_socket("**/_stcore/stream", relay)
+    open_page(page, app_url, "Generate", model="fashion-mnist-cvae")
+    wait_for_mode(page, "browser")
+    page.wait_for_timeout(500)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    model = load_checkpoint(REPO / "checkpoints" / "fashion-mnist-cvae").model
+    cut["on"] = True
+    for k in (7, 1, 9):  # Sneaker, Trouser, Ankle boot
+        drawn = page.evaluate(f"() => ({ROOT})()._state.drawn")
+        page.locator(".ls-classes button").nth(k).click()
+        page.wait_for_function(f"(n) => ({ROOT})()._state.drawn > n && !({ROOT})()._state.decoding", arg=drawn, timeout=10_000)
+        state, pixels = shown(page)
+        assert state["source"] == "browser"
+        assert_pixels_close(pixels, decoded(model, state["values"], k)[0], f"class {k}, drawn with the server cut off")
+    assert page.locator(".ls-classes button[aria-checked=true]").inner_text() == "Ankle boot"
+    assert cut["held"] == 3, "one message per switch (the class, for Python), and the picture did not wait for an answer"
 
 
 @pytest.mark.slow

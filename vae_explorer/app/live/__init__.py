@@ -117,20 +117,35 @@ def pending_values(key: str, version: int) -> tuple[list[float] | None, int]:
     return [float(v) for v in sent["values"]], int(sent.get("seq", 0))
 
 
+def pending_label(key: str, version: int, classes: int) -> int | None:
+    """The class the panel `key` switched to (a conditional model), unless it predates `version`."""
+    sent = (st.session_state.get(key) or {}).get("label")
+    try:
+        if sent and sent.get("version") == version and 0 <= int(sent["value"]) < classes:
+            return int(sent["value"])
+    except (TypeError, ValueError, KeyError):
+        pass
+    return None
+
+
 def latent_sliders(key: str, dims: list[dict], values: list[float], version: int, image: np.ndarray, seq: int,
-                   live: dict | None = None, picture_px: int = 280, low: float = -3.0, high: float = 3.0) -> None:
+                   live: dict | None = None, picture_px: int = 280, low: float = -3.0, high: float = 3.0,
+                   classes: list[str] | None = None, label: int | None = None, label_seq: int = 0) -> None:
     """Mount the panel. `dims`: one dict per slider, in display order, with `index`, `label`,
     `title` (tooltip) and `collapsed`; `values`: the latent vector Python holds (set into the
     sliders whenever `version` changes); `image`: the picture decoded from the current values;
-    `live`: what `browser_decoding` returned, or None to decode every value on the server."""
+    `live`: what `browser_decoding` returned, or None to decode every value on the server.
+    `classes` (a conditional model's class names) adds a class picker that decodes at once in the
+    page; `label` is Python's class, taken by the panel whenever `label_seq` changes."""
     _declare("latent_sliders", "sliders.js", "sliders.css")[0](
         key=key,
         data={"dims": dims, "values": [float(v) for v in values], "version": version, "image": png_data_uri(image),
               "shape": list(image.shape[:2]), "seq": seq, "picture_px": picture_px, "low": low, "high": high,
-              "live": live},
-        default={"z": None, "live": None},
+              "live": live, "classes": classes, "label": label, "label_seq": label_seq},
+        default={"z": None, "live": None, "label": None},
         on_z_change=lambda: None,
         on_live_change=lambda: None,
+        on_label_change=lambda: None,
     )
 
 
@@ -182,3 +197,4 @@ def grid_explorer(key: str, grid_png: bytes, cols: int, rows: int, origin, axes:
         default={"live": None},
         on_live_change=lambda: None,
     )
+

@@ -64,26 +64,13 @@ export default function (component) {
     const text = JSON.stringify(value);
     if (state.reported !== text) { state.reported = text; setStateValue("live", value); }
   };
-  const decodeNow = async () => {
-    if (state.decoding) { state.again = true; return; }
-    state.decoding = true;
-    try {
-      const module = await liveModule();
-      do {
-        state.again = false;
-        const pixels = await module.decode(state.live, state.spec, state.z, state.spec.label);
-        canvas.getContext("2d").putImageData(pixels, 0, 0);
-        state.drawn += 1;
-        root.dataset.source = "browser";
-      } while (state.again);
-    } catch (error) {
-      state.live = null;
-      root.dataset.mode = "server";
-      report({ model: state.spec.model, ok: false, reason: (await liveModule()).reason(error) });
-    } finally {
-      state.decoding = false;
-    }
-  };
+  const decodeNow = () => liveModule().then((module) => module.decodeLatest(state, () => [state.z, state.spec.label],
+    (pixels) => {
+      canvas.getContext("2d").putImageData(pixels, 0, 0);
+      state.drawn += 1;
+      root.dataset.source = "browser";
+    },
+    (why) => { root.dataset.mode = "server"; report({ model: state.spec.model, ok: false, reason: why }); }));
 
   if (data.live && !(state.live && state.model === data.live.model)) {
     const spec = data.live;

@@ -115,6 +115,26 @@ export async function decode(loaded, spec, z, label) {
   return new ImageData(rgba, w, h);
 }
 
+// Decode a panel's newest input and draw it: inputs that come during a decode coalesce into one
+// more decode, so a fast hand never queues work. `input()` gives [z, label] when the decode starts;
+// a failing run clears `state.live` (the panel falls back to the server) and tells `failed(why)`.
+export async function decodeLatest(state, input, draw, failed) {
+  if (state.decoding) { state.again = true; return; }
+  state.decoding = true;
+  try {
+    do {
+      state.again = false;
+      const [z, label] = input();
+      draw(await decode(state.live, state.spec, z, label));
+    } while (state.again);
+  } catch (error) {
+    state.live = null;
+    failed(reason(error));
+  } finally {
+    state.decoding = false;
+  }
+}
+
 // Why the runtime or a model could not be used, in words for the page's one-line notice.
 export function reason(error) {
   const text = String(error && error.message ? error.message : error).split("\n")[0];

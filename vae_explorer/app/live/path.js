@@ -78,23 +78,9 @@ export default function (component) {
     setStateValue("t", { t: state.t, method: state.method, version: state.version, seq: state.seq });
   };
   const schedule = () => { if (!state.timer) state.timer = setTimeout(send, 0); };
-  const decodeNow = async () => {
-    if (state.decoding) { state.again = true; return; }
-    state.decoding = true;
-    try {
-      do {
-        state.again = false;
-        const module = await liveModule();
-        draw(await module.decode(state.live, state.spec, pointAt(state.a, state.b, state.t, state.method), state.spec.label), "browser");
-      } while (state.again);
-    } catch (error) {
-      state.live = null;
-      report({ model: state.spec.model, ok: false, reason: (await liveModule()).reason(error) });
-      schedule();
-    } finally {
-      state.decoding = false;
-    }
-  };
+  const decodeNow = () => liveModule().then((module) => module.decodeLatest(state,
+    () => [pointAt(state.a, state.b, state.t, state.method), state.spec.label], (pixels) => draw(pixels, "browser"),
+    (why) => { report({ model: state.spec.model, ok: false, reason: why }); schedule(); }));
   const show = () => {
     output.textContent = `t = ${state.t.toFixed(2)} (${state.method})`;
     state.moved = true;

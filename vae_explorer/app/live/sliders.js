@@ -25,12 +25,13 @@ export default function (component) {
   if (!root) {
     root = document.createElement("div");
     root.className = "ls-root";
-    root.innerHTML = '<div class="ls-picture"><canvas role="img" aria-label="image decoded from the latent vector"></canvas></div><div class="ls-sliders"></div>';
+    root.innerHTML = '<div class="ls-picture"><canvas role="img" aria-label="image decoded from the latent vector"></canvas></div>' +
+      '<div class="ls-controls"><div class="ls-classes" role="radiogroup" aria-label="class" hidden></div><div class="ls-sliders"></div></div>';
     parentElement.appendChild(root);
     root._state = {
       values: [], version: null, seq: 0, answered: 0, pending: false, timer: null, sentAt: 0, sentTimes: {},
       roundTrips: [], waits: [], drawn: 0, oldestUndrawn: null, movedSinceSend: false,
-      live: null, spec: null, decoding: false, again: false, reported: null, shownImage: null,
+      live: null, spec: null, decoding: false, again: false, reported: null, shownImage: null, label: null,
     };
   }
   const state = root._state;
@@ -76,24 +77,13 @@ export default function (component) {
     image.src = uri;
   };
 
-  const decodeNow = async () => {  // decode the newest values; inputs during a decode coalesce into one more
-    if (state.decoding) { state.again = true; return; }
-    state.decoding = true;
-    try {
-      do {
-        state.again = false;
-        const pixels = await (await liveModule()).decode(state.live, state.spec, state.values, state.spec.label);
-        draw(pixels, "browser");
-      } while (state.again);
-    } catch (error) {  // a failing run: back to the server for the rest of this page's life
-      state.live = null;
+  const decodeNow = () => liveModule().then((module) => module.decodeLatest(state, () => [state.values, state.label],
+    (pixels) => draw(pixels, "browser"),
+    (why) => {  // a failing run: back to the server for the rest of this page's life
       root.dataset.mode = "server";
-      report({ model: state.spec.model, ok: false, reason: (await liveModule()).reason(error) });
+      report({ model: state.spec.model, ok: false, reason: why });
       schedule();
-    } finally {
-      state.decoding = false;
-    }
-  };
+    }));
 
   // --- talking to Python ---------------------------------------------------------------------
   const send = () => {
@@ -132,14 +122,12 @@ export default function (component) {
   // --- the model in the page -----------------------------------------------------------------
   if (data.live && !(state.spec && state.spec.model === data.live.model && state.live)) {
     const spec = data.live;
-    state.spec = { model: spec.model, shape: spec.shape, cond_dim: spec.cond_dim, label: spec.label };
+    state.spec = { model: spec.model, shape: spec.shape, cond_dim: spec.cond_dim };
     liveModule().then((module) => module.attach(spec, report, (loaded) => {
       if (state.spec.model !== spec.model) return false;  // another model came meanwhile
       state.live = loaded;
       root.dataset.mode = "browser";
     }), (error) => report({ model: spec.model, ok: false, reason: "the browser decoder could not be loaded: " + String(error.message || error) }));
-  } else if (data.live && state.spec) {
-    state.spec.label = data.live.label;
   } else if (!data.live && state.live) {
     state.live = null;
     root.dataset.mode = "server";
@@ -183,4 +171,38 @@ export default function (component) {
       input.parentElement.querySelector("output").textContent = v.toFixed(2);
     });
   }
+
+  // --- a conditional model's class: switched here, at once ------------------------------------
+  const classes = root.querySelector(".ls-classes");
+  classes.hidden = !data.classes;
+  if (data.classes) {
+    if (classes.dataset.names !== JSON.stringify(data.classes)) {
+      classes.dataset.names = JSON.stringify(data.classes);
+      classes.replaceChildren(...data.classes.map((name, k) => {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.setAttribute("role", "radio");
+        button.dataset.k = String(k);
+        button.textContent = name;
+        button.addEventListener("click", () => {
+          if (state.label === k) return;
+          state.label = k;
+          syncClasses();
+          state.movedSinceSend = true;
+          if (state.live) decodeNow();
+          setStateValue("label", { value: k, version: state.version });  // Python hears it for the URL and the grid
+        });
+        return button;
+      }));
+      state.labelFrom = null;
+    }
+    // Python's class stands unless the panel has switched since (its answer then carries the same)
+    if (state.labelFrom !== data.label_seq) { state.labelFrom = data.label_seq; state.label = data.label; }
+  } else {
+    state.label = null;
+  }
+  const syncClasses = () => classes.querySelectorAll("button").forEach((b) => {
+    b.setAttribute("aria-checked", String(Number(b.dataset.k) === state.label));
+  });
+  syncClasses();
 }
