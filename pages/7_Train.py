@@ -8,6 +8,7 @@ from plotly.subplots import make_subplots
 
 from vae_explorer.app import state
 from vae_explorer.app import train_form as form
+from vae_explorer.app.live import runtime_installed
 from vae_explorer.app.train_form import field_widget
 from vae_explorer.data import list_datasets
 from vae_explorer.errors import VaeExplorerError
@@ -102,7 +103,8 @@ if start or sweep:
         config = form.config_from_form()
         if start:
             taken = {Path(ref.path).name for ref in state.available_models()}
-            job = TrainingJob(config, run_folder(name or unused_name(config, taken), state.TRAINED_DIR, taken)).start()
+            job = TrainingJob(config, run_folder(name or unused_name(config, taken), state.TRAINED_DIR, taken),
+                              export_onnx=runtime_installed()).start()
         else:
             config.train.epochs = int(sweep_epochs)
             job = SweepJob(config, betas).start()
@@ -123,7 +125,7 @@ if stopped_runs:
         row[0].markdown(f"**{run_name}**: interrupted after epoch {training.get('epochs_done', '?')} of "
                         f"{training.get('target_epochs', '?')}")
         if row[1].button("Resume", key=f"train_resume_{run_name}", disabled=busy):
-            st.session_state["train_job"] = TrainingJob(None, state.TRAINED_DIR / run_name, resume=True).start()
+            st.session_state["train_job"] = TrainingJob(None, state.TRAINED_DIR / run_name, resume=True, export_onnx=runtime_installed()).start()
             st.rerun()
 
 

@@ -36,7 +36,26 @@ def test_training_job_saves_a_checkpoint_with_previews_and_metrics(tmp_path):
     assert checkpoint.training["status"] == "finished" and checkpoint.resumable
     assert {"neg_elbo", "recon", "kl", "kl_per_dim", "active_units"} <= set(checkpoint.metrics)  # Home has its numbers
     assert checkpoint.metrics["neg_elbo"] == pytest.approx(checkpoint.history[-1]["test_loss"], rel=1e-6)
+    assert not (tmp_path / "run" / "decoder.onnx").exists()  # exported only for the app's browser decoding
 
+
+
+def test_a_training_job_for_the_app_leaves_the_browser_decoder_ready(tmp_path):
+    import numpy as np
+    import onnxruntime
+
+    from pictures import decoded
+    from vae_explorer.checkpoints import weights_sha1
+    from vae_explorer.checkpoints.onnx import DECODER_FILE, recorded_weights
+
+    snap = finish(TrainingJob(QUICK, tmp_path / "run", export_onnx=True).start(), timeout=180)
+    assert snap.status == "done", snap.message
+    graph = tmp_path / "run" / DECODER_FILE  # the first page to open the model finds it: no export then
+    assert recorded_weights(graph) == weights_sha1(tmp_path / "run")
+    z = np.random.default_rng(1).standard_normal((5, 2)).astype(np.float32)
+    (image,) = onnxruntime.InferenceSession(str(graph), providers=["CPUExecutionProvider"]).run(None, {"z": z})
+    expected = decoded(load_checkpoint(tmp_path / "run").model, z)
+    assert np.abs(np.rint(np.clip(image[:, 0], 0, 1) * 255) - expected.astype(float)).max() <= 1
 
 def test_stop_keeps_what_was_learned(tmp_path):
     config = RunConfig(TINY_DATA, TINY_MODEL, TrainConfig(epochs=10_000, batch_size=16, device="cpu"))

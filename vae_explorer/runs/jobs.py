@@ -171,12 +171,14 @@ class Job:
 class TrainingJob(Job):
     """Train one model from `config` into `out` (saved after every epoch, also when stopped, and up
     to the last good epoch at a NaN), or with `resume`, go on training the checkpoint at `out` to
-    `epochs` epochs in all."""
+    `epochs` epochs in all. With `export_onnx` the worker also writes the decoder's ONNX graph
+    beside the checkpoint when training ends (the app's browser decoding needs it)."""
 
-    def __init__(self, config: RunConfig | None, out: str | Path, resume: bool = False, epochs: int | None = None):
+    def __init__(self, config: RunConfig | None, out: str | Path, resume: bool = False, epochs: int | None = None,
+                 export_onnx: bool = False):
         self.config, self.out = copy.deepcopy(config), Path(out)
         super().__init__({"kind": "train", "config": None if config is None else config.to_dict(), "out": str(self.out),
-                          "resume": resume, "epochs": epochs})
+                          "resume": resume, "epochs": epochs, "export_onnx": export_onnx})
 
 
 class SweepJob(Job):
