@@ -1,10 +1,10 @@
-"""Latent map: the encoded test set as a 2-D scatter coloured by class; click to look closer."""
+"""Latent map: the encoded test set as a 2-D scatter coloured by class; point to decode, click to look closer."""
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from vae_explorer.app import state
+from vae_explorer.app.live import browser_decoding, latent_map, map_pick
 from vae_explorer.data import prepare_image
 from vae_explorer.errors import VaeExplorerError
 from vae_explorer.images import to_uint8, upscale
@@ -55,44 +55,30 @@ if upload is not None:
     except VaeExplorerError as exc:
         st.sidebar.error(str(exc))
 
-figure = go.Figure()
-palette = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac"]
-if method == "PCA":  # an invisible grid of clickable points, so an empty place can be decoded too
-    span = np.abs(coords).max(0) * 1.1 + 1e-6
-    gx, gy = np.meshgrid(np.linspace(-span[0], span[0], 41), np.linspace(-span[1], span[1], 41))
-    figure.add_trace(go.Scatter(x=gx.ravel(), y=gy.ravel(), mode="markers", name="empty place", showlegend=False,
-                                marker=dict(size=9, opacity=0.0), hovertemplate="decode here<extra></extra>",
-                                selected=dict(marker=dict(opacity=1.0, color="black", size=12)),
-                                unselected=dict(marker=dict(opacity=0.0))))
-for k, name in enumerate(names):
-    rows = np.where(labels == k)[0]
-    figure.add_trace(go.Scatter(x=coords[rows, 0], y=coords[rows, 1], mode="markers", name=name, customdata=rows,
-                                marker=dict(size=5, color=palette[k % len(palette)], opacity=0.75),
-                                selected=dict(marker=dict(size=11, opacity=1.0)), unselected=dict(marker=dict(opacity=0.75)),
-                                hovertemplate=f"{name}<br>test image %{{customdata}}<extra></extra>"))
-if placed is not None:
-    figure.add_trace(go.Scatter(x=[placed[0]], y=[placed[1]], mode="markers+text", name="your image", text=["your image"],
-                                textposition="top center", marker=dict(size=18, symbol="star", color="black")))
-figure.update_layout(height=620, margin=dict(l=10, r=10, t=10, b=10), legend=dict(itemsizing="constant"),
-                     xaxis_title="PC 1" if method == "PCA" else "t-SNE 1", yaxis_title="PC 2" if method == "PCA" else "t-SNE 2",
-                     clickmode="event+select", dragmode="pan")
+planar = method == "PCA"
+live, notice = browser_decoding("map_view", checkpoint, saved)
+picked = map_pick("map_view", len(mu), planar, len(names))
 left, right = st.columns([3, 1], gap="medium")
 with left:
-    event = st.plotly_chart(figure, key="map_chart", on_select="rerun", selection_mode="points")
+    latent_map("map_view", coords, labels, names, method, ["PC 1", "PC 2"] if planar else ["t-SNE 1", "t-SNE 2"],
+               tuple(checkpoint.config.model.image_shape[1:]), plane=(pca_mean, pca_directions) if planar else None,
+               mu=mu, star=placed, picked=picked, live=live,
+               hint="Scroll or pinch to zoom, drag to move, double-click to fit. Point at a dot to see its reconstruction"
+                    + (", or at an empty place to decode it" if planar else "") + "; click to keep it beside the map.")
+    if notice:
+        st.caption(notice)
 with right:
-    points = (event.selection.points if event and event.selection else []) or []
-    if not points:
-        st.info("Click a dot to see its image and reconstruction" + (", or an empty place to decode it." if method == "PCA" else "."))
+    if picked is None:
+        st.info("Click a dot to see its image and reconstruction" + (", or an empty place to decode it." if planar else "."))
+    elif "index" in picked:
+        index = picked["index"]
+        pair = to_uint8(reconstruction_rows(model, data.test_x[index: index + 1], data.test_y[index: index + 1], 1))
+        st.markdown(f"**Test image {index}**: {names[int(labels[index])]}")
+        st.image(upscale(pair[0].squeeze()), caption="the image", width=180, output_format="PNG")
+        st.image(upscale(pair[1].squeeze()), caption="its reconstruction", width=180, output_format="PNG")
     else:
-        point = points[0]
-        if point.get("customdata") is not None and not isinstance(point.get("customdata"), list):
-            index = int(point["customdata"])
-            pair = to_uint8(reconstruction_rows(model, data.test_x[index: index + 1], data.test_y[index: index + 1], 1))
-            st.markdown(f"**Test image {index}**: {names[int(labels[index])]}")
-            st.image(upscale(pair[0].squeeze()), caption="the image", width=180, output_format="PNG")
-            st.image(upscale(pair[1].squeeze()), caption="its reconstruction", width=180, output_format="PNG")
-        elif method == "PCA":
-            z = pca_inverse(np.array([[point["x"], point["y"]]]), pca_mean, pca_directions)[0]
-            st.markdown(f"**Decoded at ({point['x']:.2f}, {point['y']:.2f})**")
-            st.image(upscale(state.picture(checkpoint, z, 0)), caption="z = mean + position along the PCA plane",
-                     width=180, output_format="PNG")
+        z = pca_inverse(np.array([[picked["x"], picked["y"]]]), pca_mean, pca_directions)[0]
+        st.markdown(f"**Decoded at ({picked['x']:.2f}, {picked['y']:.2f})**")
+        st.image(upscale(state.picture(checkpoint, z, picked["label"] if model.cond_dim else None)),
+                 caption="z = mean + position along the PCA plane" + (f", class {names[picked['label']]}" if model.cond_dim else ""),
+                 width=180, output_format="PNG")

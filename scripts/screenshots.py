@@ -66,10 +66,15 @@ def main() -> None:
                     page.wait_for_timeout(1000)
                     page.locator('[data-testid="stDataFrame"]').wait_for(timeout=180_000)
                     page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=180_000)
-                elif action == "click":
-                    dot = page.locator(".js-plotly-plot .scatterlayer .trace").nth(3).locator("path.point").first
-                    box = dot.bounding_box()
-                    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+                elif action == "click":  # keep one dot beside the map, then point at another (its card, decoded in the page)
+                    root = ("() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)"
+                            ".map(r => r.querySelector('.lm-root')).find(Boolean)")
+                    page.wait_for_function(f"() => {{ const r = ({root})(); return r && r.dataset.mode === 'browser'; }}", timeout=60_000)
+                    box = page.evaluate(f"() => {{ const b = ({root})().querySelector('.lm-map').getBoundingClientRect(); return [b.x, b.y]; }}")
+                    for index, click in ((3, True), (40, False)):
+                        x, y = page.evaluate(f"(i) => ({root})()._state.toScreen(i)", index)
+                        (page.mouse.click if click else page.mouse.move)(box[0] + x, box[1] + y)
+                        page.wait_for_timeout(2500 if click else 800)
                 page.wait_for_timeout(2000)
                 image = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
                 image = image.resize((image.width * 3 // 4, image.height * 3 // 4), Image.Resampling.LANCZOS)

@@ -123,3 +123,17 @@ def open_page(page, app_url: str, path: str, model: str = "digits-mlp"):
 
 def error_boxes(page) -> list[str]:
     return [e.inner_text() for e in page.locator("[data-testid='stException'], [data-testid='stAlertContentError']").all()]
+
+
+MAP_ROOT = """() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)
+  .map(r => r.querySelector('.lm-root')).find(Boolean)"""
+
+
+def map_position(page, index: int | None = None, fraction: tuple[float, float] | None = None) -> tuple[float, float]:
+    """Where on the page the latent map draws test image `index` (or a fraction of its width and height)."""
+    page.wait_for_function(f"() => {{ const r = ({MAP_ROOT})(); return r && Number(r.dataset.points) > 0; }}", timeout=60_000)
+    box = page.evaluate(f"() => {{ const b = ({MAP_ROOT})().querySelector('.lm-map').getBoundingClientRect(); return [b.x, b.y, b.width, b.height]; }}")
+    if index is None:
+        return box[0] + box[2] * fraction[0], box[1] + box[3] * fraction[1]
+    x, y = page.evaluate(f"(i) => ({MAP_ROOT})()._state.toScreen(i)", index)
+    return box[0] + x, box[1] + y

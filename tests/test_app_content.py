@@ -1,6 +1,7 @@
 """Each page shows what it says: the pixels and numbers on the page, read back from AppTest, against
 answers computed here from the model's own layers and the data (see pictures.py)."""
 
+import base64
 import json
 import math
 
@@ -229,36 +230,39 @@ def test_generate_class_picker_of_a_conditional_model():
 # --- Latent map -----------------------------------------------------------------------------------------
 
 
-def _map_points(at, names) -> tuple[np.ndarray, np.ndarray]:
-    """The dots of the latent map: coordinates (N, 2) in test-set order, and the class each is drawn as."""
-    traces = {t["name"]: t for t in plotly_spec(at.get("plotly_chart")[0])["data"]}
-    rows, coords, labels = [], [], []
-    for k, name in enumerate(names):
-        trace = traces[name]
-        index = plotly_values(trace["customdata"]).astype(int)
-        rows.append(index)
-        coords.append(np.stack([plotly_values(trace["x"]), plotly_values(trace["y"])], 1))
-        labels.append(np.full(len(index), k))
-    order = np.argsort(np.concatenate(rows))
-    return np.concatenate(coords)[order], np.concatenate(labels)[order]
+def _map(at) -> dict:
+    (component,) = [c for c in at.get("bidi_component") if c.proto.component_name.endswith(".latent_map")]
+    return json.loads(component.proto.json)
+
+
+def _map_points(at) -> tuple[np.ndarray, np.ndarray]:
+    """The dots the latent map draws: coordinates (N, 2) in test-set order, and the class of each."""
+    cloud = _map(at)["cloud"]
+    coords = np.frombuffer(base64.b64decode(cloud["coords"]), "<f4").reshape(-1, 2)
+    return coords, np.frombuffer(base64.b64decode(cloud["labels"]), np.uint8)
 
 
 def test_latent_map_pca_places_each_test_image_by_its_posterior_mean():
     checkpoint, data = shipped("digits-mlp")
     at = run("pages/3_Latent_map.py")
-    coords, labels = _map_points(at, checkpoint.config.model.class_names)
+    coords, labels = _map_points(at)
     mu, _ = posterior(checkpoint.model, data.test_x)
-    expected, _, _ = pca_reference(mu)
+    expected, directions, pca = pca_reference(mu)
     assert coords == pytest.approx(expected, abs=1e-4)
     assert (labels == data.test_y.numpy()).all()
+    # what the browser turns a place into: z = mean + x * direction0 + y * direction1
+    plane = _map(at)["plane"]
+    assert plane["mean"] == pytest.approx(pca.mean_, abs=1e-5) and plane["directions"] == pytest.approx(directions, abs=1e-5)
+    assert _map(at)["names"] == checkpoint.config.model.class_names
 
 
 def test_latent_map_tsne_shows_the_kept_map():
     checkpoint, data = shipped("digits-mlp")
     at = run("pages/3_Latent_map.py", map_method="t-SNE")
-    coords, _ = _map_points(at, checkpoint.config.model.class_names)
+    coords, _ = _map_points(at)
     (kept,) = (CHECKPOINTS / "digits-mlp" / "embeddings").glob("tsne-n359-p30-*.npy")
     assert coords == pytest.approx(np.load(kept), abs=1e-4)
+    assert _map(at)["plane"] is None  # only dots can be pointed at on a t-SNE map
 
 
 def test_latent_map_places_an_upload_where_pca_puts_its_mean():
@@ -267,12 +271,58 @@ def test_latent_map_places_an_upload_where_pca_puts_its_mean():
     checkpoint, data = shipped("digits-mlp")
     at = run("pages/3_Latent_map.py")
     at.sidebar.file_uploader(key="map_upload").set_value(("ring.png", _png("ring"), "image/png")).run()
-    traces = {t["name"]: t for t in plotly_spec(at.get("plotly_chart")[0])["data"]}
-    star = [plotly_values(traces["your image"]["x"])[0], plotly_values(traces["your image"]["y"])[0]]
     mu, _ = posterior(checkpoint.model, data.test_x)
     _, directions, pca = pca_reference(mu)
     z, _ = posterior(checkpoint.model, prepare_image(_png("ring"), (1, 8, 8))[None])
-    assert star == pytest.approx(((z - pca.mean_) @ directions.T)[0], abs=1e-4)
+    assert _map(at)["star"] == pytest.approx(((z - pca.mean_) @ directions.T)[0], abs=1e-4)
+
+
+def _click(at, picked: dict) -> None:
+    at.session_state["map_view"] = {"picked": picked, "held": None, "live": None}
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def test_latent_map_shows_a_clicked_dot_and_a_clicked_place(media):
+    checkpoint, data = shipped("digits-mlp")
+    at = run("pages/3_Latent_map.py")
+    _click(at, {"index": 17})
+    assert any(m.value == f"**Test image 17**: {int(data.test_y[17])}" for m in at.markdown)
+    mu, _ = posterior(checkpoint.model, data.test_x[17:18])
+    assert_pixels_close(downscale(media.image(at, "the image"), (8, 8)), as_pixels(data.test_x[17:18])[0], "the clicked image")
+    assert_pixels_close(downscale(media.image(at, "its reconstruction"), (8, 8)), decoded(checkpoint.model, mu)[0], "its reconstruction")
+    _click(at, {"x": 1.25, "y": -0.5, "label": 0})
+    all_mu, _ = posterior(checkpoint.model, data.test_x)
+    _, directions, pca = pca_reference(all_mu)
+    z = pca.mean_ + np.array([1.25, -0.5]) @ directions
+    assert_pixels_close(downscale(media.image(at, "z = mean + position along the PCA plane"), (8, 8)),
+                        decoded(checkpoint.model, z)[0], "the clicked place")
+    for nonsense in ({"index": 10_000}, {"index": "a"}, {"x": float("nan"), "y": 0}):  # never an error box
+        _click(at, nonsense)
+        assert any("Click a dot" in i.value for i in at.info)
+
+
+def test_latent_map_place_of_a_conditional_model_decodes_with_the_nearest_class(media):
+    checkpoint, data = shipped("fashion-mnist-cvae")
+    at = run("pages/3_Latent_map.py", "fashion-mnist-cvae")
+    _click(at, {"x": 0.5, "y": 0.25, "label": 7})
+    mu = np.stack([posterior(checkpoint.model, data.test_x[i: i + 1], int(data.test_y[i]))[0][0] for i in range(2000)])
+    _, directions, pca = pca_reference(mu)
+    z = pca.mean_ + np.array([0.5, 0.25]) @ directions
+    image = media.image(at, "z = mean + position along the PCA plane, class Sneaker")
+    assert_pixels_close(downscale(image, (28, 28)), decoded(checkpoint.model, z, label=7)[0], "the place, as a Sneaker")
+
+
+def test_latent_map_points_travel_once_per_tab():
+    at = run("pages/3_Latent_map.py")
+    cloud = _map(at)["cloud"]
+    assert "coords" in cloud
+    at.session_state["map_view"] = {"picked": None, "held": {"id": cloud["id"], "ok": True}, "live": None}
+    at.run()
+    assert _map(at)["cloud"] == {"id": cloud["id"]}  # the page holds them: only their digest
+    at.session_state["map_view"] = {"picked": None, "held": {"id": cloud["id"], "ok": False}, "live": None}
+    at.run()
+    assert _map(at)["cloud"]["coords"] == cloud["coords"]  # it lost them: sent again
 
 
 # --- Interpolate ----------------------------------------------------------------------------------------

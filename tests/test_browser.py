@@ -9,7 +9,7 @@ import io
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import PAGES, REPO, error_boxes, open_page
+from conftest import PAGES, REPO, error_boxes, map_position, open_page
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", list(PAGES))
@@ -61,20 +61,21 @@ def test_uploads_good_bad_and_huge(page, app_url, tmp_path):
 def test_clicking_the_latent_map_shows_the_image(page, app_url):
     import re
 
+    import numpy as np
+
     from pictures import as_pixels, assert_pixels_close, decoded, downscale, posterior
     from vae_explorer import load_checkpoint, load_dataset
 
+    checkpoint = load_checkpoint(REPO / "checkpoints" / "digits-mlp")
+    data = load_dataset(checkpoint.config.data)
+    wanted = int(np.flatnonzero(data.test_y.numpy() == 2)[5])  # the sixth dot of the third class
     open_page(page, app_url, "Latent_map")
-    dot = page.locator(".js-plotly-plot .scatterlayer .trace").nth(3).locator("path.point").nth(5)
-    box = dot.bounding_box()
-    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.click(*map_position(page, wanted))
     page.get_by_text("its reconstruction").wait_for(timeout=30_000)
     label = page.locator("[data-testid='stMarkdownContainer']", has_text=re.compile(r"Test image \d+")).first.inner_text()
     index, name = re.match(r"Test image (\d+): (.+)", label).groups()
-    checkpoint = load_checkpoint(REPO / "checkpoints" / "digits-mlp")
-    data = load_dataset(checkpoint.config.data)
     index = int(index)
-    assert name == "2" and int(data.test_y[index]) == 2  # the third class's trace was clicked
+    assert index == wanted and name == "2"
     shown = {caption: _picture_pixels(page, page.locator("[data-testid='stImage']", has_text=caption).locator("img")
                                       .get_attribute("src")) for caption in ("the image", "its reconstruction")}
     mu, _ = posterior(checkpoint.model, data.test_x[index: index + 1])

@@ -292,6 +292,61 @@ def test_pointing_at_the_pca_plane_decodes_the_place_under_the_pointer(page, app
 
 
 @pytest.mark.slow
+def test_pointing_at_the_latent_map_decodes_dots_and_empty_places_with_the_server_cut_off(page, app_url):
+    from conftest import MAP_ROOT, map_position
+    from pictures import posterior
+    from test_app_content import pca_reference
+    from vae_explorer import load_dataset
+
+    runtime_or_skip()
+    cut = {"on": False, "held": 0}
+
+    def relay(ws):
+        server = ws.connect_to_server()
+        ws.on_message(lambda message: cut.__setitem__("held", cut["held"] + 1) if cut["on"] else server.send(message))
+
+    page.route_web_socket("**/_stcore/stream", relay)
+    open_page(page, app_url, "Latent_map")
+    page.wait_for_function(f"() => {{ const r = ({MAP_ROOT})(); return r && r.dataset.mode === 'browser'; }}", timeout=60_000)
+    checkpoint = load_checkpoint(REPO / "checkpoints" / "digits-mlp")
+    data = load_dataset(checkpoint.config.data)
+    mu, _ = posterior(checkpoint.model, data.test_x)
+    _, directions, pca = pca_reference(mu)
+    read = f"""() => {{ const r = ({MAP_ROOT})(); const c = r.querySelector('.lm-tip canvas');
+      return {{hover: r._state.hover, drawn: r._state.drawn, busy: r._state.decoding, tip: r.querySelector('.lm-tip output').textContent,
+               hidden: r.querySelector('.lm-tip').hidden, pixels: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)}}; }}"""
+
+    def point_at(x, y):
+        drawn = page.evaluate(read)["drawn"]
+        page.mouse.move(x, y)
+        page.wait_for_function(f"(n) => {{ const s = ({MAP_ROOT})()._state; return s.drawn > n && !s.decoding; }}", arg=drawn, timeout=10_000)
+        shown = page.evaluate(read)
+        return shown, np.array(shown["pixels"], dtype=np.uint8).reshape(8, 8, 4)[..., 0]
+
+    page.wait_for_timeout(500)  # the page's report that it holds the model and the points, and Python's answer
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    cut["on"] = True
+    for index in (5, 100):  # a dot: its reconstruction, the decode of its posterior mean
+        shown, pixels = point_at(*map_position(page, index))
+        assert shown["hover"]["index"] == index and not shown["hidden"] and f"test image {index}: {int(data.test_y[index])}" in shown["tip"]
+        assert_pixels_close(pixels, decoded(checkpoint.model, mu[index])[0], f"the reconstruction of test image {index}")
+    places = 0
+    for fraction in ((0.08, 0.1), (0.92, 0.12), (0.1, 0.85), (0.9, 0.9), (0.5, 0.06)):  # the corners are mostly empty
+        shown, pixels = point_at(*map_position(page, fraction=fraction))
+        if "index" in shown["hover"]:
+            continue
+        places += 1
+        x, y = shown["hover"]["x"], shown["hover"]["y"]
+        assert f"PC 1 = {x:.2f}, PC 2 = {y:.2f}" in shown["tip"]
+        assert_pixels_close(pixels, decoded(checkpoint.model, pca.mean_ + x * directions[0] + y * directions[1])[0],
+                            f"the empty place ({x:.2f}, {y:.2f})")
+    assert places >= 2
+    assert cut["held"] == 0, "pointing at the map sends nothing to the server"
+    cut["on"] = False
+    assert error_boxes(page) == []
+
+
+@pytest.mark.slow
 def test_the_browser_s_inverse_normal_cdf_and_slerp_match_scipy_and_torch(page, app_url):
     import torch
     from scipy.stats import norm
