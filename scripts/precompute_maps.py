@@ -21,5 +21,5 @@ for folder in sorted((Path(__file__).resolve().parents[1] / "checkpoints").iterd
         y = data.test_y[:limit] if checkpoint.model.cond_dim else None
         mu, _ = encode_means(checkpoint.model, data.test_x[:limit], y)
         start = time.perf_counter()
-        _, cached = load_or_compute_tsne(mu.numpy(), folder, PERPLEXITY)
+        _, cached = load_or_compute_tsne(mu.numpy(), folder, PERPLEXITY, beside_shipped=True)
         print(f"{folder.name}: t-SNE of {limit} points {'was there' if cached else f'took {time.perf_counter() - start:.1f} s'}")

@@ -94,6 +94,23 @@ def test_a_checkpoint_that_cannot_hold_its_map_keeps_it_in_the_cache(checkpoint_
     assert load_or_compute_tsne(POINTS[:40], checkpoint_copy, perplexity=5)[1]
 
 
+def test_a_map_of_a_shipped_checkpoint_goes_to_the_cache_never_into_checkpoints(tmp_path, monkeypatch):
+    import shutil
+
+    import vae_explorer.paths as paths
+    from conftest import REPO
+
+    shipped = tmp_path / "checkpoints"
+    shutil.copytree(REPO / "checkpoints" / "digits-mlp", shipped / "digits-mlp", ignore=shutil.ignore_patterns("embeddings"))
+    monkeypatch.setattr(paths, "shipped_checkpoints_dir", lambda: shipped)
+    before = sorted(p.relative_to(shipped) for p in shipped.rglob("*"))
+    coords, cached = load_or_compute_tsne(POINTS[:30], shipped / "digits-mlp", perplexity=5)
+    beside, in_cache = tsne_cache_files(shipped / "digits-mlp", 30, 5)
+    assert not cached and in_cache.is_file() and not beside.exists()
+    assert sorted(p.relative_to(shipped) for p in shipped.rglob("*")) == before  # nothing written there
+    assert load_or_compute_tsne(POINTS[:30], shipped / "digits-mlp", perplexity=5)[1]  # found again in the cache
+
+
 def test_tsne_is_scikit_learns_with_the_perplexity_capped_for_small_sets():
     from sklearn.manifold import TSNE
 

@@ -49,7 +49,7 @@ def weights_digest(checkpoint_path: str | Path) -> str:
 
 
 def tsne_cache_files(checkpoint_path: str | Path, n: int, perplexity: float) -> list[Path]:
-    """Where a t-SNE map is kept: beside the checkpoint, else in the user cache folder."""
+    """Where a t-SNE map is looked for and kept: beside the checkpoint, then the user cache folder."""
     checkpoint_path = Path(checkpoint_path)
     digest = weights_digest(checkpoint_path)
     name = f"tsne-n{n}-p{perplexity:g}-{digest}.npy"
@@ -57,8 +57,15 @@ def tsne_cache_files(checkpoint_path: str | Path, n: int, perplexity: float) -> 
     return [checkpoint_path / "embeddings" / name, cache]
 
 
-def load_or_compute_tsne(points: np.ndarray, checkpoint_path, perplexity: float) -> tuple[np.ndarray, bool]:
-    """The t-SNE map of `points` from disk if it was computed before; returns (coords, was_cached)."""
+def load_or_compute_tsne(points: np.ndarray, checkpoint_path, perplexity: float,
+                         beside_shipped: bool = False) -> tuple[np.ndarray, bool]:
+    """The t-SNE map of `points` from disk if it was computed before; returns (coords, was_cached).
+
+    A new map is kept beside the checkpoint, except for the shipped checkpoints (their folder is
+    part of the install; maps computed in the app go to the cache folder) unless `beside_shipped`
+    (scripts/precompute_maps.py, which makes the maps they ship with)."""
+    from ..paths import shipped_checkpoints_dir
+
     files = tsne_cache_files(checkpoint_path, len(points), perplexity)
     for candidate in files:
         try:
@@ -68,7 +75,8 @@ def load_or_compute_tsne(points: np.ndarray, checkpoint_path, perplexity: float)
         except (OSError, ValueError):
             pass
     coords = tsne_2d(points, perplexity)
-    for target in files:
+    shipped = Path(checkpoint_path).resolve().parent == shipped_checkpoints_dir().resolve()
+    for target in files[1:] if shipped and not beside_shipped else files:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_name(f".{target.stem}.{os.getpid()}.npy")
