@@ -172,6 +172,8 @@ def show_job() -> None:
     steps = f"step {snap.step:,} of {snap.total_steps:,}  ·  {snap.elapsed:.0f} s"
     label = steps if snap.finished else f"{snap.message}  ·  {steps}"
     st.progress(min(1.0, snap.progress), text=label)
+    if snap.warning:
+        st.warning(snap.warning)
     if not snap.finished:
         if st.button("Stop", key="train_stop", disabled=job.stopping,
                      help="Stops after the current step; what was learned is kept and saved."):

@@ -142,3 +142,21 @@ def test_train_resume_and_names(tmp_path, monkeypatch, capsys):
     assert "leave out --lr" in capsys.readouterr().err
     assert main(["train", "--config", "no_such_config"]) == 2
     assert "config file no_such_config not found; pass a YAML file or one of the shipped configs: digits_mlp" in capsys.readouterr().err
+
+
+def test_training_on_a_folder_names_its_unreadable_files_in_one_line(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    for i in range(12):
+        (tmp_path / "pics" / "ab"[i % 2]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((10, 10), i * 20, np.uint8)).save(tmp_path / "pics" / "ab"[i % 2] / f"{i}.png")
+    (tmp_path / "pics" / "a" / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    (tmp_path / "pics" / "b" / "empty.jpg").write_bytes(b"")
+    assert main(["train", "--dataset", f"folder:{tmp_path / 'pics'}", "--epochs", "1", "--batch-size", "4",
+                 "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    (line,) = [x for x in err.splitlines() if x.startswith("warning:")]
+    assert line == (f"warning: skipped 2 unreadable files in {tmp_path / 'pics'} (a/cut.png, b/empty.jpg): "
+                    "they are left out of the set; fix or delete them.")
+    assert "Traceback" not in err and "UserWarning" not in err

@@ -9,6 +9,7 @@ from PIL import Image
 
 from vae_explorer.config import DataConfig
 from vae_explorer.data import DATASETS, list_datasets, load_dataset
+from vae_explorer.data.folder import skipped_message
 from vae_explorer.data.idx import read_idx
 from vae_explorer.errors import DatasetError
 from vae_explorer.data.shapes import FACTOR_NAMES, generate_shapes
@@ -148,15 +149,20 @@ def test_flat_folder_grayscale_and_unreadable_files(tmp_path):
     for i in range(4):
         make_image(tmp_path / f"{i}.png", (i * 60, i * 60, i * 60))
     (tmp_path / "broken.png").write_bytes(b"\x89PNG garbage")
-    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
-        data = load_dataset(DataConfig(dataset=f"folder:{tmp_path}", image_size=8))
+    data = load_dataset(DataConfig(dataset=f"folder:{tmp_path}", image_size=8))
     check_dataset(data, (1, 8, 8), 1)
+    assert data.skipped == ["broken.png"] and len(data.train_x) + len(data.test_x) == 4
+    assert skipped_message(data) == f"skipped 1 unreadable file in {tmp_path} (broken.png): it is left out of the set; fix or delete it."
 
 
 def test_folder_errors(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         load_dataset(DataConfig(dataset=f"folder:{tmp_path / 'missing'}"))
-    with pytest.raises(DatasetError, match="fewer than 2 readable images"):
+    with pytest.raises(DatasetError, match="holds no image files; add PNG or JPEG files"):
+        load_dataset(DataConfig(dataset=f"folder:{tmp_path}"))
+    (tmp_path / "a.png").write_bytes(b"not a png")
+    (tmp_path / "b.jpg").write_bytes(b"")
+    with pytest.raises(DatasetError, match=r"fewer than 2 readable images \(2 could not be read, e.g. a.png\)"):
         load_dataset(DataConfig(dataset=f"folder:{tmp_path}"))
 
 

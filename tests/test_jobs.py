@@ -150,3 +150,20 @@ def test_run_folder_names(tmp_path):
         run_folder("mine", tmp_path, set())
     with pytest.raises(ConfigError, match="name is empty"):
         run_folder("   ", tmp_path, set())
+
+
+def test_a_folder_s_unreadable_files_are_shown_by_the_job(tmp_path):
+    import dataclasses
+
+    import numpy as np
+    from PIL import Image
+
+    for i in range(10):
+        Image.fromarray(np.full((10, 10, 3), i * 20, np.uint8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    config = dataclasses.replace(QUICK, data=dataclasses.replace(TINY_DATA, dataset=f"folder:{tmp_path}", image_size=8,
+                                                                 max_train=None, max_test=None),
+                                 train=dataclasses.replace(QUICK.train, batch_size=4, epochs=1))
+    snap = finish(TrainingJob(config, tmp_path / "run").start())
+    assert snap.status == "done", snap.message
+    assert snap.warning == f"Skipped 1 unreadable file in {tmp_path} (broken.png): it is left out of the set; fix or delete it."

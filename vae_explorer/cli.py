@@ -95,6 +95,34 @@ def _run_folder(args: argparse.Namespace) -> Path:
     return runs_dir(args.runs_dir) / name
 
 
+class _CacheBar:
+    """progress(done, total) for a folder's first reading into the image cache, as a tqdm bar."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.bar = quiet, None
+
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None and not self.quiet:
+            self.bar = tqdm(total=total, unit="image", desc="reading the image folder into the cache", mininterval=0.25,
+                            file=sys.stderr)
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _warn_skipped(data) -> None:
+    from .data.folder import skipped_message
+
+    message = skipped_message(data)
+    if message:
+        print(f"warning: {message}", file=sys.stderr)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -105,19 +133,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .runs import prepare_run, train_run
 
     overrides = {key: getattr(args, flag) for flag, key in TRAIN_OVERRIDES.items() if getattr(args, flag) is not None}
-    if args.resume:
-        changed = sorted(f"--{flag.replace('_', '-')}" for flag, key in TRAIN_OVERRIDES.items()
-                         if key in overrides and flag not in ("epochs", "device"))
-        changed += [flag for flag, given in (("--config", args.config), ("--out", args.out), ("--name", args.name)) if given]
-        if changed:
-            raise ConfigError(f"--resume goes on with the run's own config, in its own folder; leave out {', '.join(changed)} "
-                              "(only --epochs and --device may be given).")
-        run = prepare_run(None, locate(args.resume, args.runs_dir), resume=True, epochs=args.epochs)
-        if args.device:
-            run.config.train = apply_overrides(run.config, {"train.device": args.device}).train
-    else:
-        config = load_config(resolve_config(args.config)) if args.config else RunConfig()
-        run = prepare_run(apply_overrides(config, overrides), _run_folder(args))
+    reading = _CacheBar(args.quiet)
+    try:
+        if args.resume:
+            changed = sorted(f"--{flag.replace('_', '-')}" for flag, key in TRAIN_OVERRIDES.items()
+                             if key in overrides and flag not in ("epochs", "device"))
+            changed += [flag for flag, given in (("--config", args.config), ("--out", args.out), ("--name", args.name)) if given]
+            if changed:
+                raise ConfigError(f"--resume goes on with the run's own config, in its own folder; leave out {', '.join(changed)} "
+                                  "(only --epochs and --device may be given).")
+            run = prepare_run(None, locate(args.resume, args.runs_dir), resume=True, epochs=args.epochs, progress=reading)
+            if args.device:
+                run.config.train = apply_overrides(run.config, {"train.device": args.device}).train
+        else:
+            config = load_config(resolve_config(args.config)) if args.config else RunConfig()
+            run = prepare_run(apply_overrides(config, overrides), _run_folder(args), progress=reading)
+    finally:
+        reading.close()
+    _warn_skipped(run.data)
     config, out = run.config, run.out
     done = run.epochs_done
     print(f"{'resuming' if done else 'training'} {config.model.architecture} VAE ({run.model.num_parameters():,} parameters, "

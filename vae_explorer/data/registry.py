@@ -24,7 +24,7 @@ from ..errors import DatasetError
 @dataclass
 class Dataset:
     name: str
-    train_x: torch.Tensor  # (N, C, H, W) float32 in [0, 1]
+    train_x: torch.Tensor  # (N, C, H, W) float32 in [0, 1], or an ImageStore that reads them from disk
     train_y: torch.Tensor  # (N,) int64 class index
     test_x: torch.Tensor  # (M, C, H, W)
     test_y: torch.Tensor  # (M,)
@@ -34,6 +34,8 @@ class Dataset:
     test_factors: torch.Tensor | None = None
     factor_names: list[str] = field(default_factory=list)
     factor_sizes: list[int] = field(default_factory=list)
+    # Files of a folder dataset that could not be read (relative paths); they are not in the set.
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -51,6 +53,7 @@ class DatasetSpec:
     how_to_get: str  # one sentence shown when it is missing
     load: Callable[[DataConfig], Dataset]
     locate: Callable[[DataConfig], str | None]  # where it is on this machine, or None
+    reports_progress: bool = False  # load(config, progress) tells progress(done, total) while it reads
 
 
 DATASETS: dict[str, DatasetSpec] = {}
@@ -82,20 +85,29 @@ def dataset_spec(name: str) -> DatasetSpec:
 _CACHE: dict[tuple, Dataset] = {}
 
 
-def load_dataset(config: DataConfig) -> Dataset:
+def take(images, index):
+    """Some rows of a set's images: a tensor's, or a store's without reading them."""
+    from .store import ImageStore
+
+    return images.select(index) if isinstance(images, ImageStore) else images[index]
+
+
+def load_dataset(config: DataConfig, progress: Callable[[int, int], None] | None = None) -> Dataset:
     """Load (once per process) the dataset a `DataConfig` names, split and trimmed.
 
-    The returned tensors are shared between callers: treat them as read-only.
+    `progress(done, total)` is told while a folder is first decoded into its cache. The returned
+    tensors are shared between callers: treat them as read-only.
     """
     key = tuple(sorted(asdict(config).items()))
     if key not in _CACHE:
-        data = dataset_spec(config.dataset).load(config)
+        spec = dataset_spec(config.dataset)
+        data = spec.load(config, progress) if spec.reports_progress else spec.load(config)
         if config.max_train is not None:
-            data.train_x, data.train_y = data.train_x[: config.max_train], data.train_y[: config.max_train]
+            data.train_x, data.train_y = take(data.train_x, slice(None, config.max_train)), data.train_y[: config.max_train]
             if data.train_factors is not None:
                 data.train_factors = data.train_factors[: config.max_train]
         if config.max_test is not None:
-            data.test_x, data.test_y = data.test_x[: config.max_test], data.test_y[: config.max_test]
+            data.test_x, data.test_y = take(data.test_x, slice(None, config.max_test)), data.test_y[: config.max_test]
             if data.test_factors is not None:
                 data.test_factors = data.test_factors[: config.max_test]
         if len(_CACHE) >= 4:
@@ -116,7 +128,7 @@ def split(name, x: torch.Tensor, y: torch.Tensor, class_names, config: DataConfi
     train, test = split_indices(len(x), config.test_fraction, config.split_seed)
     train_t, test_t = torch.from_numpy(train), torch.from_numpy(test)
     return Dataset(
-        name, x[train_t], y[train_t], x[test_t], y[test_t], class_names,
+        name, take(x, train_t), y[train_t], take(x, test_t), y[test_t], class_names,
         train_factors=None if factors is None else factors[train_t],
         test_factors=None if factors is None else factors[test_t],
         **extra,

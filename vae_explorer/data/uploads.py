@@ -54,8 +54,10 @@ def open_image(data: bytes, name: str = "the file"):
     return image
 
 
-def _flatten_alpha(image):
-    """Composite transparency onto white (how a drawing with a transparent background looks)."""
+def standard_image(image):
+    """An image of any mode as 8-bit L, RGB or P: transparency composited onto white (how a
+    drawing with a transparent background looks), 16-bit and float greyscale stretched to 0-255.
+    Uploads and image folders both go through it."""
     from PIL import Image
 
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
@@ -79,7 +81,7 @@ def prepare_image(data: bytes, image_shape, invert: str | bool = "auto", center:
     aspect kept, and shift its centre of mass to the middle, as MNIST was prepared.
     """
     channels, height, width = image_shape
-    image = _flatten_alpha(open_image(data, name))
+    image = standard_image(open_image(data, name))
     image = image.convert("L" if channels == 1 else "RGB")
     arr = np.asarray(image, dtype=np.float32) / 255.0  # (h, w) or (h, w, 3)
     grey = arr if arr.ndim == 2 else arr.mean(axis=2)

@@ -38,6 +38,7 @@ class Snapshot:
 
     status: str  # waiting | loading | running | done | stopped | failed
     message: str = ""
+    warning: str = ""  # something the user should know that did not stop the job (unreadable files left out)
     step: int = 0
     total_steps: int = 0
     epoch: int = 0

@@ -41,13 +41,15 @@ class Run:
         return len(self.history)
 
 
-def prepare_run(config: RunConfig | None, out: str | Path, resume: bool = False, epochs: int | None = None) -> Run:
+def prepare_run(config: RunConfig | None, out: str | Path, resume: bool = False, epochs: int | None = None,
+                progress=None) -> Run:
     """A new run of `config` into `out`, or (resume=True) the checkpoint at `out` continued to
-    `epochs` epochs in all (default: the epochs it was started with)."""
+    `epochs` epochs in all (default: the epochs it was started with). `progress(done, total)` is
+    told while an image folder is first decoded into its cache."""
     out = Path(out)
     if not resume:
         config = dataclasses.replace(config)  # the caller's config is left as it was
-        data = load_dataset(config.data)
+        data = load_dataset(config.data, progress)
         check_fits(config.train, data)
         config.model = fit_to_data(config.model, data.image_shape, data.class_names)
         return Run(config, out, build_model(config.model, seed=config.train.seed), data)
@@ -59,7 +61,7 @@ def prepare_run(config: RunConfig | None, out: str | Path, resume: bool = False,
         raise ConfigError(f"{out.name} has trained {state.epochs_done} epochs already; pass --epochs above "
                           f"{state.epochs_done} to train it further.")
     config.train = dataclasses.replace(config.train, epochs=target)
-    data = load_dataset(config.data)
+    data = load_dataset(config.data, progress)
     check_fits(config.train, data)
     history = checkpoint.history[: state.epochs_done]
     return Run(config, out, checkpoint.model, data, history, state)

@@ -110,11 +110,18 @@ def _progress(stop: Stop, preview: Preview | None, offset: int = 0, total: int |
 def train_job(spec: dict, stop: Stop) -> None:
     from ..checkpoints import training_status, write_training
     from ..config import config_from_dict
+    from ..data.folder import skipped_message
     from . import prepare_run, train_run
 
     config = None if spec.get("resume") else config_from_dict(spec["config"], "the Train form")
     emit(event="status", status="loading", message="Loading the data…" if config is None else f"Loading {config.data.dataset}…")
-    run = prepare_run(config, spec["out"], resume=bool(spec.get("resume")), epochs=spec.get("epochs"))
+    def reading(done: int, total: int) -> None:  # an image folder's first reading into the cache
+        emit(event="status", status="loading", message=f"Reading the image folder into the cache: {done:,} of {total:,} images…")
+
+    run = prepare_run(config, spec["out"], resume=bool(spec.get("resume")), epochs=spec.get("epochs"), progress=reading)
+    skipped = skipped_message(run.data)
+    if skipped:
+        emit(event="status", status="loading", warning=skipped[0].upper() + skipped[1:])
     preview = Preview(run.model, run.data)
     for record in run.history:  # a resumed run: its curves start at epoch 1
         emit(event="epoch", record=record)

@@ -1,8 +1,9 @@
 """Training: one function, `train(model, data, config, callbacks)`, used by the CLI, the app and
 the notebook alike; autograd computes the gradients and `torch.optim.Adam` takes the steps.
 
-Batches are slices of the in-memory tensors through a seeded permutation: there is no
-DataLoader and no per-sample Python on the hot path. After every optimizer step and every epoch
+Batches are slices of the in-memory tensors through a seeded permutation (or, for a set kept on
+disk, rows read from its uint8 store): there is no DataLoader and no per-sample Python on the
+hot path. After every optimizer step and every epoch
 each callback receives a `TrainingEvent`; a callback that returns True stops training after
 that step (what was learned is kept and the partial epoch is recorded). Epoch events carry the
 `TrainingState` (optimizer moments, random-number generator states, counters) that a
@@ -26,6 +27,7 @@ import torch
 
 from ..config import TrainConfig
 from ..data import Dataset
+from ..data.store import ImageStore
 from ..errors import ConfigError, TrainingError
 from ..models import VAE
 from .devices import autocast, make_optimizer, resolve_device
@@ -128,7 +130,10 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
     model.to(device)
     if config.compile:
         _compile(model)
-    x, y = data.train_x.to(device), data.train_y.to(device)
+    # A set in memory moves to the device whole; one on disk (an ImageStore) is read batch by batch,
+    # moved as uint8 and converted to float there, so memory holds a batch, not the set.
+    on_disk = isinstance(data.train_x, ImageStore)
+    x, y = (data.train_x if on_disk else data.train_x.to(device)), data.train_y.to(device)
     conditional = bool(model.cond_dim)
     optimizer = make_optimizer(model.parameters(), config.lr)
     # Own generators for the batch order and for eps, so that a run depends on its seed alone.
@@ -149,18 +154,19 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
     for epoch in range(first_epoch, config.epochs + 1):
         started = time.perf_counter()
         model.train()
-        order = torch.randperm(n, generator=order_generator).to(device)
+        order = torch.randperm(n, generator=order_generator)
+        order = order if on_disk else order.to(device)
         sums = [0.0, 0.0, 0.0]  # recon, kl, objective summed over images
         seen = 0
         for i in range(steps_per_epoch):
             index = order[i * config.batch_size: (i + 1) * config.batch_size]
-            xb = x.index_select(0, index)  # (B, C, H, W)
+            xb = x.uint8(index).to(device).float().div_(255.0) if on_disk else x.index_select(0, index)  # (B, C, H, W)
             beta = kl_weight(config, epoch, i, steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch, i, steps_per_epoch)
             optimizer.zero_grad(set_to_none=True)
             with autocast(device, config.precision):
-                parts = model.loss(xb, y.index_select(0, index) if conditional else None, beta, noise_generator)
+                parts = model.loss(xb, y.index_select(0, index.to(device)) if conditional else None, beta, noise_generator)
                 loss = parts.total.mean()
             recon_sum, kl_sum, loss_value = torch.stack([parts.recon.detach().sum(), parts.kl.detach().sum(),
                                                          loss.detach()]).double().tolist()

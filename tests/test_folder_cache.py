@@ -1,0 +1,100 @@
+"""Image folders through their uint8 cache (vae_explorer/data/folder.py, store.py): decoded once,
+converted as uploads are, reused until the folder changes, and read from disk batch by batch
+when large, with the same training result as in memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import vae_explorer.data.folder as folder
+from vae_explorer import TrainConfig
+from vae_explorer.config import DataConfig, ModelConfig
+from vae_explorer.data import load_dataset
+from vae_explorer.data.registry import _CACHE
+from vae_explorer.data.store import ImageStore
+from vae_explorer.data.uploads import prepare_image
+from vae_explorer.models import build_model, fit_to_data
+from vae_explorer.training import train
+
+
+@pytest.fixture(autouse=True)
+def fresh_process_cache():
+    _CACHE.clear()  # load_dataset keeps sets per process; these tests change folders under the same name
+    yield
+    _CACHE.clear()
+
+
+def blobs(root, n=24, size=(20, 16)):
+    """n small RGB images in two class folders, each a different gradient."""
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        pixels = (rng.random((size[1], size[0], 3)) * 255).astype(np.uint8)
+        (root / ("a" if i % 2 else "b")).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(root / ("a" if i % 2 else "b") / f"{i:03d}.png")
+
+
+def test_a_16_bit_png_reads_as_its_upload_does(tmp_path):
+    ramp = np.tile(np.linspace(0, 65535, 16).astype(np.uint16), (16, 1))  # a full-range horizontal ramp
+    for name in ("one", "two"):
+        Image.fromarray(ramp).save(tmp_path / f"{name}.png")  # mode I;16
+    data = load_dataset(DataConfig(dataset=f"folder:{tmp_path}", image_size=16, test_fraction=0.5))
+    shown = data.train_x[0, 0].numpy()
+    assert shown[0] == pytest.approx(np.linspace(0, 1, 16), abs=1 / 255)  # before: 99.6% white
+    upload = prepare_image((tmp_path / "one.png").read_bytes(), (1, 16, 16), invert=False, center=False)
+    assert np.abs(shown - upload[0].numpy()).max() <= 1 / 255
+
+
+def test_transparency_is_white_as_in_an_upload(tmp_path):
+    for name in ("one", "two"):
+        pixels = np.zeros((8, 8, 4), np.uint8)
+        pixels[2:6, 2:6] = (0, 0, 0, 255)  # a black square on a transparent background
+        Image.fromarray(pixels, mode="RGBA").save(tmp_path / f"{name}.png")
+    data = load_dataset(DataConfig(dataset=f"folder:{tmp_path}", image_size=8, test_fraction=0.5))
+    image = data.test_x[0, 0].numpy()
+    assert (image[0] == 1.0).all() and (image[3, 3] == 0.0)  # before: the background read as black
+
+
+def test_the_cache_is_reused_until_the_folder_changes(tmp_path, monkeypatch):
+    blobs(tmp_path / "set")
+    config = DataConfig(dataset=f"folder:{tmp_path / 'set'}", image_size=8, channels=3)
+    calls = []
+    first = load_dataset(config, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (24, 24)
+    _CACHE.clear()
+
+    def no_decoding(*args):
+        raise AssertionError("the cache should have been used")
+
+    monkeypatch.setattr(folder, "_read_image", no_decoding)
+    again = load_dataset(config)
+    assert torch.equal(first.train_x, again.train_x) and torch.equal(first.test_y, again.test_y)
+    monkeypatch.undo()
+    _CACHE.clear()
+    Image.fromarray(np.zeros((16, 20, 3), np.uint8)).save(tmp_path / "set" / "a" / "001.png")  # one file changed
+    changed = load_dataset(config)
+    assert not torch.equal(torch.cat([first.train_x, first.test_x]), torch.cat([changed.train_x, changed.test_x]))
+
+
+def test_a_large_set_is_read_from_disk_and_trains_exactly_as_in_memory(tmp_path, monkeypatch):
+    blobs(tmp_path / "set", n=40)
+    config = DataConfig(dataset=f"folder:{tmp_path / 'set'}", image_size=8, channels=3, test_fraction=0.25)
+    in_memory = load_dataset(config)
+    _CACHE.clear()
+    monkeypatch.setattr(folder, "IN_MEMORY_BYTES", 0)
+    on_disk = load_dataset(config)
+    assert isinstance(on_disk.train_x, ImageStore) and isinstance(on_disk.test_x, ImageStore)
+    assert on_disk.image_shape == in_memory.image_shape == (3, 8, 8) and len(on_disk.train_x) == 30
+    index = torch.tensor([7, 0, 29, 3, 3])
+    assert torch.equal(on_disk.train_x[index], in_memory.train_x[index])  # any order, repeats
+    assert torch.equal(on_disk.test_x[2:9], in_memory.test_x[2:9]) and torch.equal(on_disk.test_x[-1], in_memory.test_x[-1])
+    trained = []
+    for data in (in_memory, on_disk):
+        model = build_model(fit_to_data(ModelConfig(latent_dim=2, hidden_sizes=[16]), data.image_shape, data.class_names), seed=0)
+        history = train(model, data, TrainConfig(epochs=2, batch_size=8, seed=0, device="cpu"))
+        trained.append((model.state_dict(), history))
+    for name, weight in trained[0][0].items():
+        assert torch.equal(weight, trained[1][0][name]), name
+    assert [r["test_loss"] for r in trained[0][1]] == [r["test_loss"] for r in trained[1][1]]
