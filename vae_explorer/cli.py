@@ -10,6 +10,7 @@ traceback reaches the terminal for them.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -124,16 +125,17 @@ def _warn_skipped(data) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    import dataclasses
 
     from .checkpoints import locate
     from .config import RunConfig, apply_overrides, load_config
-    from .errors import ConfigError, TrainingError
+    from .errors import ConfigError
     from .paths import resolve_config
-    from .runs import prepare_run, train_run
+    from .runs import prepare_run
+    from .training import distributed
 
     overrides = {key: getattr(args, flag) for flag, key in TRAIN_OVERRIDES.items() if getattr(args, flag) is not None}
-    reading = _CacheBar(args.quiet)
+    reading = _CacheBar(args.quiet or os.environ.get("RANK", "0") != "0")  # under torchrun, rank 0's bar only
     try:
         if args.resume:
             changed = sorted(f"--{flag.replace('_', '-')}" for flag, key in TRAIN_OVERRIDES.items()
@@ -150,12 +152,33 @@ def cmd_train(args: argparse.Namespace) -> int:
             run = prepare_run(apply_overrides(config, overrides), _run_folder(args), progress=reading)
     finally:
         reading.close()
-    _warn_skipped(run.data)
+    if distributed.launched():  # torchrun: join its process group; only rank 0 prints and saves
+        run.config.train = dataclasses.replace(run.config.train, device=distributed.start(run.config.train.device))
+    try:
+        return _train_and_report(args, run)
+    finally:
+        distributed.finish()
+
+
+def _train_and_report(args: argparse.Namespace, run) -> int:
+    from tqdm import tqdm
+
+    from .errors import TrainingError
+    from .runs import train_run
+    from .training import distributed
+
+    main = distributed.is_main()
+    args.quiet = args.quiet or not main
+    if main:
+        _warn_skipped(run.data)
     config, out = run.config, run.out
     done = run.epochs_done
-    print(f"{'resuming' if done else 'training'} {config.model.architecture} VAE ({run.model.num_parameters():,} parameters, "
-          f"latent {config.model.latent_dim}) on {run.data.name}: {len(run.data.train_x):,} train / {len(run.data.test_x):,} "
-          f"test images -> {out}" + (f" (epoch {done + 1} of {config.train.epochs})" if done else ""), file=sys.stderr)
+    rank, world = distributed.world()
+    if main:
+            print(f"{'resuming' if done else 'training'} {config.model.architecture} VAE ({run.model.num_parameters():,} parameters, "
+              f"latent {config.model.latent_dim}) on {run.data.name}: {len(run.data.train_x):,} train / {len(run.data.test_x):,} "
+              f"test images -> {out}" + (f" (epoch {done + 1} of {config.train.epochs})" if done else "")
+              + (f", {world} processes" if world > 1 else ""), file=sys.stderr)
     bar = tqdm(total=0, unit="step", disable=True)  # replaced by the real bar at the first step
 
     def on_event(event) -> None:
@@ -177,11 +200,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         bar.close()
         kept = f"{out} holds epoch {run.epochs_done}; resume with --resume {out}" if run.epochs_done else "nothing was saved"
-        print(f"interrupted; {kept}.", file=sys.stderr)
+        if main:
+            print(f"interrupted; {kept}.", file=sys.stderr)
         return 130
     bar.close()
-    print(f"final test loss: {history[-1]['test_loss']:.2f} nats per image (recon {history[-1]['test_recon']:.2f}, "
-          f"KL {history[-1]['test_kl']:.2f}); saved {out}")
+    if main:
+        print(f"final test loss: {history[-1]['test_loss']:.2f} nats per image (recon {history[-1]['test_recon']:.2f}, "
+              f"KL {history[-1]['test_kl']:.2f}); saved {out}")
     return 0
 
 

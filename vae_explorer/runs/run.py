@@ -23,6 +23,7 @@ from ..config import RunConfig
 from ..data import Dataset, load_dataset
 from ..errors import ConfigError, TrainingError
 from ..evaluation import basic_metrics
+from ..training import distributed
 from ..models import VAE, build_model, fit_to_data
 from ..training import Callback, TrainingState, check_fits, train
 
@@ -85,12 +86,14 @@ def train_run(run: Run, callbacks: Iterable[Callback] = ()) -> list[dict]:
                         training=training_status("running", event.epoch, target))
 
     try:
-        train(run.model, run.data, run.config.train, [save, *callbacks], resume=run.resume)
+        trained = train(run.model, run.data, run.config.train, [save, *callbacks], resume=run.resume)
     except TrainingError as exc:
-        if run.history:
+        if run.history and distributed.is_main():
             write_training(run.out, training_status("failed", len(run.history), target))
             raise TrainingError(f"{exc} The checkpoint of epoch {len(run.history)} was kept in {run.out.name}.") from None
         raise
+    if not distributed.is_main():  # under torchrun the callbacks (and so the saving) are rank 0's alone
+        return run.history + trained
     if not run.history:
         raise TrainingError("training stopped before one step was taken; nothing was saved.")
     stopped = stopped or len(run.history) < target

@@ -30,6 +30,7 @@ from ..data import Dataset
 from ..data.store import ImageStore
 from ..errors import ConfigError, TrainingError
 from ..models import VAE
+from . import distributed
 from .devices import autocast, make_optimizer, resolve_device
 
 
@@ -57,6 +58,19 @@ class TrainingEvent:
 
 
 Callback = Callable[[TrainingEvent], "bool | None"]
+
+
+class _Objective(torch.nn.Module):
+    """The model's loss as a module's forward, so that DistributedDataParallel can wrap it (it
+    averages the gradients of what goes through forward). Per-image (recon, kl, total)."""
+
+    def __init__(self, model: VAE):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, y, beta: float, generator):
+        parts = self.model.loss(x, y, beta, generator)
+        return parts.recon, parts.kl, parts.total
 
 
 @torch.no_grad()
@@ -130,6 +144,17 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
     model.to(device)
     if config.compile:
         _compile(model)
+    # Under torchrun: every global batch of config.batch_size is split across the processes (rank r
+    # takes every world-th image of it) and DDP averages the gradients; only rank 0 runs callbacks.
+    rank, world = distributed.world()
+    objective = _Objective(model)
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        objective = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
+    if world > 1 and config.batch_size < world:
+        raise ConfigError(f"train.batch_size {config.batch_size} is smaller than the {world} processes; raise --batch-size.")
+    callbacks = callbacks if rank == 0 else []
     # A set in memory moves to the device whole; one on disk (an ImageStore) is read batch by batch,
     # moved as uint8 and converted to float there, so memory holds a batch, not the set.
     on_disk = isinstance(data.train_x, ImageStore)
@@ -138,14 +163,18 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
     optimizer = make_optimizer(model.parameters(), config.lr)
     # Own generators for the batch order and for eps, so that a run depends on its seed alone.
     order_generator = torch.Generator().manual_seed(config.seed)
-    noise_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
-    steps_per_epoch = math.ceil(n / config.batch_size)
+    noise_generator = torch.Generator(device=device).manual_seed(config.seed + 1 + 1000 * rank)
+    # several processes drop an epoch's last, partial batch (a shard could be empty)
+    steps_per_epoch = math.ceil(n / config.batch_size) if world == 1 else max(1, n // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     first_epoch, step = 1, 0
     if resume is not None:
         optimizer.load_state_dict(resume.optimizer)
         order_generator.set_state(resume.order_rng)
-        noise_generator.set_state(resume.noise_rng.to(noise_generator.get_state().device))
+        if rank == 0:  # the checkpoint holds rank 0's noise; the others start afresh from their own seeds
+            noise_generator.set_state(resume.noise_rng.to(noise_generator.get_state().device))
+        else:
+            noise_generator.manual_seed(config.seed + 1 + 1000 * rank + resume.steps_done)
         first_epoch, step = resume.epochs_done + 1, resume.steps_done
     history: list[dict] = []
     last_good = copy.deepcopy(model.state_dict())
@@ -159,17 +188,18 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
         sums = [0.0, 0.0, 0.0]  # recon, kl, objective summed over images
         seen = 0
         for i in range(steps_per_epoch):
-            index = order[i * config.batch_size: (i + 1) * config.batch_size]
+            index = order[i * config.batch_size: (i + 1) * config.batch_size][rank::world]
             xb = x.uint8(index).to(device).float().div_(255.0) if on_disk else x.index_select(0, index)  # (B, C, H, W)
             beta = kl_weight(config, epoch, i, steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch, i, steps_per_epoch)
             optimizer.zero_grad(set_to_none=True)
             with autocast(device, config.precision):
-                parts = model.loss(xb, y.index_select(0, index.to(device)) if conditional else None, beta, noise_generator)
-                loss = parts.total.mean()
-            recon_sum, kl_sum, loss_value = torch.stack([parts.recon.detach().sum(), parts.kl.detach().sum(),
-                                                         loss.detach()]).double().tolist()
+                recon, kl, total = objective(xb, y.index_select(0, index.to(device)) if conditional else None, beta, noise_generator)
+                loss = total.mean()
+            recon_sum, kl_sum, loss_value = torch.stack([recon.detach().sum(), kl.detach().sum(), loss.detach()]).double().tolist()
+            if world > 1:  # every process stops at the same step, for a NaN anywhere or a callback's stop
+                loss_value = distributed.all_sum([loss_value], device)[0] / world
             if not math.isfinite(loss_value):
                 model.load_state_dict(last_good)
                 raise TrainingError(
@@ -184,20 +214,25 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
             sums[1] += kl_sum
             sums[2] += loss_value * len(xb)
             event = TrainingEvent("step", epoch, step, total_steps, loss_value, None, model)
-            if any([bool(callback(event)) for callback in callbacks]):
+            wants_stop = any([bool(callback(event)) for callback in callbacks])
+            if world > 1:
+                wants_stop = distributed.all_sum([float(wants_stop)], device)[0] > 0
+            if wants_stop:
                 stop = True
                 break
 
         test = average_loss(model, data.test_x, data.test_y, config.beta, seed=config.seed)
+        *sums, seen = distributed.all_sum([*sums, float(seen)], device)  # over every process's shard
         train_recon, train_kl, train_loss = (total / max(seen, 1) for total in sums)
         record = {
             "epoch": epoch, "train_loss": train_loss, "train_recon": train_recon, "train_kl": train_kl,
             "test_loss": test["loss"], "test_recon": test["recon"], "test_kl": test["kl"],
             "seconds": time.perf_counter() - started, "beta": kl_weight(config, epoch, steps_per_epoch, steps_per_epoch),
-            "lr": learning_rate(config, epoch, steps_per_epoch - 1, steps_per_epoch),
+            "lr": learning_rate(config, epoch, steps_per_epoch - 1, steps_per_epoch), "world_size": world,
+            "train_images": int(seen),  # over all processes: each image of the epoch once
         }
         if stop:
-            record["stopped_at_step"] = seen // config.batch_size
+            record["stopped_at_step"] = int(seen) // config.batch_size
         history.append(record)
         last_good = copy.deepcopy(model.state_dict())
         state = TrainingState(optimizer.state_dict(), order_generator.get_state(), noise_generator.get_state(), epoch, step)

@@ -1,0 +1,47 @@
+"""One process against torchrun's N processes, same config and the same total batch:
+
+    python benchmarks/torchrun_scaling.py [--config fashion_mnist_mlp] [--epochs 3] [--processes 2]
+
+Each run is a fresh `vae-explorer train` (CPU, gloo for N > 1); reported: the median epoch time
+(epochs 2.. as recorded in history.json, the test pass included), the speed-up, and the final
+test loss of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+def run(processes: int, config: str, epochs: int, out: Path) -> list[dict]:
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--standalone"] if processes > 1 \
+        else [sys.executable]
+    subprocess.run([*launcher, "-m", "vae_explorer", "train", "--config", config, "--epochs", str(epochs), "--device", "cpu",
+                    "--out", str(out), "--quiet"], check=True, capture_output=True)
+    return json.loads((out / "history.json").read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="fashion_mnist_mlp")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--processes", type=int, default=2)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="vae-explorer-ddp-"))
+    results = {}
+    for n in (1, args.processes):
+        history = run(n, args.config, args.epochs, work / f"p{n}")
+        results[n] = (statistics.median(r["seconds"] for r in history[1:] or history), history[-1]["test_loss"])
+        print(f"{n} process{'es' if n > 1 else ''}: {results[n][0]:.2f} s per epoch (median of epochs 2-{args.epochs}), "
+              f"test loss {results[n][1]:.2f}")
+    one, many = results[1], results[args.processes]
+    print(f"speed-up {one[0] / many[0]:.2f}x with {args.processes} processes; test loss {100 * (many[1] / one[1] - 1):+.1f}%")
+
+
+if __name__ == "__main__":
+    main()

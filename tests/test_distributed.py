@@ -1,0 +1,62 @@
+"""torchrun: `torchrun --nproc_per_node 2 -m vae_explorer train` trains one model in two CPU
+processes (gloo) with the same train() as one process: every batch split across them, DDP
+averaging the gradients, rank 0 alone printing and saving; resuming works there too."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from vae_explorer import load_checkpoint
+
+TRAIN = ["train", "--dataset", "digits", "--latent-dim", "4", "--epochs", "3", "--batch-size", "64", "--device", "cpu", "--quiet"]
+
+
+def torchrun(*argv: str, processes: int = 2) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--standalone",
+                           "-m", "vae_explorer", *argv], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ddp")
+    two = torchrun(*TRAIN, "--out", str(folder / "two"))
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = subprocess.run([sys.executable, "-m", "vae_explorer", *TRAIN, "--out", str(folder / "one")], capture_output=True,
+                         text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    return folder, two, one
+
+
+def test_two_processes_learn_what_one_does(runs):
+    folder, two, _ = runs
+    both = {name: json.loads((folder / name / "history.json").read_text()) for name in ("one", "two")}
+    assert [r["world_size"] for r in both["two"]] == [2, 2, 2] and [r["world_size"] for r in both["one"]] == [1, 1, 1]
+    # each process saw its own half of every batch: together each image of the epoch once (the last,
+    # partial batch of 1,438 % 64 = 30 images dropped), as one process sees all 1,438
+    assert [r["train_images"] for r in both["two"]] == [22 * 64] * 3 and both["one"][0]["train_images"] == 1438
+    one_loss, two_loss = both["one"][-1]["test_loss"], both["two"][-1]["test_loss"]
+    assert abs(two_loss - one_loss) <= 0.05 * one_loss, (one_loss, two_loss)
+    assert both["two"][0]["test_loss"] > two_loss  # it learned
+    # the saved model is the one that was trained: its test loss is the last epoch's
+    checkpoint = load_checkpoint(folder / "two")
+    assert checkpoint.training["status"] == "finished" and checkpoint.metrics["neg_elbo"] == pytest.approx(two_loss, rel=1e-6)
+
+
+def test_only_rank_0_prints(runs):
+    _, two, _ = runs
+    assert two.stdout.count("final test loss") == 1
+    assert two.stderr.count("training mlp VAE") == 1 and ", 2 processes" in two.stderr
+    assert "Traceback" not in two.stderr
+
+
+def test_a_torchrun_run_resumes_under_torchrun(runs):
+    folder, _, _ = runs
+    resumed = torchrun("train", "--resume", str(folder / "two"), "--epochs", "4", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    history = json.loads((folder / "two" / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4] and history[-1]["world_size"] == 2
+    assert history[-1]["test_loss"] <= history[2]["test_loss"] + 0.5
