@@ -1,4 +1,4 @@
-"""Latent map: the encoded test set as a 2-D scatter coloured by class; point to decode, click to look closer."""
+"""Latent map: the encoded images as a 2-D scatter coloured by class; point to decode, click to look closer."""
 
 import numpy as np
 import streamlit as st
@@ -10,9 +10,9 @@ from vae_explorer.errors import VaeExplorerError
 from vae_explorer.images import to_uint8, upscale
 from vae_explorer.latent import encode_image, pca_2d, pca_inverse, place_by_neighbours, reconstruction_rows
 
-checkpoint = state.page("Latent map", "Each dot is one test image, placed by its posterior mean (never a sample). PCA is "
-                        "a linear projection: distances along it are real and any place on it can be decoded. t-SNE keeps "
-                        "neighbours together but bends the space, so only its dots can be clicked.")
+checkpoint = state.page("Latent map", "Each dot is one image (test images, or every image), placed by its posterior mean "
+                        "(never a sample). PCA is a linear projection: distances along it are real and any place on it can be "
+                        "decoded. t-SNE and UMAP keep neighbours together but bend the space, so only their dots can be pointed at.")
 model = checkpoint.model
 names = state.class_names(checkpoint)
 path, saved = str(checkpoint.path), state.stamp(checkpoint.path)
@@ -20,26 +20,38 @@ path, saved = str(checkpoint.path), state.stamp(checkpoint.path)
 data = state.dataset_of(checkpoint)
 if data is None:
     st.stop()
+n_test, n_all = len(data.test_x), len(data.test_x) + len(data.train_x)
 controls = st.columns([1, 1, 1])
-method = controls[0].radio("Method", ["PCA", "t-SNE"], horizontal=True, key="map_method",
-                           **state.from_url("map_method", state.one_of(["PCA", "t-SNE"]), index=0))
-sizes = [n for n in (500, 1000, 2000, 5000) if n < len(data.test_x)] + [min(10_000, len(data.test_x))]
+METHODS = ["PCA", "t-SNE", "UMAP"]
+method = controls[0].radio("Method", METHODS, horizontal=True, key="map_method",
+                           **state.from_url("map_method", state.one_of(METHODS), index=0))
+sizes = [n for n in (500, 1000, 2000, 5000) if n < n_test] + [min(10_000, n_test)] + ([n_all] if n_all > n_test else [])
 if len(sizes) > 1:
     limit = controls[1].select_slider("Points", sizes, key="map_points",
-                                      **state.from_url("map_points", state.one_of(sizes), value=min(2000, sizes[-1])))
+                                      format_func=lambda n: f"all {n:,} (test + training)" if n > n_test else f"{n:,} test",
+                                      **state.from_url("map_points", state.one_of(sizes), value=min(2000, n_test)))
 else:
     limit = sizes[0]
     controls[1].markdown(f"**Points**: all {limit} test images")
-perplexity = controls[2].slider("t-SNE perplexity", 5, 100, key="map_perplexity", disabled=method != "t-SNE",
-                                help="About how many neighbours each point attends to.",
-                                **state.from_url("map_perplexity", state.in_range(5, 100), value=30))
-state.to_url(map_method=method, map_points=limit, map_perplexity=perplexity)
-mu, logvar, labels = state.encoded_test_set(path, saved, limit)
+if method == "UMAP":
+    parameter = controls[2].slider("UMAP neighbours", 2, 100, key="map_neighbours", help="How large a neighbourhood each point sees.",
+                                   **state.from_url("map_neighbours", state.in_range(2, 100), value=15))
+else:
+    parameter = controls[2].slider("t-SNE perplexity", 5, 100, key="map_perplexity", disabled=method != "t-SNE",
+                                   help="About how many neighbours each point attends to.",
+                                   **state.from_url("map_perplexity", state.in_range(5, 100), value=30))
+state.to_url(map_method=method, map_points=limit, **({"map_neighbours": parameter} if method == "UMAP" else {"map_perplexity": parameter}))
+split = "all" if limit > n_test else "test"
+if split == "all":
+    mu, labels = state.encoded_all(path, saved)
+else:
+    mu, _, labels = state.encoded_test_set(path, saved, limit)
 coords, pca_mean, pca_directions = pca_2d(mu)
-if method == "t-SNE":
-    coords, cached = state.tsne_map(path, saved, limit, float(perplexity))
-    if not cached:
-        st.toast(f"t-SNE of {len(mu):,} points computed and saved beside the checkpoint.")
+if method != "PCA":
+    coords, task = state.slow_map(path, saved, "tsne" if method == "t-SNE" else "umap", float(parameter), split, mu)
+    if coords is None:
+        state.show_map_progress(task, f"{method} map of {len(mu):,} images")
+        st.stop()
 
 # An uploaded image placed on the map.
 upload = st.sidebar.file_uploader("Place your own image on the map", type=["png", "jpg", "jpeg", "bmp", "webp", "gif"], key="map_upload")
@@ -55,6 +67,15 @@ if upload is not None:
     except VaeExplorerError as exc:
         st.sidebar.error(str(exc))
 
+
+def image_of(index: int) -> tuple[str, object, object]:
+    """("Test image 3" or "Training image 5", its image (1, C, H, W), its label (1,)) of a dot."""
+    if index < n_test:
+        return f"Test image {index}", data.test_x[index: index + 1], data.test_y[index: index + 1]
+    j = index - n_test
+    return f"Training image {j}", data.train_x[j: j + 1], data.train_y[j: j + 1]
+
+
 planar = method == "PCA"
 live, notice = browser_decoding("map_view", checkpoint, saved)
 picked = map_pick("map_view", len(mu), planar, len(names))
@@ -62,7 +83,7 @@ left, right = st.columns([3, 1], gap="medium")
 with left:
     latent_map("map_view", coords, labels, names, method, ["PC 1", "PC 2"] if planar else ["t-SNE 1", "t-SNE 2"],
                tuple(checkpoint.config.model.image_shape[1:]), plane=(pca_mean, pca_directions) if planar else None,
-               mu=mu, star=placed, picked=picked, live=live,
+               mu=mu, star=placed, picked=picked, live=live, n_test=n_test,
                hint="Scroll or pinch to zoom, drag to move, double-click to fit. Point at a dot to see its reconstruction"
                     + (", or at an empty place to decode it" if planar else "") + "; click to keep it beside the map.")
     if notice:
@@ -71,9 +92,9 @@ with right:
     if picked is None:
         st.info("Click a dot to see its image and reconstruction" + (", or an empty place to decode it." if planar else "."))
     elif "index" in picked:
-        index = picked["index"]
-        pair = to_uint8(reconstruction_rows(model, data.test_x[index: index + 1], data.test_y[index: index + 1], 1))
-        st.markdown(f"**Test image {index}**: {names[int(labels[index])]}")
+        title, image, label = image_of(picked["index"])
+        pair = to_uint8(reconstruction_rows(model, image, label, 1))
+        st.markdown(f"**{title}**: {names[int(label[0])]}")
         st.image(upscale(pair[0].squeeze()), caption="the image", width=180, output_format="PNG")
         st.image(upscale(pair[1].squeeze()), caption="its reconstruction", width=180, output_format="PNG")
     else:

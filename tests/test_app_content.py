@@ -313,6 +313,35 @@ def test_latent_map_place_of_a_conditional_model_decodes_with_the_nearest_class(
     assert_pixels_close(downscale(image, (28, 28)), decoded(checkpoint.model, z, label=7)[0], "the place, as a Sneaker")
 
 
+def test_latent_map_of_every_image_puts_the_test_images_first_and_names_a_training_image(media):
+    checkpoint, data = shipped("digits-mlp")
+    n_test, n_all = len(data.test_x), len(data.test_x) + len(data.train_x)
+    at = run("pages/3_Latent_map.py", map_points=str(n_all))
+    coords, labels = _map_points(at)
+    mu = np.concatenate([posterior(checkpoint.model, data.test_x)[0], posterior(checkpoint.model, data.train_x)[0]])
+    assert coords == pytest.approx(pca_reference(mu)[0], abs=1e-4) and (labels == np.concatenate([data.test_y, data.train_y])).all()
+    _click(at, {"index": n_test + 5})
+    assert any(m.value == f"**Training image 5**: {int(data.train_y[5])}" for m in at.markdown)
+    assert_pixels_close(downscale(media.image(at, "the image"), (8, 8)), as_pixels(data.train_x[5:6])[0], "training image 5")
+
+
+def test_latent_map_umap_is_computed_in_the_background_then_shown():
+    from vae_explorer.latent.maps import map_files
+
+    checkpoint, data = shipped("digits-mlp")
+    at = run("pages/3_Latent_map.py", map_method="UMAP", map_neighbours="12")
+    assert not [c for c in at.get("bidi_component") if c.proto.component_name.endswith(".latent_map")]  # not computed inline
+    from vae_explorer.app.state import stamp
+
+    path = str(CHECKPOINTS / "digits-mlp")
+    task = at.session_state["map_queue"].status((path, stamp(path), "umap", 12.0, "test", len(data.test_x)))
+    assert task is not None and task.finished.wait(180) and task.state == "done"
+    at.run()
+    coords, _ = _map_points(at)
+    beside, in_cache = map_files(checkpoint.path, "umap", len(data.test_x), 12)
+    assert not beside.exists() and coords == pytest.approx(np.load(in_cache), abs=1e-5)  # a shipped model's map: the cache
+
+
 def test_latent_map_points_travel_once_per_tab():
     at = run("pages/3_Latent_map.py")
     cloud = _map(at)["cloud"]

@@ -160,3 +160,23 @@ def test_training_on_a_folder_names_its_unreadable_files_in_one_line(tmp_path, c
     assert line == (f"warning: skipped 2 unreadable files in {tmp_path / 'pics'} (a/cut.png, b/empty.jpg): "
                     "they are left out of the set; fix or delete them.")
     assert "Traceback" not in err and "UserWarning" not in err
+
+
+def test_map_computes_keeps_and_reuses_a_map_of_every_image(capsys):
+    import numpy as np
+
+    from vae_explorer import load_checkpoint, load_dataset
+    from vae_explorer.latent import split_codes, umap_2d
+    from vae_explorer.latent.maps import map_files
+
+    assert main(["map", "--model-path", "digits-mlp", "--method", "umap", "--split", "all", "--neighbours", "9"]) == 0
+    checkpoint = load_checkpoint(REPO / "checkpoints" / "digits-mlp")
+    mu, _ = split_codes(checkpoint.model, load_dataset(checkpoint.config.data), "all")
+    beside, in_cache = map_files(checkpoint.path, "umap", len(mu), 9, "all")
+    out = capsys.readouterr().out
+    assert f"umap map of {len(mu):,} codes (all)" in out and str(in_cache) in out and not beside.exists()  # shipped: the cache
+    assert np.load(in_cache) == pytest.approx(umap_2d(mu, 9), abs=1e-6)
+    assert main(["map", "--model-path", "digits-mlp", "--method", "umap", "--split", "all", "--neighbours", "9"]) == 0
+    assert "is kept already" in capsys.readouterr().out
+    assert main(["map", "--model-path", "digits-mlp", "--method", "tsne", "--perplexity", "1"]) == 2
+    assert capsys.readouterr().err == "error: --perplexity and --neighbours must be from 2 to 1000; pass a value in that range.\n"

@@ -150,3 +150,59 @@ def test_a_map_joins_the_others_in_an_existing_embeddings_folder(checkpoint_copy
     load_or_compute_tsne(POINTS[:30], checkpoint_copy, perplexity=5)
     beside, in_cache = tsne_cache_files(checkpoint_copy, 30, 5)
     assert beside.is_file() and not in_cache.exists()
+
+
+# --- large maps: openTSNE past scikit-learn's range, UMAP, every split ----------------------------------
+
+
+def test_a_large_t_sne_is_open_tsne_s_with_its_progress(monkeypatch):
+    import os
+
+    from openTSNE import TSNE as OpenTSNE
+
+    import vae_explorer.latent.maps as maps
+
+    monkeypatch.setattr(maps, "SKLEARN_TSNE_MAX", 100)  # POINTS (300) is past it
+    told = []
+    coords = maps.tsne_2d(POINTS, perplexity=20, progress=lambda done, total: told.append((done, total)))
+    reference = np.asarray(OpenTSNE(perplexity=20, n_jobs=os.cpu_count(), random_state=0, verbose=False).fit(POINTS))
+    assert coords.shape == (300, 2) and coords == pytest.approx(reference, abs=1e-6)
+    assert told[0][0] < told[-2][0] and told[-2] == (maps.TSNE_ITERATIONS, maps.TSNE_ITERATIONS) and told[-1] == (1, 1)
+
+
+def test_umap_is_umap_learns_seeded_map():
+    import umap
+
+    from vae_explorer.latent.maps import umap_2d
+
+    coords = umap_2d(POINTS, neighbours=10)
+    assert coords == pytest.approx(umap.UMAP(n_neighbors=10, random_state=0, n_jobs=1).fit_transform(POINTS), abs=1e-6)
+
+
+def test_maps_of_other_splits_are_kept_under_their_own_names(checkpoint_copy):
+    from vae_explorer.latent.maps import compute_map, kept_map, map_files
+
+    assert kept_map(checkpoint_copy, "umap", 50, 5, "all") is None
+    coords = compute_map(POINTS[:50], checkpoint_copy, "umap", 5, "all")
+    beside, _ = map_files(checkpoint_copy, "umap", 50, 5, "all")
+    assert beside.name == f"umap-all-n50-k5-{weights_digest(checkpoint_copy)}.npy" and beside.is_file()
+    assert kept_map(checkpoint_copy, "umap", 50, 5, "all") == pytest.approx(coords)
+    assert kept_map(checkpoint_copy, "umap", 50, 5, "test") is None and kept_map(checkpoint_copy, "umap", 50, 6, "all") is None
+
+
+def test_codes_of_every_split_are_the_encoders_means_test_first():
+    from pictures import posterior
+    from vae_explorer import load_checkpoint, load_dataset
+    from vae_explorer.errors import ConfigError
+    from vae_explorer.latent.maps import split_codes
+
+    from conftest import REPO
+
+    checkpoint = load_checkpoint(REPO / "checkpoints" / "digits-mlp")
+    data = load_dataset(checkpoint.config.data)
+    mu, labels = split_codes(checkpoint.model, data, "all")
+    expected = np.concatenate([posterior(checkpoint.model, data.test_x)[0], posterior(checkpoint.model, data.train_x)[0]])
+    assert mu == pytest.approx(expected, abs=1e-5) and (labels == np.concatenate([data.test_y, data.train_y])).all()
+    assert len(split_codes(checkpoint.model, data, "train")[0]) == len(data.train_x)
+    with pytest.raises(ConfigError, match="the split must be test, train or all, got 'both'"):
+        split_codes(checkpoint.model, data, "both")

@@ -69,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--no-fid", action="store_true", help="skip the sample-quality score (it trains a small classifier the first time)")
 
+    p = sub.add_parser("map", help="compute a 2-D map (t-SNE, UMAP, PCA) of a checkpoint's codes and keep it for the Latent map page")
+    p.add_argument("--model-path", required=True, help="checkpoint folder, or a shipped checkpoint's or a run's name")
+    p.add_argument("--runs-dir", help=RUNS_HELP)
+    p.add_argument("--method", choices=["pca", "tsne", "umap"], default="tsne")
+    p.add_argument("--split", choices=["test", "train", "all"], default="test", help="which images (all: test then training)")
+    p.add_argument("--perplexity", type=float, default=30.0, help="t-SNE: about how many neighbours each point attends to")
+    p.add_argument("--neighbours", type=int, default=15, help="UMAP: the size of the neighbourhood each point sees")
+    p.add_argument("--data-dir", help="folder searched first for dataset files")
+    p.add_argument("--device", default="auto")
+
     p = sub.add_parser("train-classifier", help="train (again) the small classifier whose features give the Frechet distance")
     p.add_argument("--dataset", default="digits", help="dataset name or folder:PATH")
     p.add_argument("--data-dir", help="folder searched first for dataset files")
@@ -376,10 +386,51 @@ def cmd_app(argv: list[str]) -> int:
     return 0
 
 
+def cmd_map(args: argparse.Namespace) -> int:
+    import dataclasses
+    import time
+
+    from tqdm import tqdm
+
+    from .checkpoints import load_checkpoint, locate
+    from .data import load_dataset
+    from .errors import ConfigError
+    from .latent import compute_map, kept_map, pca_2d, split_codes
+    from .latent.maps import map_files
+    from .training import resolve_device
+
+    if not 2 <= args.perplexity <= 1000 or not 2 <= args.neighbours <= 1000:
+        raise ConfigError("--perplexity and --neighbours must be from 2 to 1000; pass a value in that range.")
+    checkpoint = load_checkpoint(locate(args.model_path, args.runs_dir), resolve_device(args.device))
+    data_config = checkpoint.config.data if not args.data_dir else dataclasses.replace(checkpoint.config.data, data_dir=args.data_dir)
+    data = load_dataset(data_config)
+    started = time.perf_counter()
+    mu, _ = split_codes(checkpoint.model, data, args.split)
+    if args.method == "pca":
+        coords, _, _ = pca_2d(mu)
+        print(f"PCA of {len(mu):,} codes in {time.perf_counter() - started:.1f} s; the Latent map page computes it "
+              f"itself (it is instant), so nothing is kept.")
+        return 0
+    parameter = args.perplexity if args.method == "tsne" else args.neighbours
+    if kept_map(checkpoint.path, args.method, len(mu), parameter, args.split) is not None:
+        print(f"a {args.method} map of these {len(mu):,} codes is kept already: "
+              f"{next(f for f in map_files(checkpoint.path, args.method, len(mu), parameter, args.split) if f.is_file())}")
+        return 0
+    with tqdm(total=1, unit="step", desc=f"{args.method} of {len(mu):,} codes", file=sys.stderr, mininterval=0.5) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        compute_map(mu, checkpoint.path, args.method, parameter, args.split, progress)
+    kept = next(f for f in map_files(checkpoint.path, args.method, len(mu), parameter, args.split) if f.is_file())
+    print(f"{args.method} map of {len(mu):,} codes ({args.split}) in {time.perf_counter() - started:.1f} s, kept in {kept}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     commands = {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate, "datasets": cmd_datasets,
-                "train-classifier": cmd_train_classifier, "export-onnx": cmd_export_onnx}
+                "train-classifier": cmd_train_classifier, "export-onnx": cmd_export_onnx, "map": cmd_map}
     try:
         if argv[:1] == ["app"]:
             return cmd_app(argv[1:])

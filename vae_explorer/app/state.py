@@ -152,6 +152,15 @@ def encoded_test_set(path: str, saved: float, limit: int) -> tuple[np.ndarray, n
     return mu.numpy(), logvar.numpy(), y.numpy()
 
 
+@st.cache_data(max_entries=4, show_spinner="Encoding every image…")
+def encoded_all(path: str, saved: float) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and labels of every image: the test images first, then the training images."""
+    from ..latent.maps import kept_codes
+
+    checkpoint = _load(path, saved)
+    return kept_codes(checkpoint.model, dataset_of(checkpoint), "all", path)
+
+
 def picture(checkpoint: Checkpoint, z, label: int | None = None) -> np.ndarray:
     """The image one latent vector (D,) decodes to, as uint8 (H, W) or (H, W, 3)."""
     from ..images import to_uint8
@@ -222,13 +231,47 @@ def pca_plane(path: str, saved: float) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return centre, directions, coords.std(0, ddof=1)
 
 
-@st.cache_data(max_entries=16, show_spinner="Computing the t-SNE map (about 3 s per 1,000 points on 2 cores)…")
-def tsne_map(path: str, saved: float, limit: int, perplexity: float) -> tuple[np.ndarray, bool]:
-    """The t-SNE map of the first `limit` encoded test images, from disk when computed before."""
-    from ..latent import load_or_compute_tsne
+def slow_map(path: str, saved: float, method: str, parameter: float, split: str, mu: np.ndarray):
+    """A t-SNE or UMAP map of the codes `mu`: (coords, None) when kept on disk, else (None, task)
+    with the computation asked of this session's MapQueue (one at a time, the newest waiting)."""
+    from ..latent import compute_map, kept_map
+    from ..runs.maps import MapQueue
 
-    mu, _, _ = encoded_test_set(path, saved, limit)
-    return load_or_compute_tsne(mu, path, perplexity)
+    coords = kept_map(path, method, len(mu), parameter, split)
+    if coords is not None:
+        return coords, None
+    queue = st.session_state.setdefault("map_queue", MapQueue())
+    task = queue.request((path, saved, method, parameter, split, len(mu)),
+                         lambda progress: compute_map(mu, path, method, parameter, split, progress))
+    return None, task
+
+
+MAP_LIBRARIES = {"tsne": "openTSNE", "umap": "umap-learn"}
+
+
+def show_map_progress(task, what: str) -> None:
+    """A progress bar for a map being computed, polled every second; the page reruns when it is
+    ready. A failure is said in one line."""
+    method = task.key[2]
+
+    @st.fragment(run_every=1.0)
+    def poll() -> None:
+        if task.state in ("done", "replaced"):
+            st.rerun()
+        elif task.state == "failed":
+            if task.error in ("ImportError", "ModuleNotFoundError"):
+                st.error(f"The {what} needs {MAP_LIBRARIES.get(method, method)}, which is not installed here; "
+                         "run `pip install -r requirements.txt` and restart the app.")
+            elif task.error == "MemoryError":
+                st.error(f"The machine ran out of memory computing the {what}; choose fewer points.")
+            else:
+                st.error(f"The {what} could not be computed ({task.error}); choose fewer points or another method.")
+        else:
+            waiting = " (after the map being computed now)" if task.state == "waiting" else ""
+            st.progress(min(task.done / task.total, 1.0),
+                        text=f"Computing the {what}{waiting}: {100 * task.done / task.total:.0f}%. It is kept, so it opens at once next time.")
+
+    poll()
 
 
 def from_url(key: str, parse, **default) -> dict:

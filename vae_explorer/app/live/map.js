@@ -22,11 +22,20 @@ function bytes(text) {
   return out;
 }
 
+function halves(raw) {  // IEEE 754 half-precision numbers (little-endian) as float32
+  const h = new Uint16Array(raw.buffer), out = new Float32Array(h.length);
+  for (let i = 0; i < h.length; i++) {
+    const sign = h[i] & 0x8000 ? -1 : 1, e = (h[i] >> 10) & 0x1f, f = h[i] & 0x3ff;
+    out[i] = e === 0 ? sign * 2 ** -14 * (f / 1024) : e === 31 ? (f ? NaN : sign * Infinity) : sign * 2 ** (e - 15) * (1 + f / 1024);
+  }
+  return out;
+}
+
 function unpack(cloud) {
   const coords = new Float32Array(bytes(cloud.coords).buffer);
   const raw = bytes(cloud.labels);
   const labels = cloud.label_bytes === 2 ? new Uint16Array(raw.buffer) : raw;
-  const mu = cloud.mu ? new Float32Array(bytes(cloud.mu).buffer) : null;
+  const mu = !cloud.mu ? null : cloud.mu_bytes === 2 ? halves(bytes(cloud.mu)) : new Float32Array(bytes(cloud.mu).buffer);
   const n = labels.length;
   let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
   for (let i = 0; i < n; i++) {
@@ -89,7 +98,7 @@ export default function (component) {
   const tipCanvas = tip.querySelector("canvas");
   const tipText = tip.querySelector("output");
   Object.assign(state, { names: data.names, colours: data.colours.map(rgb), css: data.colours, method: data.method,
-                         plane: data.plane, star: data.star, axes: data.axes, shape: data.shape });
+                         plane: data.plane, star: data.star, axes: data.axes, shape: data.shape, nTest: data.n_test ?? Infinity });
   canvas.style.height = data.height + "px";
   tipCanvas.style.width = tipCanvas.style.height = data.picture_px + "px";
   if (!state.drawn) [tipCanvas.height, tipCanvas.width] = data.shape;
@@ -347,7 +356,7 @@ export default function (component) {
     if (!hit) { tip.hidden = true; return; }
     let text;
     if (hit.index !== undefined) {
-      text = `test image ${hit.index}: ${state.names[hit.label]}` + (state.live ? "\nits reconstruction" : "\nclick to see it");
+      text = (hit.index < state.nTest ? `test image ${hit.index}` : `training image ${hit.index - state.nTest}`) + `: ${state.names[hit.label]}` + (state.live ? "\nits reconstruction" : "\nclick to see it");
     } else {
       text = `${state.axes[0]} = ${hit.x.toFixed(2)}, ${state.axes[1]} = ${hit.y.toFixed(2)}` +
              (state.live ? "\ndecoded here" + (state.spec.cond_dim ? ` as ${state.names[hit.label]}` : "") : "\nclick to decode it");
