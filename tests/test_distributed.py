@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,44 @@ def test_a_torchrun_run_resumes_under_torchrun(runs):
     history = json.loads((folder / "two" / "history.json").read_text())
     assert [r["epoch"] for r in history] == [1, 2, 3, 4] and history[-1]["world_size"] == 2
     assert history[-1]["test_loss"] <= history[2]["test_loss"] + 0.5
+
+
+def _train_one_rank(rank: int, world: int, port: int, out: str) -> None:
+    """One process of a 2-process group made here (no torchrun): rank 0's callback ends after epoch 1."""
+    import torch.distributed as dist
+
+    from conftest import TINY_DATA, TINY_MODEL
+    from vae_explorer import TrainConfig
+    from vae_explorer.data import load_dataset
+    from vae_explorer.models import build_model, fit_to_data
+    from vae_explorer.training import train
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        data = load_dataset(TINY_DATA)
+        model = build_model(fit_to_data(TINY_MODEL, data.image_shape, data.class_names), seed=0)
+        history = train(model, data, TrainConfig(epochs=3, batch_size=16, seed=0, device="cpu"), [lambda event: event.kind == "epoch"])
+        (Path(out) / f"{rank}.json").write_text(json.dumps([len(history), float(next(model.parameters()).sum())]))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_stop_decided_on_rank_0_ends_every_process(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    context = mp.start_processes(_train_one_rank, args=(2, port, str(tmp_path)), nprocs=2, join=False, start_method="spawn")
+    import time
+
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=5):  # True once both have ended; a process left waiting would hang here
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("a process did not end: the stop was not shared")
+    (epochs0, weights0), (epochs1, weights1) = (json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1))
+    assert epochs0 == epochs1 == 1 and weights0 == weights1  # both stopped after epoch 1, with the same weights

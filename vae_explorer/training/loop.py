@@ -237,7 +237,10 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
         last_good = copy.deepcopy(model.state_dict())
         state = TrainingState(optimizer.state_dict(), order_generator.get_state(), noise_generator.get_state(), epoch, step)
         event = TrainingEvent("epoch", epoch, step, total_steps, train_loss, record, model, state)
-        if any([bool(callback(event)) for callback in callbacks]) or stop:
+        ends = any([bool(callback(event)) for callback in callbacks]) or stop
+        if world > 1:  # rank 0's callbacks decide for every process
+            ends = distributed.all_sum([float(ends)], device)[0] > 0
+        if ends:
             break
     model.eval()
     return history
