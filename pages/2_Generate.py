@@ -17,14 +17,9 @@ saved = state.stamp(checkpoint.path)
 
 # Python's copy of z: set by Reset / Random / the URL; the browser's drags update it inside the fragment.
 if st.session_state.get("gen_model") != checkpoint.path:
-    z0 = np.zeros(dim)
-    shared = st.query_params.get("z")
-    try:
-        parsed = np.array([float(v) for v in shared.split(",")]) if shared else None
-        if parsed is not None and len(parsed) == dim and np.isfinite(parsed).all():
-            z0 = np.clip(parsed, -3, 3)
-    except ValueError:
-        st.warning("The z in this URL could not be read; starting from zero.")
+    z0, notice = state.z_from_link(st.query_params.get("z"), dim, checkpoint.name)
+    if notice:
+        st.warning(notice)
     first = 0
     try:  # a shared link's class
         first = int(st.query_params.get("gen_class", 0)) if 0 <= int(st.query_params.get("gen_class", 0)) < len(names) else 0

@@ -93,6 +93,36 @@ def test_generate_reads_a_shared_url():
     at.run()
     assert_clean(at)
     assert at.session_state["gen_z"] == [0.5, -1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 3.0]  # clipped to the slider range
+    assert [w.value for w in at.warning] == ["Values of the z in this link outside -3 to 3 were set to the sliders' ends."]
+
+
+@pytest.mark.parametrize("z, notice", [
+    ("nan,inf,0,0,0,0,0,0", "The z in this link holds values that are not finite numbers (nan or inf); starting from zero."),
+    ("1,2,3", "The z in this link has 3 values, but digits-mlp has 8 latent dimensions; starting from zero."),
+    ("abc", "The z in this link could not be read (it should be numbers separated by commas); starting from zero."),
+])
+def test_a_link_with_a_z_that_cannot_be_used_says_so_in_one_line(z, notice):
+    at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=120)
+    at.query_params.update({"model": "digits-mlp", "z": z})
+    at.run()
+    assert_clean(at)
+    assert [w.value for w in at.warning] == [notice] and at.session_state["gen_z"] == [0.0] * 8
+    at.button(key="gen_random").click().run()  # said once: not again on the next rerun
+    assert not at.warning
+
+
+@pytest.mark.parametrize("name", ["../../etc", "no-such-model", "x`y*"])
+def test_a_link_naming_a_model_the_server_lacks_says_so_and_shows_the_default(name):
+    at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=120)
+    at.query_params["model"] = name
+    at.run()
+    assert_clean(at)
+    shown = name.replace("`", "").replace("*", "")
+    assert [w.value for w in at.warning] == [f"This link asks for a model called `{shown}`, which this server does not have; "
+                                             "showing digits-mlp instead (pick another in the sidebar)."]
+    assert at.session_state["model"] == "digits-mlp" and at.query_params["model"] == "digits-mlp"
+    at.run()
+    assert not at.warning
 
 
 def test_latent_map_methods():

@@ -183,9 +183,9 @@ def _train_and_report(args: argparse.Namespace, run) -> int:
         _warn_skipped(run.data)
     config, out = run.config, run.out
     done = run.epochs_done
-    rank, world = distributed.world()
+    world = distributed.world()[1]
     if main:
-            print(f"{'resuming' if done else 'training'} {config.model.architecture} VAE ({run.model.num_parameters():,} parameters, "
+        print(f"{'resuming' if done else 'training'} {config.model.architecture} VAE ({run.model.num_parameters():,} parameters, "
               f"latent {config.model.latent_dim}) on {run.data.name}: {len(run.data.train_x):,} train / {len(run.data.test_x):,} "
               f"test images -> {out}" + (f" (epoch {done + 1} of {config.train.epochs})" if done else "")
               + (f", {world} processes" if world > 1 else ""), file=sys.stderr)

@@ -92,7 +92,12 @@ def select_model() -> Checkpoint:
         st.session_state[MODEL_KEY] = uploaded
     wanted = st.session_state.get(MODEL_KEY) or st.query_params.get(MODEL_KEY) or DEFAULT_MODEL
     if wanted not in by_name:
+        linked = MODEL_KEY not in st.session_state and st.query_params.get(MODEL_KEY)
         wanted = DEFAULT_MODEL if DEFAULT_MODEL in by_name else next(iter(by_name))
+        if linked:  # a shared link naming a model this server does not have: said once, not silently replaced
+            shown = "".join(c for c in str(linked)[:60] if c.isprintable() and c not in "`*_[]<>")
+            st.warning(f"This link asks for a model called `{shown}`, which this server does not have; showing "
+                       f"{by_name[wanted].label.split('  ')[0]} instead (pick another in the sidebar).")
     names = list(by_name)
     name = st.sidebar.selectbox("Model", names, index=names.index(wanted), format_func=lambda n: by_name[n].label,
                                 help="Shipped checkpoints and those trained or uploaded on this server.")
@@ -272,6 +277,26 @@ def show_map_progress(task, what: str) -> None:
                         text=f"Computing the {what}{waiting}: {100 * task.done / task.total:.0f}%. It is kept, so it opens at once next time.")
 
     poll()
+
+
+def z_from_link(text: str | None, dim: int, model_name: str, low: float = -3.0, high: float = 3.0) -> tuple[np.ndarray, str | None]:
+    """A latent vector from a shared link's ?z=v1,v2,... and, when it cannot be used as it is,
+    the one line that says what was done instead (zeros, or values set to the sliders' ends)."""
+    if not text:
+        return np.zeros(dim), None
+    try:
+        values = np.array([float(v) for v in text.split(",")])
+    except ValueError:
+        return np.zeros(dim), "The z in this link could not be read (it should be numbers separated by commas); starting from zero."
+    if len(values) != dim:
+        return np.zeros(dim), (f"The z in this link has {len(values)} value{'s' if len(values) != 1 else ''}, but {model_name} has "
+                               f"{dim} latent dimensions; starting from zero.")
+    if not np.isfinite(values).all():
+        return np.zeros(dim), "The z in this link holds values that are not finite numbers (nan or inf); starting from zero."
+    clipped = np.clip(values, low, high)
+    if (clipped != values).any():
+        return clipped, f"Values of the z in this link outside {low:g} to {high:g} were set to the sliders' ends."
+    return values, None
 
 
 def from_url(key: str, parse, **default) -> dict:
