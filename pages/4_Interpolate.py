@@ -29,15 +29,19 @@ def pick(slot: str, default: int, column) -> tuple[np.ndarray, int]:
                                 **state.from_url(f"interp_{slot}", state.in_range(0, n - 1), value=default))
         upload = st.file_uploader(f"…or upload image {slot}", type=["png", "jpg", "jpeg", "bmp", "webp", "gif"], key=f"interp_upload_{slot}")
         z, label, image = mu[index], int(labels[index]), data.test_x[index: index + 1]
+        caption = f"{slot}: test image {index}, {names[label]}"
         if upload is not None:
+            if model.cond_dim:  # a conditional model encodes with a class, which an upload does not carry
+                label = st.selectbox(f"Class to encode upload {slot} with", range(len(names)), format_func=lambda i: names[i],
+                                     key=f"interp_upload_class_{slot}")
             try:
                 encoding = encode_image(model, prepare_image(upload.getvalue(), checkpoint.config.model.image_shape, "auto",
                                                              True, name=upload.name), label, samples=0)
                 z, image = encoding.mean, encoding.image
+                caption = f"{slot}: your upload" + (f", encoded as {names[label]}" if model.cond_dim else "")
             except VaeExplorerError as exc:
                 st.error(str(exc))
-        st.image(upscale(to_uint8(image)[0].squeeze(), 96), caption=f"{slot}: {names[label]}", width=96,
-                 output_format="PNG")
+        st.image(upscale(to_uint8(image)[0].squeeze(), 192), caption=caption, width=192, output_format="PNG")
     return z, label
 
 
@@ -91,8 +95,11 @@ walk()
 
 # --- line and great circle ---------------------------------------------------------------------------
 st.subheader("A to B: a straight line and a great circle")
-st.caption("Linear interpolation cuts through the middle of the space, where |z| is small and the prior has little "
-           "mass in high dimensions; spherical interpolation (slerp) keeps |z| near the typical radius √d.")
+st.caption("Linear interpolation cuts the corner through the middle of the space: its |z| runs below the straight line "
+           "from |z_A| to |z_B|, most for end points far apart in angle. Spherical interpolation "
+           "(slerp) follows the arc between them: two codes of equal length keep that length all the way (codes of "
+           "different lengths change length along the arc too; the plot shows by how much). The dotted line is √d, "
+           "the length typical of a sample from the prior N(0, I) in d dimensions; encoded images often sit inside it.")
 paths = interpolation_paths(z_a, z_b, steps)
 rows = generate(model, np.concatenate([paths["linear"], paths["slerp"]]), label_a)
 strip = png_bytes(rows, nrow=steps, min_cell=56)

@@ -373,6 +373,16 @@ def test_interpolation_frames_run_from_a_to_b(media):
     norms = {t["name"]: plotly_values(t["y"]) for t in plotly_spec(at.get("plotly_chart")[0])["data"]}
     assert norms["linear"][2] == pytest.approx(np.linalg.norm((a + b) / 2), rel=1e-5)
     assert norms["slerp"][2] == pytest.approx(np.linalg.norm(middle), rel=1e-5)
+    # what the caption says: linear runs below the line between the end lengths; slerp between codes of equal length keeps it
+    t = np.linspace(0, 1, 5)
+    assert (norms["linear"][1:-1] < ((1 - t) * np.linalg.norm(a) + t * np.linalg.norm(b))[1:-1]).all()
+    caption = next(c.value for c in at.caption if c.value.startswith("Linear interpolation cuts the corner"))
+    assert "two codes of equal length keep that length" in caption and "√d" in caption
+    from vae_explorer.latent import interpolation_at
+
+    b_scaled = b * np.linalg.norm(a) / np.linalg.norm(b)
+    along = interpolation_at(torch.from_numpy(a), torch.from_numpy(b_scaled), np.linspace(0, 1, 9), "slerp").numpy()
+    assert np.linalg.norm(along, axis=1) == pytest.approx(np.full(9, np.linalg.norm(a)), rel=1e-5)
 
 
 def test_an_upload_replaces_the_end_point_it_was_meant_for(media):
@@ -386,9 +396,25 @@ def test_an_upload_replaces_the_end_point_it_was_meant_for(media):
     a, _ = posterior(checkpoint.model, data.test_x[5:6])
     assert_pixels_close(strip[0], decoded(checkpoint.model, a)[0], "A is still test image 5")
     assert_pixels_close(strip[4], decoded(checkpoint.model, upload)[0], "B is now the upload")
-    ends = [downscale(pixels, (8, 8)) for caption, pixels in media.images(at)[:2]]
-    assert_pixels_close(ends[0], as_pixels(data.test_x[5:6])[0], "image A")
-    assert_pixels_close(ends[1], as_pixels(prepare_image(_png("bar"), (1, 8, 8))[None])[0], "image B")
+    ends = media.images(at)[:2]
+    assert [caption for caption, _ in ends] == [f"A: test image 5, {int(data.test_y[5])}", "B: your upload"]  # not a test image's class
+    assert all(pixels.shape[0] >= 192 for _, pixels in ends)  # large enough to see from the back of a room
+    assert_pixels_close(downscale(ends[0][1], (8, 8)), as_pixels(data.test_x[5:6])[0], "image A")
+    assert_pixels_close(downscale(ends[1][1], (8, 8)), as_pixels(prepare_image(_png("bar"), (1, 8, 8))[None])[0], "image B")
+
+
+def test_an_upload_to_a_conditional_model_is_encoded_with_the_class_asked_for(media):
+    from vae_explorer.data.uploads import prepare_image
+
+    checkpoint, data = shipped("fashion-mnist-cvae")
+    at = run("pages/4_Interpolate.py", "fashion-mnist-cvae", interp_A="5", interp_B="12", interp_steps="5")
+    at.file_uploader(key="interp_upload_A").set_value(("shoe.png", _png("bar"), "image/png")).run()
+    at.selectbox(key="interp_upload_class_A").select(7).run()
+    x = prepare_image(_png("bar"), (1, 28, 28))[None]
+    a, _ = posterior(checkpoint.model, x, 7)
+    strip = tiles(media.image(at, "top row: linear; bottom row: slerp"), 10, 5, (28, 28))
+    assert_pixels_close(strip[0], decoded(checkpoint.model, a, label=7)[0], "A: the upload encoded and decoded as a Sneaker")
+    assert media.images(at)[0][0] == "A: your upload, encoded as Sneaker"
 
 
 def test_four_corners_and_latent_arithmetic(media):
