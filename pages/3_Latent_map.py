@@ -59,7 +59,9 @@ placed = None
 if upload is not None:
     try:
         x = prepare_image(upload.getvalue(), checkpoint.config.model.image_shape, "auto", True, name=upload.name)
-        z_upload = encode_image(model, x, 0, samples=0).mean
+        upload_label = st.sidebar.selectbox("Class to encode your image with", range(len(names)), format_func=lambda i: names[i],
+                                            key="map_upload_class") if model.cond_dim else None  # a conditional model needs one
+        z_upload = encode_image(model, x, upload_label, samples=0).mean
         if method == "PCA":
             placed = (z_upload - pca_mean) @ pca_directions.T
         else:

@@ -277,6 +277,19 @@ def test_latent_map_places_an_upload_where_pca_puts_its_mean():
     assert _map(at)["star"] == pytest.approx(((z - pca.mean_) @ directions.T)[0], abs=1e-4)
 
 
+def test_latent_map_encodes_an_upload_to_a_conditional_model_with_the_class_asked_for():
+    from vae_explorer.data.uploads import prepare_image
+
+    checkpoint, data = shipped("fashion-mnist-cvae")
+    at = run("pages/3_Latent_map.py", "fashion-mnist-cvae")
+    at.sidebar.file_uploader(key="map_upload").set_value(("shoe.png", _png("ring"), "image/png")).run()
+    at.sidebar.selectbox(key="map_upload_class").select(7).run()
+    mu = np.stack([posterior(checkpoint.model, data.test_x[i: i + 1], int(data.test_y[i]))[0][0] for i in range(2000)])
+    _, directions, pca = pca_reference(mu)
+    z, _ = posterior(checkpoint.model, prepare_image(_png("ring"), (1, 28, 28))[None], 7)
+    assert _map(at)["star"] == pytest.approx(((z - pca.mean_) @ directions.T)[0], abs=1e-4)
+
+
 def _click(at, picked: dict) -> None:
     at.session_state["map_view"] = {"picked": picked, "held": None, "live": None}
     at.run()
