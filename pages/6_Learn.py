@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from vae_explorer.app import state
+from vae_explorer.app.figures import dimension_history_figure, has_dimension_history
 from vae_explorer.images import png_bytes
 from vae_explorer.latent import sample_prior, traverse
 from vae_explorer.models import kl_to_prior
@@ -87,6 +88,10 @@ bars.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), title=f"KL p
                    yaxis_title="nats")
 st.plotly_chart(bars, key="learn_collapse")
 st.caption(f"{int(active.sum())} of {len(active)} dimensions are active. Try the Traverse page on a grey one: its row does not change.")
+if has_dimension_history(checkpoint.history):
+    st.plotly_chart(dimension_history_figure(checkpoint.history), key="learn_dims_history")
+    st.caption(f"How {checkpoint.name}'s dimensions learned, epoch by epoch: a row that fades to zero is a dimension "
+               "collapsing; one that lights up later is waking up (a KL warm-up gives more of them time to).")
 
 st.header("Further reading")
 st.markdown(

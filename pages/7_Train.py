@@ -8,6 +8,7 @@ from plotly.subplots import make_subplots
 
 from vae_explorer.app import state
 from vae_explorer.app import train_form as form
+from vae_explorer.app.figures import dimension_history_figure, has_dimension_history
 from vae_explorer.app.live import runtime_installed
 from vae_explorer.app.train_form import field_widget
 from vae_explorer.data import list_datasets
@@ -185,6 +186,8 @@ def show_job() -> None:
     if isinstance(job, TrainingJob):
         if snap.history:
             st.plotly_chart(history_figure(snap.history), key="train_history_chart")
+            if has_dimension_history(snap.history):  # dimensions waking up or collapsing, epoch by epoch
+                st.plotly_chart(dimension_history_figure(snap.history), key="train_dims_chart")
         if snap.strip_png is not None:
             left, right = st.columns([3, 2])
             left.image(snap.strip_png, width="stretch", output_format="PNG",

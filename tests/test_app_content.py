@@ -558,3 +558,27 @@ def test_generate_shows_the_line_of_a_1d_model(media, tmp_path, monkeypatch, tin
     at.slider(key="gen_grid_side").set_value(9).run()
     line = tiles(_grid(at)[0], 9, 9, (8, 8), padding=0)
     assert_pixels_close(line, decoded(model, norm.ppf(np.linspace(0.05, 0.95, 9))[:, None]), "the 1-D manifold")
+
+
+def test_learn_shows_how_a_checkpoint_s_dimensions_learned_when_its_history_holds_it(tiny_checkpoint, tmp_path, monkeypatch):
+    import shutil
+
+    from vae_explorer.app import state
+
+    monkeypatch.setattr(state, "TRAINED_DIR", tmp_path / "runs")
+    shutil.copytree(tiny_checkpoint, tmp_path / "runs" / "tiny")
+    history = load_checkpoint(tmp_path / "runs" / "tiny").history
+    at = AppTest.from_file(str(REPO / "pages/6_Learn.py"), default_timeout=180)
+    at.query_params["model"] = "tiny"
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    (figure,) = [plotly_spec(c) for c in at.get("plotly_chart") if any(t.get("type") == "heatmap" for t in plotly_spec(c)["data"])]
+    heatmap, active = figure["data"]
+    z = heatmap["z"]
+    kl = plotly_values(z).reshape([int(v) for v in str(z["shape"]).split(",")]) if isinstance(z, dict) else np.array(z, float)
+    assert kl.shape == (2, len(history))  # one row per latent dimension, one column per epoch
+    assert kl == pytest.approx(np.array([r["test_kl_per_dim"] for r in history]).T, rel=1e-6)
+    assert list(plotly_values(active["y"])) == [sum(v > 0.01 for v in r["test_mu_var"]) for r in history]
+    # a shipped checkpoint trained before these were recorded shows no such figure
+    at = run("pages/6_Learn.py")
+    assert not [c for c in at.get("plotly_chart") if any(t.get("type") == "heatmap" for t in plotly_spec(c)["data"])]

@@ -52,7 +52,8 @@ def test_one_epoch_from_the_form_makes_a_checkpoint_every_page_opens(runs):
     assert not at.exception and not at.error
     assert any("saved as my-first-VAE" in s.value for s in at.success)
     assert (runs / "my-first-VAE" / "model.safetensors").is_file()
-    assert len(at.get("plotly_chart")) == 2  # the loss curves and the latent scatter
+    charts = {c.key for c in at.get("plotly_chart")}  # the loss curves, KL per dimension by epoch, the latent scatter
+    assert charts == {"train_history_chart", "train_dims_chart", "train_scatter"}
     assert "my-first-VAE" in at.sidebar.selectbox[0].options[-1] or any(
         "my-first-VAE" in o for o in at.sidebar.selectbox[0].options)
     for page in ("pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/5_Traverse.py"):

@@ -211,3 +211,19 @@ def test_training_in_one_thread_leaves_another_threads_numbers_alone(tiny_data):
         thread.join()
     assert all(torch.equal(a, b) for a, b in zip(alone[0], busy[0]))
     assert busy[1] == alone[1]
+
+
+def test_each_epoch_records_how_every_latent_dimension_learns(tiny_data):
+    from conftest import TINY_MODEL
+    from vae_explorer.evaluation.metrics import active_units, kl_per_dimension
+    from vae_explorer.latent import encode_means
+    from vae_explorer.models import build_model, fit_to_data
+
+    model = build_model(fit_to_data(TINY_MODEL, tiny_data.image_shape, tiny_data.class_names), seed=0)
+    history = train(model, tiny_data, TrainConfig(epochs=2, batch_size=16, seed=0, device="cpu"))
+    mu, logvar = encode_means(model, tiny_data.test_x)  # the model after the last epoch, as its record saw it
+    last = history[-1]
+    assert last["test_kl_per_dim"] == pytest.approx(kl_per_dimension(mu, logvar).tolist(), rel=1e-5, abs=1e-7)
+    assert last["test_mu_var"] == pytest.approx(mu.double().var(0).tolist(), rel=1e-4, abs=1e-8)
+    assert sum(v > 0.01 for v in last["test_mu_var"]) == active_units(mu)
+    assert sum(last["test_kl_per_dim"]) == pytest.approx(last["test_kl"], rel=1e-5)  # the parts of the KL in the loss

@@ -115,9 +115,14 @@ class VAE(nn.Module):
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, beta: float = 1.0,
              generator: torch.Generator | None = None) -> LossParts:
         """Per-image recon, KL and recon + beta * KL, in nats, with one sample of z."""
+        return self.loss_and_posterior(x, y, beta, generator)[0]
+
+    def loss_and_posterior(self, x: torch.Tensor, y: torch.Tensor | None = None, beta: float = 1.0,
+                           generator: torch.Generator | None = None) -> tuple[LossParts, Posterior]:
+        """`loss`, and q(z|x) it was computed from (for statistics per latent dimension)."""
         q = self.encode(x, y)
         params = self.decode(q.sample(generator), y)
-        return vae_loss(x, params, q.mean, q.logvar, self.config.likelihood, beta, self.sigma_log())
+        return vae_loss(x, params, q.mean, q.logvar, self.config.likelihood, beta, self.sigma_log()), q
 
     def log_likelihood(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """log p(x|z) per image, (B,)."""

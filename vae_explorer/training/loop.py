@@ -76,7 +76,9 @@ class _Objective(torch.nn.Module):
 @torch.no_grad()
 def average_loss(model: VAE, x: torch.Tensor, y: torch.Tensor | None, beta: float = 1.0,
                  batch_size: int = 1000, seed: int = 0) -> dict[str, float]:
-    """Mean recon, KL and recon + beta * KL per image over a whole set, in nats.
+    """Mean recon, KL and recon + beta * KL per image over a whole set, in nats; and per latent
+    dimension, the mean KL to the prior (nats) and the variance of the posterior means over the
+    set (a dimension is active when it exceeds 0.01, Burda et al.).
 
     The one sample of z per image comes from a generator seeded with `seed`, so the figure is
     repeatable.
@@ -86,14 +88,19 @@ def average_loss(model: VAE, x: torch.Tensor, y: torch.Tensor | None, beta: floa
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     sums = torch.zeros(3, dtype=torch.float64)
+    dims = torch.zeros(3, model.latent_dim, dtype=torch.float64)  # per dimension: KL, sum of mu, sum of mu^2
     for start in range(0, len(x), batch_size):
         xb = x[start: start + batch_size].to(device)
         yb = None if y is None else y[start: start + batch_size].to(device)
-        parts = model.loss(xb, yb if model.cond_dim else None, beta, generator)
+        parts, q = model.loss_and_posterior(xb, yb if model.cond_dim else None, beta, generator)
         sums += torch.stack([parts.recon.sum(), parts.kl.sum(), parts.total.sum()]).double().cpu()
+        mean = q.mean.double()
+        dims += torch.stack([q.kl_per_dim().double().sum(0), mean.sum(0), mean.pow(2).sum(0)]).cpu()
     model.train(was_training)
-    recon, kl, total = (sums / max(len(x), 1)).tolist()
-    return {"loss": total, "recon": recon, "kl": kl}
+    n = max(len(x), 1)
+    recon, kl, total = (sums / n).tolist()
+    mu_var = (dims[2] - dims[1].pow(2) / n) / max(n - 1, 1)  # unbiased, as torch.var
+    return {"loss": total, "recon": recon, "kl": kl, "kl_per_dim": (dims[0] / n).tolist(), "mu_var": mu_var.clamp(min=0).tolist()}
 
 
 def kl_weight(config: TrainConfig, epoch: int, step_in_epoch: int, steps_per_epoch: int) -> float:
@@ -227,6 +234,7 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
         record = {
             "epoch": epoch, "train_loss": train_loss, "train_recon": train_recon, "train_kl": train_kl,
             "test_loss": test["loss"], "test_recon": test["recon"], "test_kl": test["kl"],
+            "test_kl_per_dim": test["kl_per_dim"], "test_mu_var": test["mu_var"],  # how each dimension learns, epoch by epoch
             "seconds": time.perf_counter() - started, "beta": kl_weight(config, epoch, steps_per_epoch, steps_per_epoch),
             "lr": learning_rate(config, epoch, steps_per_epoch - 1, steps_per_epoch), "world_size": world,
             "train_images": int(seen),  # over all processes: each image of the epoch once

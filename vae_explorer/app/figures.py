@@ -1,0 +1,34 @@
+"""Figures more than one page draws: how each latent dimension learned, epoch by epoch."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..evaluation.metrics import ACTIVE_UNIT_THRESHOLD
+
+
+def has_dimension_history(history: list[dict]) -> bool:
+    """Whether a run's history holds the per-dimension figures (runs trained before they were recorded do not)."""
+    return bool(history) and all("test_kl_per_dim" in r and "test_mu_var" in r for r in history)
+
+
+def dimension_history_figure(history: list[dict]) -> go.Figure:
+    """A heatmap of the test KL per latent dimension (rows) at each epoch (columns), and the active
+    units at each epoch (posterior means varying more than 0.01 across the test set, Burda et al.)."""
+    epochs = [r["epoch"] for r in history]
+    kl = np.array([r["test_kl_per_dim"] for r in history]).T  # (D, E)
+    active = [int((np.asarray(r["test_mu_var"]) > ACTIVE_UNIT_THRESHOLD).sum()) for r in history]
+    figure = make_subplots(rows=1, cols=2, column_widths=[0.7, 0.3], horizontal_spacing=0.14,
+                           subplot_titles=("KL per latent dimension (nats), test set", f"active units (of {len(kl)})"))
+    figure.add_trace(go.Heatmap(z=kl, x=epochs, y=[f"z{i}" for i in range(len(kl))], colorscale="Viridis", zmin=0,
+                                colorbar=dict(title="nats", x=0.615, xanchor="left", thickness=12), hovertemplate="epoch %{x}, %{y}: %{z:.2f} nats<extra></extra>"),
+                     1, 1)
+    figure.add_trace(go.Scatter(x=epochs, y=active, mode="lines+markers", line=dict(color="#332288"), showlegend=False,
+                                hovertemplate="epoch %{x}: %{y} active<extra></extra>"), 1, 2)
+    figure.update_xaxes(title_text="epoch")
+    figure.update_yaxes(autorange="reversed", col=1)
+    figure.update_yaxes(range=[0, len(kl) + 0.5], col=2)
+    figure.update_layout(height=max(260, 22 * len(kl) + 120), margin=dict(l=10, r=10, t=40, b=10))
+    return figure
