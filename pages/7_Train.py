@@ -8,8 +8,8 @@ from plotly.subplots import make_subplots
 
 from vae_explorer.app import state
 from vae_explorer.app import train_form as form
-from vae_explorer.app.figures import dimension_history_figure, has_dimension_history
-from vae_explorer.app.live import runtime_installed
+from vae_explorer.app.figures import dimension_history_figure, epochs_map_figure, has_dimension_history
+from vae_explorer.app.live import CLASS_COLOURS, runtime_installed
 from vae_explorer.app.train_form import field_widget
 from vae_explorer.data import list_datasets
 from vae_explorer.errors import VaeExplorerError
@@ -148,7 +148,8 @@ def scatter_figure(points, labels, names) -> go.Figure:
     figure = go.Figure()
     for k in sorted(set(labels.tolist())):
         mask = labels == k
-        figure.add_trace(go.Scattergl(x=points[mask, 0], y=points[mask, 1], mode="markers", marker=dict(size=5),
+        figure.add_trace(go.Scattergl(x=points[mask, 0], y=points[mask, 1], mode="markers",
+                                      marker=dict(size=5, color=CLASS_COLOURS[k % len(CLASS_COLOURS)]),
                                       name=names[k] if k < len(names) else str(k)))
     figure.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), title="test images in latent space (top-2 PCA)")
     return figure
@@ -194,6 +195,17 @@ def show_job() -> None:
                        caption="Test images (top) and their reconstructions now (bottom)")
             names = snap.class_names or [str(i) for i in range(int(snap.scatter_labels.max()) + 1)]
             right.plotly_chart(scatter_figure(snap.scatter, snap.scatter_labels, names), key="train_scatter")
+        if len(snap.frames) >= 2:  # the run so far, epoch by epoch
+            st.markdown("**Epoch by epoch**")
+            left, right = st.columns([3, 2])
+            left.plotly_chart(epochs_map_figure(snap.frames, names, CLASS_COLOURS), key="train_map_epochs")
+            with right:
+                epoch = st.select_slider("Samples from the same z after epoch", [f["epoch"] for f in snap.frames],
+                                         value=snap.frames[-1]["epoch"],  # a new epoch shows itself: a new widget
+                                         key=f"train_samples_epoch_{len(snap.frames)}")
+                shown = next(f for f in snap.frames if f["epoch"] == epoch)
+                st.image(shown["samples_png"], width="stretch", output_format="PNG",
+                         caption="8 fixed draws of z from the prior, decoded by the model as it was after that epoch (0: before training)")
         if snap.saved and st.button("Explore it", key="train_explore", type="primary"):
             st.session_state[state.MODEL_KEY] = Path(snap.saved).name
             st.switch_page("pages/1_Reconstruct.py")

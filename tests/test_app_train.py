@@ -1,6 +1,7 @@
 """AppTest of the Train page: a training from the form makes a checkpoint the other pages open;
 Stop keeps what was learned; bad form values give one clear message; the beta sweep draws."""
 
+import json
 import time
 from pathlib import Path
 
@@ -52,8 +53,12 @@ def test_one_epoch_from_the_form_makes_a_checkpoint_every_page_opens(runs):
     assert not at.exception and not at.error
     assert any("saved as my-first-VAE" in s.value for s in at.success)
     assert (runs / "my-first-VAE" / "model.safetensors").is_file()
-    charts = {c.key for c in at.get("plotly_chart")}  # the loss curves, KL per dimension by epoch, the latent scatter
-    assert charts == {"train_history_chart", "train_dims_chart", "train_scatter"}
+    charts = {c.key: c for c in at.get("plotly_chart")}  # loss curves, KL per dimension by epoch, latent scatter, its epochs
+    assert set(charts) == {"train_history_chart", "train_dims_chart", "train_scatter", "train_map_epochs"}
+    animation = json.loads(charts["train_map_epochs"].proto.spec)
+    assert [f["name"] for f in animation["frames"]] == [str(f["epoch"]) for f in snap.frames] and len(snap.frames) >= 2
+    (slider,) = [s for s in at.select_slider if s.label == "Samples from the same z after epoch"]
+    assert slider.options == [str(f["epoch"]) for f in snap.frames] and slider.value == snap.frames[-1]["epoch"]
     assert "my-first-VAE" in at.sidebar.selectbox[0].options[-1] or any(
         "my-first-VAE" in o for o in at.sidebar.selectbox[0].options)
     for page in ("pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/5_Traverse.py"):

@@ -167,3 +167,30 @@ def test_a_folder_s_unreadable_files_are_shown_by_the_job(tmp_path):
     snap = finish(TrainingJob(config, tmp_path / "run").start())
     assert snap.status == "done", snap.message
     assert snap.warning == f"Skipped 1 unreadable file in {tmp_path} (broken.png): it is left out of the set; fix or delete it."
+
+
+def test_a_training_job_keeps_one_preview_per_epoch_with_samples_from_the_same_z(tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from pictures import decoded, tiles
+    from vae_explorer.latent import encode_means, pca_2d
+
+    snap = finish(TrainingJob(QUICK, tmp_path / "run").start())
+    assert [f["epoch"] for f in snap.frames] == [0, 1, 2]  # before training, then after each epoch
+    model = load_checkpoint(tmp_path / "run").model
+    z = torch.randn(8, model.latent_dim, generator=torch.Generator().manual_seed(0))
+    last = np.asarray(Image.open(io.BytesIO(snap.frames[-1]["samples_png"])).convert("L"))
+    samples = tiles(last, 8, 8, (8, 8))
+    expected = decoded(model, z.numpy())
+    assert np.abs(samples.astype(int) - expected.astype(int)).max() <= 1  # the final model's decode of the fixed z
+    first = tiles(np.asarray(Image.open(io.BytesIO(snap.frames[0]["samples_png"])).convert("L")), 8, 8, (8, 8))
+    assert np.abs(first.astype(int) - expected.astype(int)).max() > 1  # the untrained model made something else of it
+    from vae_explorer.data import load_dataset
+
+    data = load_dataset(QUICK.data)
+    mu, _ = encode_means(model, data.test_x[:500])
+    plane = mu.numpy() if model.latent_dim == 2 else pca_2d(mu.numpy())[0]
+    assert snap.frames[-1]["scatter"] == pytest.approx(plane, abs=2e-4) and len(snap.frames[-1]["labels"]) == len(plane)

@@ -32,3 +32,29 @@ def dimension_history_figure(history: list[dict]) -> go.Figure:
     figure.update_yaxes(range=[0, len(kl) + 0.5], col=2)
     figure.update_layout(height=max(260, 22 * len(kl) + 120), margin=dict(l=10, r=10, t=40, b=10))
     return figure
+
+
+def epochs_map_figure(frames: list[dict], names: list[str], colours: list[str]) -> go.Figure:
+    """The preview's latent scatter at each epoch as a plotly animation: a slider over the epochs
+    and a play button, played in the browser. Each frame is that epoch's top-2 PCA plane."""
+    def traces(frame):
+        out = []
+        for k, name in enumerate(names):
+            mask = frame["labels"] == k
+            out.append(go.Scattergl(x=frame["scatter"][mask, 0], y=frame["scatter"][mask, 1], mode="markers", name=name,
+                                    marker=dict(size=5, color=colours[k % len(colours)])))
+        return out
+
+    every = np.concatenate([f["scatter"] for f in frames])
+    span = np.abs(every).max(0) * 1.05 + 1e-6
+    figure = go.Figure(data=traces(frames[-1]), frames=[go.Frame(data=traces(f), name=str(f["epoch"])) for f in frames])
+    steps = [dict(method="animate", label=str(f["epoch"]), args=[[str(f["epoch"])], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
+             for f in frames]
+    figure.update_layout(
+        height=440, margin=dict(l=10, r=10, t=40, b=10), title="test images in latent space (top-2 PCA)",
+        xaxis=dict(range=[-span[0], span[0]]), yaxis=dict(range=[-span[1], span[1]]),
+        sliders=[dict(active=len(frames) - 1, steps=steps, currentvalue=dict(prefix="epoch "), pad=dict(t=30))],
+        updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.12, xanchor="left", yanchor="top",
+                          buttons=[dict(label="▶ play", method="animate",
+                                        args=[None, dict(frame=dict(duration=500, redraw=True), fromcurrent=False, transition=dict(duration=0))])])])
+    return figure

@@ -46,6 +46,8 @@ class Snapshot:
     strip_png: bytes | None = None  # test images on top, their reconstructions now below
     scatter: np.ndarray | None = None  # (M, 2) posterior means of test images, in their top-2 PCA plane (z for D = 2)
     scatter_labels: np.ndarray | None = None  # (M,)
+    # one per epoch (0: before training): {"epoch", "scatter", "labels", "samples_png" (the same z decoded)}
+    frames: list[dict] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
     results: list[dict] = field(default_factory=list)  # a beta sweep: one row per finished beta
     saved: str | None = None  # the checkpoint folder, once written
@@ -100,7 +102,8 @@ class Job:
 
     def snapshot(self) -> Snapshot:
         with self._lock:
-            state = replace(self._state, history=list(self._state.history), results=list(self._state.results))
+            state = replace(self._state, history=list(self._state.history), results=list(self._state.results),
+                            frames=list(self._state.frames))
         state.elapsed = (self._ended or time.perf_counter()) - self._started
         return state
 
@@ -157,6 +160,11 @@ class Job:
         elif event == "preview":
             self._update(strip_png=base64.b64decode(message["strip_png"]), scatter=np.asarray(message["scatter"]),
                          scatter_labels=np.asarray(message["labels"]), class_names=message["class_names"])
+            if message.get("epoch") is not None:
+                with self._lock:
+                    self._state.frames.append({"epoch": message["epoch"], "scatter": np.asarray(message["scatter"]),
+                                               "labels": np.asarray(message["labels"]),
+                                               "samples_png": base64.b64decode(message["samples_png"])})
         elif event == "sweep":
             with self._lock:
                 self._state.results.append(message["result"])

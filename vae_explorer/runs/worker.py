@@ -6,7 +6,8 @@ lines on stdout that the server's job turns into what the Train page shows:
     {"event": "status", "status": "loading" | "running" | "saving", "message": ...}
     {"event": "progress", "step": ..., "total_steps": ..., "epoch": ...}
     {"event": "epoch", "record": {...}}                    (the run's checkpoint is saved by then)
-    {"event": "preview", "strip_png": BASE64, "scatter": [[x, y], ...], "labels": [...], "class_names": [...]}
+    {"event": "preview", "strip_png": BASE64, "scatter": [[x, y], ...], "labels": [...], "class_names": [...],
+     "epoch": N | null, "samples_png": BASE64}              (epoch set: kept, one per epoch, for the epoch slider)
     {"event": "sweep", "result": {...}}                    (a beta sweep: one per finished beta)
     {"event": "done", "status": "done" | "stopped", "message": ..., "saved": PATH | null}
     {"event": "failed", "message": ...}
@@ -48,11 +49,12 @@ class Preview:
     def due(self) -> bool:
         return time.perf_counter() - self.last >= PREVIEW_EVERY_S
 
-    def send(self) -> None:
+    def send(self, epoch: int | None = None) -> None:
+        """Publish the preview; `epoch` (0 before training) marks one kept for the page's epoch slider."""
         import torch
 
         from ..images import png_bytes
-        from ..latent import encode_means, pca_2d
+        from ..latent import encode_means, pca_2d, sample_prior
 
         self.last = time.perf_counter()
         was_training = self.model.training
@@ -63,13 +65,15 @@ class Preview:
                 conditional = bool(self.model.cond_dim)
                 reconstructions = self.model.reconstruct(self.x.to(device), self.y.to(device) if conditional else None).cpu()
                 mu, _ = encode_means(self.model, self.scatter_x, self.scatter_y if conditional else None)
+                samples = sample_prior(self.model, 8, seed=0)  # the same z at every epoch: what the decoder learns to make of it
         finally:
             self.model.train(was_training)
         mu = mu.numpy()
         plane = mu if mu.shape[1] == 2 else pca_2d(mu)[0]  # z itself for D = 2, else the top-2 principal components
         strip = png_bytes(torch.cat([self.x, reconstructions]), nrow=len(self.x), min_cell=48)
         emit(event="preview", strip_png=base64.b64encode(strip).decode("ascii"), scatter=plane.round(4).tolist(),
-             labels=self.scatter_y.tolist(), class_names=self.class_names)
+             labels=self.scatter_y.tolist(), class_names=self.class_names, epoch=epoch,
+             samples_png=base64.b64encode(png_bytes(samples, nrow=len(samples), min_cell=48)).decode("ascii"))
 
 
 class Stop:
@@ -101,7 +105,7 @@ def _progress(stop: Stop, preview: Preview | None, offset: int = 0, total: int |
         if event.kind == "epoch":
             emit(event="epoch", record=event.record)
         if preview is not None and (preview.due() or event.kind == "epoch"):
-            preview.send()
+            preview.send(event.epoch if event.kind == "epoch" else None)
         return stop.is_set()
 
     return callback
@@ -126,7 +130,7 @@ def train_job(spec: dict, stop: Stop) -> None:
     for record in run.history:  # a resumed run: its curves start at epoch 1
         emit(event="epoch", record=record)
     emit(event="status", status="running", message="Training…")
-    preview.send()
+    preview.send(len(run.history))  # the model before this run's first epoch
     train_run(run, [_progress(stop, preview)])
     history = run.history
     if stop.server_gone and len(history) < run.config.train.epochs:
