@@ -57,7 +57,7 @@ def slider_panel() -> None:
     z = st.session_state.gen_z
     image = state.picture(checkpoint, z, label)
     live, notice = browser_decoding("gen_sliders", checkpoint, saved, label)
-    latent_sliders("gen_sliders", dims, z, version, image, seq, live, classes=names if model.cond_dim else None,
+    latent_sliders("gen_sliders", dims, z, version, image, seq, live, picture_px=state.px(280), classes=names if model.cond_dim else None,
                    label=label, label_seq=st.session_state.gen_label_seq)
     if notice:
         st.caption(notice)
@@ -81,7 +81,8 @@ if dim <= 2:
     grid = state.grid_png(str(checkpoint.path), saved, "manifold", side, label)
     live, _ = browser_decoding("gen_grid", checkpoint, saved, label)
     grid_explorer("gen_grid", grid, side, side if dim == 2 else 1, np.zeros(dim), grid_axes("manifold", side, dim),
-                  ["z0", "z1"], image_shape, live, "Point at the grid; until then, its centre.", grid_px=min(900, side * 40))
+                  ["z0", "z1"], image_shape, live, "Point at the grid; until then, its centre.", grid_px=min(state.px(900), side * state.px(40)),
+                  picture_px=state.px(224))
     st.download_button("Download grid (PNG)", grid, "manifold.png", "image/png", key="gen_grid_download", on_click="ignore")
 else:
     st.subheader("The plane where the data spreads most")
@@ -93,5 +94,6 @@ else:
     centre, directions, spread = state.pca_plane(str(checkpoint.path), saved)
     live, _ = browser_decoding("gen_grid", checkpoint, saved, label)
     grid_explorer("gen_grid", grid, side, side, centre, grid_axes("plane", side, dim, directions, spread),
-                  ["PC1 (sd)", "PC2 (sd)"], image_shape, live, "Point at the grid; until then, its centre.", grid_px=min(900, side * 48))
+                  ["PC1 (sd)", "PC2 (sd)"], image_shape, live, "Point at the grid; until then, its centre.",
+                  grid_px=min(state.px(900), side * state.px(48)), picture_px=state.px(224))
     st.download_button("Download grid (PNG)", grid, "pca_plane.png", "image/png", key="gen_grid_download", on_click="ignore")

@@ -85,7 +85,8 @@ left, right = st.columns([3, 1], gap="medium")
 with left:
     latent_map("map_view", coords, labels, names, method, ["PC 1", "PC 2"] if planar else ["t-SNE 1", "t-SNE 2"],
                tuple(checkpoint.config.model.image_shape[1:]), plane=(pca_mean, pca_directions) if planar else None,
-               mu=mu, star=placed, picked=picked, live=live, n_test=n_test,
+               mu=mu, star=placed, picked=picked, live=live, n_test=n_test, height=760 if state.presenting() else 640,
+               picture_px=state.px(128), scale=state.px(100) / 100,
                hint="Scroll or pinch to zoom, drag to move, double-click to fit. Point at a dot to see its reconstruction"
                     + (", or at an empty place to decode it" if planar else "") + "; click to keep it beside the map.")
     if notice:
@@ -97,11 +98,11 @@ with right:
         title, image, label = image_of(picked["index"])
         pair = to_uint8(reconstruction_rows(model, image, label, 1))
         st.markdown(f"**{title}**: {names[int(label[0])]}")
-        st.image(upscale(pair[0].squeeze()), caption="the image", width=180, output_format="PNG")
-        st.image(upscale(pair[1].squeeze()), caption="its reconstruction", width=180, output_format="PNG")
+        st.image(upscale(pair[0].squeeze()), caption="the image", width=state.px(180), output_format="PNG")
+        st.image(upscale(pair[1].squeeze()), caption="its reconstruction", width=state.px(180), output_format="PNG")
     else:
         z = pca_inverse(np.array([[picked["x"], picked["y"]]]), pca_mean, pca_directions)[0]
         st.markdown(f"**Decoded at ({picked['x']:.2f}, {picked['y']:.2f})**")
         st.image(upscale(state.picture(checkpoint, z, picked["label"] if model.cond_dim else None)),
                  caption="z = mean + position along the PCA plane" + (f", class {names[picked['label']]}" if model.cond_dim else ""),
-                 width=180, output_format="PNG")
+                 width=state.px(180), output_format="PNG")

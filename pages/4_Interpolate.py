@@ -41,7 +41,7 @@ def pick(slot: str, default: int, column) -> tuple[np.ndarray, int]:
                 caption = f"{slot}: your upload" + (f", encoded as {names[label]}" if model.cond_dim else "")
             except VaeExplorerError as exc:
                 st.error(str(exc))
-        st.image(upscale(to_uint8(image)[0].squeeze(), 192), caption=caption, width=192, output_format="PNG")
+        st.image(upscale(to_uint8(image)[0].squeeze(), 192), caption=caption, width=state.px(192), output_format="PNG")
     return z, label
 
 
@@ -85,7 +85,7 @@ def walk() -> None:
     t, method = st.session_state.interp_walk_at
     image = state.picture(checkpoint, interpolation_at(z_a, z_b, t, method)[0], label_a)
     live, notice = browser_decoding("interp_walk", checkpoint, saved, label_a)
-    interpolation_walk("interp_walk", z_a, z_b, version, t, method, image, seq, live)
+    interpolation_walk("interp_walk", z_a, z_b, version, t, method, image, seq, live, picture_px=state.px(240))
     state.to_url(interp_t=f"{t:.2f}", interp_path=method)
     if notice:
         st.caption(notice)

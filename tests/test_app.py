@@ -203,3 +203,22 @@ def test_evaluate_shows_two_checkpoints_side_by_side():
     assert float(rows["neg-ELBO"][0]) >= float(rows["IWAE bound, k = 10"][0])
     assert len(at.get("plotly_chart")) == 3  # KL per dimension, the gap histogram, MIG per factor
     assert "different datasets" in at.warning[0].value
+
+
+def test_presentation_mode_enlarges_type_and_pictures_and_is_kept_in_the_link():
+    import json
+
+    def panel(at) -> dict:
+        (component,) = [c for c in at.get("bidi_component") if c.proto.component_name.endswith(".latent_sliders")]
+        return json.loads(component.proto.json)
+
+    at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=120)
+    at.query_params.update({"model": "digits-mlp", "present": "1"})
+    at.run()
+    assert_clean(at)
+    assert at.sidebar.toggle(key="present_toggle").value is True
+    assert any("html { font-size: 22px; }" in m.value for m in at.markdown)  # the larger root font: every rem grows
+    assert panel(at)["picture_px"] == 420  # 280 x 1.5
+    at.sidebar.toggle(key="present_toggle").set_value(False).run()
+    assert panel(at)["picture_px"] == 280 and "present" not in at.query_params
+    assert not any("font-size: 22px" in m.value for m in at.markdown)

@@ -77,9 +77,45 @@ def load(path: str | Path) -> Checkpoint:
     return _load(str(path), stamp(path))
 
 
+PRESENTING_KEY = "presenting"  # the session's presentation mode (not the toggle's own key: widgets forget across pages)
+PRESENTATION_SCALE = 1.5
+# Streamlit sizes its text in rem, so a larger root font size enlarges every word on the page, the
+# components' included; pictures grow through px(). The toolbar (Deploy, the menu) is hidden.
+PRESENTATION_CSS = """<style>
+html { font-size: 22px; }
+h1 { font-size: 3.2rem !important; }
+[data-testid="stMainBlockContainer"] { padding-top: 1.5rem; padding-left: 2.5rem; padding-right: 2.5rem; max-width: none; }
+[data-testid="stToolbar"] { display: none; }
+</style>"""
+
+
+def presenting() -> bool:
+    return bool(st.session_state.get(PRESENTING_KEY))
+
+
+def px(size: int) -> int:
+    """A picture's size in CSS pixels: larger in presentation mode."""
+    return int(round(size * (PRESENTATION_SCALE if presenting() else 1.0)))
+
+
+def presentation_toggle() -> None:
+    """The sidebar's presentation-mode switch, shared by every page and kept in the URL (?present=1)."""
+    if PRESENTING_KEY not in st.session_state:
+        st.session_state[PRESENTING_KEY] = st.query_params.get("present") == "1"
+    on = st.sidebar.toggle("Presentation mode", value=st.session_state[PRESENTING_KEY], key="present_toggle",
+                           help="Large type and pictures for a projector, without the toolbar.")
+    st.session_state[PRESENTING_KEY] = on
+    if on:
+        st.markdown(PRESENTATION_CSS, unsafe_allow_html=True)
+        st.query_params["present"] = "1"
+    elif "present" in st.query_params:
+        del st.query_params["present"]
+
+
 def select_model() -> Checkpoint:
     """The sidebar model picker shared by every page; the choice survives page changes and is
     kept in the URL (?model=NAME) so a view can be shared."""
+    presentation_toggle()
     refs = available_models()
     if not refs:
         st.error("No checkpoints were found, neither shipped ones nor trained ones; train one with `vae-explorer train`.")

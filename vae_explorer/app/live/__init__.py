@@ -227,7 +227,7 @@ def map_pick(key: str, n: int, planar: bool, classes: int) -> dict | None:
 def latent_map(key: str, coords: np.ndarray, labels: np.ndarray, names: list[str], method: str, axes: list[str],
                shape: tuple[int, int], plane: tuple[np.ndarray, np.ndarray] | None = None, mu: np.ndarray | None = None,
                star=None, picked: dict | None = None, live: dict | None = None, hint: str = "", height: int = 640,
-               picture_px: int = 128, n_test: int | None = None) -> None:
+               picture_px: int = 128, n_test: int | None = None, scale: float = 1.0) -> None:
     """Mount the latent map: `coords` (N, 2) coloured by `labels` (N,) with one legend entry per
     name. `plane` (mean (D,), directions (2, D)) makes every place of a PCA map decodable; `mu`
     (N, D) lets the browser decode each dot's posterior mean (both only with `live`). Dots from
@@ -252,7 +252,8 @@ def latent_map(key: str, coords: np.ndarray, labels: np.ndarray, names: list[str
         data={"cloud": cloud, "names": names, "colours": CLASS_COLOURS, "method": method, "axes": axes, "shape": list(shape),
               "plane": None if plane is None else {"mean": [float(v) for v in plane[0]], "directions": np.asarray(plane[1]).tolist()},
               "star": None if star is None else [float(v) for v in star], "picked": picked, "live": live, "hint": hint,
-              "height": height, "picture_px": picture_px, "n_test": len(coords) if n_test is None else n_test},
+              "height": height, "picture_px": picture_px, "n_test": len(coords) if n_test is None else n_test,
+              "scale": scale},  # larger dots and axis text (presentation mode)
         default={"picked": None, "held": None, "live": None},
         on_picked_change=lambda: None,
         on_held_change=lambda: None,

@@ -98,7 +98,8 @@ export default function (component) {
   const tipCanvas = tip.querySelector("canvas");
   const tipText = tip.querySelector("output");
   Object.assign(state, { names: data.names, colours: data.colours.map(rgb), css: data.colours, method: data.method,
-                         plane: data.plane, star: data.star, axes: data.axes, shape: data.shape, nTest: data.n_test ?? Infinity });
+                         plane: data.plane, star: data.star, axes: data.axes, shape: data.shape, nTest: data.n_test ?? Infinity,
+                         scale: data.scale || 1 });
   canvas.style.height = data.height + "px";
   tipCanvas.style.width = tipCanvas.style.height = data.picture_px + "px";
   if (!state.drawn) [tipCanvas.height, tipCanvas.width] = data.shape;
@@ -183,7 +184,7 @@ export default function (component) {
     buffer.fill((255 << 24 | bb << 16 | bg << 8 | br) >>> 0);
     if (cloud) {
       const packed = state.colours.map(([r, g, b]) => (255 << 24 | b << 16 | g << 8 | r) >>> 0);
-      const radius = (cloud.n > 20000 ? 1.5 : cloud.n > 1000 ? 2.5 : 3.8) * dpr;  // 3x3, 5x5 and 7x7 discs at dpr 1, no spikes
+      const radius = (cloud.n > 20000 ? 1.5 : cloud.n > 1000 ? 2.5 : 3.8) * dpr * state.scale;  // 3x3, 5x5 and 7x7 discs at dpr 1, no spikes
       const offsets = [];
       const r = Math.ceil(radius);
       for (let dy = -r; dy <= r; dy++) for (let dx = -r; dx <= r; dx++) if (dx * dx + dy * dy <= radius * radius) offsets.push([dx, dy]);
@@ -238,7 +239,8 @@ export default function (component) {
     ctx.scale(dpr, dpr);
     const [w, h] = state.size;
     const ink = getComputedStyle(root).color || "#333";
-    ctx.font = "12px " + (getComputedStyle(root).fontFamily || "sans-serif");
+    const fontPx = 12 * state.scale;
+    ctx.font = `${fontPx}px ` + (getComputedStyle(root).fontFamily || "sans-serif");
     ctx.fillStyle = ink;
     ctx.globalAlpha = 0.75;
     if (state.method === "PCA") {  // numbers on the axes: PCA distances are real
@@ -260,12 +262,12 @@ export default function (component) {
       }
     }
     ctx.globalAlpha = 1;
-    ctx.font = "600 13px " + (getComputedStyle(root).fontFamily || "sans-serif");
+    ctx.font = `600 ${13 * state.scale}px ` + (getComputedStyle(root).fontFamily || "sans-serif");
     ctx.textAlign = "right";
     ctx.textBaseline = "bottom";
-    ctx.fillText(state.axes[0] + " →", w - 8, h - 20);
+    ctx.fillText(state.axes[0] + " →", w - 8, h - 8 - fontPx * 1.2);
     ctx.save();
-    ctx.translate(state.method === "PCA" ? 40 : 22, 10);
+    ctx.translate((state.method === "PCA" ? 28 : 10) + 13 * state.scale, 10);
     ctx.rotate(-Math.PI / 2);
     ctx.textAlign = "right";
     ctx.textBaseline = "bottom";
