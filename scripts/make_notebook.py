@@ -105,8 +105,9 @@ Draw $z \\sim \\mathcal{N}(0, I)$ and decode: new digits that are in no dataset.
 
 show(sample_prior(model, 32, seed=0), nrow=16, title="z ~ N(0, I), decoded")"""),
     ("md", """## Interpolation
-Walk from one encoded image to another. A straight line passes near the origin, where Gaussian samples rarely
-lie in many dimensions; spherical interpolation (slerp) keeps the norm typical."""),
+Walk from one encoded image to another. A straight line cuts the corner: its $|z|$ runs below the straight line
+between the two end lengths. Spherical interpolation (slerp) follows the arc between them, so two codes of equal
+length keep that length all the way."""),
     ("code", """from vae_explorer.latent import encode_means, interpolate
 
 mu, _ = encode_means(model, data.test_x)
@@ -162,6 +163,47 @@ folder = save_checkpoint(tempfile.mkdtemp() + "/digits-notebook", model, config,
 again = load_checkpoint(folder)
 assert torch.equal(again.model.reconstruct(x), model.reconstruct(x))
 print("saved and reloaded", folder)"""),
+    ("md", """## Your own model
+Any model with `encode(x) -> (mu, logvar)` and `decode(z) -> logits` (or probabilities) can be explored with the
+same functions, without saving anything: `wrap_model` makes it look like one of ours. Here a small VAE written
+from scratch in plain PyTorch, trained with its own loop for a few hundred steps."""),
+    ("code", """from torch import nn
+
+from vae_explorer.evaluation import basic_metrics
+from vae_explorer.models import wrap_model
+
+
+class MyVAE(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 2 * 4))
+        self.dec = nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 64))
+
+    def encode(self, x):
+        return self.enc(x).chunk(2, 1)  # (mu, logvar)
+
+    def decode(self, z):
+        return self.dec(z)  # logits, one per pixel
+
+
+mine = MyVAE()
+optimizer = torch.optim.Adam(mine.parameters(), lr=3e-3)
+generator = torch.Generator().manual_seed(0)
+for step in range(400):
+    x = data.train_x[torch.randint(0, len(data.train_x), (64,), generator=generator)]
+    mu, logvar = mine.encode(x)
+    z = mu + torch.randn(mu.shape, generator=generator) * torch.exp(0.5 * logvar)
+    recon = nn.functional.binary_cross_entropy_with_logits(mine.decode(z), x.flatten(1), reduction="none").sum(1)
+    kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
+    loss = (recon + kl).mean()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+wrapped = wrap_model(mine.encode, mine.decode, image_shape=(1, 8, 8), output="logits", module=mine.eval())
+metrics, _ = basic_metrics(wrapped, data)
+print(f"my model: test neg-ELBO {metrics['neg_elbo']:.1f} nats, {metrics['active_units']} of 4 dimensions active")
+show(traverse(wrapped, list(range(4)), 9), nrow=9, title="my model: each of its 4 dimensions from -3 to +3")"""),
     ("md", """## Try next
 * Set `beta=4.0` and train again: fewer active dimensions, blurrier reconstructions, more disentangled traversals.
 * Set `latent_dim=2` and plot `mu` directly: the whole model fits on one plane.

@@ -1,8 +1,11 @@
-"""Models: the VAE, its registry of encoder/decoder architectures, and the loss as pure functions."""
+"""Models: the VAE, its registry of encoder/decoder architectures, the loss as pure functions, and a
+wrapper for models written elsewhere."""
 
 from .architectures import ACTIVATIONS, ARCHITECTURES, register_architecture
+from .external import WrappedVAE, wrap_model
 from .losses import LossParts, gaussian_kl, kl_to_prior, log_normal, reconstruction_nll, vae_loss
 from .vae import VAE, Posterior, build_model, fit_to_data
 
 __all__ = ["ACTIVATIONS", "ARCHITECTURES", "LossParts", "Posterior", "VAE", "build_model", "fit_to_data", "gaussian_kl",
-           "kl_to_prior", "log_normal", "reconstruction_nll", "register_architecture", "vae_loss"]
+           "kl_to_prior", "log_normal", "reconstruction_nll", "register_architecture", "vae_loss", "WrappedVAE",
+           "wrap_model"]
