@@ -4,7 +4,6 @@ the package's evaluation, generation and latent operations agree with the model'
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
