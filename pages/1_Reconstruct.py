@@ -58,7 +58,7 @@ for upload in uploads or []:
                               marker_color="#4c78a8"))
     figure.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), title="mu ± sigma per latent dimension",
                          yaxis_title="z", showlegend=False)
-    cols[2].plotly_chart(figure, key=f"recon_bars_{upload.file_id}")
+    state.chart(figure, f"recon_bars_{upload.file_id}", cols[2])
     st.image(png_bytes(encoding.samples, nrow=6, min_cell=56),
              caption="six samples z ~ q(z|x), decoded: what the encoder is unsure about varies", width="content",
              output_format="PNG")

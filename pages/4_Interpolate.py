@@ -117,7 +117,7 @@ with right:
         figure.add_trace(go.Scatter(x=t, y=np.linalg.norm(points, axis=1), mode="lines+markers", name=method))
     figure.add_hline(y=float(np.sqrt(model.latent_dim)), line_dash="dot", annotation_text="√d")
     figure.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), title="|z| along each path", xaxis_title="t from A to B")
-    st.plotly_chart(figure, key="interp_norm")
+    state.chart(figure, "interp_norm")
 
 # --- four corners ----------------------------------------------------------------------------------------
 st.subheader("A grid between four images")
@@ -126,7 +126,7 @@ index_c = corners[0].number_input("Image C: test image", 0, n - 1, min(2, n - 1)
 index_d = corners[1].number_input("Image D: test image", 0, n - 1, min(3, n - 1), key="interp_D")
 side = corners[2].slider("Grid size", 4, 12, 7, key="interp_side")
 grid = png_bytes(generate(model, corner_grid(z_a, z_b, mu[index_c], mu[index_d], side), label_a), nrow=side, min_cell=48, padding=1)
-st.image(grid, width=min(720, side * 72), caption="corners: A top-left, B top-right, C bottom-left, D bottom-right",
+st.image(grid, width=min(state.px(720), side * state.px(72)), caption="corners: A top-left, B top-right, C bottom-left, D bottom-right",
          output_format="PNG")
 st.download_button("Download grid (PNG)", grid, "four_corners.png", "image/png", key="interp_grid_png", on_click="ignore")
 
@@ -141,6 +141,6 @@ minus = terms[1].selectbox("minus class", range(len(names)), index=min(5, len(na
 scale = terms[2].slider("amount", 0.0, 2.0, 1.0, 0.1, key="interp_amount")
 result = z_a + scale * (centroids[plus] - centroids[minus])
 parts = generate(model, np.stack([z_a, centroids[plus], centroids[minus], result]), label_a)
-st.image(png_bytes(parts, nrow=4, min_cell=72), width=480,
+st.image(png_bytes(parts, nrow=4, min_cell=72), width=state.px(480),
          caption=f"A,  centroid of {names[plus]},  centroid of {names[minus]},  A + {scale:g} × ({names[plus]} − {names[minus]})",
          output_format="PNG")

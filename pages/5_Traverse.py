@@ -52,5 +52,5 @@ with right:
     figure = go.Figure(go.Bar(x=[f"z{i}" for i in order], y=[kl[i] for i in order],
                               marker_color=["#4c78a8" if active[i] else "#bab0ac" for i in order]))
     figure.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), title="KL per dimension (nats)", yaxis_title="nats")
-    st.plotly_chart(figure, key="trav_kl")
+    state.chart(figure, "trav_kl")
     st.caption("Grey: collapsed dimensions (posterior mean varies by less than 0.01 across the test set).")

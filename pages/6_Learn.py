@@ -52,7 +52,7 @@ figure.add_trace(go.Scatter(x=grid, y=np.exp(-0.5 * ((grid - mu) / sigma) ** 2) 
                             name="q(z|x) = N(μ, σ²)", line=dict(color="#4c78a8")))
 figure.add_vline(x=z, line_color="#e45756", annotation_text=f"z = {mu:.1f} + {sigma:.2f} × {eps:.1f} = {z:.2f}")
 figure.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="z", yaxis_title="density")
-st.plotly_chart(figure, key="learn_reparam")
+state.chart(figure, "learn_reparam")
 kl = kl_to_prior(mu, sigma)
 st.caption(f"∂z/∂μ = 1 and ∂z/∂σ = ε = {eps:.1f}: both are plain numbers, so backpropagation works. "
            f"KL of this q from the prior: {kl:.2f} nats (zero only at μ = 0, σ = 1).")
@@ -86,10 +86,10 @@ order = np.argsort(-kl_dims)
 bars = go.Figure(go.Bar(x=[f"z{i}" for i in order], y=kl_dims[order], marker_color=["#4c78a8" if active[i] else "#bab0ac" for i in order]))
 bars.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), title=f"KL per dimension of {checkpoint.name} (grey: collapsed)",
                    yaxis_title="nats")
-st.plotly_chart(bars, key="learn_collapse")
+state.chart(bars, "learn_collapse")
 st.caption(f"{int(active.sum())} of {len(active)} dimensions are active. Try the Traverse page on a grey one: its row does not change.")
 if has_dimension_history(checkpoint.history):
-    st.plotly_chart(dimension_history_figure(checkpoint.history), key="learn_dims_history")
+    state.chart(dimension_history_figure(checkpoint.history), "learn_dims_history")
     st.caption(f"How {checkpoint.name}'s dimensions learned, epoch by epoch: a row that fades to zero is a dimension "
                "collapsing; one that lights up later is waking up (a KL warm-up gives more of them time to).")
 

@@ -186,19 +186,19 @@ def show_job() -> None:
         st.success(snap.message)
     if isinstance(job, TrainingJob):
         if snap.history:
-            st.plotly_chart(history_figure(snap.history), key="train_history_chart")
+            state.chart(history_figure(snap.history), "train_history_chart")
             if has_dimension_history(snap.history):  # dimensions waking up or collapsing, epoch by epoch
-                st.plotly_chart(dimension_history_figure(snap.history), key="train_dims_chart")
+                state.chart(dimension_history_figure(snap.history), "train_dims_chart")
         if snap.strip_png is not None:
             left, right = st.columns([3, 2])
             left.image(snap.strip_png, width="stretch", output_format="PNG",
                        caption="Test images (top) and their reconstructions now (bottom)")
             names = snap.class_names or [str(i) for i in range(int(snap.scatter_labels.max()) + 1)]
-            right.plotly_chart(scatter_figure(snap.scatter, snap.scatter_labels, names), key="train_scatter")
+            state.chart(scatter_figure(snap.scatter, snap.scatter_labels, names), "train_scatter", right)
         if len(snap.frames) >= 2:  # the run so far, epoch by epoch
             st.markdown("**Epoch by epoch**")
             left, right = st.columns([3, 2])
-            left.plotly_chart(epochs_map_figure(snap.frames, names, CLASS_COLOURS), key="train_map_epochs")
+            state.chart(epochs_map_figure(snap.frames, names, CLASS_COLOURS), "train_map_epochs", left)
             with right:
                 epoch = st.select_slider("Samples from the same z after epoch", [f["epoch"] for f in snap.frames],
                                          value=snap.frames[-1]["epoch"],  # a new epoch shows itself: a new widget
@@ -210,7 +210,7 @@ def show_job() -> None:
             st.session_state[state.MODEL_KEY] = Path(snap.saved).name
             st.switch_page("pages/1_Reconstruct.py")
     elif snap.results:
-        st.plotly_chart(rate_distortion_figure(snap.results), key="train_rd_chart")
+        state.chart(rate_distortion_figure(snap.results), "train_rd_chart")
         st.dataframe([{k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()} for r in snap.results],
                      hide_index=True)
         collapsed = [r for r in snap.results if r["active_units"] < r["latent_dim"]]

@@ -90,7 +90,7 @@ with left:
         figure.add_trace(go.Bar(x=[f"z{i}" for i in range(len(metrics["kl_per_dim"]))], y=metrics["kl_per_dim"], name=name))
     figure.update_layout(barmode="group", height=340, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="nats per image",
                          legend=dict(orientation="h", y=-0.2))
-    st.plotly_chart(figure, key="eval_kl_chart")
+    state.chart(figure, "eval_kl_chart")
     st.caption("A dimension near 0 nats says nothing about the image: the encoder leaves it at the prior (collapsed). "
                "A β-VAE squeezes the information into fewer dimensions.")
 with right:
@@ -100,7 +100,7 @@ with right:
         figure.add_trace(go.Histogram(x=gaps, name=name, opacity=0.6, nbinsx=40))
     figure.update_layout(barmode="overlay", height=340, margin=dict(l=10, r=10, t=10, b=10),
                          xaxis_title=f"L_{k} − ELBO per image, nats", yaxis_title="images", legend=dict(orientation="h", y=-0.2))
-    st.plotly_chart(figure, key="eval_gap_chart")
+    state.chart(figure, "eval_gap_chart")
     st.caption(
         "For each image, log p(x) − ELBO = KL(q(z|x) ‖ p(z|x)): how far the encoder's Gaussian is from the true posterior. "
         f"The IWAE bound with k = {k} samples climbs part of the way up to log p(x), so its gap to the ELBO (computed from "
@@ -116,7 +116,7 @@ if shapes:
         figure.add_trace(go.Bar(x=list(metrics["mig_per_factor"]), y=list(metrics["mig_per_factor"].values()), name=name))
     figure.update_layout(barmode="group", height=300, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="MIG",
                          legend=dict(orientation="h", y=-0.25))
-    st.plotly_chart(figure, key="eval_mig_chart")
+    state.chart(figure, "eval_mig_chart")
     st.caption("For each true factor of the shapes set, the gap in mutual information between the two latent dimensions "
                "that share most with it, divided by the factor's entropy: 1 when exactly one dimension encodes it.")
 else:

@@ -98,6 +98,15 @@ def px(size: int) -> int:
     return int(round(size * (PRESENTATION_SCALE if presenting() else 1.0)))
 
 
+def chart(figure, key: str, container=None) -> None:
+    """st.plotly_chart, with the figure's text and height enlarged in presentation mode (per figure:
+    a plotly template would be process-wide, every session's)."""
+    if presenting():
+        figure.update_layout(font=dict(size=18), height=int((figure.layout.height or 450) * 1.3))
+        figure.update_annotations(font_size=20)  # subplot titles
+    (container or st).plotly_chart(figure, key=key)
+
+
 def presentation_toggle() -> None:
     """The sidebar's presentation-mode switch, shared by every page and kept in the URL (?present=1)."""
     if PRESENTING_KEY not in st.session_state:
