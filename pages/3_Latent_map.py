@@ -8,7 +8,7 @@ from vae_explorer.app.live import browser_decoding, latent_map, map_pick
 from vae_explorer.data import prepare_image
 from vae_explorer.errors import VaeExplorerError
 from vae_explorer.images import to_uint8, upscale
-from vae_explorer.latent import encode_image, pca_2d, pca_inverse, place_by_neighbours, reconstruction_rows
+from vae_explorer.latent import encode_image, pca_inverse, place_by_neighbours, reconstruction_rows
 
 checkpoint = state.page("Latent map", "Each dot is one image (test images, or every image), placed by its posterior mean "
                         "(never a sample). PCA is a linear projection: distances along it are real and any place on it can be "
@@ -42,11 +42,7 @@ else:
                                    **state.from_url("map_perplexity", state.in_range(5, 100), value=30))
 state.to_url(map_method=method, map_points=limit, **({"map_neighbours": parameter} if method == "UMAP" else {"map_perplexity": parameter}))
 split = "all" if limit > n_test else "test"
-if split == "all":
-    mu, labels = state.encoded_all(path, saved)
-else:
-    mu, _, labels = state.encoded_test_set(path, saved, limit)
-coords, pca_mean, pca_directions = pca_2d(mu)
+mu, labels, coords, pca_mean, pca_directions = state.map_codes(path, saved, limit)
 if method != "PCA":
     coords, task = state.slow_map(path, saved, "tsne" if method == "t-SNE" else "umap", float(parameter), split, mu)
     if coords is None:

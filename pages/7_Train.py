@@ -198,7 +198,10 @@ def show_job() -> None:
         if len(snap.frames) >= 2:  # the run so far, epoch by epoch
             st.markdown("**Epoch by epoch**")
             left, right = st.columns([3, 2])
-            state.chart(epochs_map_figure(snap.frames, names, CLASS_COLOURS), "train_map_epochs", left)
+            if snap.finished:  # every epoch's scatter in one figure: not re-sent twice a second while it trains
+                state.chart(epochs_map_figure(snap.frames, names, CLASS_COLOURS), "train_map_epochs", left)
+            else:
+                left.caption("The latent map of every epoch, with play, appears here when the training ends.")
             with right:
                 epoch = st.select_slider("Samples from the same z after epoch", [f["epoch"] for f in snap.frames],
                                          value=snap.frames[-1]["epoch"],  # a new epoch shows itself: a new widget

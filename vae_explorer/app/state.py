@@ -211,6 +211,22 @@ def encoded_all(path: str, saved: float) -> tuple[np.ndarray, np.ndarray]:
     return kept_codes(checkpoint.model, dataset_of(checkpoint), "all", path)
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def map_codes(path: str, saved: float, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What the Latent map draws for `limit` points (past the test set: every image, test first):
+    the posterior means, labels, their PCA coordinates, mean and directions. Cached: the PCA of
+    70,000 codes takes ~40 ms, and the page reruns on every click."""
+    from ..latent import pca_2d
+
+    checkpoint = _load(path, saved)
+    if limit > len(dataset_of(checkpoint).test_x):
+        mu, labels = encoded_all(path, saved)
+    else:
+        mu, _, labels = encoded_test_set(path, saved, limit)
+    coords, mean, directions = pca_2d(mu)
+    return mu, labels, coords, mean, directions
+
+
 def picture(checkpoint: Checkpoint, z, label: int | None = None) -> np.ndarray:
     """The image one latent vector (D,) decodes to, as uint8 (H, W) or (H, W, 3)."""
     from ..images import to_uint8

@@ -19,6 +19,7 @@ renames, as `.NAME.previous-PID`, which `load_checkpoint` puts back).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -93,9 +94,18 @@ def _alive(training: dict) -> bool:
 
 
 def weights_sha1(path: str | Path) -> str:
-    """The sha1 of a checkpoint's weights file: what derived files (t-SNE maps, ONNX graphs) are keyed by."""
+    """The sha1 of a checkpoint's weights file: what derived files (maps, ONNX graphs) are keyed by.
+    Remembered per file version (inode, size, modification time; saves write a new file and rename
+    it), since pages ask on every rerun and a large model's file takes a while to read."""
+    weights = Path(path) / WEIGHTS_FILE
+    stat = weights.stat()
+    return _file_sha1(str(weights.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha1(path: str, inode: int, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha1()
-    with open(Path(path) / WEIGHTS_FILE, "rb") as f:
+    with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
