@@ -25,12 +25,16 @@ with left:
     layers = model_config.hidden_sizes if model_config.architecture == "mlp" else model_config.channels
     kind = "conditional VAE" if model_config.conditional else ("beta-VAE" if config.train.beta != 1 else "VAE")
     c, h, w = model_config.image_shape
+    imported = model_config.architecture == "onnx"
     st.markdown(
-        f"- **{kind}**, {model_config.architecture.upper()} {layers}, latent dimension **{model_config.latent_dim}**, "
-        f"{checkpoint.model.num_parameters():,} parameters\n"
-        f"- data: **{config.data.dataset}**, {w}x{h} {'greyscale' if c == 1 else 'colour'} images, "
+        (f"- **VAE imported as ONNX graphs** (trained elsewhere; run here with onnxruntime), latent dimension "
+         f"**{model_config.latent_dim}**, {checkpoint.model.num_parameters():,} weights\n" if imported else
+         f"- **{kind}**, {model_config.architecture.upper()} {layers}, latent dimension **{model_config.latent_dim}**, "
+         f"{checkpoint.model.num_parameters():,} parameters\n")
+        + f"- data: **{config.data.dataset}**, {w}x{h} {'greyscale' if c == 1 else 'colour'} images, "
         f"{len(state.class_names(checkpoint))} classes\n"
-        f"- likelihood: {model_config.likelihood}; beta = {config.train.beta:g}; trained {len(checkpoint.history)} epochs"
+        + (f"- likelihood: Bernoulli, from the decoder's {checkpoint.model.output}" if imported else
+           f"- likelihood: {model_config.likelihood}; beta = {config.train.beta:g}; trained {len(checkpoint.history)} epochs")
     )
     metrics = checkpoint.metrics
     if metrics:

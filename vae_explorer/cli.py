@@ -1,4 +1,4 @@
-"""The command line: `vae-explorer train|generate|evaluate|train-classifier|export-onnx|datasets|app` (also
+"""The command line: `vae-explorer train|generate|evaluate|map|train-classifier|export-onnx|import-onnx|datasets|app` (also
 `python -m vae_explorer ...`).
 
 Checkpoints and configs are given as paths or by name (`--model-path digits-mlp`, `--config
@@ -90,6 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-path", required=True, help="checkpoint folder, or a shipped checkpoint's or a run's name")
     p.add_argument("--runs-dir", help=RUNS_HELP)
     p.add_argument("--out", help="ONNX file to write (default: decoder.onnx beside the checkpoint, made once)")
+
+    p = sub.add_parser("import-onnx", help="import a VAE trained elsewhere, as an ONNX encoder and decoder, into a checkpoint folder")
+    p.add_argument("--encoder", required=True, help="ONNX file: images (batch, C, H, W) or (batch, C*H*W) in [0, 1] -> mean, log-variance")
+    p.add_argument("--decoder", required=True, help="ONNX file: z (batch, latent_dim) -> an image's logits or probabilities")
+    p.add_argument("--output", choices=["logits", "probabilities"], default="logits",
+                   help="what the decoder gives: Bernoulli logits (default) or probabilities (after a sigmoid)")
+    p.add_argument("--dataset", required=True, help="the dataset it was trained on (see `datasets`): its test images are what the pages show")
+    p.add_argument("--data-dir", help="folder searched first for dataset files")
+    p.add_argument("--class-names", nargs="+", metavar="NAME", help="names of the classes, in order (default: the dataset's)")
+    p.add_argument("--name", help="save as this run in the runs folder (default: the encoder file's name)")
+    p.add_argument("--out", help="checkpoint folder to write instead (any path; it must not exist)")
+    p.add_argument("--runs-dir", help=RUNS_HELP)
 
     sub.add_parser("datasets", help="list the datasets and whether each is available here")
     sub.add_parser("app", help="start the app in the browser; other flags go to `streamlit run` (e.g. --server.port 8600)",
@@ -349,7 +361,13 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     from .checkpoints.onnx import weights_sha1
 
     checkpoint = load_checkpoint(locate(args.model_path, args.runs_dir))
-    if args.out:
+    if args.out and checkpoint.config.model.architecture == "onnx":  # an imported pair: its browser graph, copied
+        import shutil
+
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        path = Path(shutil.copyfile(decoder_onnx(checkpoint), out))
+    elif args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         path = export_decoder(checkpoint.model, out, weights_sha1(checkpoint.path))
@@ -358,6 +376,26 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     inputs = "z (batch, {0}){1}".format(checkpoint.model.latent_dim,
                                          f" and label (batch, {checkpoint.model.cond_dim}) one-hot" if checkpoint.model.cond_dim else "")
     print(f"wrote {path}: inputs {inputs}, output image (batch, {', '.join(map(str, checkpoint.config.model.image_shape))}) in [0, 1]")
+    return 0
+
+
+def cmd_import_onnx(args: argparse.Namespace) -> int:
+    import time
+
+    from .checkpoints import read_config
+    from .checkpoints.onnx_import import import_onnx
+    from .checkpoints.zip_import import sanitize_name
+    from .paths import runs_dir
+
+    started = time.perf_counter()
+    out = Path(args.out) if args.out else runs_dir(args.runs_dir) / sanitize_name(args.name or Path(args.encoder).stem)
+    folder, notes = import_onnx(args.encoder, args.decoder, out, args.dataset, args.output, args.class_names, args.data_dir)
+    for note in notes:
+        print(f"warning: {note}.", file=sys.stderr)
+    config = read_config(folder)
+    print(f"imported {folder} in {time.perf_counter() - started:.1f} s: latent dimension {config.model.latent_dim}, "
+          f"{'x'.join(map(str, config.model.image_shape))} images of {config.data.dataset}; explore it in the app "
+          f"(it is listed as {folder.name}) or run `vae-explorer evaluate --model-path {folder}`")
     return 0
 
 
@@ -430,7 +468,8 @@ def cmd_map(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     commands = {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate, "datasets": cmd_datasets,
-                "train-classifier": cmd_train_classifier, "export-onnx": cmd_export_onnx, "map": cmd_map}
+                "train-classifier": cmd_train_classifier, "export-onnx": cmd_export_onnx, "import-onnx": cmd_import_onnx,
+                "map": cmd_map}
     try:
         if argv[:1] == ["app"]:
             return cmd_app(argv[1:])

@@ -44,9 +44,17 @@ def available_models() -> list[ModelRef]:
         found = [p for p in (*folder.glob("*/config.json"), *folder.glob("*/*/config.json"))
                  if not any(part.startswith(".") for part in p.relative_to(folder).parts)]
         found.sort(key=lambda p: (p.parent.name != DEFAULT_MODEL, -p.stat().st_mtime if group == "trained" else 0, p.parent.name))
-        refs += [ModelRef(f"{p.parent.name}  ({'uploaded' if p.parent.parent.name == 'uploaded' and group == 'trained' else group})",
-                          str(p.parent)) for p in found]
+        refs += [ModelRef(f"{p.parent.name}  ({_origin(p.parent, group)})", str(p.parent)) for p in found]
     return refs
+
+
+def _origin(folder: Path, group: str) -> str:
+    """What the picker says of a checkpoint: shipped, trained here, uploaded, or imported from ONNX."""
+    if group == "shipped":
+        return group
+    if folder.parent.name == "uploaded":
+        return "uploaded"
+    return "imported" if (folder / "onnx.json").is_file() else "trained"
 
 
 def interrupted_runs() -> list[tuple[str, dict]]:
@@ -63,7 +71,7 @@ def interrupted_runs() -> list[tuple[str, dict]]:
 def stamp(path: str | Path) -> float:
     """Changes whenever the checkpoint is saved again: part of every cache key."""
     path = Path(path)
-    return max((path / f).stat().st_mtime for f in ("config.json", "model.safetensors") if (path / f).exists())
+    return max((path / f).stat().st_mtime for f in ("config.json", "model.safetensors", "onnx_encoder.onnx", "onnx_decoder.onnx") if (path / f).exists())
 
 
 @st.cache_resource(max_entries=12, show_spinner="Loading the model…")
@@ -160,7 +168,7 @@ def _upload_box() -> str | None:
     from ..checkpoints import import_checkpoint_zip
 
     with st.sidebar.expander("Upload a checkpoint (.zip)"):
-        upload = st.file_uploader("A zipped checkpoint folder (config.json + model.safetensors)", type=["zip"],
+        upload = st.file_uploader("A zipped checkpoint folder: config.json with model.safetensors, or an imported ONNX pair's folder", type=["zip"],
                                   key="upload_checkpoint")
         if upload is None or st.session_state.get("upload_done") == upload.file_id:
             return None

@@ -98,8 +98,15 @@ def weights_sha1(path: str | Path) -> str:
     Remembered per file version (inode, size, modification time; saves write a new file and rename
     it), since pages ask on every rerun and a large model's file takes a while to read."""
     weights = Path(path) / WEIGHTS_FILE
-    stat = weights.stat()
-    return _file_sha1(str(weights.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if not weights.exists() and (Path(path) / "onnx_encoder.onnx").exists():  # an imported ONNX pair: both graphs
+        parts = [_version_sha1(Path(path) / name) for name in ("onnx_encoder.onnx", "onnx_decoder.onnx")]
+        return hashlib.sha1("".join(parts).encode("ascii")).hexdigest()
+    return _version_sha1(weights)
+
+
+def _version_sha1(file: Path) -> str:
+    stat = file.stat()
+    return _file_sha1(str(file.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=64)
@@ -292,6 +299,12 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
 
     path = locate(path)
     config = read_config(path)
+    if config.model.architecture == "onnx":  # an imported pair (checkpoints/onnx_import.py): no weights of ours
+        from .onnx_import import load_imported
+
+        model = load_imported(path, config)
+        model.to(device).eval()
+        return Checkpoint(path, model, config, *_side_files(path))
     weights_file = path / WEIGHTS_FILE
     if not weights_file.is_file():
         raise CheckpointError(f"{weights_file} is missing; the checkpoint is incomplete, so train or copy it again.")
@@ -318,11 +331,16 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
             raise CheckpointError(f"{weights_file} has NaN or infinite values in {key}; use an earlier checkpoint or train again.")
     model.load_state_dict(weights)
     model.to(device).eval()
+    return Checkpoint(path, model, config, *_side_files(path))
+
+
+def _side_files(path: Path) -> tuple[list, dict, dict]:
+    """history.json, metrics.json and training.json, each optional."""
     history = _read_json(path / HISTORY_FILE, list) if (path / HISTORY_FILE).exists() else []
     metrics = _read_json(path / METRICS_FILE, dict) if (path / METRICS_FILE).exists() else {}
     _check_numbers(path / METRICS_FILE, metrics)
     training = _read_json(path / TRAINING_FILE, dict) if (path / TRAINING_FILE).exists() else {}
-    return Checkpoint(path, model, config, history, metrics, training)
+    return history, metrics, training
 
 
 def _check_numbers(file: Path, metrics: dict) -> None:

@@ -94,6 +94,14 @@ def decoder_onnx(checkpoint: Checkpoint) -> Path:
     for target in targets:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
+            if checkpoint.config.model.architecture == "onnx":  # an imported pair: its own decoder, a sigmoid added
+                from .onnx_import import browser_decoder_graph
+
+                graph = browser_decoder_graph(checkpoint.path, checkpoint.config.model.image_shape, weights)
+                partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+                partial.write_bytes(graph)
+                os.replace(partial, target)
+                return target
             return export_decoder(checkpoint.model, target, weights)
         except OSError:
             continue

@@ -1,6 +1,7 @@
 """Import a checkpoint a person uploads as a .zip of its folder, refusing anything unsafe.
 
-Only the four files a model is explored from are taken (optionally inside one top-level folder);
+Only the files a model is explored from are taken (optionally inside one top-level folder): the four
+of a checkpoint trained here, or those of an imported ONNX pair (checkpoints/onnx_import.py);
 the optimizer state and training.json of a checkpoint are left out (an upload is explored, not
 trained on), and anything else (a pickle, a path with `..` or an absolute path, a link, an oversized or over-compressed
 member) refuses the whole upload. The files are written into a hidden staging folder inside the
@@ -22,12 +23,15 @@ from pathlib import Path, PurePosixPath
 from ..errors import CheckpointError
 from .folder import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, OPTIMIZER_FILE, TRAINING_FILE, WEIGHTS_FILE, load_checkpoint
 from .onnx import DECODER_FILE
+from .onnx_import import DECODER_GRAPH, ENCODER_GRAPH, IMPORT_FILE
 
-ALLOWED = {CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE}
+PAIR = (ENCODER_GRAPH, DECODER_GRAPH, IMPORT_FILE)
+ALLOWED = {CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, *PAIR}
 # a checkpoint's files for resuming training (an upload is explored, not resumed) and its ONNX
 # decoder (made again from the weights on first use, rather than taking a graph from the upload)
 LEFT_OUT = {OPTIMIZER_FILE, TRAINING_FILE, DECODER_FILE}
-MAX_MEMBER_BYTES = {WEIGHTS_FILE: 200 * 2**20, CONFIG_FILE: 2**20, HISTORY_FILE: 8 * 2**20, METRICS_FILE: 2**20}
+MAX_MEMBER_BYTES = {WEIGHTS_FILE: 200 * 2**20, CONFIG_FILE: 2**20, HISTORY_FILE: 8 * 2**20, METRICS_FILE: 2**20,
+                    ENCODER_GRAPH: 200 * 2**20, DECODER_GRAPH: 200 * 2**20, IMPORT_FILE: 2**20}
 MAX_RATIO = 200  # uncompressed / compressed size; above it a member is treated as a zip bomb
 
 
@@ -52,7 +56,7 @@ def _members(archive: zipfile.ZipFile, zip_name: str) -> dict[str, zipfile.ZipIn
         if path.name not in ALLOWED:
             raise CheckpointError(
                 f"{zip_name} holds {info.filename!r}, which is not a checkpoint file; a checkpoint zip holds only "
-                f"{', '.join(sorted(ALLOWED))} (nothing pickled)."
+                f"{', '.join(sorted(ALLOWED - set(PAIR)))}, or an imported pair's {', '.join(PAIR)} (nothing pickled)."
             )
         if path.name in found:
             raise CheckpointError(f"{zip_name} holds {path.name} twice; zip a single checkpoint folder.")
@@ -64,9 +68,16 @@ def _members(archive: zipfile.ZipFile, zip_name: str) -> dict[str, zipfile.ZipIn
         if info.compress_size and info.file_size / info.compress_size > MAX_RATIO and info.file_size > 2**20:
             raise CheckpointError(f"{zip_name}: {path.name} expands {info.file_size // info.compress_size}-fold, like a zip bomb; refused.")
         found[path.name] = info
+    if CONFIG_FILE in found and WEIGHTS_FILE not in found and any(name in found for name in PAIR):  # an imported pair
+        missing = [name for name in PAIR if name not in found]
+        if missing:
+            raise CheckpointError(f"{zip_name} has no {missing[0]}; zip the whole folder `vae-explorer import-onnx` wrote.")
+        return found
     for required in (CONFIG_FILE, WEIGHTS_FILE):
         if required not in found:
             raise CheckpointError(f"{zip_name} has no {required}; zip a checkpoint folder holding config.json and model.safetensors.")
+    if any(name in found for name in PAIR):
+        raise CheckpointError(f"{zip_name} mixes a checkpoint's weights with an imported ONNX pair; zip one checkpoint folder.")
     return found
 
 

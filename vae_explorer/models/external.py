@@ -45,6 +45,10 @@ class WrappedVAE(VAE):
         mu, logvar = self._encode(x)
         return Posterior(mu.float(), logvar.float())
 
+    def num_parameters(self) -> int:
+        """The wrapped module's parameters, or the weights a graph holds (`weights`, set by whoever knows)."""
+        return getattr(self, "weights", None) or super().num_parameters()
+
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         out = self._decode(z).float().reshape(len(z), *self.config.image_shape)  # (B, C, H, W)
         return torch.logit(out.clamp(_EPS, 1 - _EPS)) if self.output == "probabilities" else out

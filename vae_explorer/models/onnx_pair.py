@@ -1,0 +1,225 @@
+"""A VAE given as two ONNX graphs, run with onnxruntime: an encoder image -> (mean, log-variance) and
+a decoder z -> logits or probabilities. Only the graphs are executed, never code from their files.
+
+The contract (README, "Bring your own model"):
+- encoder: one float32 input, the images in [0, 1] as (batch, C, H, W) or flattened (batch, C*H*W);
+  two float32 outputs (batch, D), the mean and log-variance of q(z|x): the outputs named mu / mean /
+  z_mean and logvar / log_var / z_log_var, or else the first two in order;
+- decoder: one float32 input z (batch, D); its first output holds C*H*W numbers per image,
+  (batch, C, H, W) or flat: Bernoulli logits, or probabilities with `output="probabilities"`.
+A batch dimension fixed at export (say 1) is honoured by running batches of that size.
+
+    pair = OnnxPair.from_bytes(encoder_bytes, decoder_bytes)  # raises OnnxPairError naming the problem
+    model = onnx_model(pair, image_shape=(1, 28, 28), output="logits")  # a WrappedVAE
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .external import WrappedVAE, wrap_model
+
+# operator domains onnxruntime provides; a node in any other (not a function of the graph itself) is a custom operator
+STANDARD_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}
+MEAN_NAMES, LOGVAR_NAMES = ("mu", "mean", "z_mean", "loc"), ("logvar", "log_var", "z_log_var", "log_variance")
+
+
+class OnnxPairError(ValueError):
+    """A graph breaks the contract; the message is a sentence for the file's owner ("the encoder ...") and
+    `role` says whose file is at fault: "encoder", "decoder" or "pair" (the two do not fit each other)."""
+
+    def __init__(self, message: str, role: str):
+        super().__init__(message)
+        self.role = role
+
+
+@dataclass
+class Graph:
+    """One checked graph and its onnxruntime session."""
+
+    session: object  # onnxruntime.InferenceSession, made from the graph's bytes (no file paths, no external data)
+    input: str
+    input_shape: list  # per dimension an int, or None where it is free
+    outputs: list[str]  # those used, in the order used
+    output_shapes: list[list]
+
+    @property
+    def batch(self) -> int | None:
+        """The batch size the graph was exported with, or None when any batch size runs."""
+        return self.input_shape[0]
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        """The outputs for a batch of any length, in chunks of the graph's fixed batch size if it has one."""
+        if self.batch is None:
+            return self.session.run(self.outputs, {self.input: x})
+        parts = []
+        for start in range(0, len(x), self.batch):
+            chunk = x[start:start + self.batch]
+            padded = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch - len(chunk), 0)]) if len(chunk) < self.batch else chunk
+            parts.append([out[:len(chunk)] for out in self.session.run(self.outputs, {self.input: padded})])
+        return [np.concatenate([p[i] for p in parts]) for i in range(len(self.outputs))]
+
+
+def _dims(value_info) -> list:
+    return [d.dim_value if d.HasField("dim_value") else None for d in value_info.type.tensor_type.shape.dim]
+
+
+def _float32(value_info) -> bool:
+    from onnx import TensorProto
+
+    return value_info.type.tensor_type.elem_type == TensorProto.FLOAT
+
+
+def parse_graph(data: bytes, role: str):
+    """The ModelProto in `data`, checked to be a complete ONNX graph of standard operators with its
+    weights inside (a graph pointing at external files is refused: they could name any file)."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        model = onnx.load_model_from_string(data)
+    except (DecodeError, ValueError, RuntimeError):
+        raise OnnxPairError(f"the {role} is not a complete ONNX model (truncated, or another kind of file)", role) from None
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in _tensors(model)):  # checked first: the checker would read them
+        raise OnnxPairError(f"the {role} keeps its weights in a separate file; save it as one file "
+                            "(onnx.save(onnx.load(path), path, save_as_external_data=False))", role)
+    try:
+        onnx.checker.check_model(model)
+    except (onnx.checker.ValidationError, ValueError, RuntimeError):
+        raise OnnxPairError(f"the {role} is not a complete ONNX model (truncated, or another kind of file)", role) from None
+    if not model.graph.node:
+        raise OnnxPairError(f"the {role} is not a complete ONNX model (its graph is empty)", role)
+    local = {f.domain for f in model.functions}
+    custom = sorted({f"{n.domain}::{n.op_type}" for n in _nodes(model) if n.domain not in STANDARD_DOMAINS | local})
+    if custom:
+        raise OnnxPairError(f"the {role} uses custom operators ({', '.join(custom[:3])}) that onnxruntime does not provide; "
+                            "export it with standard ONNX operators only", role)
+    return model
+
+
+def _nodes(model):
+    stack = [model.graph, *[f for f in model.functions]]
+    while stack:
+        graph = stack.pop()
+        for node in graph.node:
+            yield node
+            stack += [a.g for a in node.attribute if a.HasField("g")] + [g for a in node.attribute for g in a.graphs]
+
+
+def _tensors(model):
+    yield from model.graph.initializer
+    for node in _nodes(model):
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+
+
+def _session(model, role: str):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()  # per session: nothing process-wide
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph / NotImplemented types
+        reason = str(exc).splitlines()[0][:160] if str(exc) else exc.__class__.__name__
+        raise OnnxPairError(f"onnxruntime cannot run the {role} ({reason})", role) from None
+
+
+def _pick(outputs: list, wanted: tuple[str, ...]):
+    return next((o for o in outputs if o.name.lower() in wanted), None)
+
+
+@dataclass
+class OnnxPair:
+    encoder: Graph
+    decoder: Graph
+    latent_dim: int
+    weights: int = 0  # numbers in the two graphs' floating-point initializers
+
+    @classmethod
+    def from_bytes(cls, encoder: bytes, decoder: bytes) -> "OnnxPair":
+        """Check both graphs against the contract (see the module's docstring) and open them."""
+        enc_model, dec_model = parse_graph(encoder, "encoder"), parse_graph(decoder, "decoder")
+        inputs = [i for i in enc_model.graph.input if i.name not in {t.name for t in enc_model.graph.initializer}]
+        if len(inputs) != 1 or not _float32(inputs[0]) or len(_dims(inputs[0])) not in (2, 4):
+            raise OnnxPairError("the encoder must take one float32 input, the images as (batch, C, H, W) or (batch, C*H*W)", "encoder")
+        outputs = list(enc_model.graph.output)
+        mean, logvar = _pick(outputs, MEAN_NAMES), _pick(outputs, LOGVAR_NAMES)
+        if mean is None or logvar is None or mean is logvar:
+            mean, logvar = (outputs + [None, None])[:2]
+        if logvar is None or any(len(_dims(o)) != 2 or not _float32(o) for o in (mean, logvar)):
+            raise OnnxPairError("the encoder must give two float32 outputs of shape (batch, latent_dim), the mean and "
+                                "log-variance of q(z|x)", "encoder")
+        sizes = {_dims(mean)[1], _dims(logvar)[1]} - {None}
+        if len(sizes) > 1:
+            raise OnnxPairError(f"the encoder's mean has {_dims(mean)[1]} dimensions but its log-variance "
+                                f"{_dims(logvar)[1]}; they must be the same latent size", "encoder")
+        dec_inputs = [i for i in dec_model.graph.input if i.name not in {t.name for t in dec_model.graph.initializer}]
+        if len(dec_inputs) != 1 or not _float32(dec_inputs[0]) or len(_dims(dec_inputs[0])) != 2:
+            raise OnnxPairError("the decoder must take one float32 input, z of shape (batch, latent_dim)", "decoder")
+        dec_size = _dims(dec_inputs[0])[1]
+        if sizes and dec_size is not None and dec_size != next(iter(sizes)):
+            raise OnnxPairError(f"the encoder gives {next(iter(sizes))} latent dimensions but the decoder takes {dec_size}; "
+                                "export an encoder and decoder of the same model", "pair")
+        latent_dim = next(iter(sizes)) if sizes else dec_size
+        if latent_dim is None:
+            raise OnnxPairError("neither graph says its latent size; export them with a fixed latent dimension "
+                                "(only the batch dimension may be free)", "pair")
+        if not _float32(dec_model.graph.output[0]):
+            raise OnnxPairError("the decoder's first output must be float32 (the logits or probabilities of the image)", "decoder")
+        enc = Graph(_session(enc_model, "encoder"), inputs[0].name, _dims(inputs[0]), [mean.name, logvar.name],
+                    [_dims(mean), _dims(logvar)])
+        out = dec_model.graph.output[0]
+        dec = Graph(_session(dec_model, "decoder"), dec_inputs[0].name, _dims(dec_inputs[0]), [out.name], [_dims(out)])
+        weights = sum(int(np.prod(t.dims)) for m in (enc_model, dec_model) for t in m.graph.initializer
+                      if t.data_type in (1, 10, 11, 16))  # float, float16, double, bfloat16
+        return cls(enc, dec, latent_dim, weights)
+
+    def check_image_shape(self, image_shape) -> None:
+        """That the encoder takes and the decoder makes images of `image_shape` (C, H, W)."""
+        shape, size = [int(v) for v in image_shape], int(np.prod(image_shape))
+        named = "x".join(map(str, shape))
+        given = self.encoder.input_shape[1:]
+        fits = given == [size] or given == [None] if len(given) == 1 else all(g in (None, s) for g, s in zip(given, shape))
+        if not fits:
+            raise OnnxPairError(f"the encoder takes images of shape {_shape(given)}, but the dataset's are {named}", "encoder")
+        made = self.decoder.output_shapes[0][1:]
+        if None not in made and int(np.prod(made)) != size:
+            raise OnnxPairError(f"the decoder's output holds {_shape(made)} numbers per image, not an image of the "
+                                f"dataset's shape {named}", "decoder")
+        if len(made) == 3 and None not in made and made != shape:
+            raise OnnxPairError(f"the decoder makes images of shape {_shape(made)}, but the dataset's are {named}", "decoder")
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar), each (B, D) on x's device."""
+        flat = len(self.encoder.input_shape) == 2
+        batch = x.detach().to("cpu", torch.float32).numpy().reshape(len(x), -1) if flat else x.detach().to("cpu", torch.float32).numpy()
+        mu, logvar = self.encoder.run(np.ascontiguousarray(batch))
+        return torch.from_numpy(mu).to(x.device), torch.from_numpy(logvar).to(x.device)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's first output for z (B, D), as it gives it, on z's device."""
+        (out,) = self.decoder.run(np.ascontiguousarray(z.detach().to("cpu", torch.float32).numpy()))
+        return torch.from_numpy(out).to(z.device)
+
+
+def _shape(dims: list) -> str:
+    return "x".join("?" if d is None else str(d) for d in dims)
+
+
+def onnx_model(pair: OnnxPair, image_shape, output: str = "logits", class_names: list[str] | None = None) -> WrappedVAE:
+    """The pair as a VAE of this package (see `wrap_model`); probes it once on a blank image."""
+    try:
+        model = wrap_model(pair.encode, pair.decode, image_shape, output, class_names=class_names)
+        model.weights = pair.weights
+        return model
+    except Exception as exc:  # onnxruntime's own errors on a shape the graph cannot take
+        from ..errors import ConfigError
+
+        if isinstance(exc, ConfigError):
+            raise OnnxPairError(str(exc).rstrip(".").replace("encode(x)", "the encoder").replace("decode(z)", "the decoder"), "pair") from None
+        raise OnnxPairError(f"the pair failed when run on a blank image ({str(exc).splitlines()[0][:160]})", "pair") from None
