@@ -25,7 +25,7 @@ busy = job is not None and not job.snapshot().finished
 presets = form.presets()
 form.ensure_defaults("digits_mlp")
 top = st.columns([2, 3])
-top[0].selectbox("Start from", list(presets), key="train_preset",
+top[0].selectbox("Start from", list(presets), key="train_preset", index=list(presets).index("digits_mlp"),
                  on_change=lambda: form.load_preset(form.load_config(presets[st.session_state.train_preset])),
                  help="Fills the form from one of the shipped YAML configs; then change what you like.")
 datasets = {spec.name: where for spec, where in list_datasets() if spec.name != "folder:PATH"}
@@ -68,8 +68,14 @@ with st.form("train_form"):
         field_widget(st, "train", "epochs", "Epochs")
         field_widget(st, "train", "beta", "β (KL weight)", "1: the plain VAE; above 1: a β-VAE")
         field_widget(st, "train", "warmup_epochs", "KL warm-up epochs", "β rises linearly from 0 over this many epochs")
+        field_widget(st, "train", "objective", "Objective", "elbo: the evidence lower bound (with β and free bits); iwae: "
+                     "the tighter importance-weighted bound of Burda et al. (β 1, no warm-up)")
+        field_widget(st, "train", "free_bits", "Free bits (nats per dimension)", "0: off. Above 0, a dimension's KL is "
+                     "not penalised below this (Kingma et al. 2016): fewer dimensions collapse")
         field_widget(st, "train", "lr", "Learning rate", "Adam's step size, e.g. 0.001")
         with st.expander("More training settings"):
+            field_widget(st, "train", "iwae_samples", "IWAE samples k", "Importance samples per image when the objective "
+                         "is iwae; each step decodes k times")
             field_widget(st, "train", "batch_size", "Batch size")
             field_widget(st, "train", "seed", "Seed")
             field_widget(st, "train", "lr_schedule", "Learning-rate schedule", "none; cosine: down to 0 by the last epoch; "

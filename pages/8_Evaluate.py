@@ -43,7 +43,22 @@ if len(datasets) > 1:
                "not comparable.")
 
 # --- the table -----------------------------------------------------------------------------------
+def trained_with(metrics, checkpoint) -> str:
+    """What the checkpoint was trained to minimise, in a few words."""
+    model, train = checkpoint.config.model, checkpoint.config.train
+    if model.architecture == "onnx":
+        return "trained elsewhere (imported)"
+    if train.objective == "iwae":
+        return f"IWAE bound, k = {train.iwae_samples}"
+    words = ["ELBO" if train.beta == 1 else f"β-ELBO, β = {train.beta:g}"]
+    if train.free_bits > 0:
+        words.append(f"free bits {train.free_bits:g} nats")
+    return ", ".join(words)
+
+
 ROWS = [  # (label, metric key or function, format, what it means)
+    ("trained with", trained_with, "{}", "the objective training minimised (IWAE: Burda et al. 2016; free bits: "
+     "Kingma et al. 2016)"),
     ("neg-ELBO", "neg_elbo", "{:.2f}", "reconstruction + KL: the bound that training lowers"),
     ("reconstruction", "recon", "{:.2f}", "−log p(x|z) with z ~ q(z|x)"),
     ("KL", "kl", "{:.2f}", "KL(q(z|x) ‖ N(0, I)): nats of information the code carries (the rate)"),

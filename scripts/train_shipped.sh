@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 declare -A SHIPPED=(
   [digits-mlp]=configs/digits_mlp.yaml
+  [digits-iwae]=configs/digits_iwae.yaml
+  [digits-free-bits]=configs/digits_free_bits.yaml
   [fashion-mnist-conv]=configs/fashion_mnist_conv.yaml
   [fashion-mnist-2d]=configs/fashion_mnist_2d.yaml
   [fashion-mnist-cvae]=configs/fashion_mnist_cvae.yaml

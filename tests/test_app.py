@@ -12,7 +12,8 @@ from conftest import REPO, fashion_available, require
 PAGES = ["Home.py", "pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/3_Latent_map.py",
          "pages/4_Interpolate.py", "pages/5_Traverse.py", "pages/6_Learn.py", "pages/7_Train.py",
          "pages/8_Evaluate.py"]
-MODELS = ["digits-mlp", "fashion-mnist-conv", "fashion-mnist-2d", "fashion-mnist-cvae", "shapes-betavae"]
+MODELS = ["digits-mlp", "digits-iwae", "digits-free-bits", "fashion-mnist-conv", "fashion-mnist-2d", "fashion-mnist-cvae",
+          "shapes-betavae"]
 
 
 def open_page(page: str, model: str = "digits-mlp") -> AppTest:

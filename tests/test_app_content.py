@@ -522,6 +522,24 @@ def test_evaluate_table_matches_the_model_computed_here():
     assert plotly_values(bars["y"]) == pytest.approx(kl.mean(0), rel=1e-4)
 
 
+def test_evaluate_compares_the_objectives_on_the_same_data():
+    at = run("pages/8_Evaluate.py")
+    at.selectbox(key="eval_k").select(10)
+    at.multiselect(key="eval_models").set_value(["digits-mlp", "digits-iwae", "digits-free-bits"])
+    at.selectbox(key="eval_test_images").select(500).run()
+    table = at.dataframe[0].value
+    rows = {metric: i for i, metric in enumerate(table["metric"])}
+    assert [table[name][rows["trained with"]] for name in ("digits-mlp", "digits-iwae", "digits-free-bits")] == [
+        "ELBO", "IWAE bound, k = 5", "ELBO, free bits 0.5 nats"]
+    active = {}
+    for name in ("digits-mlp", "digits-free-bits"):
+        checkpoint, data = shipped(name)
+        mu, _ = posterior(checkpoint.model, data.test_x)
+        active[name] = int((mu.var(0, ddof=1) > 0.01).sum())
+        assert table[name][rows["active units"]] == f"{active[name]} of 8"
+    assert active["digits-free-bits"] > active["digits-mlp"]
+
+
 # --- Train ----------------------------------------------------------------------------------------------
 
 

@@ -129,3 +129,25 @@ def test_the_form_offers_every_config_key(runs):
     at = train_page()
     drawn = {w.key for kind in (at.number_input, at.text_input, at.selectbox, at.checkbox) for w in kind}
     assert {widget_key(section, key) for section, key in form_keys()} <= drawn
+
+
+def test_the_form_trains_on_the_iwae_bound_and_refuses_it_with_a_beta(runs):
+    at = submit(train_page(train_name="iwae", **{"train__train__objective": "iwae", "train__train__beta": 4.0}), "Start training")
+    assert [e.value for e in at.error] == ["Train form: train.objective iwae trains the bound on log p(x) itself, so "
+                                           "train.beta must be 1, not 4; set it to 1, or use objective elbo for it."]
+    assert not runs.exists() or not any(runs.iterdir())
+    at = submit(train_page(train_name="iwae", **{"train__train__objective": "iwae", "train__train__iwae_samples": 3,
+                                                   "train__train__warmup_epochs": 0}),
+                "Start training")
+    snap = wait_until_finished(at)
+    assert snap.status == "done", snap.message
+    saved = json.loads((runs / "iwae" / "config.json").read_text())["train"]
+    assert (saved["objective"], saved["iwae_samples"]) == ("iwae", 3)
+
+
+def test_the_preset_named_is_the_one_the_form_holds(runs):
+    at = train_page()
+    assert at.selectbox(key="train_preset").value == "digits_mlp"  # the form starts from digits_mlp's values
+    assert at.number_input(key="train__train__warmup_epochs").value == 10
+    at.selectbox(key="train_preset").select("digits_free_bits").run()
+    assert at.number_input(key="train__train__free_bits").value == 0.5

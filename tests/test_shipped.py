@@ -8,7 +8,8 @@ from conftest import REPO, fashion_available, require
 from vae_explorer import load_checkpoint, load_dataset
 from vae_explorer.training import average_loss
 
-SHIPPED = ["digits-mlp", "fashion-mnist-conv", "fashion-mnist-2d", "fashion-mnist-cvae", "shapes-betavae"]
+SHIPPED = ["digits-mlp", "digits-iwae", "digits-free-bits", "fashion-mnist-conv", "fashion-mnist-2d", "fashion-mnist-cvae",
+           "shapes-betavae"]
 
 
 def test_the_shipped_set_is_complete():
@@ -34,3 +35,14 @@ def test_shipped_checkpoint_matches_its_metrics(name):
     assert measured["recon"] + measured["kl"] == pytest.approx(metrics["neg_elbo"], rel=2e-3)
     assert measured["kl"] == pytest.approx(metrics["kl"], rel=2e-3)
     assert metrics["iwae_nll"] <= metrics["neg_elbo"]
+
+
+def test_what_the_objective_checkpoints_are_shipped_to_show():
+    """The README and the configs say what digits-iwae and digits-free-bits teach beside digits-mlp
+    (the same network and data): the IWAE-trained model has the tighter bound on log p(x) but the
+    worse ELBO; free bits keep every dimension active where the ELBO leaves half of them collapsed."""
+    plain, iwae, free = (load_checkpoint(REPO / "checkpoints" / name) for name in ("digits-mlp", "digits-iwae", "digits-free-bits"))
+    assert (iwae.config.train.objective, iwae.config.train.iwae_samples) == ("iwae", 5) and free.config.train.free_bits == 0.5
+    assert iwae.metrics["iwae_nll"] < plain.metrics["iwae_nll"] and iwae.metrics["neg_elbo"] > plain.metrics["neg_elbo"]
+    assert free.metrics["active_units"] == 8 > plain.metrics["active_units"]
+    assert min(free.metrics["kl_per_dim"]) >= 0.5 > min(plain.metrics["kl_per_dim"])

@@ -21,7 +21,8 @@ TRAIN_OVERRIDES = {
     "dataset": "data.dataset", "data_dir": "data.data_dir", "epochs": "train.epochs", "beta": "train.beta",
     "latent_dim": "model.latent_dim", "lr": "train.lr", "batch_size": "train.batch_size", "seed": "train.seed",
     "device": "train.device", "warmup_epochs": "train.warmup_epochs", "precision": "train.precision",
-    "lr_schedule": "train.lr_schedule", "compile": "train.compile",
+    "lr_schedule": "train.lr_schedule", "compile": "train.compile", "objective": "train.objective",
+    "iwae_samples": "train.iwae_samples", "free_bits": "train.free_bits",
 }
 RUNS_HELP = "folder of trained runs (default: $VAE_EXPLORER_RUNS, else ~/.local/share/vae-explorer/runs)"
 
@@ -38,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="epochs in all (with --resume: including those already trained)")
     p.add_argument("--beta", type=float, help="KL weight (1: plain VAE)")
     p.add_argument("--warmup-epochs", type=int, help="epochs over which the KL weight rises from 0 to beta")
+    p.add_argument("--objective", choices=["elbo", "iwae"], help="elbo (with beta, free bits) or iwae, the importance-weighted bound")
+    p.add_argument("--iwae-samples", type=int, help="importance samples per image for --objective iwae (default 5)")
+    p.add_argument("--free-bits", type=float, help="nats per latent dimension the KL is not penalised below (0: off)")
     p.add_argument("--latent-dim", type=int)
     p.add_argument("--lr", type=float, help="Adam learning rate")
     p.add_argument("--lr-schedule", choices=["none", "cosine", "step"], help="learning-rate schedule")

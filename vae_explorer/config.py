@@ -26,6 +26,7 @@ ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh")
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
 PRECISIONS = ("float32", "bfloat16")
 LR_SCHEDULES = ("none", "cosine", "step")
+OBJECTIVES = ("elbo", "iwae")
 # Values earlier versions wrote that mean something else now: train.precision "fast" switched the
 # process-wide float32 matmul precision, "exact" did not; both read as plain float32.
 LEGACY_VALUES = {("train", "precision"): {"fast": "float32", "exact": "float32"}}
@@ -96,6 +97,15 @@ class TrainConfig:
     beta: float = _field(1.0, min=0.0, max=1000.0)
     # The KL weight rises linearly from 0 to beta over this many epochs (0: no warm-up).
     warmup_epochs: int = _field(0, min=0, max=100_000)
+    # What training maximises: "elbo" (Kingma & Welling; with beta and free_bits below) or "iwae",
+    # the importance-weighted bound of Burda et al. (arXiv:1509.00519) with iwae_samples samples
+    # per image (tighter than the ELBO; needs beta 1, no warm-up and no free bits).
+    objective: str = _field("elbo", choices=OBJECTIVES)
+    # "iwae": importance samples k per image (k = 1 is the ELBO); each step decodes k times as much.
+    iwae_samples: int = _field(5, min=1, max=1000)
+    # Free bits (Kingma et al. 2016, arXiv:1606.04934, eq. 15): nats per latent dimension the KL
+    # is not penalised below (averaged over the batch), against posterior collapse; 0 turns it off.
+    free_bits: float = _field(0.0, min=0.0, max=100.0)
     # Seeds torch, numpy and Python's random, so a run can be repeated.
     seed: int = _field(0, min=0)
     # "auto" picks CUDA, then MPS, then CPU; or name one ("cpu", "cuda", "cuda:1", "mps").
@@ -227,7 +237,18 @@ def config_from_dict(raw: Any, source: str = "config") -> RunConfig:
         if key not in SECTIONS:
             raise ConfigError(f"{source}: unknown section '{key}'; {_suggest(str(key), list(SECTIONS))}")
     parts = {name: section_from_dict(cls, raw.get(name), name, source) for name, cls in SECTIONS.items()}
+    check_objective(parts["train"], source)
     return RunConfig(**parts)
+
+
+def check_objective(train: "TrainConfig", source: str = "config") -> None:
+    """The IWAE bound is of log p(x) itself: a KL weight, its warm-up or free bits have no place in it."""
+    if train.objective != "iwae":
+        return
+    for key, value, plain in (("beta", train.beta, 1.0), ("warmup_epochs", train.warmup_epochs, 0), ("free_bits", train.free_bits, 0.0)):
+        if value != plain:
+            raise ConfigError(f"{source}: train.objective iwae trains the bound on log p(x) itself, so train.{key} must be "
+                              f"{plain:g}, not {value:g}; set it to {plain:g}, or use objective elbo for it.")
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -51,16 +51,7 @@ def importance_bounds(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None
     encoder's Gaussian is from the true posterior.
     """
     model.eval()
-    q = model.encode(x, y)
-    batch, dim = q.mean.shape
-    mu, logvar = q.mean.repeat_interleave(k, 0), q.logvar.repeat_interleave(k, 0)  # (B*k, D)
-    z = model.reparameterize(mu, logvar, generator)
-    yk = None if y is None or not model.cond_dim else y.repeat_interleave(k, 0)
-    params = model.decode(z, yk)  # (B*k, C, H, W)
-    log_px_z = model.log_likelihood(x.repeat_interleave(k, 0), params)
-    log_pz = -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(1)
-    log_qz = log_normal(z, mu, logvar)
-    log_w = (log_px_z + log_pz - log_qz).view(batch, k).double()
+    log_w = model.importance_log_weights(x, y if model.cond_dim else None, k, generator)[0].double()  # (B, k)
     return log_w.mean(1), torch.logsumexp(log_w, dim=1) - math.log(k)
 
 

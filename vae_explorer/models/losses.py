@@ -65,6 +65,19 @@ def vae_loss(x: torch.Tensor, params: torch.Tensor, mu: torch.Tensor, logvar: to
     return LossParts(recon, kl, recon + beta * kl)
 
 
+def free_bits_loss(recon: torch.Tensor, kl_per_dim: torch.Tensor, beta: float, free_bits: float) -> LossParts:
+    """recon + beta * sum_j max(lambda, KL_j) with KL_j the batch's mean KL of dimension j (Kingma et
+    al. 2016, "Improved Variational Inference with Inverse Autoregressive Flow", eq. 15): a dimension
+    whose KL is below lambda nats costs lambda, so the gradient stops pushing it to the prior.
+
+    Per image: a dimension below its free bits counts lambda for every image, the others their own
+    KL, so the batch mean of `total` is the objective exactly and has its gradient. `kl` is the
+    true KL. Shapes: recon (B,), kl_per_dim (B, D)."""
+    below = kl_per_dim.detach().mean(0) < free_bits  # (D,)
+    charged = torch.where(below, torch.full_like(kl_per_dim, free_bits), kl_per_dim)
+    return LossParts(recon, kl_per_dim.sum(1), recon + beta * charged.sum(1))
+
+
 def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log N(z; mu, diag(exp(logvar))) summed over the last dimension."""
     return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)

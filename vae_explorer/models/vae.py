@@ -20,7 +20,7 @@ from torch import nn
 from ..config import ModelConfig
 from ..errors import ConfigError
 from .architectures import ARCHITECTURES
-from .losses import LossParts, full_precision, gaussian_kl, log_normal, reconstruction_nll, vae_loss
+from .losses import LOG_2PI, LossParts, full_precision, gaussian_kl, log_normal, reconstruction_nll, vae_loss
 
 _SEEDED_INIT = threading.Lock()  # seeded inits in two threads (two app sessions) must not interleave
 MIN_LOG_SIGMA = math.log(1e-3)  # floor of a learned Gaussian sigma, so the NLL cannot run off to -inf
@@ -123,6 +123,29 @@ class VAE(nn.Module):
         q = self.encode(x, y)
         params = self.decode(q.sample(generator), y)
         return vae_loss(x, params, q.mean, q.logvar, self.config.likelihood, beta, self.sigma_log()), q
+
+    def importance_log_weights(self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1,
+                               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, Posterior]:
+        """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x) for k samples z_i ~ q(z|x) per image,
+        (B, k), differentiable (reparameterized); also log p(x|z_i) (B, k) and q itself."""
+        q = self.encode(x, y)
+        batch = len(x)
+        mu, logvar = q.mean.repeat_interleave(k, 0), q.logvar.repeat_interleave(k, 0)  # (B*k, D)
+        z = self.reparameterize(mu, logvar, generator)
+        yk = None if y is None or not self.cond_dim else torch.as_tensor(y).repeat_interleave(k, 0)
+        log_px_z = self.log_likelihood(x.repeat_interleave(k, 0), self.decode(z, yk))
+        log_pz = -0.5 * (z.pow(2) + LOG_2PI).sum(1)  # the N(0, I) prior
+        log_w = log_px_z + log_pz - log_normal(z, mu, logvar)
+        return log_w.view(batch, k), log_px_z.view(batch, k), q
+
+    def iwae_loss(self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 5,
+                  generator: torch.Generator | None = None) -> LossParts:
+        """-L_k per image, the importance-weighted bound of Burda, Grosse & Salakhutdinov
+        (arXiv:1509.00519, eq. 8), L_k = log (1/k) sum_i w_i; `recon` is -log p(x|z_1) of the first
+        sample and `kl` the analytic KL of q, for the record."""
+        log_w, log_px_z, q = self.importance_log_weights(x, y, k, generator)
+        bound = torch.logsumexp(log_w, dim=1) - math.log(k)
+        return LossParts(-log_px_z[:, 0], q.kl(), -bound)
 
     def log_likelihood(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """log p(x|z) per image, (B,)."""

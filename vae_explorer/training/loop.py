@@ -30,6 +30,7 @@ from ..data import Dataset
 from ..data.store import ImageStore
 from ..errors import ConfigError, TrainingError
 from ..models import VAE
+from ..models.losses import free_bits_loss
 from . import distributed
 from .devices import autocast, make_optimizer, resolve_device
 
@@ -62,14 +63,22 @@ Callback = Callable[[TrainingEvent], "bool | None"]
 
 class _Objective(torch.nn.Module):
     """The model's loss as a module's forward, so that DistributedDataParallel can wrap it (it
-    averages the gradients of what goes through forward). Per-image (recon, kl, total)."""
+    averages the gradients of what goes through forward). Per-image (recon, kl, total): the ELBO
+    (with beta and free bits) or the IWAE bound, as config.objective says."""
 
-    def __init__(self, model: VAE):
+    def __init__(self, model: VAE, config: TrainConfig):
         super().__init__()
         self.model = model
+        self.objective, self.k, self.free_bits = config.objective, config.iwae_samples, config.free_bits
 
     def forward(self, x, y, beta: float, generator):
-        parts = self.model.loss(x, y, beta, generator)
+        if self.objective == "iwae":
+            parts = self.model.iwae_loss(x, y, self.k, generator)
+        elif self.free_bits > 0:  # under DDP each process's share of the batch has its own KL means
+            parts, q = self.model.loss_and_posterior(x, y, beta, generator)
+            parts = free_bits_loss(parts.recon, q.kl_per_dim(), beta, self.free_bits)
+        else:
+            parts = self.model.loss(x, y, beta, generator)
         return parts.recon, parts.kl, parts.total
 
 
@@ -123,6 +132,9 @@ def learning_rate(config: TrainConfig, epoch: int, step_in_epoch: int, steps_per
 
 def check_fits(config: TrainConfig, data: Dataset) -> None:
     """Raise ConfigError when the training config cannot run on this dataset."""
+    from ..config import check_objective
+
+    check_objective(config, "train config")  # also for a TrainConfig made in Python, not read from a file
     n = len(data.train_x)
     if config.batch_size > n:
         raise ConfigError(f"train.batch_size {config.batch_size} is larger than the {n} training images; lower --batch-size.")
@@ -154,7 +166,7 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
     # Under torchrun: every global batch of config.batch_size is split across the processes (rank r
     # takes every world-th image of it) and DDP averages the gradients; only rank 0 runs callbacks.
     rank, world = distributed.world()
-    objective = _Objective(model)
+    objective = _Objective(model, config)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
