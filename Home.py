@@ -24,6 +24,14 @@ with left:
     st.subheader(f"Model: {checkpoint.name}")
     layers = model_config.hidden_sizes if model_config.architecture == "mlp" else model_config.channels
     kind = "conditional VAE" if model_config.conditional else ("beta-VAE" if config.train.beta != 1 else "VAE")
+    if model_config.prior == "vamp":
+        kind += f" with a VampPrior of {model_config.pseudo_inputs} pseudo-inputs"
+    if model_config.top_latent_dim:
+        kind = f"two-level {kind} (z2 of {model_config.top_latent_dim} above z)"
+    if config.train.objective == "iwae":
+        kind += f", trained on the IWAE bound (k = {config.train.iwae_samples})"
+    if config.train.free_bits:
+        kind += f", free bits {config.train.free_bits:g} nats"
     c, h, w = model_config.image_shape
     imported = model_config.architecture == "onnx"
     st.markdown(
@@ -41,7 +49,7 @@ with left:
         cols = st.columns(5)
         cols[0].metric("neg-ELBO", f"{metrics['neg_elbo']:.2f}", help="Test set: reconstruction + KL, nats per image (lower is better).")
         cols[1].metric("recon", f"{metrics['recon']:.2f}", help="-log p(x|z), nats per image.")
-        cols[2].metric("KL", f"{metrics['kl']:.2f}", help="KL(q(z|x) || N(0, I)), nats per image.")
+        cols[2].metric("KL", f"{metrics['kl']:.2f}", help="KL(q(z|x) || p(z)), nats per image.")
         if "iwae_nll" in metrics:
             cols[3].metric(f"IWAE, k={metrics['iwae_k']}", f"{metrics['iwae_nll']:.2f}",
                            help="Importance-weighted bound on -log p(x) (Burda et al.): tighter than the ELBO.")
@@ -68,7 +76,8 @@ with right:
     nrow = classes if model_config.conditional else 8  # conditional: one column per class
     samples = sample_prior(checkpoint.model, nrow * (3 if model_config.conditional else 4), seed=seed)
     st.image(png_bytes(samples, nrow=nrow, min_cell=48), width="stretch",
-             caption="z ~ N(0, I), decoded" + (": each column one class" if model_config.conditional else ""),
+             caption=("z ~ N(0, I), decoded" if checkpoint.model.standard_prior else f"z from {state.prior_name(checkpoint)}, decoded")
+             + (": each column one class" if model_config.conditional else ""),
              output_format="PNG")
     actions = st.columns(2)
     actions[1].download_button("Download (PNG)", png_bytes(samples, nrow=nrow, min_cell=56), "samples.png", "image/png",

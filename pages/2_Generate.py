@@ -29,8 +29,8 @@ if st.session_state.get("gen_model") != checkpoint.path:
                             gen_label=first if model.cond_dim else None, gen_label_seq=st.session_state.get("gen_label_seq", 0) + 1)
 
 buttons = st.columns([1, 1, 3])
-if buttons[0].button("Random sample", key="gen_random", help="Draw z from the prior N(0, I)."):
-    st.session_state.gen_z = np.clip(np.random.default_rng().standard_normal(dim), -3, 3).tolist()
+if buttons[0].button("Random sample", key="gen_random", help=f"Draw z from the prior, {state.prior_name(checkpoint)}."):
+    st.session_state.gen_z = state.prior_code(checkpoint)
     st.session_state.gen_version += 1
 if buttons[1].button("Reset to zero", key="gen_reset"):
     st.session_state.gen_z = [0.0] * dim

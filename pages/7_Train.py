@@ -56,6 +56,12 @@ with st.form("train_form"):
         field_widget(st, "model", "hidden_sizes", "Hidden layer sizes", "MLP widths (the decoder mirrors them), or the "
                      "dense layers after a conv encoder; e.g. 256, 128")
         field_widget(st, "model", "channels", "Conv channels", "Output channels of each stride-2 convolution; e.g. 32, 64")
+        field_widget(st, "model", "prior", "Prior p(z)", "normal: N(0, I); vamp: a VampPrior, a mixture over learned "
+                     "pseudo-images (Tomczak & Welling 2018)")
+        with st.expander("More model settings"):
+            field_widget(st, "model", "pseudo_inputs", "VampPrior: pseudo-inputs", "Mixture components of the VampPrior")
+            field_widget(st, "model", "top_latent_dim", "Second level: size of z2", "0: one level. Above 0: a two-level "
+                         "hierarchical VAE with z2 ~ N(0, I) above z")
     with output_col:
         st.markdown("**Decoder output**")
         field_widget(st, "model", "likelihood", "Likelihood p(x|z)", "bernoulli for images in [0, 1]; gaussian with a fixed "

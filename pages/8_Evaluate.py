@@ -53,15 +53,20 @@ def trained_with(metrics, checkpoint) -> str:
     words = ["ELBO" if train.beta == 1 else f"β-ELBO, β = {train.beta:g}"]
     if train.free_bits > 0:
         words.append(f"free bits {train.free_bits:g} nats")
+    if model.prior == "vamp":
+        words.append(f"VampPrior ({model.pseudo_inputs} pseudo-inputs)")
+    if model.top_latent_dim:
+        words.append(f"two levels (z2 of {model.top_latent_dim})")
     return ", ".join(words)
 
 
 ROWS = [  # (label, metric key or function, format, what it means)
-    ("trained with", trained_with, "{}", "the objective training minimised (IWAE: Burda et al. 2016; free bits: "
-     "Kingma et al. 2016)"),
+    ("trained with", trained_with, "{}", "the objective and prior of training (IWAE: Burda et al. 2016; free bits: "
+     "Kingma et al. 2016; VampPrior: Tomczak & Welling 2018)"),
     ("neg-ELBO", "neg_elbo", "{:.2f}", "reconstruction + KL: the bound that training lowers"),
     ("reconstruction", "recon", "{:.2f}", "−log p(x|z) with z ~ q(z|x)"),
-    ("KL", "kl", "{:.2f}", "KL(q(z|x) ‖ N(0, I)): nats of information the code carries (the rate)"),
+    ("KL", "kl", "{:.2f}", "KL(q(z|x) ‖ p(z)): nats of information the code carries (the rate; a one-sample "
+     "estimate for a VampPrior or two levels)"),
     (f"IWAE bound, k = {k}", "iwae_nll", "{:.2f}", "−L_k ≥ −log p(x): a tighter estimate of the model's fit"),
     ("ELBO − IWAE gap", "elbo_iwae_gap", "{:.3f}", "mean over images; see the histogram below"),
     ("active units", lambda m, c: f"{m['active_units']} of {c.model.latent_dim}", "{}", "dimensions whose mean varies "

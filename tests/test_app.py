@@ -12,8 +12,8 @@ from conftest import REPO, fashion_available, require
 PAGES = ["Home.py", "pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/3_Latent_map.py",
          "pages/4_Interpolate.py", "pages/5_Traverse.py", "pages/6_Learn.py", "pages/7_Train.py",
          "pages/8_Evaluate.py"]
-MODELS = ["digits-mlp", "digits-iwae", "digits-free-bits", "fashion-mnist-conv", "fashion-mnist-2d", "fashion-mnist-cvae",
-          "shapes-betavae"]
+MODELS = ["digits-mlp", "digits-iwae", "digits-free-bits", "digits-vamp", "digits-two-level", "fashion-mnist-conv",
+          "fashion-mnist-2d", "fashion-mnist-cvae", "shapes-betavae"]
 
 
 def open_page(page: str, model: str = "digits-mlp") -> AppTest:
@@ -27,6 +27,7 @@ def open_page(page: str, model: str = "digits-mlp") -> AppTest:
 def assert_clean(at: AppTest) -> None:
     assert not at.exception, [e.message for e in at.exception]
     assert not at.error, [e.value for e in at.error]
+    assert at.title, "the page drew no title: it did not run (a page that fails to compile draws nothing, and no exception)"
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -600,3 +600,28 @@ def test_learn_shows_how_a_checkpoint_s_dimensions_learned_when_its_history_hold
     # a shipped checkpoint trained before these were recorded shows no such figure
     at = run("pages/6_Learn.py")
     assert not [c for c in at.get("plotly_chart") if any(t.get("type") == "heatmap" for t in plotly_spec(c)["data"])]
+
+
+def test_learn_shows_the_vamp_prior_pseudo_inputs_and_the_comparison(media):
+    import torch
+
+    from pictures import tiles
+
+    checkpoint, _ = shipped("digits-vamp")
+    at = run("pages/6_Learn.py", "digits-vamp")
+    pseudo = tiles(media.image(at, "digits-vamp: its first 16 pseudo-inputs, as learned"), 16, 8, (8, 8))
+    expected = torch.sigmoid(checkpoint.model.pseudo_logits[:16].detach())[:, 0].numpy() * 255
+    assert np.abs(pseudo.astype(float) - expected).max() <= 1.0
+    table = next(d.value for d in at.dataframe if "what changes" in d.value)
+    rows = dict(zip(table["model"], table["IWAE bound (k=100)"]))
+    assert rows["digits-vamp"] == f"{checkpoint.metrics['iwae_nll']:.2f}" and len(rows) == 5
+
+
+def test_home_and_generate_draw_from_the_models_own_prior(media):
+    checkpoint, _ = shipped("digits-two-level")
+    at = run("Home.py", "digits-two-level")
+    samples = tiles(media.image(at, "z from its two-level prior (z2 ~ N(0, I), then z ~ p(z|z2)), decoded"), 32, 8, (8, 8))
+    from vae_explorer.latent import sample_prior
+
+    expected = (sample_prior(checkpoint.model, 32, seed=0)[:, 0].numpy() * 255)
+    assert np.abs(samples.astype(float) - expected).max() <= 1.0

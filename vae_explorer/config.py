@@ -27,6 +27,7 @@ LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
 PRECISIONS = ("float32", "bfloat16")
 LR_SCHEDULES = ("none", "cosine", "step")
 OBJECTIVES = ("elbo", "iwae")
+PRIORS = ("normal", "vamp")
 # Values earlier versions wrote that mean something else now: train.precision "fast" switched the
 # process-wide float32 matmul precision, "exact" did not; both read as plain float32.
 LEGACY_VALUES = {("train", "precision"): {"fast": "float32", "exact": "float32"}}
@@ -78,6 +79,14 @@ class ModelConfig:
     gaussian_sigma: float = _field(0.1, min=1e-3, max=10.0)
     # Condition encoder and decoder on the class label (a conditional VAE, Sohn et al. 2015).
     conditional: bool = _field(False)
+    # p(z): "normal" is N(0, I); "vamp" the VampPrior (Tomczak & Welling, arXiv:1705.07120), the
+    # mixture of the encoder's posteriors of pseudo_inputs learned pseudo-images.
+    prior: str = _field("normal", choices=PRIORS)
+    # VampPrior: how many pseudo-inputs (mixture components) it learns.
+    pseudo_inputs: int = _field(50, min=1, max=5000)
+    # A second stochastic level z2 of this size above z (a two-level hierarchical VAE: p(z2) = N(0, I),
+    # p(z|z2) and q(z2|z) small Gaussian MLPs; the decoder and the pages use z); 0: one level.
+    top_latent_dim: int = _field(0, min=0, max=128)
     # (C, H, W) of the images; filled in from the dataset when the model is built for it.
     image_shape: list[int] | None = _field(None, min=1, max=4096)
     # Number of classes and their names; filled in from the dataset (conditional models need them).
@@ -238,7 +247,20 @@ def config_from_dict(raw: Any, source: str = "config") -> RunConfig:
             raise ConfigError(f"{source}: unknown section '{key}'; {_suggest(str(key), list(SECTIONS))}")
     parts = {name: section_from_dict(cls, raw.get(name), name, source) for name, cls in SECTIONS.items()}
     check_objective(parts["train"], source)
+    check_model_kind(parts["model"], parts["train"], source)
     return RunConfig(**parts)
+
+
+def check_model_kind(model: "ModelConfig", train: "TrainConfig", source: str = "config") -> None:
+    """The VampPrior and the second level are each for an unconditional VAE, one at a time, without free bits."""
+    kinds = [name for name, on in (("model.prior vamp", model.prior == "vamp"), ("model.top_latent_dim", model.top_latent_dim > 0)) if on]
+    if len(kinds) == 2:
+        raise ConfigError(f"{source}: model.prior vamp and model.top_latent_dim are two different priors for z; use one "
+                          "of them (set top_latent_dim to 0 or prior to normal).")
+    if kinds and model.conditional:
+        raise ConfigError(f"{source}: {kinds[0]} is for an unconditional VAE; set model.conditional to false.")
+    if kinds and train.free_bits > 0:
+        raise ConfigError(f"{source}: train.free_bits is for the N(0, I) prior, not with {kinds[0]}; set free_bits to 0.")
 
 
 def check_objective(train: "TrainConfig", source: str = "config") -> None:

@@ -244,6 +244,23 @@ def picture(checkpoint: Checkpoint, z, label: int | None = None) -> np.ndarray:
     return image[..., 0] if image.shape[-1] == 1 else image
 
 
+def prior_name(checkpoint: Checkpoint) -> str:
+    """How the page names the model's prior p(z)."""
+    config = checkpoint.config.model
+    if config.prior == "vamp":
+        return f"its VampPrior ({config.pseudo_inputs} pseudo-inputs)"
+    if config.top_latent_dim:
+        return "its two-level prior (z2 ~ N(0, I), then z ~ p(z|z2))"
+    return "N(0, I)"
+
+
+def prior_code(checkpoint: Checkpoint) -> list[float]:
+    """One z drawn from the model's prior, each coordinate held within the sliders' -3..3."""
+    seed = int(np.random.default_rng().integers(2**31))
+    z = checkpoint.model.sample_prior(1, torch.Generator().manual_seed(seed))[0].cpu().numpy()
+    return np.clip(z, -3, 3).astype(float).tolist()
+
+
 def page(title: str, caption: str | None = None) -> Checkpoint:
     """The top of every page: its browser title, the shared model picker, the heading. Returns the chosen model."""
     st.set_page_config(page_title=f"{title} · vae-explorer", page_icon="🧭", layout="wide")
@@ -268,6 +285,11 @@ def latent_stats(path: str, saved: float) -> tuple[np.ndarray, np.ndarray]:
     """
     checkpoint = _load(path, saved)
     mu, logvar, _ = encoded_test_set(path, saved, 2000)
+    if len(mu) > 1 and not checkpoint.model.standard_prior:  # the KL to another prior needs samples: training wrote it
+        from ..evaluation import active_dimensions
+
+        kl = np.asarray(checkpoint.metrics.get("kl_per_dim") or np.zeros(checkpoint.model.latent_dim))
+        return kl, active_dimensions(torch.from_numpy(mu)).numpy()
     if len(mu) > 1:
         from ..evaluation import active_dimensions, kl_per_dimension
 

@@ -81,8 +81,8 @@ def sample_quality(model: VAE, data: Dataset, classifier, n: int = 5000, seed: i
     real = classifier.embed(data.test_x[:n])
     if model.cond_dim:  # sample each class as often as the test set holds it
         labels = data.test_y[:n]
-        z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
-        fake = model.generate(z.to(next(model.parameters()).device), labels).cpu()
+        z = model.sample_prior(n, torch.Generator().manual_seed(seed))
+        fake = model.generate(z, labels).cpu()
     else:
         fake = sample_prior(model, n, seed=seed)
     return {"fid": frechet_distance(real, classifier.embed(fake)),
@@ -101,7 +101,7 @@ def basic_metrics(model: VAE, data: Dataset, beta: float = 1.0, seed: int = 0) -
         "neg_elbo": elbo["recon"] + elbo["kl"],
         "recon": elbo["recon"],
         "kl": elbo["kl"],
-        "kl_per_dim": [float(v) for v in kl_per_dimension(mu, logvar)],
+        "kl_per_dim": [float(v) for v in (kl_per_dimension(mu, logvar) if model.standard_prior else elbo["kl_per_dim"])],
         "active_units": active_units(mu),
         "n_test": len(data.test_x),
         "eval_seed": seed,

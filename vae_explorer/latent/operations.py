@@ -62,11 +62,18 @@ def generate(model: VAE, z, label: int | None = None) -> torch.Tensor:
 
 @torch.no_grad()
 def sample_prior(model: VAE, n: int, label: int | None = None, seed: int = 0) -> torch.Tensor:
-    """n images decoded from z ~ N(0, I), (n, C, H, W); `label` picks the class of a conditional
-    model (None cycles through the classes)."""
-    generator = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, model.latent_dim, generator=generator).to(_device(model))
+    """n images decoded from z ~ p(z) (N(0, I), or the model's own prior), (n, C, H, W); `label`
+    picks the class of a conditional model (None cycles through the classes)."""
+    z = model.sample_prior(n, torch.Generator().manual_seed(seed))
     return model.generate(z, class_labels(model, label, n)).cpu()
+
+
+@torch.no_grad()
+def vamp_components(model: VAE, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A VampPrior's first n pseudo-inputs u_k (the images the prior is made of, (n, C, H, W) in
+    [0, 1]) and the decodes of their posteriors' means, the centre of each mixture component."""
+    u = torch.sigmoid(model.pseudo_logits[:n])
+    return u.cpu(), model.generate(model.encode(u).mean).cpu()
 
 
 def normal_quantiles(n: int, low: float = 0.05, high: float = 0.95) -> torch.Tensor:

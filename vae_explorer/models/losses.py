@@ -30,7 +30,7 @@ def full_precision(t: torch.Tensor) -> torch.Tensor:
 
 class LossParts(NamedTuple):
     recon: torch.Tensor  # (B,) -log p(x|z) in nats
-    kl: torch.Tensor  # (B,) KL(q(z|x) || N(0, I)) in nats
+    kl: torch.Tensor  # (B,) KL(q(z|x) || p(z)) in nats (N(0, I): analytic; other priors: one-sample estimates)
     total: torch.Tensor  # (B,) recon + beta * kl
 
 
@@ -40,6 +40,12 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     Kingma & Welling, Appendix B: -KL = 1/2 * sum(1 + log sigma^2 - mu^2 - sigma^2).
     """
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
+
+
+def gaussian_kl_between(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu_q, sigma_q^2) || N(mu_p, sigma_p^2)) per dimension, (B, D):
+    1/2 * (log sigma_p^2 - log sigma_q^2 + (sigma_q^2 + (mu_q - mu_p)^2) / sigma_p^2 - 1)."""
+    return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) * torch.exp(-logvar_p) - 1)
 
 
 def reconstruction_nll(x: torch.Tensor, params: torch.Tensor, likelihood: str, log_sigma: torch.Tensor | None = None) -> torch.Tensor:

@@ -19,8 +19,8 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..errors import ConfigError
-from .architectures import ARCHITECTURES
-from .losses import LOG_2PI, LossParts, full_precision, gaussian_kl, log_normal, reconstruction_nll, vae_loss
+from .architectures import ACTIVATIONS, ARCHITECTURES
+from .losses import LOG_2PI, LossParts, full_precision, gaussian_kl, gaussian_kl_between, log_normal, reconstruction_nll
 
 _SEEDED_INIT = threading.Lock()  # seeded inits in two threads (two app sessions) must not interleave
 MIN_LOG_SIGMA = math.log(1e-3)  # floor of a learned Gaussian sigma, so the NLL cannot run off to -inf
@@ -60,6 +60,14 @@ class VAE(nn.Module):
         # One linear head gives both mu and log sigma^2: (B, features) -> (B, 2 * latent_dim).
         self.to_latent = nn.Linear(features + self.cond_dim, 2 * config.latent_dim)
         channels = config.image_shape[0]
+        if config.prior == "vamp":  # pseudo-inputs u_k = sigmoid(a_k), images learned with the model (Tomczak & Welling, eq. 9)
+            self.pseudo_logits = nn.Parameter(0.1 * torch.randn(config.pseudo_inputs, *config.image_shape))
+            # 1 once the pseudo-inputs started from training images (`start_pseudo_inputs`); saved with the weights
+            self.register_buffer("pseudo_started", torch.zeros(()))
+        if config.top_latent_dim:  # q(z2|z) and p(z|z2): one hidden layer each, as wide as the encoder's last
+            act, width = ACTIVATIONS[config.activation], config.hidden_sizes[-1]
+            self.top_encoder = nn.Sequential(nn.Linear(config.latent_dim, width), act(), nn.Linear(width, 2 * config.top_latent_dim))
+            self.top_prior = nn.Sequential(nn.Linear(config.top_latent_dim, width), act(), nn.Linear(width, 2 * config.latent_dim))
         log_sigma = torch.full((channels,), math.log(config.gaussian_sigma))
         if config.likelihood == "gaussian-learned":
             self.log_sigma = nn.Parameter(log_sigma)
@@ -118,11 +126,90 @@ class VAE(nn.Module):
         return self.loss_and_posterior(x, y, beta, generator)[0]
 
     def loss_and_posterior(self, x: torch.Tensor, y: torch.Tensor | None = None, beta: float = 1.0,
-                           generator: torch.Generator | None = None) -> tuple[LossParts, Posterior]:
-        """`loss`, and q(z|x) it was computed from (for statistics per latent dimension)."""
+                           generator: torch.Generator | None = None) -> tuple[LossParts, Posterior, torch.Tensor]:
+        """`loss`, q(z|x) it was computed from and the KL per dimension of z (B, D) (for statistics
+        per latent dimension and free bits)."""
         q = self.encode(x, y)
-        params = self.decode(q.sample(generator), y)
-        return vae_loss(x, params, q.mean, q.logvar, self.config.likelihood, beta, self.sigma_log()), q
+        z = q.sample(generator)
+        recon = reconstruction_nll(x, self.decode(z, y), self.config.likelihood, self.sigma_log())
+        kl, per_dim = self.kl_terms(q, z, generator)  # N(0, I): analytic, as losses.vae_loss computes it
+        return LossParts(recon, kl, recon + beta * kl), q, per_dim
+
+    # --- the prior p(z) --------------------------------------------------------------------------------
+
+    @property
+    def standard_prior(self) -> bool:
+        """p(z) = N(0, I): the KL is analytic and splits by dimension."""
+        return getattr(self.config, "prior", "normal") == "normal" and not getattr(self.config, "top_latent_dim", 0)
+
+    @torch.no_grad()
+    def start_pseudo_inputs(self, images: torch.Tensor) -> bool:
+        """Set a VampPrior's pseudo-inputs to these training images (K of them), once: Tomczak &
+        Welling found starting from data better than from noise, whose posteriors all look alike
+        to an untrained encoder, so the mixture begins as one component. True if it did."""
+        if self.config.prior != "vamp" or bool(self.pseudo_started):
+            return False
+        self.pseudo_logits.copy_(torch.logit(images.to(self.pseudo_logits).clamp(0.02, 0.98)))
+        self.pseudo_started.fill_(1.0)
+        return True
+
+    def _vamp_components(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The VampPrior's K components: the posterior of each pseudo-input, means and log-variances (K, D)."""
+        q = self.encode(torch.sigmoid(self.pseudo_logits))
+        return q.mean, q.logvar
+
+    def _top(self, net: nn.Module, h: torch.Tensor) -> Posterior:
+        mu, logvar = full_precision(net(h)).chunk(2, dim=1)
+        return Posterior(mu, logvar)
+
+    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) per code, (B,): N(0, I), or the VampPrior's mixture log (1/K) sum_k q(z|u_k)
+        (Tomczak & Welling, eq. 9). A two-level model's p(z) is an integral over z2 with no closed
+        form: its bounds go through `importance_log_weights`."""
+        if self.config.top_latent_dim:
+            raise ValueError("a two-level VAE has no closed-form p(z); use importance_log_weights")
+        if self.config.prior == "vamp":
+            mean, logvar = self._vamp_components()
+            log_components = log_normal(z.unsqueeze(1), mean.unsqueeze(0), logvar.unsqueeze(0))  # (B, K)
+            return torch.logsumexp(log_components, 1) - math.log(len(mean))
+        return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+
+    def kl_terms(self, q: Posterior, z: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The KL term of the ELBO per image (B,) at the sample z ~ q(z|x), and per dimension of z (B, D).
+
+        N(0, I): analytic. VampPrior: log q(z|x) - log p(z) at z (one-sample, as Tomczak & Welling
+        train it); per dimension, the same against the prior's marginal in that dimension (a 1-D
+        mixture; these do not add up to the whole, which also counts how the mixture ties the
+        dimensions together). Two levels: KL(q(z|x) || p(z|z2)) per dimension, analytic at one
+        z2 ~ q(z2|z), plus the top level's KL(q(z2|z) || N(0, I)) in the total."""
+        if self.config.top_latent_dim:
+            top = self._top(self.top_encoder, z)
+            p = self._top(self.top_prior, top.sample(generator))
+            per_dim = gaussian_kl_between(q.mean, q.logvar, p.mean, p.logvar)
+            return per_dim.sum(1) + top.kl(), per_dim
+        if self.config.prior == "vamp":
+            mean, logvar = self._vamp_components()  # (K, D)
+            log_q = -0.5 * (LOG_2PI + q.logvar + (z - q.mean).pow(2) * torch.exp(-q.logvar))  # (B, D)
+            log_p = -0.5 * (LOG_2PI + logvar + (z.unsqueeze(1) - mean).pow(2) * torch.exp(-logvar))  # (B, K, D)
+            kl = log_q.sum(1) - (torch.logsumexp(log_p.sum(2), 1) - math.log(len(mean)))
+            return kl, log_q - (torch.logsumexp(log_p, 1) - math.log(len(mean)))
+        per_dim = q.kl_per_dim()
+        return per_dim.sum(1), per_dim
+
+    @torch.no_grad()
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n codes z ~ p(z), (n, D), on the model's device; the noise from `generator` (on the CPU)."""
+        device = next(self.parameters()).device
+        if self.config.prior == "vamp":
+            mean, logvar = self._vamp_components()
+            k = torch.randint(len(mean), (n,), generator=generator).to(device)
+            eps = torch.randn(n, self.latent_dim, generator=generator).to(device)
+            return mean[k] + eps * torch.exp(0.5 * logvar[k])
+        if self.config.top_latent_dim:
+            z2 = torch.randn(n, self.config.top_latent_dim, generator=generator).to(device)
+            p = self._top(self.top_prior, z2)
+            return p.mean + torch.randn(n, self.latent_dim, generator=generator).to(device) * p.stddev
+        return torch.randn(n, self.latent_dim, generator=generator).to(device)
 
     def importance_log_weights(self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1,
                                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, Posterior]:
@@ -134,7 +221,13 @@ class VAE(nn.Module):
         z = self.reparameterize(mu, logvar, generator)
         yk = None if y is None or not self.cond_dim else torch.as_tensor(y).repeat_interleave(k, 0)
         log_px_z = self.log_likelihood(x.repeat_interleave(k, 0), self.decode(z, yk))
-        log_pz = -0.5 * (z.pow(2) + LOG_2PI).sum(1)  # the N(0, I) prior
+        if self.config.top_latent_dim:  # log p(z|z2) + log p(z2) - log q(z2|z) at one z2 ~ q(z2|z) per sample
+            top = self._top(self.top_encoder, z)
+            z2 = top.sample(generator)
+            p = self._top(self.top_prior, z2)
+            log_pz = log_normal(z, p.mean, p.logvar) - 0.5 * (z2.pow(2) + LOG_2PI).sum(1) - top.log_prob(z2)
+        else:
+            log_pz = self.prior_log_prob(z)
         log_w = log_px_z + log_pz - log_normal(z, mu, logvar)
         return log_w.view(batch, k), log_px_z.view(batch, k), q
 
@@ -186,6 +279,9 @@ def build_model(config: ModelConfig, seed: int | None = None) -> VAE:
         raise ConfigError("model.image_shape must be [channels, height, width]; it is set from the dataset when training.")
     if config.conditional and not config.num_classes:
         raise ConfigError("model.conditional needs model.num_classes; it is set from the dataset when training.")
+    from ..config import TrainConfig, check_model_kind
+
+    check_model_kind(config, TrainConfig(), "model config")
     if seed is None:
         return VAE(config)
     with _SEEDED_INIT, torch.random.fork_rng(devices=[]):  # the global RNG is shared by every thread

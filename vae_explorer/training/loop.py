@@ -75,8 +75,8 @@ class _Objective(torch.nn.Module):
         if self.objective == "iwae":
             parts = self.model.iwae_loss(x, y, self.k, generator)
         elif self.free_bits > 0:  # under DDP each process's share of the batch has its own KL means
-            parts, q = self.model.loss_and_posterior(x, y, beta, generator)
-            parts = free_bits_loss(parts.recon, q.kl_per_dim(), beta, self.free_bits)
+            parts, _, kl_per_dim = self.model.loss_and_posterior(x, y, beta, generator)
+            parts = free_bits_loss(parts.recon, kl_per_dim, beta, self.free_bits)
         else:
             parts = self.model.loss(x, y, beta, generator)
         return parts.recon, parts.kl, parts.total
@@ -101,10 +101,10 @@ def average_loss(model: VAE, x: torch.Tensor, y: torch.Tensor | None, beta: floa
     for start in range(0, len(x), batch_size):
         xb = x[start: start + batch_size].to(device)
         yb = None if y is None else y[start: start + batch_size].to(device)
-        parts, q = model.loss_and_posterior(xb, yb if model.cond_dim else None, beta, generator)
+        parts, q, kl_per_dim = model.loss_and_posterior(xb, yb if model.cond_dim else None, beta, generator)
         sums += torch.stack([parts.recon.sum(), parts.kl.sum(), parts.total.sum()]).double().cpu()
         mean = q.mean.double()
-        dims += torch.stack([q.kl_per_dim().double().sum(0), mean.sum(0), mean.pow(2).sum(0)]).cpu()
+        dims += torch.stack([kl_per_dim.double().sum(0), mean.sum(0), mean.pow(2).sum(0)]).cpu()
     model.train(was_training)
     n = max(len(x), 1)
     recon, kl, total = (sums / n).tolist()
@@ -158,6 +158,10 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
     """
     callbacks = list(callbacks)
     check_fits(config, data)
+    if not getattr(model, "standard_prior", True) and config.free_bits > 0:
+        from ..config import check_model_kind
+
+        check_model_kind(model.config, config, "train config")
     n = len(data.train_x)
     device = resolve_device(config.device)
     model.to(device)
@@ -187,6 +191,10 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
     steps_per_epoch = math.ceil(n / config.batch_size) if world == 1 else max(1, n // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     first_epoch, step = 1, 0
+    if getattr(model.config, "prior", "normal") == "vamp" and not bool(model.pseudo_started):
+        # a VampPrior's pseudo-inputs start as K training images drawn with the run's seed (the same in every process)
+        picked = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed))[:model.config.pseudo_inputs]
+        model.start_pseudo_inputs(x.uint8(picked).float().div(255.0) if on_disk else data.train_x[picked])
     if resume is not None:
         optimizer.load_state_dict(resume.optimizer)
         order_generator.set_state(resume.order_rng)
