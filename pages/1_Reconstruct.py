@@ -5,6 +5,7 @@ import streamlit as st
 
 from vae_explorer.errors import VaeExplorerError
 from vae_explorer.app import state
+from vae_explorer.app.live import browser_decoding, browser_encoding, drawing_pad, drawing_result, pending_drawing
 from vae_explorer.data import prepare_image
 from vae_explorer.images import png_bytes, to_uint8, upscale
 from vae_explorer.latent import encode_image, reconstruction_rows
@@ -26,9 +27,33 @@ if data is not None:
              caption="Rows alternate: test images, then their reconstructions from the posterior mean.")
     st.download_button("Download PNG", picture, "reconstructions.png", "image/png", key="recon_download_test")
 
+# --- drawing -------------------------------------------------------------------------------------
+channels, height, width = checkpoint.config.model.image_shape
+st.subheader("Draw")
+st.caption(f"Draw with the mouse, a pen or a finger. The pad is the model's {width}x{height} frame, drawn without "
+           "centring; while you draw, the page encodes and decodes what it sees.")
+saved = state.stamp(checkpoint.path)
+draw_label = st.selectbox("Encode it as class", range(len(names)), format_func=lambda i: names[i],
+                          key="recon_draw_label") if model.cond_dim else None
+decoder_spec, decoder_notice = browser_decoding("recon_pad", checkpoint, saved, draw_label)
+encoder_spec, encoder_notice = browser_encoding("recon_pad", checkpoint, saved)
+drawing, drawing_seq = pending_drawing("recon_pad", checkpoint.config.model.image_shape)
+drawn = encode_image(model, drawing, draw_label) if drawing is not None else None
+in_page = decoder_spec is not None and encoder_spec is not None
+drawing_pad("recon_pad", (channels, height, width), decoder_spec if in_page else None, encoder_spec if in_page else None,
+            drawing_result(drawn, drawing_seq), state.px(280), draw_label, brush=max(1.25, round(width / 14 * 4) / 4))
+if not in_page:
+    st.caption(encoder_notice or decoder_notice)
+if drawn is not None:
+    state.keep_drawing(checkpoint, drawing, draw_label)
+    st.image(png_bytes(drawn.samples, nrow=6, min_cell=56), caption="six samples z ~ q(z|x) of your drawing, decoded",
+             width="content", output_format="PNG")
+    st.download_button("Download the drawing, its reconstruction and samples (PNG)", png_bytes(drawn.strip(), nrow=8, min_cell=56),
+                       "drawing-reconstruction.png", "image/png", key="recon_download_drawing", on_click="ignore")
+    st.caption("Your drawing is also offered on the Interpolate and Latent map pages.")
+
 # --- uploads -------------------------------------------------------------------------------------
 st.subheader("Your own images")
-channels, height, width = checkpoint.config.model.image_shape
 st.caption(f"This model sees {width}x{height} {'greyscale' if channels == 1 else 'colour'} images with a dark background. "
            "Uploads are converted, resized with their aspect kept, and centred like MNIST.")
 uploads = st.file_uploader("PNG, JPEG, BMP, WebP or GIF (first frame)", type=["png", "jpg", "jpeg", "bmp", "webp", "gif"],

@@ -49,14 +49,19 @@ if method != "PCA":
         state.show_map_progress(task, f"{method} map of {len(mu):,} images")
         st.stop()
 
-# An uploaded image placed on the map.
+# An uploaded image (or the session's drawing from the Reconstruct page) placed on the map.
 upload = st.sidebar.file_uploader("Place your own image on the map", type=["png", "jpg", "jpeg", "bmp", "webp", "gif"], key="map_upload")
+drawing, drawing_label = state.kept_drawing(checkpoint)
+use_drawing = upload is None and drawing is not None and st.sidebar.checkbox(
+    "Place your drawing on the map", value=True, key="map_drawing", help="The last drawing on the Reconstruct page's pad.")
 placed = None
-if upload is not None:
+if upload is not None or use_drawing:
     try:
-        x = prepare_image(upload.getvalue(), checkpoint.config.model.image_shape, "auto", True, name=upload.name)
-        upload_label = st.sidebar.selectbox("Class to encode your image with", range(len(names)), format_func=lambda i: names[i],
-                                            key="map_upload_class") if model.cond_dim else None  # a conditional model needs one
+        x = drawing if use_drawing else prepare_image(upload.getvalue(), checkpoint.config.model.image_shape, "auto", True,
+                                                      name=upload.name)
+        upload_label = drawing_label if use_drawing else (st.sidebar.selectbox(
+            "Class to encode your image with", range(len(names)), format_func=lambda i: names[i],
+            key="map_upload_class") if model.cond_dim else None)  # a conditional model needs one
         z_upload = encode_image(model, x, upload_label, samples=0).mean
         if method == "PCA":
             placed = (z_upload - pca_mean) @ pca_directions.T

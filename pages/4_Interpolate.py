@@ -30,6 +30,13 @@ def pick(slot: str, default: int, column) -> tuple[np.ndarray, int]:
         upload = st.file_uploader(f"…or upload image {slot}", type=["png", "jpg", "jpeg", "bmp", "webp", "gif"], key=f"interp_upload_{slot}")
         z, label, image = mu[index], int(labels[index]), data.test_x[index: index + 1]
         caption = f"{slot}: test image {index}, {names[label]}"
+        drawing, drawing_label = state.kept_drawing(checkpoint)
+        if upload is None and drawing is not None and st.checkbox(f"…or use your drawing as {slot}", key=f"interp_drawing_{slot}",
+                                                                 help="The last drawing on the Reconstruct page's pad."):
+            encoding = encode_image(model, drawing, drawing_label, samples=0)
+            z, image = encoding.mean, encoding.image
+            label = int(drawing_label or 0) if model.cond_dim else label
+            caption = f"{slot}: your drawing" + (f", encoded as {names[label]}" if model.cond_dim else "")
         if upload is not None:
             if model.cond_dim:  # a conditional model encodes with a class, which an upload does not carry
                 label = st.selectbox(f"Class to encode upload {slot} with", range(len(names)), format_func=lambda i: names[i],

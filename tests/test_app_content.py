@@ -625,3 +625,64 @@ def test_home_and_generate_draw_from_the_models_own_prior(media):
 
     expected = (sample_prior(checkpoint.model, 32, seed=0)[:, 0].numpy() * 255)
     assert np.abs(samples.astype(float) - expected).max() <= 1.0
+
+
+def _pad(at) -> dict:
+    (component,) = [c for c in at.get("bidi_component") if c.proto.component_name.endswith(".drawing_pad")]
+    return json.loads(component.proto.json)
+
+
+def test_a_drawing_from_the_pad_is_encoded_by_python_and_kept_for_other_pages(media):
+    import base64
+
+    import torch
+
+    checkpoint, _ = shipped("digits-mlp")
+    grey = np.zeros((8, 8), np.uint8)
+    grey[1:7, 3:5] = 255
+    grey[1, 2] = 128
+    at = run("pages/1_Reconstruct.py")
+    assert _pad(at)["result"] is None and _pad(at)["shape"] == [1, 8, 8]
+    at.session_state["recon_pad"] = {"drawing": {"pixels": base64.b64encode(grey.tobytes()).decode(), "seq": 3, "strokes": 2}}
+    at.run()
+    result = _pad(at)["result"]
+    with torch.no_grad():
+        q = checkpoint.model.encode(torch.from_numpy(grey.astype(np.float32) / 255).reshape(1, 1, 8, 8))
+    assert result["seq"] == 3 and np.allclose(result["mu"], q.mean[0].numpy(), atol=1e-6)
+    assert np.allclose(result["sigma"], q.stddev[0].numpy(), atol=1e-6)
+    assert np.array_equal(data_uri_pixels(result["input"]), grey)
+    assert_pixels_close(data_uri_pixels(result["recon"]), decoded(checkpoint.model, q.mean.numpy())[0], "the reconstruction")
+    assert "six samples z ~ q(z|x) of your drawing, decoded" in [c for c, _ in media.images(at)]
+    kept = at.session_state["drawing"]
+    assert kept["shape"] == [1, 8, 8] and np.array_equal((kept["image"][0].numpy() * 255).round().astype(np.uint8), grey)
+    # what a page cannot use is ignored, never an error: the wrong size, not base64, a cleared pad
+    for sent in ({"pixels": base64.b64encode(bytes(10)).decode(), "seq": 4, "strokes": 1}, {"pixels": "%%%", "seq": 5, "strokes": 1},
+                 {"pixels": base64.b64encode(grey.tobytes()).decode(), "seq": 6, "strokes": 0}):
+        at.session_state["recon_pad"] = {"drawing": sent}
+        at.run()
+        assert not at.exception and not at.error and _pad(at)["result"] is None
+
+
+def test_the_drawing_is_an_end_point_on_interpolate_and_a_star_on_the_latent_map():
+    import torch
+
+    checkpoint, _ = shipped("digits-mlp")
+    grey = np.zeros((1, 8, 8), np.float32)
+    grey[0, 1:7, 3:5] = 1.0
+    drawing = {"model": str(checkpoint.path), "shape": [1, 8, 8], "image": torch.from_numpy(grey), "label": None}
+    with torch.no_grad():
+        mu = checkpoint.model.encode(torch.from_numpy(grey)[None]).mean[0].numpy()
+    at = AppTest.from_file(str(REPO / "pages/4_Interpolate.py"), default_timeout=180)
+    at.session_state["drawing"] = drawing
+    at.run()
+    at.checkbox(key="interp_drawing_A").check().run()
+    assert not at.exception and "A: your drawing" in [i for e in at.get("image") for i in e.captions]
+    walk = next(json.loads(c.proto.json) for c in at.get("bidi_component") if c.proto.component_name.endswith(".interpolation_walk"))
+    assert np.allclose(walk["a"], mu, atol=1e-5)
+    at = AppTest.from_file(str(REPO / "pages/3_Latent_map.py"), default_timeout=180)
+    at.session_state["drawing"] = drawing
+    at.run()
+    assert not at.exception and at.sidebar.checkbox(key="map_drawing").value
+    codes, _ = posterior(checkpoint.model, load_dataset(checkpoint.config.data).test_x)
+    _, directions, pca = pca_reference(codes)
+    assert _map(at)["star"] == pytest.approx((mu - pca.mean_) @ directions.T, abs=1e-4)

@@ -40,6 +40,19 @@ def shown(page) -> tuple[dict, np.ndarray]:
     return state, rgb[..., 0] if (rgb == rgb[..., :1]).all() else rgb
 
 
+def cut_off(page) -> dict:
+    """A switch between the page and the server: while `cut["on"]`, every message the page sends is
+    held (counted in `cut["held"]`), none goes through."""
+    cut = {"on": False, "held": 0}
+
+    def relay(ws):
+        server = ws.connect_to_server()
+        ws.on_message(lambda message: cut.__setitem__("held", cut["held"] + 1) if cut["on"] else server.send(message))
+
+    page.route_web_socket("**/_stcore/stream", relay)
+    return cut
+
+
 def wait_for_mode(page, mode: str) -> None:
     page.wait_for_function(f"() => {{ const r = ({ROOT})(); return r && r.dataset.mode === '{mode}' && r._state.drawn > 0; }}",
                            timeout=60_000)
@@ -48,13 +61,7 @@ def wait_for_mode(page, mode: str) -> None:
 @pytest.mark.slow
 def test_a_drag_is_decoded_in_the_browser_with_the_server_cut_off_and_settles_on_python(page, app_url):
     runtime_or_skip()
-    cut = {"on": False, "held": 0}
-
-    def relay(ws):  # every message of the page to the server passes here; while cut, none goes through
-        server = ws.connect_to_server()
-        ws.on_message(lambda message: cut.__setitem__("held", cut["held"] + 1) if cut["on"] else server.send(message))
-
-    page.route_web_socket("**/_stcore/stream", relay)
+    cut = cut_off(page)
     open_page(page, app_url, "Generate")
     wait_for_mode(page, "browser")
     model = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
@@ -113,13 +120,7 @@ def test_a_conditional_model_s_class_switches_in_the_browser_before_python_answe
 
     runtime_or_skip()
     require(fashion_available(), "Fashion-MNIST (apt-get install dataset-fashion-mnist)")
-    cut = {"on": False, "held": 0}
-
-    def relay(ws):
-        server = ws.connect_to_server()
-        ws.on_message(lambda message: cut.__setitem__("held", cut["held"] + 1) if cut["on"] else server.send(message))
-
-    page.route_web_socket("**/_stcore/stream", relay)
+    cut = cut_off(page)
     open_page(page, app_url, "Generate", model="fashion-mnist-cvae")
     wait_for_mode(page, "browser")
     page.wait_for_timeout(500)
@@ -299,13 +300,7 @@ def test_pointing_at_the_latent_map_decodes_dots_and_empty_places_with_the_serve
     from vae_explorer import load_dataset
 
     runtime_or_skip()
-    cut = {"on": False, "held": 0}
-
-    def relay(ws):
-        server = ws.connect_to_server()
-        ws.on_message(lambda message: cut.__setitem__("held", cut["held"] + 1) if cut["on"] else server.send(message))
-
-    page.route_web_socket("**/_stcore/stream", relay)
+    cut = cut_off(page)
     open_page(page, app_url, "Latent_map")
     page.wait_for_function(f"() => {{ const r = ({MAP_ROOT})(); return r && r.dataset.mode === 'browser'; }}", timeout=60_000)
     checkpoint = load_checkpoint(REPO / "checkpoints" / "digits-mlp")
@@ -383,3 +378,99 @@ def test_a_failing_export_is_reported_in_one_line_without_the_exporter_s_words(m
     assert _panel(at)["live"] is None and not at.exception
     (line,) = [c.value for c in at.caption if "decoded on the server" in c.value]
     assert "could not be exported to ONNX" in line and "vae-explorer export-onnx" in line and "/srv" not in line
+
+
+# --- the drawing pad (Reconstruct) ------------------------------------------------------------------
+
+PAD = """() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)
+  .map(r => r.querySelector('.dp-root')).find(Boolean)"""
+PAD_STATE = f"""() => {{ const root = ({PAD})();
+  const read = (c) => Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data).filter((_, i) => i % 4 === 0);
+  return {{mode: root.dataset.mode, source: root.dataset.source, encoded: Number(root.dataset.encoded || 0),
+           mu: JSON.parse(root.dataset.mu || 'null'), sigma: JSON.parse(root.dataset.sigma || 'null'),
+           input: read(root.querySelector('.dp-input')), recon: read(root.querySelector('.dp-recon'))}}; }}"""
+
+
+def pad_state(page) -> dict:
+    state = page.evaluate(PAD_STATE)
+    state["input"] = np.array(state["input"], dtype=np.uint8).reshape(8, 8)
+    state["recon"] = np.array(state["recon"], dtype=np.uint8).reshape(8, 8)
+    return state
+
+
+def stroke(page, points, steps_between: int = 6, pause_ms: int = 15) -> None:
+    """A pen stroke through `points` (fractions of the pad), moved in small steps."""
+    box = page.locator(".dp-canvas").bounding_box()
+    at = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for (x0, y0), (x1, y1) in zip(at, at[1:]):
+        for i in range(1, steps_between + 1):
+            page.mouse.move(x0 + (x1 - x0) * i / steps_between, y0 + (y1 - y0) * i / steps_between)
+            page.wait_for_timeout(pause_ms)
+
+
+def python_encoding(model, grey: np.ndarray):
+    import torch
+
+    x = torch.from_numpy(grey.astype(np.float32) / 255.0).reshape(1, 1, 8, 8)
+    with torch.no_grad():
+        q = model.encode(x)
+    return q.mean[0].numpy(), q.stddev[0].numpy()
+
+
+@pytest.mark.slow
+def test_drawing_is_encoded_and_decoded_in_the_browser_while_the_server_is_cut_off(page, app_url):
+    runtime_or_skip()
+    cut = cut_off(page)
+    open_page(page, app_url, "Reconstruct")
+    page.wait_for_function(f"() => {{ const r = ({PAD})(); return r && r.dataset.mode === 'browser'; }}", timeout=60_000)
+    page.locator(".dp-canvas").scroll_into_view_if_needed()
+    model = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
+    cut["on"] = True
+    stroke(page, [(0.3, 0.2), (0.7, 0.2), (0.35, 0.85)])  # a 7, pen still down
+    seen = pad_state(page)
+    assert seen["encoded"] >= 5, "the pad should encode while the pen moves"
+    assert cut["held"] == 0, "drawing sends nothing to the server until the stroke ends"
+    mu, sigma = python_encoding(model, seen["input"])
+    assert np.allclose(seen["mu"], mu, atol=1e-4) and np.allclose(seen["sigma"], sigma, atol=1e-4)
+    assert_pixels_close(seen["recon"], decoded(model, mu)[0], "the reconstruction drawn in the page")
+    assert seen["input"].max() == 255 and seen["input"].min() == 0  # the stroke is in the input, on black
+    cut["on"] = False
+    page.mouse.up()  # the stroke ends: Python hears the drawing and shows its samples
+    page.get_by_text("six samples z ~ q(z|x) of your drawing, decoded").wait_for(timeout=30_000)
+    assert cut["held"] == 0
+    # undo leaves a blank pad: encoded as the blank image
+    page.get_by_role("button", name="Undo").click()
+    page.wait_for_function(f"() => ({PAD})().dataset.encoded > {seen['encoded']} && "
+                           f"({PAD_STATE})().input.every(v => v === 0)", timeout=10_000)
+    blank = pad_state(page)
+    assert np.allclose(blank["mu"], python_encoding(model, np.zeros((8, 8), np.uint8))[0], atol=1e-4)
+    assert error_boxes(page) == []
+
+
+@pytest.mark.slow
+def test_without_webassembly_the_server_encodes_each_stroke_and_a_touch_draws(browser, app_url):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, has_touch=True)
+    context.add_init_script("delete globalThis.WebAssembly")
+    page = context.new_page()
+    try:
+        open_page(page, app_url, "Reconstruct")
+        page.wait_for_function(f"() => ({PAD})()", timeout=60_000)
+        pad = page.locator(".dp-canvas")
+        pad.scroll_into_view_if_needed()
+        box = pad.bounding_box()
+        page.touchscreen.tap(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)  # a finger: a dot
+        page.wait_for_function(f"() => ({PAD})().dataset.source === 'server'", timeout=30_000)
+        page.wait_for_timeout(500)  # the server's pictures load as images
+        model = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
+        state = pad_state(page)
+        assert state["mode"] == "server" and state["input"][3:5, 3:5].min() > 0  # the dot, in the middle
+        mu, _ = python_encoding(model, state["input"])
+        assert np.allclose(state["mu"], mu, atol=1e-4)
+        assert_pixels_close(state["recon"], decoded(model, mu)[0], "the server's reconstruction")
+        notice = page.get_by_text("This browser could not run the encoder")
+        assert "this browser has no WebAssembly" in notice.inner_text() and "the server encodes each stroke" in notice.inner_text()
+        assert error_boxes(page) == []
+    finally:
+        context.close()

@@ -261,6 +261,23 @@ def prior_code(checkpoint: Checkpoint) -> list[float]:
     return np.clip(z, -3, 3).astype(float).tolist()
 
 
+DRAWING_KEY = "drawing"  # the session's last drawing on the Reconstruct pad, offered by other pages
+
+
+def keep_drawing(checkpoint: Checkpoint, image, label: int | None) -> None:
+    """Remember the session's drawing (C, H, W) for the pages that take an image as input."""
+    st.session_state[DRAWING_KEY] = {"model": str(checkpoint.path), "shape": list(checkpoint.config.model.image_shape),
+                                     "image": image, "label": label}
+
+
+def kept_drawing(checkpoint: Checkpoint):
+    """The session's drawing if it fits this model's images ((C, H, W) tensor, class), else (None, None)."""
+    kept = st.session_state.get(DRAWING_KEY)
+    if not kept or kept["shape"] != list(checkpoint.config.model.image_shape):
+        return None, None
+    return kept["image"], kept["label"]
+
+
 def page(title: str, caption: str | None = None) -> Checkpoint:
     """The top of every page: its browser title, the shared model picker, the heading. Returns the chosen model."""
     st.set_page_config(page_title=f"{title} · vae-explorer", page_icon="🧭", layout="wide")

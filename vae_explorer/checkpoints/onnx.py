@@ -26,6 +26,7 @@ from ..paths import cache_root
 from .folder import Checkpoint, weights_sha1
 
 DECODER_FILE = "decoder.onnx"
+ENCODER_FILE = "encoder.onnx"  # made only for the browser's drawing pad
 OPSET = 20
 
 
@@ -42,31 +43,91 @@ class _Decoder(nn.Module):
         return self.model.mean_image(self.model.decoder(z))
 
 
-def export_decoder(model: VAE, path: str | Path, weights: str = "") -> Path:
-    """Write the model's decoder as ONNX to `path` (atomically); `weights` is recorded as its digest."""
+def _export(module: nn.Module, args: tuple, names: list[str], outputs: list[str], path: Path, metadata: dict) -> Path:
+    """torch.onnx.export of `module` with a free batch dimension on every input, written aside and
+    renamed into place, with `metadata` recorded in the graph."""
     import onnx
     from torch.export import Dim
 
-    path = Path(path)
-    model = copy.deepcopy(model).to("cpu").eval()  # a copy: the model may be shared by the app's sessions
     batch = Dim("batch", min=1, max=65536)
-    z = torch.zeros(2, model.latent_dim)
-    args, names, shapes = (z,), ["z"], {"z": {0: batch}}
-    if model.cond_dim:
-        args, names = (z, torch.zeros(2, model.cond_dim)), ["z", "label"]
-        shapes["label"] = {0: batch}
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.onnx.export(_Decoder(model).eval(), args, str(partial), input_names=names, output_names=["image"],
-                          dynamic_shapes=shapes, dynamo=True, external_data=False, opset_version=OPSET, verbose=False)
+        torch.onnx.export(module.eval(), args, str(partial), input_names=names, output_names=outputs,
+                          dynamic_shapes={name: {0: batch} for name in names}, dynamo=True, external_data=False,
+                          opset_version=OPSET, verbose=False)
         graph = onnx.load(str(partial))
-        graph.metadata_props.add(key="weights_sha1", value=weights)
-        graph.metadata_props.add(key="latent_dim", value=str(model.latent_dim))
+        for key, value in metadata.items():
+            graph.metadata_props.add(key=key, value=value)
         onnx.save(graph, str(partial))
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
     return path
+
+
+def export_decoder(model: VAE, path: str | Path, weights: str = "") -> Path:
+    """Write the model's decoder as ONNX to `path` (atomically); `weights` is recorded as its digest."""
+    model = copy.deepcopy(model).to("cpu").eval()  # a copy: the model may be shared by the app's sessions
+    z = torch.zeros(2, model.latent_dim)
+    args, names = ((z, torch.zeros(2, model.cond_dim)), ["z", "label"]) if model.cond_dim else ((z,), ["z"])
+    return _export(_Decoder(model), args, names, ["image"], Path(path),
+                   {"weights_sha1": weights, "latent_dim": str(model.latent_dim)})
+
+
+class _Encoder(nn.Module):
+    """An image (and the one-hot class) -> the posterior's mean and log-variance, as VAE.encode computes them."""
+
+    def __init__(self, model: VAE):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.model.encoder(x)
+        if label is not None:
+            h = torch.cat([h, label], 1)
+        mu, logvar = self.model.to_latent(h).chunk(2, dim=1)
+        return mu, logvar
+
+
+def export_encoder(model: VAE, path: str | Path, weights: str = "") -> Path:
+    """Write the model's encoder as ONNX to `path` (atomically): inputs "x" (batch, C, H, W) in
+    [0, 1] and, for a conditional model, "label" (batch, classes) one-hot; outputs "mu" and
+    "logvar" (batch, latent_dim). `weights` is recorded as its digest."""
+    model = copy.deepcopy(model).to("cpu").eval()
+    x = torch.zeros(2, *model.config.image_shape)
+    args, names = ((x, torch.zeros(2, model.cond_dim)), ["x", "label"]) if model.cond_dim else ((x,), ["x"])
+    return _export(_Encoder(model), args, names, ["mu", "logvar"], Path(path), {"weights_sha1": weights})
+
+
+def _made_once(checkpoint: Checkpoint, file: str, suffix: str, make, what: str) -> Path:
+    """The graph `file` of these weights, beside the checkpoint or in the cache folder (a shipped
+    checkpoint's folder is not written to); `make(target, weights)` writes it when there is none."""
+    from ..paths import shipped_checkpoints_dir
+
+    weights = weights_sha1(checkpoint.path)
+    beside = checkpoint.path / file
+    cached = cache_root() / "onnx" / f"{weights[:16]}{suffix}.onnx"
+    for candidate in (beside, cached):
+        if candidate.is_file() and recorded_weights(candidate) == weights:
+            return candidate
+    targets = [cached] if checkpoint.path.resolve().parent == shipped_checkpoints_dir().resolve() else [beside, cached]
+    for target in targets:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            return make(target, weights)
+        except OSError:
+            continue
+    raise CheckpointError(f"the {what} of {checkpoint.name} could not be written as ONNX (no writable folder); "
+                          "set VAE_EXPLORER_CACHE to a writable folder.")
+
+
+def encoder_onnx(checkpoint: Checkpoint) -> Path:
+    """The checkpoint's encoder.onnx (for the browser's drawing pad), made on first use, keyed by the
+    weights' digest like decoder_onnx."""
+    if not hasattr(checkpoint.model, "to_latent"):  # an imported pair or a wrapped model: no encoder of ours to export
+        raise CheckpointError(f"{checkpoint.name}'s encoder is not one of this package's models, so it runs on the server")
+    return _made_once(checkpoint, ENCODER_FILE, "-encoder", lambda target, weights: export_encoder(checkpoint.model, target, weights),
+                      "encoder")
 
 
 def recorded_weights(path: str | Path) -> str | None:
@@ -82,28 +143,14 @@ def recorded_weights(path: str | Path) -> str | None:
 
 def decoder_onnx(checkpoint: Checkpoint) -> Path:
     """The checkpoint's decoder.onnx, made now if it has none or one of other weights."""
-    weights = weights_sha1(checkpoint.path)
-    beside = checkpoint.path / DECODER_FILE
-    cached = cache_root() / "onnx" / f"{weights[:16]}.onnx"
-    for candidate in (beside, cached):
-        if candidate.is_file() and recorded_weights(candidate) == weights:
-            return candidate
-    from ..paths import shipped_checkpoints_dir
-
-    targets = [cached] if checkpoint.path.resolve().parent == shipped_checkpoints_dir().resolve() else [beside, cached]
-    for target in targets:
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if checkpoint.config.model.architecture == "onnx":  # an imported pair: its own decoder, a sigmoid added
-                from .onnx_import import browser_decoder_graph
-
-                graph = browser_decoder_graph(checkpoint.path, checkpoint.config.model.image_shape, weights)
-                partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-                partial.write_bytes(graph)
-                os.replace(partial, target)
-                return target
+    def make(target: Path, weights: str) -> Path:
+        if checkpoint.config.model.architecture != "onnx":
             return export_decoder(checkpoint.model, target, weights)
-        except OSError:
-            continue
-    raise CheckpointError(f"the decoder of {checkpoint.name} could not be written as ONNX (no writable folder); "
-                          "set VAE_EXPLORER_CACHE to a writable folder.")
+        from .onnx_import import browser_decoder_graph  # an imported pair: its own decoder, a sigmoid added
+
+        partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        partial.write_bytes(browser_decoder_graph(checkpoint.path, checkpoint.config.model.image_shape, weights))
+        os.replace(partial, target)
+        return target
+
+    return _made_once(checkpoint, DECODER_FILE, "", make, "decoder")

@@ -22,14 +22,14 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import CheckpointError
 from .folder import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, OPTIMIZER_FILE, TRAINING_FILE, WEIGHTS_FILE, load_checkpoint
-from .onnx import DECODER_FILE
+from .onnx import DECODER_FILE, ENCODER_FILE
 from .onnx_import import DECODER_GRAPH, ENCODER_GRAPH, IMPORT_FILE
 
 PAIR = (ENCODER_GRAPH, DECODER_GRAPH, IMPORT_FILE)
 ALLOWED = {CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, *PAIR}
 # a checkpoint's files for resuming training (an upload is explored, not resumed) and its ONNX
-# decoder (made again from the weights on first use, rather than taking a graph from the upload)
-LEFT_OUT = {OPTIMIZER_FILE, TRAINING_FILE, DECODER_FILE}
+# decoder and encoder (made again from the weights on first use, rather than taking a graph from the upload)
+LEFT_OUT = {OPTIMIZER_FILE, TRAINING_FILE, DECODER_FILE, ENCODER_FILE}
 MAX_MEMBER_BYTES = {WEIGHTS_FILE: 200 * 2**20, CONFIG_FILE: 2**20, HISTORY_FILE: 8 * 2**20, METRICS_FILE: 2**20,
                     ENCODER_GRAPH: 200 * 2**20, DECODER_GRAPH: 200 * 2**20, IMPORT_FILE: 2**20}
 MAX_RATIO = 200  # uncompressed / compressed size; above it a member is treated as a zip bomb

@@ -94,19 +94,108 @@ def browser_decoding(key: str, checkpoint: Checkpoint, saved: float, label: int 
     except (ImportError, RuntimeError):  # the exporter's own words may name server files: not shown
         return None, ("Pictures are decoded on the server: this model's decoder could not be exported to ONNX for the "
                       "browser (`vae-explorer export-onnx --model-path MODEL` shows why).")
-    # what the browser said of the models it holds, kept for the session (the panel's own state goes
-    # when the page changes, the page's sessions stay): {weights digest: its last report}
-    held = st.session_state.setdefault("live_models", {})
-    report = (st.session_state.get(key) or {}).get("live") or {}
-    if report.get("model"):
-        held[report["model"]] = report
-    said = held.get(decoder["model"]) or {}
+    said = _browser_said(key, "live", decoder["model"])
     if said.get("ok") is False:
         return None, f"This browser could not run the decoder ({said.get('reason') or 'unknown reason'}); pictures are decoded on the server."
-    spec = {k: v for k, v in decoder.items() if k != "onnx"} | {"label": label}
+    return _spec(decoder, said) | {"label": label}, None
+
+
+def _browser_said(key: str, field: str, model: str) -> dict:
+    """What the browser last reported (in the component's `field`) of the graph `model`. Kept for the
+    session, since a panel's own state goes when the page changes: {graph digest: its last report}."""
+    held = st.session_state.setdefault("live_models", {})
+    report = (st.session_state.get(key) or {}).get(field) or {}
+    if report.get("model"):
+        held[report["model"]] = report
+    return held.get(model) or {}
+
+
+def _spec(graph: dict, said: dict) -> dict:
+    """A graph's spec for the page: its bytes only until the browser says it holds a session of it."""
+    spec = {k: v for k, v in graph.items() if k != "onnx"}
     if not said.get("ok") or said.get("need"):
-        spec["onnx"] = decoder["onnx"]
-    return spec, None
+        spec["onnx"] = graph["onnx"]
+    return spec
+
+
+@st.cache_resource(max_entries=8, show_spinner="Preparing the encoder for the browser…")
+def _browser_encoder(path: str, saved: float, _checkpoint: Checkpoint) -> dict:
+    """The encoder's graph for the drawing pad (base64), keyed like the decoder's by the weights."""
+    from ...checkpoints import weights_sha1
+    from ...checkpoints.onnx import encoder_onnx
+
+    onnx_path = encoder_onnx(_checkpoint)
+    return {"model": weights_sha1(path)[:16] + "-encoder", "cond_dim": int(_checkpoint.model.cond_dim),
+            "onnx": base64.b64encode(onnx_path.read_bytes()).decode("ascii")}
+
+
+def browser_encoding(key: str, checkpoint: Checkpoint, saved: float) -> tuple[dict | None, str | None]:
+    """The encoder spec for the drawing pad `key` (None: the server encodes each stroke) and, when
+    the server encodes, why. As for the decoder, the graph travels until the browser holds it."""
+    if not runtime_installed() or not _declare("drawing_pad", "draw.js", "draw.css")[1]:
+        return None, "The drawing is encoded on the server after each stroke: the browser runtime is not available here."
+    try:
+        encoder = _browser_encoder(str(checkpoint.path), saved, checkpoint)
+    except VaeExplorerError as error:
+        return None, f"The drawing is encoded on the server after each stroke: {error}."
+    except (ImportError, RuntimeError):
+        return None, "The drawing is encoded on the server after each stroke: its encoder could not be exported to ONNX."
+    said = _browser_said(key, "live_encoder", encoder["model"])
+    if said.get("ok") is False:
+        return None, f"This browser could not run the encoder ({said.get('reason') or 'unknown reason'}); the server encodes each stroke."
+    return _spec(encoder, said), None
+
+
+def pending_drawing(key: str, image_shape):
+    """The drawing the pad `key` last sent, as the model's input (C, H, W) float32 in [0, 1] (each
+    pixel a whole number of 255ths, as the page encoded it), and its sequence number; (None, 0)
+    when there is none, it was cleared, or it does not fit the model (a pad of another model)."""
+    sent = (st.session_state.get(key) or {}).get("drawing") or {}
+    channels, height, width = (int(v) for v in image_shape)
+    try:
+        raw = base64.b64decode(sent.get("pixels") or "", validate=True)
+        seq = int(sent.get("seq", 0))
+    except (ValueError, TypeError):
+        return None, 0
+    if len(raw) != height * width or not sent.get("strokes"):
+        return None, seq
+    import torch
+
+    pixels = np.frombuffer(raw, np.uint8).reshape(height, width).astype(np.float32) / 255.0
+    return torch.from_numpy(np.repeat(pixels[None], channels, 0)), seq
+
+
+def drawing_result(encoding, seq: int) -> dict | None:
+    """What the pad draws when the server encoded the stroke `seq` (an `Encoding`, or None)."""
+    if encoding is None:
+        return None
+    from ...images import to_uint8
+
+    return {"seq": seq, "mu": [float(v) for v in encoding.mean], "sigma": [float(v) for v in encoding.stddev],
+            "input": png_data_uri(_picture(to_uint8(encoding.image)[0])), "recon": png_data_uri(_picture(to_uint8(encoding.reconstruction)[0]))}
+
+
+def _picture(hwc: np.ndarray) -> np.ndarray:
+    """(H, W, C) uint8 as (H, W) or (H, W, 3), as PNG wants it."""
+    return hwc[..., 0] if hwc.shape[-1] == 1 else hwc
+
+
+def drawing_pad(key: str, shape, decoder: dict | None, encoder: dict | None, result: dict | None, pad_px: int = 280,
+                label: int | None = None, brush: float = 2.0) -> None:
+    """Mount the drawing pad: strokes in white on black, in the model's pixels; with both graphs in
+    the page, every stroke is encoded and decoded as it is drawn (the input as the model sees it,
+    mu and sigma per dimension, the reconstruction) and Python hears the drawing when a stroke
+    ends. Without them Python's `result` (seq, mu, sigma, input and reconstruction as data URIs)
+    is drawn after each stroke. `brush`: the default line width in the model's pixels."""
+    _declare("drawing_pad", "draw.js", "draw.css")[0](
+        key=key,
+        data={"shape": [int(v) for v in shape], "pad_px": pad_px, "decoder": decoder, "encoder": encoder,
+              "result": result, "label": label, "brush": brush},
+        default={"drawing": None, "live": None, "live_encoder": None},
+        on_drawing_change=lambda: None,
+        on_live_change=lambda: None,
+        on_live_encoder_change=lambda: None,
+    )
 
 
 def pending_values(key: str, version: int) -> tuple[list[float] | None, int]:
