@@ -8,7 +8,7 @@ from vae_explorer.app import state
 from vae_explorer.app.live import browser_decoding, interpolation_walk, pending_walk
 from vae_explorer.data import prepare_image
 from vae_explorer.errors import VaeExplorerError
-from vae_explorer.images import gif_bytes, png_bytes, to_uint8, upscale
+from vae_explorer.images import gif_bytes, mp4_bytes, png_bytes, to_uint8, upscale
 from vae_explorer.latent import class_centroids, corner_grid, encode_image, generate, interpolation_at, interpolation_paths
 
 checkpoint = state.page("Interpolate")
@@ -113,10 +113,12 @@ strip = png_bytes(rows, nrow=steps, min_cell=56)
 left, right = st.columns([3, 2], gap="medium")
 with left:
     st.image(strip, width="stretch", caption="top row: linear; bottom row: slerp", output_format="PNG")
-    buttons = st.columns(2)
+    buttons = st.columns(3)
     buttons[0].download_button("Download (PNG)", strip, "interpolation.png", "image/png", key="interp_png", on_click="ignore")
     buttons[1].download_button("Download linear path (GIF)", lambda: gif_bytes(rows[:steps]), "interpolation.gif", "image/gif",
                                key="interp_gif", on_click="ignore")  # encoded only when clicked
+    buttons[2].download_button("Download linear path (MP4)", lambda: mp4_bytes(rows[:steps]), "interpolation.mp4", "video/mp4",
+                               key="interp_mp4", on_click="ignore")
 with right:
     figure = go.Figure()
     t = np.linspace(0, 1, steps)

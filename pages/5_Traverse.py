@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from vae_explorer.app import state
-from vae_explorer.images import gif_bytes, png_bytes
+from vae_explorer.images import gif_bytes, mp4_bytes, png_bytes
 from vae_explorer.latent import traversal_frames, traverse
 
 checkpoint = state.page("Traverse", "Each row starts from one latent vector and sweeps a single dimension across the "
@@ -43,11 +43,13 @@ left, right = st.columns([3, 1], gap="medium")
 with left:
     st.image(grid, width="stretch", output_format="PNG",
              caption="rows: " + ", ".join(f"z{i}" for i in picked) + "; columns: value from -3 to +3")
-    downloads = st.columns(2)
+    downloads = st.columns(3)
     downloads[0].download_button("Download grid (PNG)", grid, "traversal.png", "image/png", key="trav_png", on_click="ignore")
-    # The GIF sweeps all chosen rows together: frame t shows every row at value t.
+    # The animations sweep all chosen rows together: frame t shows every row at value t.
     downloads[1].download_button("Download animation (GIF)", lambda: gif_bytes(traversal_frames(images, len(picked), steps), min_cell=96),
                                  "traversal.gif", "image/gif", key="trav_gif", on_click="ignore")
+    downloads[2].download_button("Download animation (MP4)", lambda: mp4_bytes(traversal_frames(images, len(picked), steps), min_cell=96),
+                                 "traversal.mp4", "video/mp4", key="trav_mp4", on_click="ignore")
 with right:
     figure = go.Figure(go.Bar(x=[f"z{i}" for i in order], y=[kl[i] for i in order],
                               marker_color=["#4c78a8" if active[i] else "#bab0ac" for i in order]))

@@ -13,6 +13,7 @@ from vae_explorer.app.live import CLASS_COLOURS, runtime_installed
 from vae_explorer.app.train_form import field_widget
 from vae_explorer.data import list_datasets
 from vae_explorer.errors import VaeExplorerError
+from vae_explorer.images import gif_bytes, mp4_bytes, scatter_frames
 from vae_explorer.models import ARCHITECTURES
 from vae_explorer.runs.jobs import MAX_RUNNING, SweepJob, TrainingJob, run_folder
 
@@ -212,6 +213,13 @@ def show_job() -> None:
             left, right = st.columns([3, 2])
             if snap.finished:  # every epoch's scatter in one figure: not re-sent twice a second while it trains
                 state.chart(epochs_map_figure(snap.frames, names, CLASS_COLOURS), "train_map_epochs", left)
+                exports = left.columns(2)
+                exports[0].download_button("Download the map's epochs (GIF)", lambda: gif_bytes(
+                    scatter_frames(snap.frames, CLASS_COLOURS), min_cell=0, milliseconds=500, bounce=False),
+                    "training-map.gif", "image/gif", key="train_map_gif", on_click="ignore")
+                exports[1].download_button("Download the map's epochs (MP4)", lambda: mp4_bytes(
+                    scatter_frames(snap.frames, CLASS_COLOURS), min_cell=0, fps=2, bounce=False),
+                    "training-map.mp4", "video/mp4", key="train_map_mp4", on_click="ignore")
             else:
                 left.caption("The latent map of every epoch, with play, appears here when the training ends.")
             with right:

@@ -57,6 +57,8 @@ def test_one_epoch_from_the_form_makes_a_checkpoint_every_page_opens(runs):
     assert set(charts) == {"train_history_chart", "train_dims_chart", "train_scatter", "train_map_epochs"}
     animation = json.loads(charts["train_map_epochs"].proto.spec)
     assert [f["name"] for f in animation["frames"]] == [str(f["epoch"]) for f in snap.frames] and len(snap.frames) >= 2
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert "Download the map's epochs (GIF)" in labels and "Download the map's epochs (MP4)" in labels
     (slider,) = [s for s in at.select_slider if s.label == "Samples from the same z after epoch"]
     assert slider.options == [str(f["epoch"]) for f in snap.frames] and slider.value == snap.frames[-1]["epoch"]
     assert "my-first-VAE" in at.sidebar.selectbox[0].options[-1] or any(
