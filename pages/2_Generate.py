@@ -4,8 +4,10 @@ import numpy as np
 import streamlit as st
 
 from vae_explorer.app import state
-from vae_explorer.app.live import browser_decoding, grid_axes, grid_explorer, latent_sliders, pending_label, pending_values
-from vae_explorer.images import array_png_bytes
+from vae_explorer.app.live import (browser_decoding, grid_axes, grid_explorer, latent_sliders, pending_drag, pending_label,
+                                   pending_values)
+from vae_explorer.images import array_png_bytes, gif_bytes, mp4_bytes
+from vae_explorer.latent import generate
 
 checkpoint = state.page("Generate", "Each slider sets one coordinate of z; the decoder turns z into the picture. Sliders "
                         "are ordered by how much information each dimension carries (KL per dimension); greyed ones are "
@@ -50,6 +52,9 @@ def slider_panel() -> None:
     values, seq = pending_values("gen_sliders", version)
     if values is not None:
         st.session_state.gen_z = values
+    drag = pending_drag("gen_sliders", version, dim)
+    if drag is not None and len(drag) >= 2:  # kept until the next drag: its GIF and MP4 are offered below
+        st.session_state.gen_drag = {"path": drag, "label": label, "model": str(checkpoint.path)}
     switched = pending_label("gen_sliders", version, len(names)) if model.cond_dim else None
     if switched is not None and switched != label:
         st.session_state.gen_label = switched
@@ -64,8 +69,19 @@ def slider_panel() -> None:
     st.query_params["z"] = ",".join(f"{v:.2f}" for v in z)
     if model.cond_dim:
         st.query_params["gen_class"] = str(label)
-    st.download_button("Download this picture (PNG)", lambda: array_png_bytes(image), "generated.png", "image/png",
-                       key="gen_download", on_click="ignore")  # encoded only when clicked, not on every drag step
+    exports = st.columns(3)
+    exports[0].download_button("Download this picture (PNG)", lambda: array_png_bytes(image), "generated.png", "image/png",
+                               key="gen_download", on_click="ignore")  # encoded only when clicked, not on every drag step
+    drag = st.session_state.get("gen_drag")
+    if drag and drag["model"] == str(checkpoint.path):
+        def frames():  # decoded only when a button is clicked
+            return generate(model, drag["path"], drag["label"])
+
+        exports[1].download_button(f"Your last drag, {len(drag['path'])} frames (GIF)",
+                                   lambda: gif_bytes(frames(), min_cell=224, milliseconds=67, bounce=False), "drag.gif",
+                                   "image/gif", key="gen_drag_gif", on_click="ignore")
+        exports[2].download_button("Your last drag (MP4)", lambda: mp4_bytes(frames(), min_cell=224, fps=15, bounce=False),
+                                   "drag.mp4", "video/mp4", key="gen_drag_mp4", on_click="ignore")
 
 
 slider_panel()

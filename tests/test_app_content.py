@@ -686,3 +686,16 @@ def test_the_drawing_is_an_end_point_on_interpolate_and_a_star_on_the_latent_map
     codes, _ = posterior(checkpoint.model, load_dataset(checkpoint.config.data).test_x)
     _, directions, pca = pca_reference(codes)
     assert _map(at)["star"] == pytest.approx((mu - pca.mean_) @ directions.T, abs=1e-4)
+
+
+def test_a_released_drag_is_offered_as_gif_and_mp4_and_a_bad_one_is_ignored():
+    at = run("pages/2_Generate.py")
+    version = at.session_state["gen_version"]
+    path = [[0.1 * i] + [0.0] * 7 for i in range(12)]
+    for drag, offered in (([[float("nan")] * 8] * 3, False), ([[0.0] * 5] * 3, False), ("junk", False), (path, True)):
+        at.session_state["gen_sliders"] = {"z": {"values": path[-1], "version": version, "seq": 3, "drag": drag}}
+        at.run()
+        assert not at.exception and not at.error
+        labels = [d.proto.label for d in at.get("download_button")]
+        assert ("Your last drag, 12 frames (GIF)" in labels and "Your last drag (MP4)" in labels) == offered, (drag, labels)
+    assert at.session_state["gen_drag"]["path"] == path

@@ -474,3 +474,44 @@ def test_without_webassembly_the_server_encodes_each_stroke_and_a_touch_draws(br
         assert error_boxes(page) == []
     finally:
         context.close()
+
+
+@pytest.mark.slow
+def test_a_released_drag_downloads_as_a_gif_of_its_path(page, app_url):
+    import io
+
+    from PIL import Image, ImageSequence
+
+    from pictures import tiles
+
+    runtime_or_skip()
+    open_page(page, app_url, "Generate")
+    wait_for_mode(page, "browser")
+    model = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
+    slider = page.locator(".ls-row input").first
+    dragged = int(slider.get_attribute("data-index"))
+    box = slider.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.5, y)
+    page.mouse.down()
+    for i in range(1, 31):
+        page.mouse.move(box["x"] + box["width"] * (0.5 + 0.45 * i / 30), y)
+        page.wait_for_timeout(30)
+    page.mouse.up()
+    button = page.get_by_role("button", name="frames (GIF)")
+    button.wait_for(timeout=30_000)
+    frames_said = int(button.inner_text().split(",")[1].split()[0])
+    with page.expect_download() as download:
+        button.click()
+    with Image.open(io.BytesIO(open(download.value.path(), "rb").read())) as gif:
+        shown = [np.asarray(f.convert("L")) for f in ImageSequence.Iterator(gif)]
+    state = page.evaluate(CANVAS)
+    assert len(shown) == frames_said >= 10  # about 1 s of drag at 15 frames a second
+    start = np.zeros(model.latent_dim)
+    end = np.array(state["values"])
+    assert end[dragged] > 2.0
+    # the first frame is the picture before the drag, the last the released one (28x upscaled 8x8, pixels outlined)
+    first, last = (tiles(frame, 1, 1, (8, 8), padding=0)[0] for frame in (shown[0], shown[-1]))
+    assert_pixels_close(first, decoded(model, start)[0], "the drag's first frame")
+    assert_pixels_close(last, decoded(model, end)[0], "the drag's last frame")
+    assert len({frame.tobytes() for frame in shown}) >= 5  # it moves

@@ -206,6 +206,19 @@ def pending_values(key: str, version: int) -> tuple[list[float] | None, int]:
     return [float(v) for v in sent["values"]], int(sent.get("seq", 0))
 
 
+def pending_drag(key: str, version: int, dim: int) -> list[list[float]] | None:
+    """The path of the drag the panel `key` last released: the latent vector at 15 frames a second,
+    (frames, dim), or None when the last message carried none (or predates `version`)."""
+    sent = (st.session_state.get(key) or {}).get("z")
+    if not sent or sent.get("version") != version or not isinstance(sent.get("drag"), list):
+        return None
+    try:
+        path = [[float(v) for v in frame] for frame in sent["drag"][:150]]
+    except (TypeError, ValueError):
+        return None
+    return path if path and all(len(frame) == dim and all(np.isfinite(frame)) for frame in path) else None
+
+
 def pending_label(key: str, version: int, classes: int) -> int | None:
     """The class the panel `key` switched to (a conditional model), unless it predates `version`."""
     sent = (st.session_state.get(key) or {}).get("label")

@@ -7,6 +7,8 @@
 const MAX_IN_FLIGHT = 2;  // values sent but not yet answered by a picture
 const MIN_GAP_MS = 25;    // at most 40 values a second
 const KEEP = 1000;        // timing samples kept for benchmarks (window-inspectable, bounded)
+const DRAG_FPS = 15;      // a released drag is sent as its values at this rate, for a GIF or MP4 of it
+const DRAG_FRAMES = 150;  // at most 10 s of it
 
 let live = null;  // the module live.js, when it can be imported from where this file is served
 async function liveModule() {
@@ -100,7 +102,33 @@ export default function (component) {
     state.sentAt = now;
     state.sentTimes[state.seq] = now;
     state.movedSinceSend = false;
-    setStateValue("z", { values: state.values.slice(), version: state.version, seq: state.seq });
+    const sent = { values: state.values.slice(), version: state.version, seq: state.seq };
+    if (state.released && state.recording) {  // the drag just released, resampled in time
+      sent.drag = resample(state.recording);
+      state.recording = null;
+    }
+    state.released = false;
+    setStateValue("z", sent);
+  };
+  const resample = (recording) => {  // [[t, values]...] -> the values at every 1/DRAG_FPS s, the last one included
+    const out = [recording[0][1]];  // the values before the drag (its first input comes at the same moment)
+    const t0 = recording[0][0], end = recording[recording.length - 1][0];
+    let j = 0;
+    for (let t = t0 + 1000 / DRAG_FPS; t <= end && out.length < DRAG_FRAMES - 1; t += 1000 / DRAG_FPS) {
+      while (j + 1 < recording.length && recording[j + 1][0] <= t) j += 1;
+      out.push(recording[j][1]);
+    }
+    out.push(recording[recording.length - 1][1]);
+    return out;
+  };
+  const record = () => {  // each input of a drag, with its time; a drag starts with the values before it
+    const now = performance.now();
+    if (!state.recording || state.recordingClosed) {
+      state.recording = [[now, state.before || state.values.slice()]];
+      state.recordingClosed = false;
+    }
+    state.recording.push([now, state.values.slice()]);
+    if (state.recording.length > 20 * DRAG_FRAMES) state.recording.splice(1, 1);
   };
   const schedule = () => { state.pending = true; if (!state.timer) state.timer = setTimeout(send, 0); };
 
@@ -149,14 +177,21 @@ export default function (component) {
       Object.assign(input, { min: data.low, max: data.high, step: 0.01 });
       input.setAttribute("aria-label", dim.label);
       input.dataset.index = dim.index;
+      input.addEventListener("pointerdown", () => { state.before = state.values.slice(); });
       input.addEventListener("input", () => {
         state.values[dim.index] = parseFloat(input.value);
+        record();
         line.querySelector("output").textContent = parseFloat(input.value).toFixed(2);
         if (state.oldestUndrawn === null) state.oldestUndrawn = performance.now();
         state.movedSinceSend = true;
         if (state.live) decodeNow(); else schedule();
       });
-      input.addEventListener("change", () => { if (state.live) schedule(); });  // released: Python hears the value
+      input.addEventListener("change", () => {  // released: Python hears the value, and the drag's path
+        state.recordingClosed = true;
+        state.released = true;
+        state.before = null;
+        schedule();
+      });
       box.appendChild(line);
     });
     root.dataset.signature = signature;
