@@ -53,6 +53,16 @@ def cut_off(page) -> dict:
     return cut
 
 
+def grab_slider(page):
+    """Press on the middle of the panel's first slider: (its dimension, move(fraction of its width)))."""
+    slider = page.locator(".ls-row input").first
+    box = slider.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.5, y)
+    page.mouse.down()
+    return int(slider.get_attribute("data-index")), lambda fraction: page.mouse.move(box["x"] + box["width"] * fraction, y)
+
+
 def wait_for_mode(page, mode: str) -> None:
     page.wait_for_function(f"() => {{ const r = ({ROOT})(); return r && r.dataset.mode === '{mode}' && r._state.drawn > 0; }}",
                            timeout=60_000)
@@ -65,16 +75,11 @@ def test_a_drag_is_decoded_in_the_browser_with_the_server_cut_off_and_settles_on
     open_page(page, app_url, "Generate")
     wait_for_mode(page, "browser")
     model = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
-    slider = page.locator(".ls-row input").first
-    dragged = int(slider.get_attribute("data-index"))
-    box = slider.bounding_box()
-    y = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] * 0.5, y)
-    page.mouse.down()
+    dragged, move = grab_slider(page)
     cut["on"] = True
     pictures = set()
     for i in range(1, 25):
-        page.mouse.move(box["x"] + box["width"] * (0.5 + 0.45 * i / 24), y)
+        move(0.5 + 0.45 * i / 24)
         page.wait_for_timeout(20)
         state, pixels = shown(page)
         pictures.add(pixels.tobytes())
@@ -488,14 +493,9 @@ def test_a_released_drag_downloads_as_a_gif_of_its_path(page, app_url):
     open_page(page, app_url, "Generate")
     wait_for_mode(page, "browser")
     model = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
-    slider = page.locator(".ls-row input").first
-    dragged = int(slider.get_attribute("data-index"))
-    box = slider.bounding_box()
-    y = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] * 0.5, y)
-    page.mouse.down()
+    dragged, move = grab_slider(page)
     for i in range(1, 31):
-        page.mouse.move(box["x"] + box["width"] * (0.5 + 0.45 * i / 30), y)
+        move(0.5 + 0.45 * i / 30)
         page.wait_for_timeout(30)
     page.mouse.up()
     button = page.get_by_role("button", name="frames (GIF)")
