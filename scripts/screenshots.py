@@ -1,7 +1,8 @@
 """Regenerate the README's screenshots (docs/screenshots/*.png) from the real app.
 
-Starts `streamlit run Home.py` on a free loopback port, opens each page in headless Chromium
-(Debian's /usr/bin/chromium, driven by Playwright), and saves a palette-reduced PNG of each.
+Starts `streamlit run Home.py` on a free loopback port, opens each page in presentation mode at
+1920x1080 in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright), as a projector
+shows it, and saves a half-size palette-reduced PNG of each.
 Usage: python scripts/screenshots.py [NAME ...]   (default: every shot)
 """
 
@@ -21,7 +22,7 @@ from vae_explorer.app.server import app_environment, running_app  # noqa: E402
 OUT = REPO / "docs" / "screenshots"
 SHOTS = [  # (file name, page path, model, what to do before the shot)
     ("home", "", "fashion-mnist-cvae", None),
-    ("reconstruct", "Reconstruct", "fashion-mnist-conv", None),
+    ("reconstruct", "Reconstruct", "fashion-mnist-conv", "draw"),
     ("generate", "Generate", "fashion-mnist-2d", "drag"),
     ("latent_map", "Latent_map", "fashion-mnist-conv", "click"),
     ("interpolate", "Interpolate", "fashion-mnist-conv", None),
@@ -38,11 +39,11 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium",
                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            page = browser.new_page(viewport={"width": 1280, "height": 860})
+            page = browser.new_page(viewport={"width": 1920, "height": 1080})
             for name, path, model, action in SHOTS:
                 if sys.argv[1:] and name not in sys.argv[1:]:
                     continue
-                page.goto(f"{base}/{path}?model={model}")
+                page.goto(f"{base}/{path}?model={model}&present=1")
                 page.wait_for_selector("h1", timeout=60_000)
                 page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
                 page.wait_for_timeout(1500)
@@ -53,6 +54,19 @@ def main() -> None:
                     page.mouse.down()
                     page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + 5, steps=10)
                     page.mouse.up()
+                elif action == "draw":  # a trouser leg drawn on the pad, encoded and decoded in the page
+                    pad = page.locator(".dp-canvas")
+                    pad.evaluate("c => c.scrollIntoView({block: 'center'})")
+                    page.wait_for_timeout(2500)
+                    box = pad.bounding_box()
+                    for stroke in (((0.38, 0.12), (0.3, 0.9)), ((0.62, 0.12), (0.7, 0.9)), ((0.38, 0.12), (0.62, 0.12))):
+                        (x0, y0), (x1, y1) = stroke
+                        page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
+                        page.mouse.down()
+                        page.mouse.move(box["x"] + x1 * box["width"], box["y"] + y1 * box["height"], steps=15)
+                        page.mouse.up()
+                        page.wait_for_timeout(400)
+                    page.locator(".dp-tools input").evaluate("b => b.scrollIntoView({block: 'end'})")
                 elif action == "train":
                     page.get_by_role("button", name="Start training").click()
                     page.get_by_text("Test images (top)").wait_for(timeout=60_000)
@@ -77,7 +91,7 @@ def main() -> None:
                         page.wait_for_timeout(2500 if click else 800)
                 page.wait_for_timeout(2000)
                 image = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
-                image = image.resize((image.width * 3 // 4, image.height * 3 // 4), Image.Resampling.LANCZOS)
+                image = image.resize((image.width // 2, image.height // 2), Image.Resampling.LANCZOS)
                 image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(OUT / f"{name}.png", optimize=True)
                 print(f"{OUT / f'{name}.png'}: {(OUT / f'{name}.png').stat().st_size // 1024} KB")
             browser.close()
