@@ -8,6 +8,7 @@ import streamlit as st
 
 from vae_explorer.app import state
 from vae_explorer.app.figures import dimension_history_figure, has_dimension_history
+from vae_explorer.app.replay import epoch_replay
 from vae_explorer.images import png_bytes
 from vae_explorer.latent import sample_prior, traverse, vamp_components
 from vae_explorer.models import kl_to_prior
@@ -92,6 +93,12 @@ if has_dimension_history(checkpoint.history):
     state.chart(dimension_history_figure(checkpoint.history), "learn_dims_history")
     st.caption(f"How {checkpoint.name}'s dimensions learned, epoch by epoch: a row that fades to zero is a dimension "
                "collapsing; one that lights up later is waking up (a KL warm-up gives more of them time to).")
+frames = state.epoch_frames(str(checkpoint.path), state.stamp(checkpoint.path))
+if len(frames) >= 2:
+    st.subheader(f"How {checkpoint.name} learned, epoch by epoch")
+    st.caption("Its first test images on each epoch's top-2 PCA plane (press play: classes pull apart as the code "
+               "learns), and what the decoder made of the same 8 prior draws after each epoch.")
+    epoch_replay(frames, state.class_names(checkpoint), "learn")
 
 st.header("5. Beyond the plain ELBO")
 st.write("Four changes to the recipe, each shipped as digits-mlp's network trained on the same digits, so they can be "

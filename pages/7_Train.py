@@ -8,12 +8,12 @@ from plotly.subplots import make_subplots
 
 from vae_explorer.app import state
 from vae_explorer.app import train_form as form
-from vae_explorer.app.figures import dimension_history_figure, epochs_map_figure, has_dimension_history
+from vae_explorer.app.figures import dimension_history_figure, has_dimension_history
+from vae_explorer.app.replay import epoch_replay
 from vae_explorer.app.live import CLASS_COLOURS, runtime_installed
 from vae_explorer.app.train_form import field_widget
 from vae_explorer.data import list_datasets
 from vae_explorer.errors import VaeExplorerError
-from vae_explorer.images import gif_bytes, mp4_bytes, scatter_frames
 from vae_explorer.models import ARCHITECTURES
 from vae_explorer.runs.jobs import MAX_RUNNING, SweepJob, TrainingJob, run_folder
 
@@ -208,27 +208,9 @@ def show_job() -> None:
                        caption="Test images (top) and their reconstructions now (bottom)")
             names = snap.class_names or [str(i) for i in range(int(snap.scatter_labels.max()) + 1)]
             state.chart(scatter_figure(snap.scatter, snap.scatter_labels, names), "train_scatter", right)
-        if len(snap.frames) >= 2:  # the run so far, epoch by epoch
-            st.markdown("**Epoch by epoch**")
-            left, right = st.columns([3, 2])
-            if snap.finished:  # every epoch's scatter in one figure: not re-sent twice a second while it trains
-                state.chart(epochs_map_figure(snap.frames, names, CLASS_COLOURS), "train_map_epochs", left)
-                exports = left.columns(2)
-                exports[0].download_button("Download the map's epochs (GIF)", lambda: gif_bytes(
-                    scatter_frames(snap.frames, CLASS_COLOURS), min_cell=0, milliseconds=500, bounce=False),
-                    "training-map.gif", "image/gif", key="train_map_gif", on_click="ignore")
-                exports[1].download_button("Download the map's epochs (MP4)", lambda: mp4_bytes(
-                    scatter_frames(snap.frames, CLASS_COLOURS), min_cell=0, fps=2, bounce=False),
-                    "training-map.mp4", "video/mp4", key="train_map_mp4", on_click="ignore")
-            else:
-                left.caption("The latent map of every epoch, with play, appears here when the training ends.")
-            with right:
-                epoch = st.select_slider("Samples from the same z after epoch", [f["epoch"] for f in snap.frames],
-                                         value=snap.frames[-1]["epoch"],  # a new epoch shows itself: a new widget
-                                         key=f"train_samples_epoch_{len(snap.frames)}")
-                shown = next(f for f in snap.frames if f["epoch"] == epoch)
-                st.image(shown["samples_png"], width="stretch", output_format="PNG",
-                         caption="8 fixed draws of z from the prior, decoded by the model as it was after that epoch (0: before training)")
+        if len(snap.frames) >= 2:  # the run so far, epoch by epoch; every epoch's scatter in one figure only at the end
+            st.markdown("**Epoch by epoch**")  # (not re-sent twice a second while it trains)
+            epoch_replay(snap.frames, names, "train", animate=snap.finished)
         if snap.saved and st.button("Explore it", key="train_explore", type="primary"):
             st.session_state[state.MODEL_KEY] = Path(snap.saved).name
             st.switch_page("pages/1_Reconstruct.py")

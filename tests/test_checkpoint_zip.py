@@ -165,7 +165,8 @@ def test_the_refusal_names_the_allowed_files(files, tmp_path):
     with pytest.raises(CheckpointError) as refused:
         import_checkpoint_zip(zip_of({**files, "notes.txt": b"hi"}), "extra.zip", tmp_path)
     assert str(refused.value) == ("extra.zip holds 'notes.txt', which is not a checkpoint file; a checkpoint zip holds only "
-                                  "config.json, history.json, metrics.json, model.safetensors, or an imported pair's onnx_encoder.onnx, "
+                                  "config.json, history.json, metrics.json, model.safetensors (and epochs.safetensors), or an imported pair's "
+                                  "onnx_encoder.onnx, "
                                   "onnx_decoder.onnx, onnx.json (nothing pickled).")
 
 

@@ -71,7 +71,7 @@ def interrupted_runs() -> list[tuple[str, dict]]:
 def stamp(path: str | Path) -> float:
     """Changes whenever the checkpoint is saved again: part of every cache key."""
     path = Path(path)
-    return max((path / f).stat().st_mtime for f in ("config.json", "model.safetensors", "onnx_encoder.onnx", "onnx_decoder.onnx") if (path / f).exists())
+    return max((path / f).stat().st_mtime for f in ("config.json", "model.safetensors", "onnx_encoder.onnx", "onnx_decoder.onnx", "epochs.safetensors") if (path / f).exists())
 
 
 @st.cache_resource(max_entries=12, show_spinner="Loading the model…")
@@ -259,6 +259,14 @@ def prior_code(checkpoint: Checkpoint) -> list[float]:
     seed = int(np.random.default_rng().integers(2**31))
     z = checkpoint.model.sample_prior(1, torch.Generator().manual_seed(seed))[0].cpu().numpy()
     return np.clip(z, -3, 3).astype(float).tolist()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def epoch_frames(path: str, saved: float) -> list[dict]:
+    """The checkpoint's kept epoch frames (latent/epochs.py), [] when it has none."""
+    from ..checkpoints import read_epoch_frames
+
+    return read_epoch_frames(path)
 
 
 DRAWING_KEY = "drawing"  # the session's last drawing on the Reconstruct pad, offered by other pages

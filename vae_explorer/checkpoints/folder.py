@@ -8,6 +8,8 @@
                                 states of the batch-order and noise generators, the counters
     NAME/training.json          {"status": "running" | "finished" | "stopped" | "interrupted" | "failed",
                                  "epochs_done", "target_epochs", "pid", "host"}
+    NAME/epochs.safetensors     optional, per epoch (and before training): the first test images' codes
+                                on that epoch's PCA plane and the decodes of 8 fixed prior draws
 
 Format 1 (earlier versions) has no optimizer state or training.json: such a checkpoint loads and
 can be explored, but not resumed.
@@ -41,6 +43,7 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE = "config.json", "model.safetensors", "history.json", "metrics.json"
 OPTIMIZER_FILE, TRAINING_FILE = "optimizer.safetensors", "training.json"
+EPOCHS_FILE = "epochs.safetensors"  # optional: what the model made of fixed inputs after each epoch (latent/epochs.py)
 
 
 @dataclass
@@ -149,9 +152,10 @@ def _optimizer_tensors(model: VAE, state: TrainingState) -> tuple[dict[str, torc
 
 def save_checkpoint(path: str | Path, model: VAE, config: RunConfig, history: list[dict] | None = None,
                     metrics: dict[str, Any] | None = None, state: TrainingState | None = None,
-                    training: dict[str, Any] | None = None) -> Path:
+                    training: dict[str, Any] | None = None, frames: list[dict] | None = None) -> Path:
     """Write a checkpoint folder atomically; an existing one at `path` is replaced. With `state`,
-    the optimizer state to resume from; with `training`, its training.json (see training_status)."""
+    the optimizer state to resume from; with `training`, its training.json (see training_status);
+    with `frames`, the epoch frames of latent/epochs.py."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -165,6 +169,11 @@ def save_checkpoint(path: str | Path, model: VAE, config: RunConfig, history: li
         weights = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
         save_file(weights, str(staging / WEIGHTS_FILE), metadata={"format_version": str(FORMAT_VERSION)})
         files = [staging / WEIGHTS_FILE]
+        if frames:
+            from ..latent.epochs import frames_to_tensors
+
+            save_file(frames_to_tensors(frames), str(staging / EPOCHS_FILE))
+            files.append(staging / EPOCHS_FILE)
         if state is not None:
             tensors, metadata = _optimizer_tensors(model, state)
             save_file(tensors, str(staging / OPTIMIZER_FILE), metadata=metadata)
@@ -216,6 +225,23 @@ def load_training_state(path: str | Path, model: VAE) -> TrainingState:
         raise CheckpointError(f"{file} does not fit the model in config.json; the two files come from different runs.")
     return TrainingState({"state": state, "param_groups": param_groups}, tensors["rng.order"], tensors["rng.noise"],
                          epochs_done, steps_done)
+
+
+def read_epoch_frames(path: str | Path) -> list[dict]:
+    """A checkpoint's epoch frames (latent/epochs.py), [] when it has none or they cannot be read:
+    they are a replay of how it learned, and the checkpoint is whole without them."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from ..latent.epochs import frames_from_tensors
+
+    file = Path(path) / EPOCHS_FILE
+    if not file.is_file():
+        return []
+    try:
+        return frames_from_tensors(load_file(str(file)))
+    except (SafetensorError, OSError, ValueError, RuntimeError):
+        return []
 
 
 def write_training(path: str | Path, training: dict[str, Any]) -> None:

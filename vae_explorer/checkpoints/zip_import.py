@@ -21,17 +21,18 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from ..errors import CheckpointError
-from .folder import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, OPTIMIZER_FILE, TRAINING_FILE, WEIGHTS_FILE, load_checkpoint
+from .folder import (CONFIG_FILE, EPOCHS_FILE, HISTORY_FILE, METRICS_FILE, OPTIMIZER_FILE, TRAINING_FILE, WEIGHTS_FILE,
+                     load_checkpoint)
 from .onnx import DECODER_FILE, ENCODER_FILE
 from .onnx_import import DECODER_GRAPH, ENCODER_GRAPH, IMPORT_FILE
 
 PAIR = (ENCODER_GRAPH, DECODER_GRAPH, IMPORT_FILE)
-ALLOWED = {CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, *PAIR}
+ALLOWED = {CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, EPOCHS_FILE, *PAIR}
 # a checkpoint's files for resuming training (an upload is explored, not resumed) and its ONNX
 # decoder and encoder (made again from the weights on first use, rather than taking a graph from the upload)
 LEFT_OUT = {OPTIMIZER_FILE, TRAINING_FILE, DECODER_FILE, ENCODER_FILE}
 MAX_MEMBER_BYTES = {WEIGHTS_FILE: 200 * 2**20, CONFIG_FILE: 2**20, HISTORY_FILE: 8 * 2**20, METRICS_FILE: 2**20,
-                    ENCODER_GRAPH: 200 * 2**20, DECODER_GRAPH: 200 * 2**20, IMPORT_FILE: 2**20}
+                    ENCODER_GRAPH: 200 * 2**20, DECODER_GRAPH: 200 * 2**20, IMPORT_FILE: 2**20, EPOCHS_FILE: 64 * 2**20}
 MAX_RATIO = 200  # uncompressed / compressed size; above it a member is treated as a zip bomb
 
 
@@ -56,7 +57,7 @@ def _members(archive: zipfile.ZipFile, zip_name: str) -> dict[str, zipfile.ZipIn
         if path.name not in ALLOWED:
             raise CheckpointError(
                 f"{zip_name} holds {info.filename!r}, which is not a checkpoint file; a checkpoint zip holds only "
-                f"{', '.join(sorted(ALLOWED - set(PAIR)))}, or an imported pair's {', '.join(PAIR)} (nothing pickled)."
+                f"{', '.join(sorted(ALLOWED - set(PAIR) - {EPOCHS_FILE}))} (and {EPOCHS_FILE}), or an imported pair's {', '.join(PAIR)} (nothing pickled)."
             )
         if path.name in found:
             raise CheckpointError(f"{zip_name} holds {path.name} twice; zip a single checkpoint folder.")

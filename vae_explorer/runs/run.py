@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from ..checkpoints import (load_checkpoint, load_training_state, save_checkpoint, training_status, write_metrics,
-                           write_training)
+from ..checkpoints import (load_checkpoint, load_training_state, read_epoch_frames, save_checkpoint, training_status,
+                           write_metrics, write_training)
 from ..config import RunConfig
 from ..data import Dataset, load_dataset
 from ..errors import ConfigError, TrainingError
 from ..evaluation import basic_metrics
 from ..training import distributed
 from ..models import VAE, build_model, fit_to_data
+from ..latent.epochs import epoch_frame
 from ..training import Callback, TrainingState, check_fits, train
 
 
@@ -36,6 +37,7 @@ class Run:
     data: Dataset
     history: list[dict] = field(default_factory=list)  # every epoch so far, earlier sessions included
     resume: TrainingState | None = None
+    frames: list[dict] = field(default_factory=list)  # latent/epochs.py: before training (epoch 0), then each epoch
 
     @property
     def epochs_done(self) -> int:
@@ -65,7 +67,8 @@ def prepare_run(config: RunConfig | None, out: str | Path, resume: bool = False,
     data = load_dataset(config.data, progress)
     check_fits(config.train, data)
     history = checkpoint.history[: state.epochs_done]
-    return Run(config, out, checkpoint.model, data, history, state)
+    frames = [f for f in read_epoch_frames(out) if f["epoch"] <= state.epochs_done]
+    return Run(config, out, checkpoint.model, data, history, state, frames)
 
 
 def train_run(run: Run, callbacks: Iterable[Callback] = ()) -> list[dict]:
@@ -82,8 +85,12 @@ def train_run(run: Run, callbacks: Iterable[Callback] = ()) -> list[dict]:
             return
         run.history.append(event.record)
         stopped = "stopped_at_step" in event.record
+        run.frames.append(epoch_frame(event.model, run.data, event.epoch))
         save_checkpoint(run.out, event.model, run.config, run.history, state=event.state,
-                        training=training_status("running", event.epoch, target))
+                        training=training_status("running", event.epoch, target), frames=run.frames)
+
+    if not run.frames and distributed.is_main():  # the model before training, for the replay
+        run.frames.append(epoch_frame(run.model, run.data, 0))
 
     try:
         trained = train(run.model, run.data, run.config.train, [save, *callbacks], resume=run.resume)

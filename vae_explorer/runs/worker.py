@@ -41,10 +41,9 @@ def emit(**message) -> None:
 class Preview:
     """The fixed test images whose reconstructions and latent scatter the page shows as a model learns."""
 
-    def __init__(self, model, data, images: int = 8, points: int = 500):
-        self.model, self.last, self.class_names = model, 0.0, list(data.class_names)
+    def __init__(self, model, data, images: int = 8):
+        self.model, self.data, self.last, self.class_names = model, data, 0.0, list(data.class_names)
         self.x, self.y = data.test_x[:images], data.test_y[:images]
-        self.scatter_x, self.scatter_y = data.test_x[:points], data.test_y[:points]
 
     def due(self) -> bool:
         return time.perf_counter() - self.last >= PREVIEW_EVERY_S
@@ -54,7 +53,7 @@ class Preview:
         import torch
 
         from ..images import png_bytes
-        from ..latent import encode_means, pca_2d, sample_prior
+        from ..latent.epochs import epoch_frame
 
         self.last = time.perf_counter()
         was_training = self.model.training
@@ -64,15 +63,13 @@ class Preview:
                 device = next(self.model.parameters()).device
                 conditional = bool(self.model.cond_dim)
                 reconstructions = self.model.reconstruct(self.x.to(device), self.y.to(device) if conditional else None).cpu()
-                mu, _ = encode_means(self.model, self.scatter_x, self.scatter_y if conditional else None)
-                samples = sample_prior(self.model, 8, seed=0)  # the same z at every epoch: what the decoder learns to make of it
         finally:
             self.model.train(was_training)
-        mu = mu.numpy()
-        plane = mu if mu.shape[1] == 2 else pca_2d(mu)[0]  # z itself for D = 2, else the top-2 principal components
+        frame = epoch_frame(self.model, self.data, epoch or 0)  # the codes on the PCA plane, the fixed-z samples
         strip = png_bytes(torch.cat([self.x, reconstructions]), nrow=len(self.x), min_cell=48)
-        emit(event="preview", strip_png=base64.b64encode(strip).decode("ascii"), scatter=plane.round(4).tolist(),
-             labels=self.scatter_y.tolist(), class_names=self.class_names, epoch=epoch,
+        samples = torch.from_numpy(frame["samples"]).float() / 255.0
+        emit(event="preview", strip_png=base64.b64encode(strip).decode("ascii"), scatter=frame["scatter"].round(4).tolist(),
+             labels=frame["labels"].tolist(), class_names=self.class_names, epoch=epoch,
              samples_png=base64.b64encode(png_bytes(samples, nrow=len(samples), min_cell=48)).decode("ascii"))
 
 
