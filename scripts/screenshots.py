@@ -30,6 +30,7 @@ SHOTS = [  # (file name, page path, model, what to do before the shot)
     ("learn", "Learn", "fashion-mnist-conv", None),
     ("train", "Train", "digits-mlp", "train"),
     ("evaluate", "Evaluate", "fashion-mnist-conv", "evaluate"),
+    ("compare", "Compare", "fashion-mnist-conv", "drag"),
 ]
 
 

@@ -67,7 +67,8 @@ def tiny_checkpoint(tiny_run, tmp_path_factory) -> Path:
 
 CHROMIUM = Path("/usr/bin/chromium")
 PAGES = {"": "Home", "Reconstruct": "Reconstruct", "Generate": "Generate", "Latent_map": "Latent map",
-         "Interpolate": "Interpolate", "Traverse": "Traverse", "Learn": "Learn", "Train": "Train", "Evaluate": "Evaluate"}
+         "Interpolate": "Interpolate", "Traverse": "Traverse", "Learn": "Learn", "Train": "Train", "Evaluate": "Evaluate",
+         "Compare": "Compare"}
 
 
 def _playwright_available() -> bool:

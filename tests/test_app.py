@@ -11,7 +11,7 @@ from conftest import REPO, fashion_available, require
 
 PAGES = ["Home.py", "pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/3_Latent_map.py",
          "pages/4_Interpolate.py", "pages/5_Traverse.py", "pages/6_Learn.py", "pages/7_Train.py",
-         "pages/8_Evaluate.py"]
+         "pages/8_Evaluate.py", "pages/9_Compare.py"]
 MODELS = ["digits-mlp", "digits-iwae", "digits-free-bits", "digits-vamp", "digits-two-level", "fashion-mnist-conv",
           "fashion-mnist-2d", "fashion-mnist-cvae", "shapes-betavae"]
 

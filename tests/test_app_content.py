@@ -699,3 +699,44 @@ def test_a_released_drag_is_offered_as_gif_and_mp4_and_a_bad_one_is_ignored():
         labels = [d.proto.label for d in at.get("download_button")]
         assert ("Your last drag, 12 frames (GIF)" in labels and "Your last drag (MP4)" in labels) == offered, (drag, labels)
     assert at.session_state["gen_drag"]["path"] == path
+
+
+# --- Compare ------------------------------------------------------------------------------------------
+
+
+def _sliders(at) -> dict:
+    (component,) = [c for c in at.get("bidi_component") if c.proto.component_name.endswith(".latent_sliders")]
+    return json.loads(component.proto.json)
+
+
+def test_compare_decodes_the_same_z_with_both_models_and_reconstructs_the_same_image(media):
+    first, data = shipped("digits-mlp")
+    at = run("pages/9_Compare.py")
+    assert at.selectbox(key="cmp_other").value == "digits-free-bits"  # the same data and latent size first, in the picker's order
+    at.selectbox(key="cmp_other").select("digits-vamp").run()
+    second, _ = shipped("digits-vamp")
+    version = at.session_state["cmp_version"]
+    z = [1.5, -1.0, 0.5, 0.0, 2.0, -0.5, 0.0, 1.0]
+    at.session_state["cmp_sliders"] = {"z": {"values": z, "version": version, "seq": 2}}
+    at.run()
+    panel = _sliders(at)
+    assert panel["caption"] == "digits-mlp" and panel["twin"]["caption"] == "digits-vamp"
+    assert_pixels_close(data_uri_pixels(panel["image"]), decoded(first.model, z)[0], "the first model's picture of z")
+    assert_pixels_close(data_uri_pixels(panel["twin"]["image"]), decoded(second.model, z)[0], "the second model's picture of z")
+    at.number_input(key="cmp_image").set_value(7).run()
+    for name, model in (("digits-mlp", first.model), ("digits-vamp", second.model)):
+        caption = next(c for c, _ in media.images(at) if c.startswith(f"{name}: reconstruction"))
+        mu, _ = posterior(model, data.test_x[7:8])
+        assert_pixels_close(downscale(media.image(at, caption), (8, 8)), decoded(model, mu)[0], f"{name}'s reconstruction")
+    traversals = [c for c, _ in media.images(at) if c.endswith("the others at 0")]
+    assert len(traversals) == 2
+
+
+def test_compare_says_when_one_z_cannot_drive_both_and_offers_a_class_for_a_conditional_model(needs_fashion):
+    at = run("pages/9_Compare.py", "fashion-mnist-2d")
+    at.selectbox(key="cmp_other").select("fashion-mnist-cvae").run()
+    assert any("fashion-mnist-2d has 2 latent dimensions and fashion-mnist-cvae 16: one z cannot drive both" in i.value
+               for i in at.info)
+    assert not [c for c in at.get("bidi_component") if c.proto.component_name.endswith(".latent_sliders")]
+    assert at.selectbox(key="cmp_label").label == "Class for fashion-mnist-cvae (conditional)"
+    assert not at.exception and not at.error

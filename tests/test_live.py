@@ -515,3 +515,32 @@ def test_a_released_drag_downloads_as_a_gif_of_its_path(page, app_url):
     assert_pixels_close(first, decoded(model, start)[0], "the drag's first frame")
     assert_pixels_close(last, decoded(model, end)[0], "the drag's last frame")
     assert len({frame.tobytes() for frame in shown}) >= 5  # it moves
+
+
+@pytest.mark.slow
+def test_compare_decodes_the_same_z_with_both_models_in_the_browser(page, app_url):
+    runtime_or_skip()
+    cut = cut_off(page)
+    page.goto(f"{app_url}/Compare?model=digits-mlp")
+    page.wait_for_function(f"() => {{ const r = ({ROOT})(); const t = r && r.querySelector('.ls-twin canvas'); "
+                           "return r && r.dataset.mode === 'browser' && t && t.dataset.mode === 'browser'; }", timeout=60_000)
+    first = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
+    second = load_checkpoint(REPO / "checkpoints" / "digits-free-bits").model  # the page's first choice for digits-mlp
+    page.locator(".ls-row input").first.scroll_into_view_if_needed()
+    dragged, move = grab_slider(page)
+    cut["on"] = True
+    for i in range(1, 16):
+        move(0.5 + 0.4 * i / 15)
+        page.wait_for_timeout(25)
+    both = page.evaluate(f"""() => {{ const r = ({ROOT})(); const read = (c) => Array.from(c.getContext('2d')
+      .getImageData(0, 0, c.width, c.height).data).filter((_, i) => i % 4 === 0);
+      const t = r.querySelector('.ls-twin canvas');
+      return {{values: r._state.values, source: r.dataset.source, twin: t.dataset.source,
+               a: read(r.querySelector('.ls-picture > canvas')), b: read(t)}}; }}""")
+    assert cut["held"] == 0 and both["source"] == "browser" and both["twin"] == "browser"
+    assert both["values"][dragged] > 1.5
+    assert_pixels_close(np.array(both["a"], np.uint8).reshape(8, 8), decoded(first, both["values"])[0], "digits-mlp's picture")
+    assert_pixels_close(np.array(both["b"], np.uint8).reshape(8, 8), decoded(second, both["values"])[0], "digits-free-bits' picture")
+    cut["on"] = False
+    page.mouse.up()
+    assert error_boxes(page) == []

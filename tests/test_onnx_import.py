@@ -136,7 +136,7 @@ def test_the_browser_graph_decodes_as_the_server(theirs, imported):
 
 
 PAGES = ["Home.py", "pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/3_Latent_map.py", "pages/4_Interpolate.py",
-         "pages/5_Traverse.py", "pages/6_Learn.py", "pages/7_Train.py", "pages/8_Evaluate.py"]
+         "pages/5_Traverse.py", "pages/6_Learn.py", "pages/7_Train.py", "pages/8_Evaluate.py", "pages/9_Compare.py"]
 
 
 @pytest.mark.parametrize("page", PAGES)

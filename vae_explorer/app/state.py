@@ -57,6 +57,37 @@ def _origin(folder: Path, group: str) -> str:
     return "imported" if (folder / "onnx.json").is_file() else "trained"
 
 
+@st.cache_data(max_entries=256, show_spinner=False)
+def _config_of(path: str, saved: float):
+    from ..checkpoints import read_config
+
+    return read_config(path)
+
+
+def image_shape_of(path: str | Path) -> list[int] | None:
+    """A checkpoint's image shape from its config.json alone (None when it cannot be read)."""
+    try:
+        return list(_config_of(str(path), stamp(path)).model.image_shape)
+    except (VaeExplorerError, OSError, ValueError):
+        return None
+
+
+def comparable_first(checkpoint: Checkpoint, names: list[str], paths: dict[str, str]) -> str:
+    """Of `names`, the model most like `checkpoint` to compare it with: the same dataset and latent
+    size first (a beta or an objective apart, or its conditional version), then the same dataset."""
+    mine = checkpoint.config
+
+    def closeness(name: str) -> tuple:
+        try:
+            config = _config_of(paths[name], stamp(paths[name]))
+        except (VaeExplorerError, OSError, ValueError):
+            return (0, 0)
+        same_data = config.data.dataset == mine.data.dataset
+        return (same_data and config.model.latent_dim == mine.model.latent_dim, same_data)
+
+    return max(names, key=closeness)  # max keeps the first of equals: the picker's order
+
+
 def interrupted_runs() -> list[tuple[str, dict]]:
     """Runs in the runs folder whose training stopped without finishing (a crash, a server restart):
     (name, training.json), newest first."""

@@ -78,10 +78,12 @@ def _browser_decoder(path: str, saved: float, _checkpoint: Checkpoint) -> dict:
             "onnx": base64.b64encode(onnx_path.read_bytes()).decode("ascii")}
 
 
-def browser_decoding(key: str, checkpoint: Checkpoint, saved: float, label: int | None = None) -> tuple[dict | None, str | None]:
+def browser_decoding(key: str, checkpoint: Checkpoint, saved: float, label: int | None = None,
+                     field: str = "live") -> tuple[dict | None, str | None]:
     """The decoder spec to hand the component `key` (None: decode on the server) and, when the
     server decodes, the one line that says why. The graph travels only until the browser reports
-    that it holds a session of these weights."""
+    (in the component's `field`: "live", or "live_twin" for a panel's second model) that it holds
+    a session of these weights."""
     if not runtime_installed():
         return None, f"Pictures are decoded on the server: the browser decoder (onnxruntime-web) is not installed; {INSTALL_HINT}."
     if not _declare("latent_sliders", "sliders.js", "sliders.css")[1]:
@@ -94,7 +96,7 @@ def browser_decoding(key: str, checkpoint: Checkpoint, saved: float, label: int 
     except (ImportError, RuntimeError):  # the exporter's own words may name server files: not shown
         return None, ("Pictures are decoded on the server: this model's decoder could not be exported to ONNX for the "
                       "browser (`vae-explorer export-onnx --model-path MODEL` shows why).")
-    said = _browser_said(key, "live", decoder["model"])
+    said = _browser_said(key, field, decoder["model"])
     if said.get("ok") is False:
         return None, f"This browser could not run the decoder ({said.get('reason') or 'unknown reason'}); pictures are decoded on the server."
     return _spec(decoder, said) | {"label": label}, None
@@ -232,22 +234,29 @@ def pending_label(key: str, version: int, classes: int) -> int | None:
 
 def latent_sliders(key: str, dims: list[dict], values: list[float], version: int, image: np.ndarray, seq: int,
                    live: dict | None = None, picture_px: int = 280, low: float = -3.0, high: float = 3.0,
-                   classes: list[str] | None = None, label: int | None = None, label_seq: int = 0) -> None:
+                   classes: list[str] | None = None, label: int | None = None, label_seq: int = 0,
+                   caption: str | None = None, twin: dict | None = None) -> None:
     """Mount the panel. `dims`: one dict per slider, in display order, with `index`, `label`,
     `title` (tooltip) and `collapsed`; `values`: the latent vector Python holds (set into the
     sliders whenever `version` changes); `image`: the picture decoded from the current values;
     `live`: what `browser_decoding` returned, or None to decode every value on the server.
     `classes` (a conditional model's class names) adds a class picker that decodes at once in the
-    page; `label` is Python's class, taken by the panel whenever `label_seq` changes."""
+    page; `label` is Python's class, taken by the panel whenever `label_seq` changes. `twin` (the
+    Compare page) draws a second model's decode of the same z beside the first: {"image": its
+    picture, "live": its `browser_decoding(..., field="live_twin")` spec, "caption"}; `caption`
+    names the first."""
     _declare("latent_sliders", "sliders.js", "sliders.css")[0](
         key=key,
         data={"dims": dims, "values": [float(v) for v in values], "version": version, "image": png_data_uri(image),
               "shape": list(image.shape[:2]), "seq": seq, "picture_px": picture_px, "low": low, "high": high,
-              "live": live, "classes": classes, "label": label, "label_seq": label_seq},
-        default={"z": None, "live": None, "label": None},
+              "live": live, "classes": classes, "label": label, "label_seq": label_seq, "caption": caption,
+              "twin": None if twin is None else {"image": png_data_uri(twin["image"]), "live": twin.get("live"),
+                                                 "caption": twin.get("caption"), "shape": list(twin["image"].shape[:2])}},
+        default={"z": None, "live": None, "label": None, "live_twin": None},
         on_z_change=lambda: None,
         on_live_change=lambda: None,
         on_label_change=lambda: None,
+        on_live_twin_change=lambda: None,
     )
 
 

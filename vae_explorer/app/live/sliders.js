@@ -37,7 +37,7 @@ export default function (component) {
     };
   }
   const state = root._state;
-  const canvas = root.querySelector("canvas");
+  const canvas = root.querySelector(".ls-picture > canvas");
   canvas.style.width = data.picture_px + "px";
   if (!state.drawn && data.shape) [canvas.height, canvas.width] = data.shape;  // (H, W) until the first picture
   root.dataset.mode = state.live ? "browser" : "server";
@@ -86,6 +86,67 @@ export default function (component) {
       report({ model: state.spec.model, ok: false, reason: why });
       schedule();
     }));
+
+  // --- a second model's picture of the same z (the Compare page): decoded beside the first -----
+  const picture = root.querySelector(".ls-picture");
+  let twinCanvas = picture.querySelector(".ls-twin canvas");
+  if (data.twin && !twinCanvas) {
+    picture.classList.add("ls-pair");
+    canvas.insertAdjacentHTML("beforebegin", '<figcaption class="ls-caption-a"></figcaption>');
+    picture.insertAdjacentHTML("beforeend", '<div class="ls-twin"><figcaption></figcaption><canvas role="img" ' +
+      'aria-label="the same latent vector decoded by the second model"></canvas></div>');
+    twinCanvas = picture.querySelector(".ls-twin canvas");
+    state.twin = { live: null, spec: null, decoding: false, again: false, reported: null, shownImage: null, drawn: 0 };
+  }
+  const twin = state.twin;
+  if (data.twin) {
+    picture.querySelector(".ls-caption-a").textContent = data.caption || "";
+    picture.querySelector(".ls-twin figcaption").textContent = data.twin.caption || "";
+    twinCanvas.style.width = data.picture_px + "px";
+    if (!twin.drawn && data.twin.shape) [twinCanvas.height, twinCanvas.width] = data.twin.shape;
+  }
+  const drawTwin = (pixels, source) => {
+    if (twinCanvas.width !== pixels.width || twinCanvas.height !== pixels.height) [twinCanvas.width, twinCanvas.height] = [pixels.width, pixels.height];
+    twinCanvas.getContext("2d").putImageData(pixels, 0, 0);
+    twinCanvas.dataset.source = source;
+    twin.drawn += 1;
+  };
+  const twinReport = (value) => {
+    const text = JSON.stringify(value);
+    if (twin.reported === text) return;
+    twin.reported = text;
+    setStateValue("live_twin", value);
+  };
+  const decodeTwin = () => {
+    if (!twin || !twin.live) return;
+    liveModule().then((module) => module.decodeLatest(twin, () => [state.values, state.label], (pixels) => drawTwin(pixels, "browser"),
+      (why) => twinReport({ model: twin.spec.model, ok: false, reason: why })));
+  };
+  if (data.twin && data.twin.live && !(twin.spec && twin.spec.model === data.twin.live.model && twin.live)) {
+    const spec = data.twin.live;
+    twin.spec = { model: spec.model, shape: spec.shape, cond_dim: spec.cond_dim };
+    liveModule().then((module) => module.attach(spec, twinReport, (loaded) => {
+      if (twin.spec.model !== spec.model) return false;
+      twin.live = loaded;
+      twinCanvas.dataset.mode = "browser";
+    }), () => twinReport({ model: spec.model, ok: false, reason: "the browser decoder could not be loaded" }));
+  } else if (data.twin && !data.twin.live && twin) {
+    twin.live = null;
+  }
+  if (data.twin && twinCanvas) twinCanvas.dataset.mode = twin.live ? "browser" : "server";
+  if (data.twin && data.twin.image && twin.shownImage !== data.twin.image && !(twin.live && state.movedSinceSend)) {
+    const uri = data.twin.image;  // Python's picture of the second model, unless the page has drawn a newer one
+    twin.shownImage = uri;
+    const image = new Image();
+    image.onload = () => {
+      if (twin.shownImage !== uri) return;
+      const scratch = document.createElement("canvas");
+      [scratch.width, scratch.height] = [image.naturalWidth, image.naturalHeight];
+      scratch.getContext("2d").drawImage(image, 0, 0);
+      drawTwin(scratch.getContext("2d").getImageData(0, 0, scratch.width, scratch.height), "server");
+    };
+    image.src = uri;
+  }
 
   // --- talking to Python ---------------------------------------------------------------------
   const send = () => {
@@ -185,6 +246,7 @@ export default function (component) {
         if (state.oldestUndrawn === null) state.oldestUndrawn = performance.now();
         state.movedSinceSend = true;
         if (state.live) decodeNow(); else schedule();
+        decodeTwin();
       });
       input.addEventListener("change", () => {  // released: Python hears the value, and the drag's path
         state.recordingClosed = true;
@@ -225,6 +287,7 @@ export default function (component) {
           syncClasses();
           state.movedSinceSend = true;
           if (state.live) decodeNow();
+          decodeTwin();
           setStateValue("label", { value: k, version: state.version });  // Python hears it for the URL and the grid
         });
         return button;
