@@ -22,7 +22,7 @@ def trained(tmp_path_factory):
 
 def test_train_writes_a_checkpoint(trained, capsys):
     assert {p.name for p in trained.iterdir()} == {"config.json", "model.safetensors", "history.json", "metrics.json",
-                                                    "optimizer.safetensors", "training.json"}
+                                                    "optimizer.safetensors", "training.json", "epochs.safetensors"}
     history = json.loads((trained / "history.json").read_text())
     assert len(history) == 1 and history[0]["epoch"] == 1
     config = json.loads((trained / "config.json").read_text())
