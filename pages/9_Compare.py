@@ -6,6 +6,8 @@ from pathlib import Path
 import streamlit as st
 
 from vae_explorer.app import state
+from vae_explorer.data import prepare_image
+from vae_explorer.errors import VaeExplorerError
 from vae_explorer.app.live import browser_decoding, latent_sliders, pending_values
 from vae_explorer.images import png_bytes, to_uint8, upscale
 from vae_explorer.latent import encode_image, encode_means, interpolate, traverse, generate
@@ -87,11 +89,19 @@ else:
 data = state.dataset_of(first)
 st.subheader("The same image")
 drawing, drawing_label = state.kept_drawing(first)
-sources = (["your drawing"] if drawing is not None else []) + ["a test image"]
-source = st.radio("Input", sources, horizontal=True, key="cmp_source") if len(sources) > 1 else sources[0]
+sources = (["your drawing"] if drawing is not None else []) + ["a test image", "an upload"]
+source = st.radio("Input", sources, horizontal=True, key="cmp_source")
 image, true_label = None, None
 if source == "your drawing":
     image, true_label = drawing, drawing_label
+elif source == "an upload":
+    upload = st.file_uploader("An image (PNG, JPEG, BMP, WebP or GIF), prepared as on the Reconstruct page",
+                              type=["png", "jpg", "jpeg", "bmp", "webp", "gif"], key="cmp_upload")
+    if upload is not None:
+        try:
+            image = prepare_image(upload.getvalue(), shape, "auto", True, name=upload.name)
+        except VaeExplorerError as exc:
+            st.error(str(exc))
 elif data is not None:
     index = st.number_input("Test image", 0, len(data.test_x) - 1, 0, key="cmp_image")
     image, true_label = data.test_x[index], int(data.test_y[index])

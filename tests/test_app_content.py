@@ -740,3 +740,23 @@ def test_compare_says_when_one_z_cannot_drive_both_and_offers_a_class_for_a_cond
     assert not [c for c in at.get("bidi_component") if c.proto.component_name.endswith(".latent_sliders")]
     assert at.selectbox(key="cmp_label").label == "Class for fashion-mnist-cvae (conditional)"
     assert not at.exception and not at.error
+
+
+def test_compare_reconstructs_the_same_upload_with_both_models(media):
+    from vae_explorer.data.uploads import prepare_image
+
+    first, _ = shipped("digits-mlp")
+    second, _ = shipped("digits-two-level")
+    at = run("pages/9_Compare.py")
+    at.selectbox(key="cmp_other").select("digits-two-level")
+    at.radio(key="cmp_source").set_value("an upload").run()
+    at.file_uploader(key="cmp_upload").set_value(("ring.png", _png("ring"), "image/png")).run()
+    assert not at.exception and not at.error
+    x = prepare_image(_png("ring"), (1, 8, 8))
+    assert np.array_equal(downscale(media.image(at, "the input"), (8, 8)), as_pixels(x[None])[0])
+    for name, model in (("digits-mlp", first.model), ("digits-two-level", second.model)):
+        caption = next(c for c, _ in media.images(at) if c.startswith(f"{name}: reconstruction"))
+        mu, _ = posterior(model, x[None])
+        assert_pixels_close(downscale(media.image(at, caption), (8, 8)), decoded(model, mu)[0], f"{name}'s reconstruction")
+    at.file_uploader(key="cmp_upload").set_value(("notes.png", b"not an image", "image/png")).run()
+    assert [e.value for e in at.error] == ["notes.png is not an image this app can read; upload a PNG, JPEG, BMP, WebP or GIF image."]

@@ -361,3 +361,18 @@ def test_a_graph_that_points_at_files_outside_is_refused_from_a_zip(weights, tmp
     with pytest.raises(CheckpointError) as error:
         import_checkpoint_zip(buffer.getvalue(), "sneaky.zip", tmp_path / "uploads")
     assert str(error.value).startswith("sneaky.zip: onnx_decoder.onnx: the decoder keeps its weights in a separate file"), str(error.value)
+
+
+def test_a_zip_of_a_pair_that_does_not_fit_names_no_server_folder(weights, tmp_path):
+    w_mu, w_logvar, w = weights
+    e, d = write(tmp_path / "files", encoder_bytes(w_mu, w_logvar), decoder_bytes(w))
+    out, _ = import_onnx(e, d, tmp_path / "run", "digits")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in ("config.json", "onnx.json", "onnx_encoder.onnx"):
+            archive.write(out / name, name)
+        archive.writestr("onnx_decoder.onnx", decoder_bytes(np.zeros((5, 64))))  # takes 5 latent dimensions, not 3
+    with pytest.raises(CheckpointError) as error:
+        import_checkpoint_zip(buffer.getvalue(), "mixed.zip", tmp_path / "uploads")
+    assert str(error.value) == ("mixed.zip: onnx_encoder.onnx and onnx_decoder.onnx: the encoder gives 3 latent dimensions but "
+                                "the decoder takes 5; export an encoder and decoder of the same model; import the ONNX pair again.")

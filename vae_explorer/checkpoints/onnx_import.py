@@ -162,7 +162,7 @@ def load_imported(path: Path, config: RunConfig):
     try:
         pair, model = check_pair(*graphs, config.model.image_shape, output, config.model.class_names)
     except OnnxPairError as exc:
-        which = {"encoder": path / ENCODER_GRAPH, "decoder": path / DECODER_GRAPH}.get(exc.role, path)
+        which = {"encoder": path / ENCODER_GRAPH, "decoder": path / DECODER_GRAPH}.get(exc.role, f"{path / ENCODER_GRAPH} and {DECODER_GRAPH}")
         raise CheckpointError(f"{which}: {exc}; import the ONNX pair again.") from None
     if pair.latent_dim != config.model.latent_dim:
         raise CheckpointError(f"{path / CONFIG_FILE} says latent_dim {config.model.latent_dim} but the graphs have "
