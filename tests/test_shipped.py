@@ -2,6 +2,8 @@
 
 import dataclasses
 
+import numpy as np
+
 import pytest
 
 from conftest import REPO, fashion_available, require
@@ -57,3 +59,16 @@ def test_what_the_prior_checkpoints_are_shipped_to_show():
         assert model.metrics["neg_elbo"] < plain.metrics["neg_elbo"] and model.metrics["iwae_nll"] < plain.metrics["iwae_nll"]
         assert model.metrics["fid"] < plain.metrics["fid"]
     assert vamp.metrics["active_units"] == 8 > plain.metrics["active_units"]
+
+
+@pytest.mark.parametrize("name", ["digits-iwae", "digits-free-bits", "digits-vamp", "digits-two-level"])
+def test_the_newer_shipped_runs_carry_their_epoch_replay(name):
+    from vae_explorer.checkpoints import read_epoch_frames
+
+    checkpoint = load_checkpoint(REPO / "checkpoints" / name)
+    frames = read_epoch_frames(checkpoint.path)
+    assert [f["epoch"] for f in frames] == list(range(checkpoint.config.train.epochs + 1))
+    from vae_explorer.latent import sample_prior
+
+    final = np.rint(sample_prior(checkpoint.model, 8, seed=0).numpy() * 255)
+    assert np.abs(frames[-1]["samples"].astype(int) - final.astype(int)).max() <= 1  # the last frame is the shipped model's
