@@ -54,7 +54,7 @@ def epochs_map_figure(frames: list[dict], names: list[str], colours: list[str]) 
         height=440, margin=dict(l=10, r=10, t=40, b=10), title="test images in latent space (top-2 PCA)",
         xaxis=dict(range=[-span[0], span[0]]), yaxis=dict(range=[-span[1], span[1]]),
         sliders=[dict(active=len(frames) - 1, steps=steps, currentvalue=dict(prefix="epoch "), pad=dict(t=30))],
-        updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.12, xanchor="left", yanchor="top",
+        updatemenus=[dict(type="buttons", showactive=False, x=1, y=1.02, xanchor="right", yanchor="bottom",  # clear of the slider
                           buttons=[dict(label="▶ play", method="animate",
                                         args=[None, dict(frame=dict(duration=500, redraw=True), fromcurrent=False, transition=dict(duration=0))])])])
     return figure
