@@ -41,8 +41,9 @@ def emit(**message) -> None:
 class Preview:
     """The fixed test images whose reconstructions and latent scatter the page shows as a model learns."""
 
-    def __init__(self, model, data, images: int = 8):
+    def __init__(self, model, data, images: int = 8, frames: list[dict] | None = None):
         self.model, self.data, self.last, self.class_names = model, data, 0.0, list(data.class_names)
+        self.frames = frames if frames is not None else []  # the run's saved epoch frames: reused, not computed again
         self.x, self.y = data.test_x[:images], data.test_y[:images]
 
     def due(self) -> bool:
@@ -65,7 +66,9 @@ class Preview:
                 reconstructions = self.model.reconstruct(self.x.to(device), self.y.to(device) if conditional else None).cpu()
         finally:
             self.model.train(was_training)
-        frame = epoch_frame(self.model, self.data, epoch or 0)  # the codes on the PCA plane, the fixed-z samples
+        # the codes on the PCA plane and the fixed-z samples: at an epoch's end, the frame the run just saved
+        saved = self.frames[-1] if epoch is not None and self.frames and self.frames[-1]["epoch"] == epoch else None
+        frame = saved or epoch_frame(self.model, self.data, epoch or 0)
         strip = png_bytes(torch.cat([self.x, reconstructions]), nrow=len(self.x), min_cell=48)
         samples = torch.from_numpy(frame["samples"]).float() / 255.0
         emit(event="preview", strip_png=base64.b64encode(strip).decode("ascii"), scatter=frame["scatter"].round(4).tolist(),
@@ -123,7 +126,7 @@ def train_job(spec: dict, stop: Stop) -> None:
     skipped = skipped_message(run.data)
     if skipped:
         emit(event="status", status="loading", warning=skipped[0].upper() + skipped[1:])
-    preview = Preview(run.model, run.data)
+    preview = Preview(run.model, run.data, frames=run.frames)
     for record in run.history:  # a resumed run: its curves start at epoch 1
         emit(event="epoch", record=record)
     emit(event="status", status="running", message="Training…")

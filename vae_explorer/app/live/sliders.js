@@ -63,20 +63,22 @@ export default function (component) {
     }
   };
 
-  const drawServerImage = (uri) => {  // Python's picture (a PNG data URI), drawn into the same canvas
-    if (!uri || state.shownImage === uri) return;
-    state.shownImage = uri;
+  const loadPicture = (uri, holder, done) => {  // a PNG data URI as ImageData, unless `holder` was given a newer one meanwhile
+    holder.shownImage = uri;
     const image = new Image();
     image.onload = () => {
-      if (state.shownImage !== uri) return;  // a newer picture came meanwhile
+      if (holder.shownImage !== uri) return;
       const scratch = document.createElement("canvas");
-      scratch.width = image.naturalWidth;
-      scratch.height = image.naturalHeight;
+      [scratch.width, scratch.height] = [image.naturalWidth, image.naturalHeight];
       const context = scratch.getContext("2d");
       context.drawImage(image, 0, 0);
-      draw(context.getImageData(0, 0, scratch.width, scratch.height), "server");
+      done(context.getImageData(0, 0, scratch.width, scratch.height));
     };
     image.src = uri;
+  };
+  const drawServerImage = (uri) => {  // Python's picture, drawn into the same canvas
+    if (!uri || state.shownImage === uri) return;
+    loadPicture(uri, state, (pixels) => draw(pixels, "server"));
   };
 
   const decodeNow = () => liveModule().then((module) => module.decodeLatest(state, () => [state.values, state.label],
@@ -135,17 +137,8 @@ export default function (component) {
   }
   if (data.twin && twinCanvas) twinCanvas.dataset.mode = twin.live ? "browser" : "server";
   if (data.twin && data.twin.image && twin.shownImage !== data.twin.image && !(twin.live && state.movedSinceSend)) {
-    const uri = data.twin.image;  // Python's picture of the second model, unless the page has drawn a newer one
-    twin.shownImage = uri;
-    const image = new Image();
-    image.onload = () => {
-      if (twin.shownImage !== uri) return;
-      const scratch = document.createElement("canvas");
-      [scratch.width, scratch.height] = [image.naturalWidth, image.naturalHeight];
-      scratch.getContext("2d").drawImage(image, 0, 0);
-      drawTwin(scratch.getContext("2d").getImageData(0, 0, scratch.width, scratch.height), "server");
-    };
-    image.src = uri;
+    // Python's picture of the second model, unless the page has drawn a newer one
+    loadPicture(data.twin.image, twin, (pixels) => drawTwin(pixels, "server"));
   }
 
   // --- talking to Python ---------------------------------------------------------------------
