@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -12,6 +15,11 @@ from vae_explorer import DataConfig, ModelConfig, RunConfig, TrainConfig, build_
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = bool(os.environ.get("CI"))
+# How long a test waits for a state (a server up, a page drawn, a training finished) before it calls
+# it hung. Generous on purpose: a busy 2-core machine must never cross it; no test measures speed
+# (benchmarks/ do).
+PATIENCE_S = 600
+PATIENCE_MS = PATIENCE_S * 1000
 
 # Tests never try to download a dataset, and the feature classifiers they train stay out of ~/.cache.
 os.environ.setdefault("VAE_EXPLORER_OFFLINE", "1")
@@ -63,6 +71,40 @@ def tiny_checkpoint(tiny_run, tmp_path_factory) -> Path:
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", model, config, history)
 
 
+# --- the wheel `pip install .` makes (test_packaging.py, test_install.py): built once per run ----------
+
+def source_files() -> list[str]:
+    """The files a commit of this tree would hold (tracked, and new ones git does not ignore), as
+    paths relative to the repository."""
+    try:
+        listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                                capture_output=True, check=True, timeout=PATIENCE_S).stdout.decode().split("\0")
+    except (OSError, subprocess.CalledProcessError):
+        listed = []
+    require(bool(listed), "git and the clone's .git folder (the packaging tests compare the wheel with the tracked files)")
+    return sorted(name for name in listed if name and (REPO / name).is_file())
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel of this tree, built as `pip install .` builds it, from a copy holding only the files
+    a commit would (plus the browser decoder's runtime where `npm ci` installed it), so nothing else
+    lying in the clone can slip into it or hide its absence."""
+    from vae_explorer.app.live import RUNTIME_FILES
+
+    root = tmp_path_factory.mktemp("wheel")
+    live = Path("vae_explorer/app/live")
+    runtime = [str(live / name) for name in RUNTIME_FILES if (REPO / live / name).is_file()]
+    for name in source_files() + runtime:
+        (root / "source" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, root / "source" / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(root / "dist"),
+                            str(root / "source")], capture_output=True, text=True, timeout=PATIENCE_S)
+    assert built.returncode == 0, built.stderr
+    (path,) = (root / "dist").glob("vae_explorer-*.whl")
+    return path
+
+
 # --- the browser tests' app and Chromium (test_browser.py, test_live.py): one of each per run --------
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -110,6 +152,7 @@ def browser(app_url):
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    context.set_default_timeout(PATIENCE_MS)  # clicks and waits without a timeout of their own
     page = context.new_page()
     yield page
     context.close()
@@ -117,8 +160,8 @@ def page(browser):
 
 def open_page(page, app_url: str, path: str, model: str = "digits-mlp"):
     page.goto(f"{app_url}/{path}?model={model}")
-    page.get_by_role("heading", name=PAGES[path] if path else "vae-explorer").first.wait_for(timeout=60_000)
-    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.get_by_role("heading", name=PAGES[path] if path else "vae-explorer").first.wait_for(timeout=PATIENCE_MS)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=PATIENCE_MS)
     page.wait_for_timeout(500)
 
 
@@ -132,7 +175,7 @@ MAP_ROOT = """() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).f
 
 def map_position(page, index: int | None = None, fraction: tuple[float, float] | None = None) -> tuple[float, float]:
     """Where on the page the latent map draws test image `index` (or a fraction of its width and height)."""
-    page.wait_for_function(f"() => {{ const r = ({MAP_ROOT})(); return r && Number(r.dataset.points) > 0; }}", timeout=60_000)
+    page.wait_for_function(f"() => {{ const r = ({MAP_ROOT})(); return r && Number(r.dataset.points) > 0; }}", timeout=PATIENCE_MS)
     box = page.evaluate(f"() => {{ const b = ({MAP_ROOT})().querySelector('.lm-map').getBoundingClientRect(); return [b.x, b.y, b.width, b.height]; }}")
     if index is None:
         return box[0] + box[2] * fraction[0], box[1] + box[3] * fraction[1]

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import PATIENCE_S, REPO
 from vae_explorer.config import SECTIONS
 
 README = (REPO / "README.md").read_text()
@@ -33,7 +33,7 @@ def test_quick_start_runs(tmp_path):
         argv = shlex.split(command)
         assert argv[0] == "vae-explorer"
         result = subprocess.run([sys.executable, "-m", "vae_explorer", *argv[1:]], cwd=tmp_path, env=env, capture_output=True,
-                                text=True, timeout=300)
+                                text=True, timeout=PATIENCE_S)
         assert result.returncode == 0, result.stderr
     assert (tmp_path / "samples.png").stat().st_size > 1000
     assert (tmp_path / "runs" / "quickstart" / "model.safetensors").is_file()
@@ -56,7 +56,7 @@ async def _open_home(base: str) -> tuple[int, list[str], list[str]]:
         kinds, headings = [], []
         while True:
             message = ForwardMsg()
-            message.ParseFromString(await asyncio.wait_for(ws.recv(), 120))
+            message.ParseFromString(await asyncio.wait_for(ws.recv(), PATIENCE_S))
             if message.WhichOneof("type") == "delta" and message.delta.WhichOneof("type") == "new_element":
                 element = message.delta.new_element
                 kinds.append(element.WhichOneof("type"))
@@ -78,7 +78,7 @@ def test_app_command_serves_the_app(tmp_path):
     commands = [c.strip() for c in block_after("app").split("&&")]
     assert commands == ["pip install -r requirements.txt", NPM_SETUP, "streamlit run Home.py"]
     with running_app() as (base, _):  # the same command, on a free loopback port
-        with urllib.request.urlopen(f"{base}/", timeout=5) as response:
+        with urllib.request.urlopen(f"{base}/", timeout=PATIENCE_S) as response:
             assert b"<html" in response.read().lower()
         status, kinds, headings = asyncio.run(_open_home(base))
     assert status == 0, f"the home page's run ended with status {status}"  # 0: finished successfully
@@ -86,10 +86,12 @@ def test_app_command_serves_the_app(tmp_path):
     assert kinds.count("imgs") == 1  # the samples from the prior
 
 
-def test_ci_runs_the_readme_test_command():
-    command = block_after("tests")
+def test_ci_runs_the_readme_commands_in_a_fresh_virtual_environment():
+    venv, command = block_after("venv"), block_after("tests")
+    assert venv == "python3 -m venv .venv && . .venv/bin/activate"
     assert command == f"pip install -r requirements.txt && {NPM_SETUP} && python -m pytest -q"
-    assert command in (REPO / ".ci" / "run").read_text().splitlines()
+    lines = (REPO / ".ci" / "run").read_text().splitlines()
+    assert venv in lines and command in lines and lines.index(venv) < lines.index(command)
 
 
 def test_every_config_key_is_documented():

@@ -53,9 +53,13 @@ def start_app(port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
                             cwd=app_dir(), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def wait_until_healthy(base: str, timeout: float = 60.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+def wait_until_healthy(base: str, timeout: float = 600.0, server: subprocess.Popen | None = None) -> None:
+    """Wait until the app at `base` answers. The cap is generous (a busy machine starts it slowly);
+    a `server` process that ends first fails at once."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server is not None and server.poll() is not None:
+            raise RuntimeError(f"the app at {base} ended (status {server.returncode}) before it answered")
         try:
             with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
                 if response.read() == b"ok":
@@ -72,7 +76,7 @@ def running_app(env: dict[str, str] | None = None) -> Iterator[tuple[str, subpro
     server = start_app(port, env)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(base)
+        wait_until_healthy(base, server=server)
         yield base, server
     finally:
         server.terminate()
