@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO, fashion_available, require
+from conftest import PATIENCE_S, REPO, fashion_available, require
 
 PAGES = ["Home.py", "pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/3_Latent_map.py",
          "pages/4_Interpolate.py", "pages/5_Traverse.py", "pages/6_Learn.py", "pages/7_Train.py",
@@ -19,7 +19,7 @@ MODELS = ["digits-mlp", "digits-iwae", "digits-free-bits", "digits-vamp", "digit
 def open_page(page: str, model: str = "digits-mlp") -> AppTest:
     if model.startswith("fashion"):
         require(fashion_available(), "Fashion-MNIST (apt-get install dataset-fashion-mnist)")
-    at = AppTest.from_file(str(REPO / page), default_timeout=180)
+    at = AppTest.from_file(str(REPO / page), default_timeout=PATIENCE_S)
     at.query_params["model"] = model
     return at.run()
 
@@ -89,7 +89,7 @@ def test_generate_buttons_and_dragged_values():
 
 
 def test_generate_reads_a_shared_url():
-    at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=PATIENCE_S)
     at.query_params["model"] = "digits-mlp"
     at.query_params["z"] = "0.5,-1,2,0,0,0,0,9"
     at.run()
@@ -104,7 +104,7 @@ def test_generate_reads_a_shared_url():
     ("abc", "The z in this link could not be read (it should be numbers separated by commas); starting from zero."),
 ])
 def test_a_link_with_a_z_that_cannot_be_used_says_so_in_one_line(z, notice):
-    at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=PATIENCE_S)
     at.query_params.update({"model": "digits-mlp", "z": z})
     at.run()
     assert_clean(at)
@@ -115,7 +115,7 @@ def test_a_link_with_a_z_that_cannot_be_used_says_so_in_one_line(z, notice):
 
 @pytest.mark.parametrize("name", ["../../etc", "no-such-model", "x`y*"])
 def test_a_link_naming_a_model_the_server_lacks_says_so_and_shows_the_default(name):
-    at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=PATIENCE_S)
     at.query_params["model"] = name
     at.run()
     assert_clean(at)
@@ -171,12 +171,12 @@ def test_uploading_a_checkpoint_zip(tiny_checkpoint, tmp_path, monkeypatch):
 
 
 def test_selections_round_trip_through_the_url():
-    at = AppTest.from_file(str(REPO / "pages/5_Traverse.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "pages/5_Traverse.py"), default_timeout=PATIENCE_S)
     at.query_params.update({"model": "digits-mlp", "trav_dims": "1,3", "trav_steps": "7"})
     at.run()
     assert_clean(at)
     assert at.session_state["trav_dims"] == [1, 3] and at.session_state["trav_steps"] == 7
-    at = AppTest.from_file(str(REPO / "pages/3_Latent_map.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "pages/3_Latent_map.py"), default_timeout=PATIENCE_S)
     at.query_params.update({"model": "digits-mlp", "map_method": "t-SNE", "map_perplexity": "999"})  # 999: out of range
     at.run()
     assert_clean(at)
@@ -214,7 +214,7 @@ def test_presentation_mode_enlarges_type_and_pictures_and_is_kept_in_the_link():
         (component,) = [c for c in at.get("bidi_component") if c.proto.component_name.endswith(".latent_sliders")]
         return json.loads(component.proto.json)
 
-    at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=PATIENCE_S)
     at.query_params.update({"model": "digits-mlp", "present": "1"})
     at.run()
     assert_clean(at)

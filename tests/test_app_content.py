@@ -12,7 +12,7 @@ from safetensors.numpy import load_file
 from scipy.stats import norm
 from sklearn.decomposition import PCA
 
-from conftest import REPO, fashion_available, require
+from conftest import PATIENCE_S, REPO, fashion_available, require
 from pictures import (Media, as_pixels, assert_pixels_close, data_uri_pixels, decoded, downscale, plotly_spec, plotly_values,
                       posterior, tiles)
 from streamlit.testing.v1 import AppTest
@@ -29,7 +29,7 @@ def media(monkeypatch):
 def run(page: str, model: str = "digits-mlp", **params) -> AppTest:
     if model.startswith("fashion"):
         require(fashion_available(), "Fashion-MNIST (apt-get install dataset-fashion-mnist)")
-    at = AppTest.from_file(str(REPO / page), default_timeout=180)
+    at = AppTest.from_file(str(REPO / page), default_timeout=PATIENCE_S)
     at.query_params.update({"model": model, **params})
     at.run()
     assert not at.exception, [e.message for e in at.exception]
@@ -586,7 +586,7 @@ def test_learn_shows_how_a_checkpoint_s_dimensions_learned_when_its_history_hold
     monkeypatch.setattr(state, "TRAINED_DIR", tmp_path / "runs")
     shutil.copytree(tiny_checkpoint, tmp_path / "runs" / "tiny")
     history = load_checkpoint(tmp_path / "runs" / "tiny").history
-    at = AppTest.from_file(str(REPO / "pages/6_Learn.py"), default_timeout=180)
+    at = AppTest.from_file(str(REPO / "pages/6_Learn.py"), default_timeout=PATIENCE_S)
     at.query_params["model"] = "tiny"
     at.run()
     assert not at.exception, [e.message for e in at.exception]
@@ -672,14 +672,14 @@ def test_the_drawing_is_an_end_point_on_interpolate_and_a_star_on_the_latent_map
     drawing = {"model": str(checkpoint.path), "shape": [1, 8, 8], "image": torch.from_numpy(grey), "label": None}
     with torch.no_grad():
         mu = checkpoint.model.encode(torch.from_numpy(grey)[None]).mean[0].numpy()
-    at = AppTest.from_file(str(REPO / "pages/4_Interpolate.py"), default_timeout=180)
+    at = AppTest.from_file(str(REPO / "pages/4_Interpolate.py"), default_timeout=PATIENCE_S)
     at.session_state["drawing"] = drawing
     at.run()
     at.checkbox(key="interp_drawing_A").check().run()
     assert not at.exception and "A: your drawing" in [i for e in at.get("image") for i in e.captions]
     walk = next(json.loads(c.proto.json) for c in at.get("bidi_component") if c.proto.component_name.endswith(".interpolation_walk"))
     assert np.allclose(walk["a"], mu, atol=1e-5)
-    at = AppTest.from_file(str(REPO / "pages/3_Latent_map.py"), default_timeout=180)
+    at = AppTest.from_file(str(REPO / "pages/3_Latent_map.py"), default_timeout=PATIENCE_S)
     at.session_state["drawing"] = drawing
     at.run()
     assert not at.exception and at.sidebar.checkbox(key="map_drawing").value

@@ -9,7 +9,7 @@ import pytest
 
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO
+from conftest import PATIENCE_S, REPO
 from vae_explorer.app import state
 
 
@@ -20,7 +20,7 @@ def runs(tmp_path, monkeypatch) -> Path:
 
 
 def train_page(state: dict | None = None, **values) -> AppTest:
-    at = AppTest.from_file(str(REPO / "pages/7_Train.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO / "pages/7_Train.py"), default_timeout=PATIENCE_S)
     for key, value in (state or {}).items():  # what a person typed before the page is tested
         at.session_state[key] = value
     at.run()
@@ -37,7 +37,7 @@ def submit(at: AppTest, label: str) -> AppTest:
     return at.run()
 
 
-def wait_until_finished(at: AppTest, timeout: float = 60.0):
+def wait_until_finished(at: AppTest, timeout: float = PATIENCE_S):
     job = at.session_state["train_job"]
     deadline = time.time() + timeout
     while not job.snapshot().finished and time.time() < deadline:
@@ -64,7 +64,7 @@ def test_one_epoch_from_the_form_makes_a_checkpoint_every_page_opens(runs):
     assert "my-first-VAE" in at.sidebar.selectbox[0].options[-1] or any(
         "my-first-VAE" in o for o in at.sidebar.selectbox[0].options)
     for page in ("pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/5_Traverse.py"):
-        other = AppTest.from_file(str(REPO / page), default_timeout=120)
+        other = AppTest.from_file(str(REPO / page), default_timeout=PATIENCE_S)
         other.query_params["model"] = "my-first-VAE"
         other.run()
         assert not other.exception and not other.error, page
@@ -74,7 +74,7 @@ def test_one_epoch_from_the_form_makes_a_checkpoint_every_page_opens(runs):
 def test_stop_keeps_what_was_learned(runs):
     at = submit(train_page(train_name="stopped", **{"train__train__epochs": 5000}), "Start training")
     job = at.session_state["train_job"]
-    deadline = time.time() + 30
+    deadline = time.time() + PATIENCE_S
     while job.snapshot().step < 10 and time.time() < deadline:
         time.sleep(0.05)
     at.run()
@@ -92,7 +92,7 @@ def test_bad_form_values_give_one_clear_message(runs):
     at = submit(train_page(train_name="digits-mlp"), "Start training")
     assert "named digits-mlp already exists; choose another name" in at.error[0].value
     at = submit(train_page({"train__data__dataset": "nope"}, train_name="x"), "Start training")
-    assert at.session_state["train_job"].join(30) is None
+    assert at.session_state["train_job"].join(PATIENCE_S) is None
     at.run()
     assert "unknown dataset 'nope'" in at.error[0].value
     assert not runs.exists() or not any(runs.iterdir())

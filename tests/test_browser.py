@@ -9,7 +9,7 @@ import io
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import PAGES, REPO, error_boxes, map_position, open_page
+from conftest import PAGES, PATIENCE_MS, REPO, error_boxes, map_position, open_page
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", list(PAGES))
@@ -46,7 +46,7 @@ def test_uploads_good_bad_and_huge(page, app_url, tmp_path):
         (tmp_path / name).write_bytes(data)
     page.locator("[data-testid='stFileUploaderDropzoneInput'][multiple]").first.set_input_files(
         [str(tmp_path / name) for name in files])
-    page.get_by_text("reconstruction", exact=True).first.wait_for(timeout=30_000)
+    page.get_by_text("reconstruction", exact=True).first.wait_for(timeout=PATIENCE_MS)
     page.wait_for_timeout(1000)
     errors = " ".join(error_boxes(page))
     assert "notes.png is not an image" in errors
@@ -71,7 +71,7 @@ def test_clicking_the_latent_map_shows_the_image(page, app_url):
     wanted = int(np.flatnonzero(data.test_y.numpy() == 2)[5])  # the sixth dot of the third class
     open_page(page, app_url, "Latent_map")
     page.mouse.click(*map_position(page, wanted))
-    page.get_by_text("its reconstruction").wait_for(timeout=30_000)
+    page.get_by_text("its reconstruction").wait_for(timeout=PATIENCE_MS)
     label = page.locator("[data-testid='stMarkdownContainer']", has_text=re.compile(r"Test image \d+")).first.inner_text()
     index, name = re.match(r"Test image (\d+): (.+)", label).groups()
     index = int(index)
@@ -91,7 +91,7 @@ def test_interpolation_moves_and_downloads_a_png(page, app_url, tmp_path):
     page.get_by_label("Image B: test image").fill("7")
     page.get_by_label("Image B: test image").press("Enter")
     page.wait_for_function("(src) => document.querySelectorAll(\"[data-testid='stImage'] img\")[2].src !== src", arg=before,
-                           timeout=30_000)
+                           timeout=PATIENCE_MS)
     with page.expect_download() as download:
         page.get_by_role("button", name="Download (PNG)").click()
     path = tmp_path / "interpolation.png"
@@ -107,10 +107,10 @@ def test_train_one_epoch_then_explore_it(page, app_url, runs_dir):
     page.get_by_role("spinbutton", name="Epochs", exact=True).fill("1")
     page.get_by_role("textbox", name="Save as").fill("browser run")
     page.get_by_role("button", name="Start training").click()
-    page.get_by_text("saved as browser-run").wait_for(timeout=60_000)
+    page.get_by_text("saved as browser-run").wait_for(timeout=PATIENCE_MS)
     assert (runs_dir / "browser-run" / "model.safetensors").is_file()
     page.get_by_role("button", name="Explore it").click()
-    page.get_by_role("heading", name="Reconstruct").first.wait_for(timeout=60_000)
-    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.get_by_role("heading", name="Reconstruct").first.wait_for(timeout=PATIENCE_MS)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=PATIENCE_MS)
     assert "model=browser-run" in page.url
     assert page.locator("[data-testid='stException'], [data-testid='stAlertContentError']").count() == 0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CHROMIUM, REPO, require
+from conftest import CHROMIUM, PATIENCE_MS, PATIENCE_S, REPO, require
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 
@@ -33,7 +33,7 @@ def proxied(tmp_path_factory):
 def _status(url: str, cookie: str) -> int:
     request = urllib.request.Request(url, headers={"Cookie": f"vae_explorer_browser={cookie}"})
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=PATIENCE_S) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
@@ -52,7 +52,7 @@ async def _home_picture(base: str, cookie: str) -> str:
         await ws.send(request.SerializeToString())
         while True:
             message = ForwardMsg()
-            message.ParseFromString(await asyncio.wait_for(ws.recv(), 120))
+            message.ParseFromString(await asyncio.wait_for(ws.recv(), PATIENCE_S))
             if message.WhichOneof("type") == "delta" and message.delta.WhichOneof("type") == "new_element":
                 element = message.delta.new_element
                 if element.WhichOneof("type") == "imgs":
@@ -68,7 +68,7 @@ def test_each_browser_stays_on_the_process_that_holds_its_pictures(proxied):
     others = [_status(picture, uuid.uuid4().hex) for _ in range(24)]
     assert set(others) == {200, 404}, others
     # a first visit gets its cookie from nginx
-    with urllib.request.urlopen(f"{proxied}/", timeout=30) as response:
+    with urllib.request.urlopen(f"{proxied}/", timeout=PATIENCE_S) as response:
         assert response.headers["Set-Cookie"].startswith("vae_explorer_browser=")
 
 
@@ -98,7 +98,7 @@ def test_a_browser_decodes_in_the_page_through_the_proxy(proxied):
             page = browser.new_page()
             page.goto(f"{proxied}/Generate?model=digits-mlp")
             page.wait_for_function(f"() => {{ const r = ({ROOT})(); return r && r.dataset.mode === 'browser'; }}",
-                                   timeout=60_000)
+                                   timeout=PATIENCE_MS)
             assert page.context.cookies()[0]["name"] == "vae_explorer_browser"
         finally:
             browser.close()

@@ -7,7 +7,7 @@ import sys
 import pytest
 from PIL import Image
 
-from conftest import REPO
+from conftest import PATIENCE_S, REPO
 from vae_explorer.cli import main
 
 
@@ -98,7 +98,7 @@ def test_generate_errors(trained, tmp_path, capsys):
 
 def test_python_dash_m_entry_point(tmp_path):
     result = subprocess.run([sys.executable, "-m", "vae_explorer", "train", "--epochs", "0"], capture_output=True,
-                            text=True, cwd=tmp_path, timeout=120)
+                            text=True, cwd=tmp_path, timeout=PATIENCE_S)
     assert result.returncode == 2
     assert "train.epochs" in result.stderr and "Traceback" not in result.stderr
 
@@ -121,7 +121,7 @@ def test_importing_the_package_changes_no_process_wide_state():
             "torch.get_float32_matmul_precision()); import vae_explorer, vae_explorer.cli, vae_explorer.runs.jobs; "
             "after = (gc.isenabled(), gc.get_freeze_count(), dict(os.environ), torch.get_float32_matmul_precision()); "
             "assert after == before, (before, after)")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=PATIENCE_S)
 
 
 def test_train_resume_and_names(tmp_path, monkeypatch, capsys):

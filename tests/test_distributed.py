@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import PATIENCE_S
 from vae_explorer import load_checkpoint
 
 TRAIN = ["train", "--dataset", "digits", "--latent-dim", "4", "--epochs", "3", "--batch-size", "64", "--device", "cpu", "--quiet"]
@@ -18,7 +19,7 @@ TRAIN = ["train", "--dataset", "digits", "--latent-dim", "4", "--epochs", "3", "
 
 def torchrun(*argv: str, processes: int = 2) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--standalone",
-                           "-m", "vae_explorer", *argv], capture_output=True, text=True, timeout=300)
+                           "-m", "vae_explorer", *argv], capture_output=True, text=True, timeout=PATIENCE_S)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def runs(tmp_path_factory):
     two = torchrun(*TRAIN, "--out", str(folder / "two"))
     assert two.returncode == 0, two.stderr[-3000:]
     one = subprocess.run([sys.executable, "-m", "vae_explorer", *TRAIN, "--out", str(folder / "one")], capture_output=True,
-                         text=True, timeout=300)
+                         text=True, timeout=PATIENCE_S)
     assert one.returncode == 0, one.stderr[-3000:]
     return folder, two, one
 
@@ -94,7 +95,7 @@ def test_a_stop_decided_on_rank_0_ends_every_process(tmp_path):
     context = mp.start_processes(_train_one_rank, args=(2, port, str(tmp_path)), nprocs=2, join=False, start_method="spawn")
     import time
 
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + PATIENCE_S
     while not context.join(timeout=5):  # True once both have ended; a process left waiting would hang here
         if time.monotonic() > deadline:
             for process in context.processes:

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import REPO, TINY_DATA, TINY_MODEL
+from conftest import PATIENCE_S, REPO, TINY_DATA, TINY_MODEL
 from vae_explorer import RunConfig, TrainConfig, build_model, fit_to_data, load_checkpoint, load_dataset
 from vae_explorer.checkpoints import read_epoch_frames
 from vae_explorer.latent import encode_means, sample_prior
@@ -62,7 +62,7 @@ def test_the_learn_page_replays_a_saved_run(run_folder, monkeypatch):
     from vae_explorer.app import state
 
     monkeypatch.setattr(state, "TRAINED_DIR", run_folder.parent)
-    at = AppTest.from_file(str(REPO / "pages/6_Learn.py"), default_timeout=180)
+    at = AppTest.from_file(str(REPO / "pages/6_Learn.py"), default_timeout=PATIENCE_S)
     at.query_params["model"] = "replayed"
     at.run()
     assert not at.exception and not at.error

@@ -11,6 +11,7 @@ import time
 import pytest
 import torch
 
+from conftest import PATIENCE_S
 from vae_explorer import load_checkpoint, save_checkpoint
 
 SAVER = textwrap.dedent("""
@@ -35,7 +36,7 @@ def test_killing_the_process_during_a_save_leaves_a_loadable_checkpoint(tmp_path
     target = tmp_path / "ckpt"
     process = subprocess.Popen([sys.executable, "-c", SAVER, str(target)], stdout=subprocess.PIPE, text=True)
     assert process.stdout.readline().strip() == "ready"
-    deadline = time.time() + 60
+    deadline = time.time() + PATIENCE_S
     while not (target / "config.json").exists() and time.time() < deadline:
         time.sleep(0.01)
     time.sleep(delay)  # lands somewhere inside one of the repeated saves

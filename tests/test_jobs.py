@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from conftest import TINY_DATA, TINY_MODEL
+from conftest import PATIENCE_S, TINY_DATA, TINY_MODEL
 from vae_explorer import RunConfig, TrainConfig, load_checkpoint
 from vae_explorer.errors import ConfigError
 from vae_explorer.runs.jobs import SweepJob, TrainingJob, run_folder
@@ -17,7 +17,7 @@ from vae_explorer.runs.jobs import SweepJob, TrainingJob, run_folder
 QUICK = RunConfig(TINY_DATA, TINY_MODEL, TrainConfig(epochs=2, batch_size=32, seed=0, device="cpu"))
 
 
-def finish(job, timeout=90.0):
+def finish(job, timeout=PATIENCE_S):
     job.join(timeout)
     snap = job.snapshot()
     assert snap.finished, snap
@@ -48,7 +48,7 @@ def test_a_training_job_for_the_app_leaves_the_browser_decoder_ready(tmp_path):
     from vae_explorer.checkpoints import weights_sha1
     from vae_explorer.checkpoints.onnx import DECODER_FILE, recorded_weights
 
-    snap = finish(TrainingJob(QUICK, tmp_path / "run", export_onnx=True).start(), timeout=180)
+    snap = finish(TrainingJob(QUICK, tmp_path / "run", export_onnx=True).start())
     assert snap.status == "done", snap.message
     graph = tmp_path / "run" / DECODER_FILE  # the first page to open the model finds it: no export then
     assert recorded_weights(graph) == weights_sha1(tmp_path / "run")
@@ -60,7 +60,7 @@ def test_a_training_job_for_the_app_leaves_the_browser_decoder_ready(tmp_path):
 def test_stop_keeps_what_was_learned(tmp_path):
     config = RunConfig(TINY_DATA, TINY_MODEL, TrainConfig(epochs=10_000, batch_size=16, device="cpu"))
     job = TrainingJob(config, tmp_path / "long").start()
-    deadline = time.time() + 60
+    deadline = time.time() + PATIENCE_S
     while job.snapshot().step < 20 and time.time() < deadline:
         time.sleep(0.05)
     job.stop()
@@ -91,7 +91,7 @@ def test_two_jobs_at_once_match_one_alone_bit_for_bit(tmp_path):
 
 
 def _worker_pid(job) -> int:
-    deadline = time.time() + 30
+    deadline = time.time() + PATIENCE_S
     while job._process is None and time.time() < deadline:
         time.sleep(0.02)
     return job._process.pid
@@ -100,7 +100,7 @@ def _worker_pid(job) -> int:
 def test_a_killed_training_is_interrupted_and_resumes_to_the_end(tmp_path):
     config = RunConfig(TINY_DATA, TINY_MODEL, TrainConfig(epochs=40, batch_size=16, device="cpu"))
     job = TrainingJob(config, tmp_path / "killed").start()
-    deadline = time.time() + 60
+    deadline = time.time() + PATIENCE_S
     while len(job.snapshot().history) < 2 and time.time() < deadline:
         time.sleep(0.02)
     os.kill(_worker_pid(job), signal.SIGKILL)  # as the OOM killer or a power cut would
@@ -120,7 +120,7 @@ def test_a_killed_training_is_interrupted_and_resumes_to_the_end(tmp_path):
 def test_a_server_that_goes_away_leaves_an_interrupted_run(tmp_path):
     config = RunConfig(TINY_DATA, TINY_MODEL, TrainConfig(epochs=10_000, batch_size=16, device="cpu"))
     job = TrainingJob(config, tmp_path / "orphan").start()
-    deadline = time.time() + 60
+    deadline = time.time() + PATIENCE_S
     while not job.snapshot().history and time.time() < deadline:
         time.sleep(0.02)
     _worker_pid(job)

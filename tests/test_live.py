@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import REPO, error_boxes, open_page, require
+from conftest import PATIENCE_MS, PATIENCE_S, REPO, error_boxes, open_page, require
 from pictures import assert_pixels_close, decoded
 from vae_explorer import load_checkpoint
 
@@ -65,7 +65,7 @@ def grab_slider(page):
 
 def wait_for_mode(page, mode: str) -> None:
     page.wait_for_function(f"() => {{ const r = ({ROOT})(); return r && r.dataset.mode === '{mode}' && r._state.drawn > 0; }}",
-                           timeout=60_000)
+                           timeout=PATIENCE_MS)
 
 
 @pytest.mark.slow
@@ -88,11 +88,11 @@ def test_a_drag_is_decoded_in_the_browser_with_the_server_cut_off_and_settles_on
     assert_pixels_close(pixels, decoded(model, state["values"])[0], "the browser's picture in mid-drag")
     cut["on"] = False
     page.mouse.up()  # released: Python hears the value, and answers with its own picture
-    page.wait_for_function(f"() => ({ROOT})().dataset.source === 'server'", timeout=30_000)
+    page.wait_for_function(f"() => ({ROOT})().dataset.source === 'server'", timeout=PATIENCE_MS)
     state, pixels = shown(page)
     assert state["values"][dragged] > 2.0 and [v for i, v in enumerate(state["values"]) if i != dragged] == [0.0] * 7
     assert_pixels_close(pixels, decoded(model, state["values"])[0], "the settled picture")
-    page.wait_for_function(f"() => location.search.includes('z={state['values'][0]:.2f}')", timeout=10_000)
+    page.wait_for_function(f"() => location.search.includes('z={state['values'][0]:.2f}')", timeout=PATIENCE_MS)
     assert error_boxes(page) == []
 
 
@@ -108,11 +108,11 @@ def test_the_browser_decodes_a_known_z_as_python_does(page, app_url, model_name,
     if label is not None:
         wait_for_mode(page, "browser")
         page.locator(".ls-classes button", has_text="Sneaker").click()
-        page.wait_for_function(f"() => ({ROOT})()._state.label === {label}", timeout=30_000)
+        page.wait_for_function(f"() => ({ROOT})()._state.label === {label}", timeout=PATIENCE_MS)
     wait_for_mode(page, "browser")
     z = np.random.default_rng(3).uniform(-2.5, 2.5, model.latent_dim).round(2).tolist()
     page.evaluate(SET_VALUES, z)
-    page.wait_for_function(f"() => ({ROOT})().dataset.source === 'browser'", timeout=10_000)
+    page.wait_for_function(f"() => ({ROOT})().dataset.source === 'browser'", timeout=PATIENCE_MS)
     page.wait_for_timeout(200)
     state, pixels = shown(page)
     assert state["values"] == z
@@ -129,13 +129,13 @@ def test_a_conditional_model_s_class_switches_in_the_browser_before_python_answe
     open_page(page, app_url, "Generate", model="fashion-mnist-cvae")
     wait_for_mode(page, "browser")
     page.wait_for_timeout(500)
-    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=PATIENCE_MS)
     model = load_checkpoint(REPO / "checkpoints" / "fashion-mnist-cvae").model
     cut["on"] = True
     for k in (7, 1, 9):  # Sneaker, Trouser, Ankle boot
         drawn = page.evaluate(f"() => ({ROOT})()._state.drawn")
         page.locator(".ls-classes button").nth(k).click()
-        page.wait_for_function(f"(n) => ({ROOT})()._state.drawn > n && !({ROOT})()._state.decoding", arg=drawn, timeout=10_000)
+        page.wait_for_function(f"(n) => ({ROOT})()._state.drawn > n && !({ROOT})()._state.decoding", arg=drawn, timeout=PATIENCE_MS)
         state, pixels = shown(page)
         assert state["source"] == "browser"
         assert_pixels_close(pixels, decoded(model, state["values"], k)[0], f"class {k}, drawn with the server cut off")
@@ -151,7 +151,7 @@ def test_without_webassembly_the_page_says_so_and_the_server_decodes(browser, ap
     try:
         open_page(page, app_url, "Generate")
         notice = page.get_by_text("This browser could not run the decoder")
-        notice.wait_for(timeout=30_000)
+        notice.wait_for(timeout=PATIENCE_MS)
         assert "this browser has no WebAssembly" in notice.inner_text() and "decoded on the server" in notice.inner_text()
         wait_for_mode(page, "server")
         model = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
@@ -187,7 +187,7 @@ def test_the_graph_handed_to_the_browser_decodes_as_the_model_and_travels_once()
     from streamlit.testing.v1 import AppTest
 
     runtime_or_skip()
-    at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=180)
+    at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=PATIENCE_S)
     at.query_params["model"] = "digits-mlp"
     at.run()
     live = _panel(at)["live"]
@@ -216,7 +216,7 @@ def test_without_the_runtime_installed_the_page_says_how_to_install_it(monkeypat
     import vae_explorer.app.live as live
 
     monkeypatch.setattr(live, "RUNTIME_FILES", ("node_modules/not-installed.mjs",))
-    at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=180)
+    at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=PATIENCE_S)
     at.query_params["model"] = "digits-mlp"
     at.run()
     assert _panel(at)["live"] is None
@@ -238,7 +238,7 @@ def test_the_walk_from_a_to_b_draws_the_point_at_t_in_the_browser(page, app_url)
 
     runtime_or_skip()
     open_page(page, app_url, "Interpolate")
-    page.wait_for_function(f"() => {{ const r = ({WALK})(); return r && r.dataset.mode === 'browser'; }}", timeout=60_000)
+    page.wait_for_function(f"() => {{ const r = ({WALK})(); return r && r.dataset.mode === 'browser'; }}", timeout=PATIENCE_MS)
     checkpoint = load_checkpoint(REPO / "checkpoints" / "digits-mlp")
     data = load_dataset(checkpoint.config.data)
     mu, _ = posterior(checkpoint.model, data.test_x[:2])  # the page's A and B: test images 0 and 1
@@ -250,7 +250,7 @@ def test_the_walk_from_a_to_b_draws_the_point_at_t_in_the_browser(page, app_url)
         page.locator(".lp-method input[value='%s']" % method).check()
         page.evaluate(f"""() => {{ const r = ({WALK})(); const s = r.querySelector('input[type=range]');
           s.value = '{t}'; s.dispatchEvent(new Event('input', {{bubbles: true}})); }}""")
-        page.wait_for_function(f"() => ({WALK})().dataset.source === 'browser'", timeout=10_000)
+        page.wait_for_function(f"() => ({WALK})().dataset.source === 'browser'", timeout=PATIENCE_MS)
         page.wait_for_timeout(150)
         shown = page.evaluate(read)
         assert (shown["t"], shown["method"]) == (t, method)
@@ -259,7 +259,7 @@ def test_the_walk_from_a_to_b_draws_the_point_at_t_in_the_browser(page, app_url)
     # released: Python hears t and the path, for the URL
     page.locator(".lp-t input").dispatch_event("change")
     page.wait_for_function("() => location.search.includes('interp_t=1.00') && location.search.includes('interp_path=slerp')",
-                           timeout=10_000)
+                           timeout=PATIENCE_MS)
     assert error_boxes(page) == []
 
 
@@ -275,7 +275,7 @@ def test_pointing_at_the_pca_plane_decodes_the_place_under_the_pointer(page, app
 
     runtime_or_skip()
     open_page(page, app_url, "Generate")
-    page.wait_for_function(f"() => {{ const r = ({GRID})(); return r && r.dataset.mode === 'browser'; }}", timeout=60_000)
+    page.wait_for_function(f"() => {{ const r = ({GRID})(); return r && r.dataset.mode === 'browser'; }}", timeout=PATIENCE_MS)
     checkpoint = load_checkpoint(REPO / "checkpoints" / "digits-mlp")
     mu, _ = posterior(checkpoint.model, load_dataset(checkpoint.config.data).test_x)
     coords, directions, pca = pca_reference(mu)
@@ -307,7 +307,7 @@ def test_pointing_at_the_latent_map_decodes_dots_and_empty_places_with_the_serve
     runtime_or_skip()
     cut = cut_off(page)
     open_page(page, app_url, "Latent_map")
-    page.wait_for_function(f"() => {{ const r = ({MAP_ROOT})(); return r && r.dataset.mode === 'browser'; }}", timeout=60_000)
+    page.wait_for_function(f"() => {{ const r = ({MAP_ROOT})(); return r && r.dataset.mode === 'browser'; }}", timeout=PATIENCE_MS)
     checkpoint = load_checkpoint(REPO / "checkpoints" / "digits-mlp")
     data = load_dataset(checkpoint.config.data)
     mu, _ = posterior(checkpoint.model, data.test_x)
@@ -319,12 +319,12 @@ def test_pointing_at_the_latent_map_decodes_dots_and_empty_places_with_the_serve
     def point_at(x, y):
         drawn = page.evaluate(read)["drawn"]
         page.mouse.move(x, y)
-        page.wait_for_function(f"(n) => {{ const s = ({MAP_ROOT})()._state; return s.drawn > n && !s.decoding; }}", arg=drawn, timeout=10_000)
+        page.wait_for_function(f"(n) => {{ const s = ({MAP_ROOT})()._state; return s.drawn > n && !s.decoding; }}", arg=drawn, timeout=PATIENCE_MS)
         shown = page.evaluate(read)
         return shown, np.array(shown["pixels"], dtype=np.uint8).reshape(8, 8, 4)[..., 0]
 
     page.wait_for_timeout(500)  # the page's report that it holds the model and the points, and Python's answer
-    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=PATIENCE_MS)
     cut["on"] = True
     for index in (5, 100):  # a dot: its reconstruction, the decode of its posterior mean
         shown, pixels = point_at(*map_position(page, index))
@@ -377,7 +377,7 @@ def test_a_failing_export_is_reported_in_one_line_without_the_exporter_s_words(m
         raise RuntimeError("torch.onnx failed in /srv/secret/site-packages/torch/onnx/_internal.py")
 
     monkeypatch.setattr(live, "_browser_decoder", failing)
-    at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=180)
+    at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=PATIENCE_S)
     at.query_params["model"] = "digits-mlp"
     at.run()
     assert _panel(at)["live"] is None and not at.exception
@@ -429,7 +429,7 @@ def test_drawing_is_encoded_and_decoded_in_the_browser_while_the_server_is_cut_o
     runtime_or_skip()
     cut = cut_off(page)
     open_page(page, app_url, "Reconstruct")
-    page.wait_for_function(f"() => {{ const r = ({PAD})(); return r && r.dataset.mode === 'browser'; }}", timeout=60_000)
+    page.wait_for_function(f"() => {{ const r = ({PAD})(); return r && r.dataset.mode === 'browser'; }}", timeout=PATIENCE_MS)
     page.locator(".dp-canvas").scroll_into_view_if_needed()
     model = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
     cut["on"] = True
@@ -443,12 +443,12 @@ def test_drawing_is_encoded_and_decoded_in_the_browser_while_the_server_is_cut_o
     assert seen["input"].max() == 255 and seen["input"].min() == 0  # the stroke is in the input, on black
     cut["on"] = False
     page.mouse.up()  # the stroke ends: Python hears the drawing and shows its samples
-    page.get_by_text("six samples z ~ q(z|x) of your drawing, decoded").wait_for(timeout=30_000)
+    page.get_by_text("six samples z ~ q(z|x) of your drawing, decoded").wait_for(timeout=PATIENCE_MS)
     assert cut["held"] == 0
     # undo leaves a blank pad: encoded as the blank image
     page.get_by_role("button", name="Undo").click()
     page.wait_for_function(f"() => ({PAD})().dataset.encoded > {seen['encoded']} && "
-                           f"({PAD_STATE})().input.every(v => v === 0)", timeout=10_000)
+                           f"({PAD_STATE})().input.every(v => v === 0)", timeout=PATIENCE_MS)
     blank = pad_state(page)
     assert np.allclose(blank["mu"], python_encoding(model, np.zeros((8, 8), np.uint8))[0], atol=1e-4)
     assert error_boxes(page) == []
@@ -461,12 +461,12 @@ def test_without_webassembly_the_server_encodes_each_stroke_and_a_touch_draws(br
     page = context.new_page()
     try:
         open_page(page, app_url, "Reconstruct")
-        page.wait_for_function(f"() => ({PAD})()", timeout=60_000)
+        page.wait_for_function(f"() => ({PAD})()", timeout=PATIENCE_MS)
         pad = page.locator(".dp-canvas")
         pad.scroll_into_view_if_needed()
         box = pad.bounding_box()
         page.touchscreen.tap(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)  # a finger: a dot
-        page.wait_for_function(f"() => ({PAD})().dataset.source === 'server'", timeout=30_000)
+        page.wait_for_function(f"() => ({PAD})().dataset.source === 'server'", timeout=PATIENCE_MS)
         page.wait_for_timeout(500)  # the server's pictures load as images
         model = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
         state = pad_state(page)
@@ -499,7 +499,7 @@ def test_a_released_drag_downloads_as_a_gif_of_its_path(page, app_url):
         page.wait_for_timeout(30)
     page.mouse.up()
     button = page.get_by_role("button", name="frames (GIF)")
-    button.wait_for(timeout=30_000)
+    button.wait_for(timeout=PATIENCE_MS)
     frames_said = int(button.inner_text().split(",")[1].split()[0])
     with page.expect_download() as download:
         button.click()
@@ -523,7 +523,7 @@ def test_compare_decodes_the_same_z_with_both_models_in_the_browser(page, app_ur
     cut = cut_off(page)
     page.goto(f"{app_url}/Compare?model=digits-mlp")
     page.wait_for_function(f"() => {{ const r = ({ROOT})(); const t = r && r.querySelector('.ls-twin canvas'); "
-                           "return r && r.dataset.mode === 'browser' && t && t.dataset.mode === 'browser'; }", timeout=60_000)
+                           "return r && r.dataset.mode === 'browser' && t && t.dataset.mode === 'browser'; }", timeout=PATIENCE_MS)
     first = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
     second = load_checkpoint(REPO / "checkpoints" / "digits-free-bits").model  # the page's first choice for digits-mlp
     page.locator(".ls-row input").first.scroll_into_view_if_needed()
