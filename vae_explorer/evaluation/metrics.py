@@ -119,7 +119,7 @@ def evaluate_with_gaps(model: VAE, data: Dataset, k: int = 100, beta: float = 1.
     device = next(model.parameters()).device
     metrics, mu = basic_metrics(model, data, beta, seed)
     y = data.test_y if model.cond_dim else None
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # noise drawn on the CPU: the same figures on every device
     elbo_k, iwae = [], []
     chunk = max(1, batch_size * 10 // max(k, 1))  # about batch_size*10 decoded images at a time
     for start in range(0, len(data.test_x), chunk):

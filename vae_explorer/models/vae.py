@@ -98,8 +98,13 @@ class VAE(nn.Module):
 
     @staticmethod
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z = mu + sigma * eps with eps ~ N(0, I) (Kingma & Welling, section 2.4)."""
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        """z = mu + sigma * eps with eps ~ N(0, I) (Kingma & Welling, section 2.4).
+
+        eps is drawn where `generator` lives, else on mu's device: a CPU generator gives the same
+        eps for the same seed whatever device the model is on (evaluation draws there, so a metric
+        does not depend on where it ran); training keeps a generator on its own device."""
+        device = mu.device if generator is None else generator.device
+        eps = torch.randn(mu.shape, generator=generator, device=device, dtype=mu.dtype).to(mu.device)
         return mu + eps * torch.exp(0.5 * logvar)
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
