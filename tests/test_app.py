@@ -30,7 +30,7 @@ def assert_clean(at: AppTest) -> None:
     assert at.title, "the page drew no title: it did not run (a page that fails to compile draws nothing, and no exception)"
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", [m if m == "digits-mlp" else pytest.param(m, marks=pytest.mark.slow) for m in MODELS])
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_with_every_shipped_model(page, model):
     at = open_page(page, model)

@@ -338,6 +338,7 @@ def test_latent_map_of_every_image_puts_the_test_images_first_and_names_a_traini
     assert_pixels_close(downscale(media.image(at, "the image"), (8, 8)), as_pixels(data.train_x[5:6])[0], "training image 5")
 
 
+@pytest.mark.slow
 def test_latent_map_umap_is_computed_in_the_background_then_shown():
     from vae_explorer.latent.maps import map_files
 

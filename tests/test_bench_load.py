@@ -2,10 +2,14 @@
 
 import sys
 
+import pytest
+
 from conftest import REPO, require
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from app_load import protocol_load_test  # noqa: E402
+
+pytestmark = pytest.mark.slow  # the load benchmark's sessions
 
 
 def test_two_protocol_sessions_drag_and_open_pages():

@@ -11,7 +11,9 @@ from PIL import Image, ImageDraw
 
 from conftest import PAGES, PATIENCE_MS, REPO, error_boxes, map_position, open_page
 
-@pytest.mark.slow
+pytestmark = pytest.mark.slow  # a browser per module: the full suite, not the fast tier
+
+
 @pytest.mark.parametrize("path", list(PAGES))
 def test_every_page_opens_without_an_error(page, app_url, path):
     open_page(page, app_url, path)
@@ -36,7 +38,6 @@ def _png(draw=True, size=(120, 90)) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.slow
 def test_uploads_good_bad_and_huge(page, app_url, tmp_path):
     from test_preprocess import png_header_only
 
@@ -57,7 +58,6 @@ def test_uploads_good_bad_and_huge(page, app_url, tmp_path):
     assert error_boxes(page) == []
 
 
-@pytest.mark.slow
 def test_clicking_the_latent_map_shows_the_image(page, app_url):
     import re
 
@@ -83,7 +83,6 @@ def test_clicking_the_latent_map_shows_the_image(page, app_url):
     assert_pixels_close(downscale(shown["its reconstruction"], (8, 8)), decoded(checkpoint.model, mu)[0], "its reconstruction")
 
 
-@pytest.mark.slow
 def test_interpolation_moves_and_downloads_a_png(page, app_url, tmp_path):
     open_page(page, app_url, "Interpolate")
     strip = page.locator("[data-testid='stImage'] img").nth(2)

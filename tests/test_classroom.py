@@ -17,6 +17,9 @@ import pytest
 
 from conftest import CHROMIUM, PATIENCE_MS, PATIENCE_S, REPO, require
 
+pytestmark = pytest.mark.slow  # two app processes behind nginx
+
+
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 
@@ -59,7 +62,6 @@ async def _home_picture(base: str, cookie: str) -> str:
                     return element.imgs.imgs[0].url
 
 
-@pytest.mark.slow
 def test_each_browser_stays_on_the_process_that_holds_its_pictures(proxied):
     mine = uuid.uuid4().hex
     picture = proxied + asyncio.run(_home_picture(proxied, mine))
@@ -72,7 +74,6 @@ def test_each_browser_stays_on_the_process_that_holds_its_pictures(proxied):
         assert response.headers["Set-Cookie"].startswith("vae_explorer_browser=")
 
 
-@pytest.mark.slow
 def test_sessions_through_the_proxy_drag_and_open_pages_without_errors(proxied):
     from app_load import protocol_load_test
 
@@ -81,7 +82,6 @@ def test_sessions_through_the_proxy_drag_and_open_pages_without_errors(proxied):
     assert len(result["round_trips"]) >= 4 and len(result["page_opens"]) >= 8
 
 
-@pytest.mark.slow
 def test_a_browser_decodes_in_the_page_through_the_proxy(proxied):
     from vae_explorer.app.live import runtime_installed
 

@@ -71,6 +71,7 @@ def test_shapes_factors_are_right():
     assert a.sum() == pytest.approx(b.sum(), rel=0.05) and np.abs(a - b).sum() > 10  # rotation moves pixels, keeps area
 
 
+@pytest.mark.slow
 def test_shapes_dataset_carries_factors():
     data = load_dataset(DataConfig(dataset="shapes"))
     check_dataset(data, (1, 32, 32), 3)

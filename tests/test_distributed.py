@@ -14,6 +14,8 @@ import pytest
 from conftest import PATIENCE_S
 from vae_explorer import load_checkpoint
 
+pytestmark = pytest.mark.slow  # torchrun processes
+
 TRAIN = ["train", "--dataset", "digits", "--latent-dim", "4", "--epochs", "3", "--batch-size", "64", "--device", "cpu", "--quiet"]
 
 

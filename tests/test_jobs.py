@@ -78,6 +78,7 @@ def test_a_failure_is_a_message_not_a_crash(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow
 def test_two_jobs_at_once_match_one_alone_bit_for_bit(tmp_path):
     jobs = [TrainingJob(QUICK, tmp_path / f"run{i}").start() for i in range(2)]
     for job in jobs:
@@ -97,6 +98,7 @@ def _worker_pid(job) -> int:
     return job._process.pid
 
 
+@pytest.mark.slow
 def test_a_killed_training_is_interrupted_and_resumes_to_the_end(tmp_path):
     config = RunConfig(TINY_DATA, TINY_MODEL, TrainConfig(epochs=40, batch_size=16, device="cpu"))
     job = TrainingJob(config, tmp_path / "killed").start()

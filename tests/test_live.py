@@ -15,6 +15,9 @@ from conftest import PATIENCE_MS, PATIENCE_S, REPO, error_boxes, open_page, requ
 from pictures import assert_pixels_close, decoded
 from vae_explorer import load_checkpoint
 
+pytestmark = pytest.mark.slow  # a browser per module: the full suite, not the fast tier
+
+
 ROOT = """() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)
   .map(r => r.querySelector('.ls-root')).find(Boolean)"""
 CANVAS = f"""() => {{ const root = ({ROOT})(); const c = root.querySelector('canvas');
@@ -68,7 +71,6 @@ def wait_for_mode(page, mode: str) -> None:
                            timeout=PATIENCE_MS)
 
 
-@pytest.mark.slow
 def test_a_drag_is_decoded_in_the_browser_with_the_server_cut_off_and_settles_on_python(page, app_url):
     runtime_or_skip()
     cut = cut_off(page)
@@ -96,7 +98,6 @@ def test_a_drag_is_decoded_in_the_browser_with_the_server_cut_off_and_settles_on
     assert error_boxes(page) == []
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("model_name, label", [("fashion-mnist-conv", None), ("fashion-mnist-cvae", 7)])
 def test_the_browser_decodes_a_known_z_as_python_does(page, app_url, model_name, label):
     from conftest import fashion_available
@@ -119,7 +120,6 @@ def test_the_browser_decodes_a_known_z_as_python_does(page, app_url, model_name,
     assert_pixels_close(pixels, decoded(model, z, label)[0], f"{model_name}'s picture decoded in the browser")
 
 
-@pytest.mark.slow
 def test_a_conditional_model_s_class_switches_in_the_browser_before_python_answers(page, app_url):
     from conftest import fashion_available
 
@@ -143,7 +143,6 @@ def test_a_conditional_model_s_class_switches_in_the_browser_before_python_answe
     assert cut["held"] == 3, "one message per switch (the class, for Python), and the picture did not wait for an answer"
 
 
-@pytest.mark.slow
 def test_without_webassembly_the_page_says_so_and_the_server_decodes(browser, app_url):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.add_init_script("delete globalThis.WebAssembly")
@@ -228,7 +227,6 @@ WALK = """() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).filte
   .map(r => r.querySelector('.lp-root')).find(Boolean)"""
 
 
-@pytest.mark.slow
 def test_the_walk_from_a_to_b_draws_the_point_at_t_in_the_browser(page, app_url):
     import torch
 
@@ -267,7 +265,6 @@ GRID = """() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).filte
   .map(r => r.querySelector('.lg-root')).find(Boolean)"""
 
 
-@pytest.mark.slow
 def test_pointing_at_the_pca_plane_decodes_the_place_under_the_pointer(page, app_url):
     from pictures import posterior
     from test_app_content import pca_reference
@@ -297,7 +294,6 @@ def test_pointing_at_the_pca_plane_decodes_the_place_under_the_pointer(page, app
         assert_pixels_close(pixels, decoded(checkpoint.model, z)[0], f"the point under the pointer at cell ({col}, {row})")
 
 
-@pytest.mark.slow
 def test_pointing_at_the_latent_map_decodes_dots_and_empty_places_with_the_server_cut_off(page, app_url):
     from conftest import MAP_ROOT, map_position
     from pictures import posterior
@@ -346,7 +342,6 @@ def test_pointing_at_the_latent_map_decodes_dots_and_empty_places_with_the_serve
     assert error_boxes(page) == []
 
 
-@pytest.mark.slow
 def test_the_browser_s_inverse_normal_cdf_and_slerp_match_scipy_and_torch(page, app_url):
     import torch
     from scipy.stats import norm
@@ -424,7 +419,6 @@ def python_encoding(model, grey: np.ndarray):
     return q.mean[0].numpy(), q.stddev[0].numpy()
 
 
-@pytest.mark.slow
 def test_drawing_is_encoded_and_decoded_in_the_browser_while_the_server_is_cut_off(page, app_url):
     runtime_or_skip()
     cut = cut_off(page)
@@ -454,7 +448,6 @@ def test_drawing_is_encoded_and_decoded_in_the_browser_while_the_server_is_cut_o
     assert error_boxes(page) == []
 
 
-@pytest.mark.slow
 def test_without_webassembly_the_server_encodes_each_stroke_and_a_touch_draws(browser, app_url):
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, has_touch=True)
     context.add_init_script("delete globalThis.WebAssembly")
@@ -481,7 +474,6 @@ def test_without_webassembly_the_server_encodes_each_stroke_and_a_touch_draws(br
         context.close()
 
 
-@pytest.mark.slow
 def test_a_released_drag_downloads_as_a_gif_of_its_path(page, app_url):
     import io
 
@@ -517,7 +509,6 @@ def test_a_released_drag_downloads_as_a_gif_of_its_path(page, app_url):
     assert len({frame.tobytes() for frame in shown}) >= 5  # it moves
 
 
-@pytest.mark.slow
 def test_compare_decodes_the_same_z_with_both_models_in_the_browser(page, app_url):
     runtime_or_skip()
     cut = cut_off(page)

@@ -1,6 +1,10 @@
 """The tutorial notebook runs top to bottom on a CPU and shows what each step promises."""
 
+import pytest
+
 from conftest import PATIENCE_S, REPO, require
+
+pytestmark = pytest.mark.slow  # a Jupyter kernel runs the whole tutorial
 
 NOTEBOOK = REPO / "notebooks" / "vae_tutorial.ipynb"
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import REPO, fashion_available, require
+from conftest import PATIENCE_S, REPO, fashion_available, require
 from vae_explorer import load_checkpoint
 from vae_explorer.checkpoints import decoder_onnx, import_checkpoint_zip, weights_sha1
 from vae_explorer.checkpoints.onnx_import import import_onnx
@@ -146,7 +146,7 @@ def test_every_page_opens_on_the_imported_model(page, imported, monkeypatch):
     from vae_explorer.app import state
 
     monkeypatch.setattr(state, "TRAINED_DIR", imported.parent)
-    at = AppTest.from_file(str(REPO / page), default_timeout=180)
+    at = AppTest.from_file(str(REPO / page), default_timeout=PATIENCE_S)
     at.query_params["model"] = "theirs"
     at.run()
     assert not at.exception, [e.message for e in at.exception]

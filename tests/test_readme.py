@@ -66,7 +66,6 @@ async def _open_home(base: str) -> tuple[int, list[str], list[str]]:
                 return message.script_finished, kinds, headings
 
 
-@pytest.mark.slow
 def test_app_command_serves_the_app(tmp_path):
     """`streamlit run Home.py` from the README starts, and its home page runs to the end without an
     exception or an error box, showing the model."""
