@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 
 import numpy as np
 import torch
@@ -40,6 +41,8 @@ def open_image(data: bytes, name: str = "the file"):
         raise ImageError(f"{name} is not an image this app can read; upload a PNG, JPEG, BMP, WebP or GIF image.") from None
     except Image.DecompressionBombError:
         raise ImageError(f"{name} is too large to decode safely; upload an image under {MAX_PIXELS // 1_000_000} megapixels.") from None
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error):  # a format's reader gave up on its header
+        raise ImageError(f"{name} is damaged or truncated and cannot be decoded; upload the image again or another one.") from None
     width, height = image.size
     if width * height > MAX_PIXELS:  # checked from the header, before any pixel is decoded
         raise ImageError(f"{name} is {width}x{height} pixels, over the {MAX_PIXELS // 1_000_000} megapixel limit; upload a smaller image.")
