@@ -90,10 +90,14 @@ def check_pair(encoder: bytes, decoder: bytes, image_shape, output: str, class_n
     if output not in OUTPUTS:
         raise OnnxPairError(f"output must be logits or probabilities, not {output!r}", "decoder")
     pair = OnnxPair.from_bytes(encoder, decoder)
-    if pair.latent_dim > MAX_LATENT:
-        raise OnnxPairError(f"the latent size is {pair.latent_dim}; vae-explorer explores codes of up to {MAX_LATENT} dimensions", "pair")
-    pair.check_image_shape(image_shape)
-    return pair, onnx_model(pair, image_shape, output, class_names)
+    try:
+        if pair.latent_dim > MAX_LATENT:
+            raise OnnxPairError(f"the latent size is {pair.latent_dim}; vae-explorer explores codes of up to {MAX_LATENT} dimensions", "pair")
+        pair.check_image_shape(image_shape)
+        return pair, onnx_model(pair, image_shape, output, class_names)
+    except BaseException:  # its process is stopped now, not when the refused pair is collected
+        pair.close()
+        raise
 
 
 def import_onnx(encoder: str | Path, decoder: str | Path, out: str | Path, dataset: str, output: str = "logits",
@@ -115,7 +119,10 @@ def import_onnx(encoder: str | Path, decoder: str | Path, out: str | Path, datas
                               "give one name per class, in the dataset's order.")
     try:
         pair, model = check_pair(enc_bytes, dec_bytes, data.image_shape, output, names)
-        notes = _probe(pair, model, data, output)
+        try:
+            notes = _probe(pair, model, data, output)
+        finally:  # the pair was run to be checked; the folder is opened again by whoever explores it
+            pair.close()
     except OnnxPairError as exc:
         which = {"encoder": encoder.name, "decoder": decoder.name}.get(exc.role, f"{encoder.name} and {decoder.name}")
         raise CheckpointError(f"{which}: {exc}.") from None
@@ -161,6 +168,8 @@ def load_imported(path: Path, config: RunConfig):
         graphs.append((path / name).read_bytes())
     try:
         pair, model = check_pair(*graphs, config.model.image_shape, output, config.model.class_names)
+        if pair.latent_dim != config.model.latent_dim:
+            pair.close()
     except OnnxPairError as exc:
         which = {"encoder": path / ENCODER_GRAPH, "decoder": path / DECODER_GRAPH}.get(exc.role, f"{path / ENCODER_GRAPH} and {DECODER_GRAPH}")
         raise CheckpointError(f"{which}: {exc}; import the ONNX pair again.") from None

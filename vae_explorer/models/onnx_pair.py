@@ -7,7 +7,13 @@ The contract (README, "Bring your own model"):
   z_mean and logvar / log_var / z_log_var, or else the first two in order;
 - decoder: one float32 input z (batch, D); its first output holds C*H*W numbers per image,
   (batch, C, H, W) or flat: Bernoulli logits, or probabilities with `output="probabilities"`.
-A batch dimension fixed at export (say 1) is honoured by running batches of that size.
+A batch dimension fixed at export (say 1, at most MAX_FIXED_BATCH) is honoured by running batches of
+that size.
+
+A graph is untrusted: weights kept in another file (which could name any file on the server) and
+control flow (Loop, Scan, If: a loop can run for ever, and an encoder or decoder needs none) are
+refused when it is parsed, and it runs only in a child process under a memory and a time limit
+(models/graph_process.py), a batch at a time in chunks sized to take well under that limit.
 
     pair = OnnxPair.from_bytes(encoder_bytes, decoder_bytes)  # raises OnnxPairError naming the problem
     model = onnx_model(pair, image_shape=(1, 28, 28), output="logits")  # a WrappedVAE
@@ -15,19 +21,25 @@ A batch dimension fixed at export (say 1) is honoured by running batches of that
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from ..errors import VaeExplorerError
 from .external import WrappedVAE, wrap_model
+from .graph_process import GraphProcess, GraphProcessError
 
 # operator domains onnxruntime provides; a node in any other (not a function of the graph itself) is a custom operator
 STANDARD_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}
 MEAN_NAMES, LOGVAR_NAMES = ("mu", "mean", "z_mean", "loc"), ("logvar", "log_var", "z_log_var", "log_variance")
+MAX_FIXED_BATCH = 1024  # a batch dimension fixed at export beyond this is refused: each chunk would be that large
+CHUNK_SECONDS = 0.5  # a batch is run in chunks of about this long, well under graph_process.RUN_TIMEOUT_S
+MAX_CHUNK_ROWS, MAX_CHUNK_VALUES = 4096, 1 << 24  # and at most this many rows, and values (64 MB) per output
 
 
-class OnnxPairError(ValueError):
+class OnnxPairError(VaeExplorerError):
     """A graph breaks the contract; the message is a sentence for the file's owner ("the encoder ...") and
     `role` says whose file is at fault: "encoder", "decoder" or "pair" (the two do not fit each other)."""
 
@@ -38,28 +50,48 @@ class OnnxPairError(ValueError):
 
 @dataclass
 class Graph:
-    """One checked graph and its onnxruntime session."""
+    """One checked graph, run in the pair's child process."""
 
-    session: object  # onnxruntime.InferenceSession, made from the graph's bytes (no file paths, no external data)
+    process: GraphProcess
+    role: str  # "encoder" or "decoder": the graph's name in the process
     input: str
     input_shape: list  # per dimension an int, or None where it is free
     outputs: list[str]  # those used, in the order used
     output_shapes: list[list]
+    values_per_row: list[int] = field(default_factory=list)  # the most each output may hold per image (the contract's size)
+    rows: int = 16  # rows per chunk; adapted to the time a row takes
 
     @property
     def batch(self) -> int | None:
         """The batch size the graph was exported with, or None when any batch size runs."""
         return self.input_shape[0]
 
+    def _chunk(self, x: np.ndarray) -> list[np.ndarray]:
+        per_row = self.values_per_row or [MAX_CHUNK_VALUES] * len(self.outputs)  # unknown until the image shape is checked
+        limits = [len(x) * values for values in per_row]
+        started = time.monotonic()
+        try:
+            out = self.process.run(self.role, self.input, self.outputs, x, limits)
+        except GraphProcessError as exc:
+            raise OnnxPairError(f"{exc}; this pair cannot be run here", exc.role) from None
+        if self.batch is None:  # the next chunk takes about CHUNK_SECONDS
+            seconds = (time.monotonic() - started) / len(x)
+            most = min(MAX_CHUNK_ROWS, MAX_CHUNK_VALUES // max(per_row))
+            self.rows = int(min(most, max(1, CHUNK_SECONDS / max(seconds, 1e-6))))
+        return out
+
     def run(self, x: np.ndarray) -> list[np.ndarray]:
-        """The outputs for a batch of any length, in chunks of the graph's fixed batch size if it has one."""
-        if self.batch is None:
-            return self.session.run(self.outputs, {self.input: x})
-        parts = []
-        for start in range(0, len(x), self.batch):
-            chunk = x[start:start + self.batch]
-            padded = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch - len(chunk), 0)]) if len(chunk) < self.batch else chunk
-            parts.append([out[:len(chunk)] for out in self.session.run(self.outputs, {self.input: padded})])
+        """The outputs for a batch of any length, in chunks (of the graph's fixed batch size if it has one)."""
+        parts, start = [], 0
+        while start < len(x):
+            size = self.batch or self.rows
+            chunk = x[start:start + size]
+            if self.batch is not None and len(chunk) < self.batch:  # padded with its last row, and cut back after
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch - len(chunk), 0)])
+            parts.append([out[:min(size, len(x) - start)] for out in self._chunk(chunk)])
+            start += size
+        if not parts:
+            return [np.zeros((0, *[d or 0 for d in shape[1:]]), np.float32) for shape in self.output_shapes]
         return [np.concatenate([p[i] for p in parts]) for i in range(len(self.outputs))]
 
 
@@ -83,7 +115,7 @@ def parse_graph(data: bytes, role: str):
         model = onnx.load_model_from_string(data)
     except (DecodeError, ValueError, RuntimeError):
         raise OnnxPairError(f"the {role} is not a complete ONNX model (truncated, or another kind of file)", role) from None
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in _tensors(model)):  # checked first: the checker would read them
+    if any(t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data) for t in _tensors(model)):  # before the checker reads them
         raise OnnxPairError(f"the {role} keeps its weights in a separate file; save it as one file "
                             "(onnx.save(onnx.load(path), path, save_as_external_data=False))", role)
     try:
@@ -97,36 +129,43 @@ def parse_graph(data: bytes, role: str):
     if custom:
         raise OnnxPairError(f"the {role} uses custom operators ({', '.join(custom[:3])}) that onnxruntime does not provide; "
                             "export it with standard ONNX operators only", role)
+    looping = sorted({n.op_type for n in _nodes(model) if any(a.HasField("g") or len(a.graphs) for a in n.attribute)})
+    if looping:
+        raise OnnxPairError(f"the {role} uses control flow ({', '.join(looping[:3])}), which an encoder or decoder does not "
+                            "need and which could run without end; export it without loops or conditionals", role)
     return model
 
 
-def _nodes(model):
-    stack = [model.graph, *[f for f in model.functions]]
+def _graphs(model):
+    """The model's graph, its functions' bodies and every subgraph inside either (a Loop's body, an If's branches)."""
+    stack = [model.graph, *model.functions]
     while stack:
         graph = stack.pop()
+        yield graph
         for node in graph.node:
-            yield node
             stack += [a.g for a in node.attribute if a.HasField("g")] + [g for a in node.attribute for g in a.graphs]
 
 
+def _nodes(model):
+    for graph in _graphs(model):
+        yield from graph.node
+
+
 def _tensors(model):
-    yield from model.graph.initializer
-    for node in _nodes(model):
-        for attribute in node.attribute:
-            if attribute.HasField("t"):
-                yield attribute.t
-
-
-def _session(model, role: str):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()  # per session: nothing process-wide
-    options.log_severity_level = 3
-    try:
-        return ort.InferenceSession(model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph / NotImplemented types
-        reason = str(exc).splitlines()[0][:160] if str(exc) else exc.__class__.__name__
-        raise OnnxPairError(f"onnxruntime cannot run the {role} ({reason})", role) from None
+    """Every tensor a graph can hold data in: initializers, sparse initializers and node attributes
+    (a Constant's value or sparse_value, any tensor or sparse tensor attribute), in every subgraph
+    and function."""
+    for graph in _graphs(model):
+        yield from getattr(graph, "initializer", [])
+        for sparse in getattr(graph, "sparse_initializer", []):
+            yield from (sparse.values, sparse.indices)
+        for node in graph.node:
+            for attribute in node.attribute:
+                if attribute.HasField("t"):
+                    yield attribute.t
+                yield from attribute.tensors
+                for sparse in [*([attribute.sparse_tensor] if attribute.HasField("sparse_tensor") else []), *attribute.sparse_tensors]:
+                    yield from (sparse.values, sparse.indices)
 
 
 def _pick(outputs: list, wanted: tuple[str, ...]):
@@ -171,13 +210,28 @@ class OnnxPair:
                                 "(only the batch dimension may be free)", "pair")
         if not _float32(dec_model.graph.output[0]):
             raise OnnxPairError("the decoder's first output must be float32 (the logits or probabilities of the image)", "decoder")
-        enc = Graph(_session(enc_model, "encoder"), inputs[0].name, _dims(inputs[0]), [mean.name, logvar.name],
-                    [_dims(mean), _dims(logvar)])
+        for role, given in (("encoder", inputs[0]), ("decoder", dec_inputs[0])):
+            batch = _dims(given)[0]
+            if batch is not None and not 1 <= batch <= MAX_FIXED_BATCH:
+                raise OnnxPairError(f"the {role} was exported for batches of exactly {batch:,}; export it with a free batch "
+                                    f"dimension, or a batch of at most {MAX_FIXED_BATCH:,}", role)
+        process = GraphProcess({"encoder": encoder, "decoder": decoder})
+        try:
+            process.open()
+        except GraphProcessError as exc:
+            process.close()
+            raise OnnxPairError(str(exc), exc.role) from None
+        enc = Graph(process, "encoder", inputs[0].name, _dims(inputs[0]), [mean.name, logvar.name], [_dims(mean), _dims(logvar)],
+                    [latent_dim, latent_dim])
         out = dec_model.graph.output[0]
-        dec = Graph(_session(dec_model, "decoder"), dec_inputs[0].name, _dims(dec_inputs[0]), [out.name], [_dims(out)])
+        dec = Graph(process, "decoder", dec_inputs[0].name, _dims(dec_inputs[0]), [out.name], [_dims(out)])
         weights = sum(int(np.prod(t.dims)) for m in (enc_model, dec_model) for t in m.graph.initializer
                       if t.data_type in (1, 10, 11, 16))  # float, float16, double, bfloat16
         return cls(enc, dec, latent_dim, weights)
+
+    def close(self) -> None:
+        """Stop the graphs' process now (it also stops when the pair is garbage-collected)."""
+        self.encoder.process.close()
 
     def check_image_shape(self, image_shape) -> None:
         """That the encoder takes and the decoder makes images of `image_shape` (C, H, W)."""
@@ -187,6 +241,7 @@ class OnnxPair:
         fits = given == [size] or given == [None] if len(given) == 1 else all(g in (None, s) for g, s in zip(given, shape))
         if not fits:
             raise OnnxPairError(f"the encoder takes images of shape {_shape(given)}, but the dataset's are {named}", "encoder")
+        self.decoder.values_per_row = [size]
         made = self.decoder.output_shapes[0][1:]
         if None not in made and int(np.prod(made)) != size:
             raise OnnxPairError(f"the decoder's output holds {_shape(made)} numbers per image, not an image of the "
@@ -217,6 +272,8 @@ def onnx_model(pair: OnnxPair, image_shape, output: str = "logits", class_names:
         model = wrap_model(pair.encode, pair.decode, image_shape, output, class_names=class_names)
         model.weights = pair.weights
         return model
+    except OnnxPairError:  # said of the graph already (a limit crossed, onnxruntime's refusal)
+        raise
     except Exception as exc:  # onnxruntime's own errors on a shape the graph cannot take
         from ..errors import ConfigError
 
