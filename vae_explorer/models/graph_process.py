@@ -94,7 +94,11 @@ class GraphProcess:
                    blobs=tuple(self.graphs[r] for r in roles))
         except OSError:
             pass  # it died at once; _answer says so
-        self._answer("to open", roles[0] if len(roles) == 1 else "pair")
+        try:
+            self._answer("to open", roles[0] if len(roles) == 1 else "pair")
+        except GraphProcessError:  # a child that could not open the graphs is no use: the next request starts afresh
+            self.close()
+            raise
         return process
 
     def open(self) -> None:

@@ -21,6 +21,7 @@ refused when it is parsed, and it runs only in a child process under a memory an
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -277,6 +278,7 @@ def onnx_model(pair: OnnxPair, image_shape, output: str = "logits", class_names:
     except Exception as exc:  # onnxruntime's own errors on a shape the graph cannot take
         from ..errors import ConfigError
 
-        if isinstance(exc, ConfigError):
-            raise OnnxPairError(str(exc).rstrip(".").replace("encode(x)", "the encoder").replace("decode(z)", "the decoder"), "pair") from None
+        if isinstance(exc, ConfigError):  # said for a Python caller: the exception's name is left out here
+            message = re.sub(r" \(\w+\)", "", str(exc).rstrip("."))
+            raise OnnxPairError(message.replace("encode(x)", "the encoder").replace("decode(z)", "the decoder"), "pair") from None
         raise OnnxPairError(f"the pair failed when run on a blank image ({str(exc).splitlines()[0][:160]})", "pair") from None
