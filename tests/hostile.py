@@ -175,3 +175,45 @@ def pair_zip(encoder_bytes: bytes, decoder_bytes: bytes, config: dict, output: s
         archive.writestr("onnx_encoder.onnx", encoder_bytes)
         archive.writestr("onnx_decoder.onnx", decoder_bytes)
     return buffer.getvalue()
+
+
+# --- checkpoint zips: a real checkpoint's files, one of them made hostile -------------------------
+
+def checkpoint_zip(files: dict[str, bytes], encrypted: str | None = None, method: int | None = None) -> bytes:
+    """`files` zipped; one member flagged encrypted, or all stored with another compression method."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    data = buffer.getvalue()
+    if encrypted is None and method is None:
+        return data
+    # patch the headers: the general-purpose flag's bit 0 (encrypted), or the compression method
+    out = bytearray(data)
+    for signature, flag_at, method_at, name_length_at, header in ((b"PK\x03\x04", 6, 8, 26, 30), (b"PK\x01\x02", 8, 10, 28, 46)):
+        start = 0
+        while (start := out.find(signature, start)) != -1:
+            length = int.from_bytes(out[start + name_length_at:start + name_length_at + 2], "little")
+            name = bytes(out[start + header:start + header + length]).decode()
+            if encrypted == name:
+                out[start + flag_at] |= 0x1
+            if method is not None:
+                out[start + method_at:start + method_at + 2] = method.to_bytes(2, "little")
+            start += 4
+    return bytes(out)
+
+
+def nested(depth: int, kind: str = "list") -> bytes:
+    return (("[" * depth + "]" * depth) if kind == "list" else ('{"a":' * depth + "1" + "}" * depth)).encode()
+
+
+def with_config(files: dict[str, bytes], **model_changes) -> dict[str, bytes]:
+    config = json.loads(files["config.json"])
+    for key, value in model_changes.items():
+        section, name = key.split("__")
+        config[section][name] = value
+    return {**files, "config.json": json.dumps(config).encode()}
+
+
+MARKDOWN = "**bold** [a link](http://attacker.invalid/) ![img](http://attacker.invalid/pixel.png) <img src=x onerror=alert(1)>"
+MARKDOWN_NAME = "![i](http://attacker.invalid/p.png) **b** <img src=x>"  # within a class name's 100 characters

@@ -126,9 +126,14 @@ def test_missing_folder(tmp_path):
 
 
 def test_write_metrics_merges(copy):
-    write_metrics(copy, {"a": 1.0})
-    write_metrics(copy, {"b": 2})
-    assert load_checkpoint(copy).metrics == {"a": 1.0, "b": 2}
+    write_metrics(copy, {"neg_elbo": 30.0, "recon": 25.0, "kl": 5.0})
+    write_metrics(copy, {"iwae_nll": 29.5, "iwae_k": 5})
+    assert load_checkpoint(copy).metrics == {"neg_elbo": 30.0, "recon": 25.0, "kl": 5.0, "iwae_nll": 29.5, "iwae_k": 5}
+    write_metrics(copy, {"a key of another version": 1.0})  # kept in the file, left out of what the pages see
+    checkpoint = load_checkpoint(copy)
+    assert "a key of another version" not in checkpoint.metrics and len(checkpoint.metrics) == 5
+    assert checkpoint.notes == ["metrics.json: a key of another version left out: not what vae-explorer writes there "
+                                "(run `vae-explorer evaluate` again for them)."]
 
 
 def test_a_format_1_checkpoint_loads_and_says_it_cannot_be_resumed(copy):

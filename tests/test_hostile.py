@@ -6,6 +6,7 @@ child process, no temporary folder."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -139,3 +140,96 @@ def test_a_well_behaved_pair_still_imports_from_a_zip_and_decodes_as_its_matrice
 
     assert np.allclose(model.decode(torch.from_numpy(z)).reshape(5, -1).numpy(), z @ w, atol=1e-5)
     assert json.loads((folder / "onnx.json").read_text())["output"] == "logits"
+
+
+# --- checkpoint zips ---------------------------------------------------------------------------------
+
+def mlp_parameters(pixels: int, hidden: list[int], latent: int) -> int:
+    """The closed form of an MLP VAE's parameter count: the encoder's layers, the (mu, logvar) head,
+    the decoder's mirrored layers and its output layer, each weights plus biases."""
+    widths = [pixels, *hidden]
+    encoder = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
+    back = [latent, *reversed(hidden)]
+    decoder = sum((a + 1) * b for a, b in zip(back[:-1], back[1:])) + (hidden[0] + 1) * pixels
+    return encoder + (hidden[-1] + 1) * 2 * latent + decoder
+
+
+BOMB = mlp_parameters(64, [8192] * 12, 2)  # the tiny checkpoint's 8x8 digits and latent size, 12 layers of 8,192
+
+@pytest.fixture
+def files(tiny_checkpoint) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in tiny_checkpoint.iterdir() if p.name in
+            ("config.json", "model.safetensors", "history.json", "metrics.json")}
+
+
+HOSTILE_ZIPS = {
+    "config.json nested 100,000 deep": (lambda f: hostile.checkpoint_zip({**f, "config.json": hostile.nested(100_000)}),
+                                        "bad.zip: config.json is nested more than 32 levels deep"),
+    "metrics.json nested 100,000 deep": (lambda f: hostile.checkpoint_zip({**f, "metrics.json": hostile.nested(100_000, "object")}),
+                                         "bad.zip: metrics.json is nested more than 32 levels deep"),
+    "a member flagged encrypted": (lambda f: hostile.checkpoint_zip(f, encrypted="config.json"),
+                                   "bad.zip holds config.json encrypted; zip the checkpoint folder without a password."),
+    "an unsupported compression method": (lambda f: hostile.checkpoint_zip(f, method=99),
+                                          re.compile(r"bad\.zip holds \w+\.\w+ compressed in a way this app does not unpack")),
+    "12 hidden layers of 8192 (a memory bomb)": (lambda f: hostile.checkpoint_zip(hostile.with_config(f, model__hidden_sizes=[8192] * 12)),
+                                                 f"bad.zip: config.json: model config: this model would have {BOMB:,} parameters"),
+    "200 hidden layers": (lambda f: hostile.checkpoint_zip(hostile.with_config(f, model__hidden_sizes=[8192] * 200)),
+                          "bad.zip: config.json: model.hidden_sizes must hold from 1 to 16 values, got 200"),
+    "4096x4096 RGB images": (lambda f: hostile.checkpoint_zip(hostile.with_config(f, model__image_shape=[3, 4096, 4096])),
+                             "bad.zip: config.json: model config: this model would have"),
+    "a million classes": (lambda f: hostile.checkpoint_zip(hostile.with_config(f, model__num_classes=10**6, model__conditional=True)),
+                          "bad.zip: config.json: model.num_classes must be from 1 to 1000"),
+    "class names that do not match the classes": (lambda f: hostile.checkpoint_zip(hostile.with_config(f, model__class_names=["a", "b"])),
+                                                  "bad.zip: config.json: model.class_names holds 2 names but model.num_classes is 10"),
+    "a dataset name of 100,000 characters": (lambda f: hostile.checkpoint_zip(hostile.with_config(f, data__dataset="x" * 100_000)),
+                                             "bad.zip: config.json: data.dataset is 100,000 characters long"),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_ZIPS)
+def test_a_hostile_checkpoint_zip_is_refused_in_one_sentence_and_leaves_nothing(case, files, tmp_path):
+    make, expected = HOSTILE_ZIPS[case]
+    with pytest.raises(VaeExplorerError) as error:
+        import_checkpoint_zip(make(files), "bad.zip", tmp_path / "uploaded")
+    message = str(error.value)
+    assert expected.match(message) if isinstance(expected, re.Pattern) else message.startswith(expected), message
+    one_sentence(message, tmp_path)
+    assert left_behind(tmp_path / "uploaded") == []
+
+
+def test_a_memory_bomb_config_is_refused_before_anything_is_allocated(files, tmp_path):
+    """In a fresh process, the zip of a model of 1.5 billion parameters is refused with the process's
+    peak memory that of importing torch (documented cap: 1.5 GB for an import)."""
+    import subprocess
+    import sys
+
+    from conftest import PATIENCE_S
+
+    (tmp_path / "bomb.zip").write_bytes(hostile.checkpoint_zip(hostile.with_config(files, model__hidden_sizes=[8192] * 12)))
+    # the peak of this process's own address space (VmHWM: getrusage's figure would count the parent's at the fork)
+    code = ("import sys; from vae_explorer.checkpoints import import_checkpoint_zip\n"
+            "from vae_explorer.errors import VaeExplorerError\n"
+            "try:\n    import_checkpoint_zip(open(sys.argv[1], 'rb').read(), 'bomb.zip', sys.argv[2])\n"
+            "except VaeExplorerError as exc:\n    print('refused:', exc)\n"
+            "print(next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')))")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "bomb.zip"), str(tmp_path / "uploaded")],
+                            capture_output=True, text=True, timeout=PATIENCE_S)
+    said, peak_kb = result.stdout.splitlines()
+    assert said.startswith(f"refused: bomb.zip: config.json: model config: this model would have {BOMB:,} parameters"), said
+    assert int(peak_kb) < 1.5 * 2**20, f"peak memory {int(peak_kb) / 2**10:.0f} MB"
+
+
+def test_metrics_history_and_names_of_another_shape_are_left_out_with_a_note(files, tmp_path):
+    """Accepted, but what does not have the shape vae-explorer writes is left out, so no page can break on it."""
+    metrics = {"neg_elbo": "lots", "recon": 1.0, "kl": 2.0, "kl_per_dim": "not a list", "fid": 3.0, "active_units": -4,
+               "iwae_nll": 20.0, "iwae_k": 5, "mig_per_factor": {"shape": [1, 2]}}
+    history = [{"epoch": 1, "train_loss": "x"}, 7]
+    bad = {**files, "metrics.json": json.dumps(metrics).encode(), "history.json": json.dumps(history).encode()}
+    folder = import_checkpoint_zip(hostile.checkpoint_zip(bad), "odd.zip", tmp_path / "uploaded")
+    checkpoint = load_checkpoint(folder)
+    assert checkpoint.metrics == {"iwae_nll": 20.0, "iwae_k": 5}  # neg_elbo is not a number, so recon and kl go with it
+    assert checkpoint.history == []
+    assert checkpoint.notes == [
+        "history.json does not hold epoch records as vae-explorer writes them; its curves are left out.",
+        "metrics.json: active_units, fid, kl, kl_per_dim, mig_per_factor, neg_elbo and 1 more left out: not what "
+        "vae-explorer writes there (run `vae-explorer evaluate` again for them)."]

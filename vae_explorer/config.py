@@ -33,6 +33,16 @@ PRIORS = ("normal", "vamp")
 LEGACY_VALUES = {("train", "precision"): {"fast": "float32", "exact": "float32"}}
 
 
+MAX_STRING = 4096  # characters in any string value (a path at most), unless a field says fewer
+MAX_ITEMS = 1000  # values in any list value, unless a field says fewer
+
+
+def _shown(value: Any) -> str:
+    """A value as a message quotes it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _field(default: Any, **rules: Any) -> Any:
     """A dataclass field whose metadata holds its validation rules (min, max, choices)."""
     if isinstance(default, list):
@@ -67,9 +77,9 @@ class ModelConfig:
     latent_dim: int = _field(8, min=1, max=128)
     # MLP: widths of the encoder's hidden layers (the decoder mirrors them). Conv: the dense
     # layer(s) between the flattened feature map and the latent heads.
-    hidden_sizes: list[int] = _field([256, 128], min=1, max=8192)
+    hidden_sizes: list[int] = _field([256, 128], min=1, max=8192, max_items=16)
     # Conv: output channels of each stride-2 convolution (each halves the image side).
-    channels: list[int] = _field([32, 64], min=1, max=1024)
+    channels: list[int] = _field([32, 64], min=1, max=1024, max_items=12)
     # Nonlinearity between layers.
     activation: str = _field("relu", choices=ACTIVATIONS)
     # p(x|z): "bernoulli" on logits (images in [0,1]), "gaussian" with fixed sigma, or
@@ -88,10 +98,10 @@ class ModelConfig:
     # p(z|z2) and q(z2|z) small Gaussian MLPs; the decoder and the pages use z); 0: one level.
     top_latent_dim: int = _field(0, min=0, max=128)
     # (C, H, W) of the images; filled in from the dataset when the model is built for it.
-    image_shape: list[int] | None = _field(None, min=1, max=4096)
+    image_shape: list[int] | None = _field(None, min=1, max=4096, min_items=3, max_items=3)
     # Number of classes and their names; filled in from the dataset (conditional models need them).
-    num_classes: int | None = _field(None, min=1)
-    class_names: list[str] | None = _field(None)
+    num_classes: int | None = _field(None, min=1, max=1000)
+    class_names: list[str] | None = _field(None, max_items=1000, max_length=100)
 
 
 @dataclass
@@ -162,38 +172,41 @@ def _check_scalar(value: Any, tp: Any, key: str, rules: dict, source: str) -> An
     where = f"{source}: {key}"
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {value!r}; write true or false.")
+            raise ConfigError(f"{where} must be true or false, got {_shown(value)}; write true or false.")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             else:
-                raise ConfigError(f"{where} must be an integer, got {value!r}; write a whole number.")
+                raise ConfigError(f"{where} must be an integer, got {_shown(value)}; write a whole number.")
     elif tp is float:
         if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
             try:
                 value = float(value)
             except ValueError:
-                raise ConfigError(f"{where} must be a number, got {value!r}; write a number such as 0.001.") from None
+                raise ConfigError(f"{where} must be a number, got {_shown(value)}; write a number such as 0.001.") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, got {value!r}; write a number such as 0.001.")
+            raise ConfigError(f"{where} must be a number, got {_shown(value)}; write a number such as 0.001.")
         value = float(value)
         if not math.isfinite(value):
-            raise ConfigError(f"{where} must be a finite number, got {value!r}; write a finite number.")
+            raise ConfigError(f"{where} must be a finite number, got {_shown(value)}; write a finite number.")
     elif tp is str:
         if not isinstance(value, str) or not value:
-            raise ConfigError(f"{where} must be a non-empty string, got {value!r}; write a name.")
+            raise ConfigError(f"{where} must be a non-empty string, got {_shown(value)}; write a name.")
+        longest = rules.get("max_length", MAX_STRING)
+        if len(value) > longest:
+            raise ConfigError(f"{where} is {len(value):,} characters long, more than the {longest:,} allowed; shorten it.")
     if "choices" in rules and value not in rules["choices"]:
         options = ", ".join(str(c) for c in rules["choices"])
-        raise ConfigError(f"{where} must be one of {options}, got {value!r}; pick one of those.")
+        raise ConfigError(f"{where} must be one of {options}, got {_shown(value)}; pick one of those.")
     lo, hi = rules.get("min"), rules.get("max")
     exclusive_min = rules.get("exclusive_min")
     if (lo is not None and value < lo) or (hi is not None and value > hi) or (
         exclusive_min is not None and value <= exclusive_min
     ):
         span = f"from {lo} to {hi}" if hi is not None else f"of at least {lo}"
-        raise ConfigError(f"{where} must be {span}, got {value!r}; set it in that range.")
+        raise ConfigError(f"{where} must be {span}, got {_shown(value)}; set it in that range.")
     return value
 
 
@@ -208,9 +221,13 @@ def _check_value(value: Any, tp: Any, key: str, rules: dict, source: str) -> Any
         (inner,) = args
         if not isinstance(value, (list, tuple)) or not value:
             raise ConfigError(
-                f"{source}: {key} must be a non-empty list of {_type_name(inner)}s, got {value!r}; "
+                f"{source}: {key} must be a non-empty list of {_type_name(inner)}s, got {_shown(value)}; "
                 f"write it as [a, b]."
             )
+        fewest, most = rules.get("min_items", 1), rules.get("max_items", MAX_ITEMS)
+        if not fewest <= len(value) <= most:
+            count = f"{most}" if fewest == most else f"from {fewest} to {most}"
+            raise ConfigError(f"{source}: {key} must hold {count} values, got {len(value):,}; give {count}.")
         return [_check_scalar(v, inner, key, rules, source) for v in value]
     return _check_scalar(value, tp, key, rules, source)
 
@@ -226,7 +243,7 @@ def section_from_dict(cls: type, raw: Any, section: str, source: str) -> Any:
     values = {}
     for key, value in raw.items():
         if key not in known:
-            raise ConfigError(f"{source}: unknown key '{section}.{key}'; {_suggest(str(key), known)}")
+            raise ConfigError(f"{source}: unknown key '{section}.{str(key)[:60]}'; {_suggest(str(key)[:60], known)}")
     for f in fields(cls):
         if f.name in raw:
             value = LEGACY_VALUES.get((section, f.name), {}).get(raw[f.name], raw[f.name]) if isinstance(raw[f.name], str) else raw[f.name]
@@ -244,8 +261,12 @@ def config_from_dict(raw: Any, source: str = "config") -> RunConfig:
         raise ConfigError(f"{source}: the file must hold a mapping with sections data, model and train; see configs/digits_mlp.yaml.")
     for key in raw:
         if key not in SECTIONS:
-            raise ConfigError(f"{source}: unknown section '{key}'; {_suggest(str(key), list(SECTIONS))}")
+            raise ConfigError(f"{source}: unknown section '{str(key)[:60]}'; {_suggest(str(key)[:60], list(SECTIONS))}")
     parts = {name: section_from_dict(cls, raw.get(name), name, source) for name, cls in SECTIONS.items()}
+    model = parts["model"]
+    if model.class_names is not None and model.num_classes is not None and len(model.class_names) != model.num_classes:
+        raise ConfigError(f"{source}: model.class_names holds {len(model.class_names)} names but model.num_classes is "
+                          f"{model.num_classes}; give one name per class.")
     check_objective(parts["train"], source)
     check_model_kind(parts["model"], parts["train"], source)
     return RunConfig(**parts)

@@ -38,6 +38,7 @@ from ..config import RunConfig, config_from_dict
 from ..errors import CheckpointError, ConfigError
 from ..models import VAE, build_model
 from ..training import TrainingState
+from .records import clean_history, clean_metrics, clean_training, read_json
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -54,6 +55,7 @@ class Checkpoint:
     history: list[dict] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)  # training.json; {} for format 1
+    notes: list[str] = field(default_factory=list)  # what was left out of history.json or metrics.json, and why
 
     @property
     def name(self) -> str:
@@ -71,10 +73,9 @@ class Checkpoint:
 def read_training(path: str | Path) -> dict[str, Any]:
     """A checkpoint's training.json ({} when it has none or it cannot be read), without loading the rest."""
     try:
-        value = json.loads((Path(path) / TRAINING_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return clean_training(read_json(Path(path) / TRAINING_FILE, dict))
+    except (CheckpointError, OSError):
         return {}
-    return value if isinstance(value, dict) else {}
 
 
 def interrupted(training: dict[str, Any]) -> bool:
@@ -212,8 +213,8 @@ def load_training_state(path: str | Path, model: VAE) -> TrainingState:
         for group in param_groups:  # JSON has no tuples
             group.update({key: tuple(value) for key, value in group.items() if key == "betas"})
         epochs_done, steps_done = int(metadata["epochs_done"]), int(metadata["steps_done"])
-    except (SafetensorError, OSError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{file} is not a readable optimizer state ({exc.__class__.__name__}); it cannot be resumed, "
+    except (SafetensorError, OSError, ValueError, KeyError):
+        raise CheckpointError(f"{file} is not a readable optimizer state; it cannot be resumed, "
                               "but the model still loads.") from None
     names = [name for name, _ in model.named_parameters()]
     state: dict[int, dict[str, torch.Tensor]] = {}
@@ -271,15 +272,7 @@ def _recover_interrupted_save(path: Path) -> None:
 
 
 def _read_json(file: Path, expected_type: type) -> Any:
-    try:
-        value = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{file} is missing; the checkpoint is incomplete, so train or copy it again.") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{file} is corrupt ({exc.__class__.__name__}); restore it from a copy or train again.") from None
-    if not isinstance(value, expected_type):
-        raise CheckpointError(f"{file} holds a {type(value).__name__}, not a {expected_type.__name__}; restore it from a copy or train again.")
-    return value
+    return read_json(file, expected_type)  # bounded in size and nesting (records.py)
 
 
 def locate(path: str | Path, runs: str | Path | None = None) -> Path:
@@ -330,7 +323,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
 
         model = load_imported(path, config)
         model.to(device).eval()
-        return Checkpoint(path, model, config, *_side_files(path))
+        return Checkpoint(path, model, config, *_side_files(path, config.model.latent_dim))
     weights_file = path / WEIGHTS_FILE
     if not weights_file.is_file():
         raise CheckpointError(f"{weights_file} is missing; the checkpoint is incomplete, so train or copy it again.")
@@ -357,19 +350,22 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
             raise CheckpointError(f"{weights_file} has NaN or infinite values in {key}; use an earlier checkpoint or train again.")
     model.load_state_dict(weights)
     model.to(device).eval()
-    return Checkpoint(path, model, config, *_side_files(path))
+    return Checkpoint(path, model, config, *_side_files(path, config.model.latent_dim))
 
 
-def _side_files(path: Path) -> tuple[list, dict, dict]:
-    """history.json, metrics.json and training.json, each optional."""
+def _side_files(path: Path, latent_dim: int) -> tuple[list, dict, dict, list[str]]:
+    """history.json, metrics.json and training.json, each optional, with what a page can show of
+    them (records.py), and notes on what was left out."""
     history = _read_json(path / HISTORY_FILE, list) if (path / HISTORY_FILE).exists() else []
     metrics = _read_json(path / METRICS_FILE, dict) if (path / METRICS_FILE).exists() else {}
     _check_numbers(path / METRICS_FILE, metrics)
-    training = _read_json(path / TRAINING_FILE, dict) if (path / TRAINING_FILE).exists() else {}
-    return history, metrics, training
+    training = clean_training(_read_json(path / TRAINING_FILE, dict)) if (path / TRAINING_FILE).exists() else {}
+    history, history_notes = clean_history(history, latent_dim)
+    metrics, metric_notes = clean_metrics(metrics, latent_dim)
+    return history, metrics, training, history_notes + metric_notes
 
 
 def _check_numbers(file: Path, metrics: dict) -> None:
     for key, value in metrics.items():
         if isinstance(value, float) and not math.isfinite(value):
-            raise CheckpointError(f"{file} has a non-finite {key}; run `vae-explorer evaluate` again.")
+            raise CheckpointError(f"{file} has a non-finite {str(key)[:40]}; run `vae-explorer evaluate` again.")

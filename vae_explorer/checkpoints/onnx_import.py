@@ -17,7 +17,6 @@ with onnxruntime; loading one opens them again from their bytes, with the same c
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from pathlib import Path
@@ -29,6 +28,7 @@ from ..config import DataConfig, ModelConfig, RunConfig
 from ..errors import CheckpointError, VaeExplorerError
 from ..models.onnx_pair import OnnxPair, OnnxPairError, onnx_model
 from .folder import CONFIG_FILE, FORMAT_VERSION, HISTORY_FILE, METRICS_FILE, _fsync_write, _json_bytes
+from .records import read_json
 
 ARCHITECTURE = "onnx"
 IMPORT_FILE, ENCODER_GRAPH, DECODER_GRAPH = "onnx.json", "onnx_encoder.onnx", "onnx_decoder.onnx"
@@ -56,8 +56,8 @@ def _read_graph(path: Path, role: str) -> bytes:
     if external:  # files on this machine the person names: read them in, so the checkpoint is one file per graph
         try:
             onnx.load_external_data_for_model(model, str(path.parent))
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"{path} keeps its weights in a separate file that could not be read ({exc.__class__.__name__}); "
+        except (OSError, ValueError):
+            raise CheckpointError(f"{path} keeps its weights in a separate file that is missing or unreadable; "
                                   "keep the .onnx.data file beside it.") from None
         data = model.SerializeToString()
     return data
@@ -157,9 +157,8 @@ def graphs_sha1(path: str | Path) -> str:
 def load_imported(path: Path, config: RunConfig):
     """The model of an imported folder (a WrappedVAE running its graphs); CheckpointError names the file at fault."""
     try:
-        settings = json.loads((path / IMPORT_FILE).read_text(encoding="utf-8"))
-        output = settings["output"]
-    except (OSError, ValueError, KeyError, TypeError):
+        output = read_json(path / IMPORT_FILE, dict)["output"]
+    except (CheckpointError, OSError, KeyError):
         raise CheckpointError(f"{path / IMPORT_FILE} is missing or unreadable; import the ONNX pair again.") from None
     graphs = []
     for name in (ENCODER_GRAPH, DECODER_GRAPH):
@@ -186,7 +185,7 @@ def browser_decoder_graph(path: Path, image_shape, weights: str) -> bytes:
     import onnx
     from onnx import TensorProto, helper
 
-    output = json.loads((path / IMPORT_FILE).read_text(encoding="utf-8"))["output"]
+    output = read_json(path / IMPORT_FILE, dict).get("output")
     model = onnx.load_model_from_string((path / DECODER_GRAPH).read_bytes())
     graph = model.graph
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)

@@ -18,6 +18,7 @@ import re
 import shutil
 import stat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from ..errors import CheckpointError
@@ -25,14 +26,15 @@ from .folder import (CONFIG_FILE, EPOCHS_FILE, HISTORY_FILE, METRICS_FILE, OPTIM
                      load_checkpoint)
 from .onnx import DECODER_FILE, ENCODER_FILE
 from .onnx_import import DECODER_GRAPH, ENCODER_GRAPH, IMPORT_FILE
+from .records import MAX_JSON_BYTES
 
 PAIR = (ENCODER_GRAPH, DECODER_GRAPH, IMPORT_FILE)
 ALLOWED = {CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, EPOCHS_FILE, *PAIR}
 # a checkpoint's files for resuming training (an upload is explored, not resumed) and its ONNX
 # decoder and encoder (made again from the weights on first use, rather than taking a graph from the upload)
 LEFT_OUT = {OPTIMIZER_FILE, TRAINING_FILE, DECODER_FILE, ENCODER_FILE}
-MAX_MEMBER_BYTES = {WEIGHTS_FILE: 200 * 2**20, CONFIG_FILE: 2**20, HISTORY_FILE: 8 * 2**20, METRICS_FILE: 2**20,
-                    ENCODER_GRAPH: 200 * 2**20, DECODER_GRAPH: 200 * 2**20, IMPORT_FILE: 2**20, EPOCHS_FILE: 64 * 2**20}
+MAX_MEMBER_BYTES = {WEIGHTS_FILE: 200 * 2**20, ENCODER_GRAPH: 200 * 2**20, DECODER_GRAPH: 200 * 2**20, EPOCHS_FILE: 64 * 2**20,
+                    **{name: MAX_JSON_BYTES[name] for name in (CONFIG_FILE, HISTORY_FILE, METRICS_FILE, IMPORT_FILE)}}
 MAX_RATIO = 200  # uncompressed / compressed size; above it a member is treated as a zip bomb
 
 
@@ -61,10 +63,16 @@ def _members(archive: zipfile.ZipFile, zip_name: str) -> dict[str, zipfile.ZipIn
             )
         if path.name in found:
             raise CheckpointError(f"{zip_name} holds {path.name} twice; zip a single checkpoint folder.")
+        if info.flag_bits & 0x1:
+            raise CheckpointError(f"{zip_name} holds {path.name} encrypted; zip the checkpoint folder without a password.")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise CheckpointError(f"{zip_name} holds {path.name} compressed in a way this app does not unpack; zip the "
+                                  "checkpoint folder again with the usual compression (deflate).")
         limit = MAX_MEMBER_BYTES[path.name]
         if info.file_size > limit:
-            size = math.ceil(info.file_size / 2**20 * 10) / 10  # rounded up, so it never reads as equal to the limit
-            raise CheckpointError(f"{zip_name}: {path.name} is {size:.1f} MB, over the {limit // 2**20} MB limit for "
+            unit, scale = ("MB", 2**20) if limit >= 2**20 else ("KB", 2**10)
+            size = math.ceil(info.file_size / scale * 10) / 10  # rounded up, so it never reads as equal to the limit
+            raise CheckpointError(f"{zip_name}: {path.name} is {size:.1f} {unit}, over the {limit // scale} {unit} limit for "
                                   "uploads; copy a checkpoint that large into the server's runs folder instead.")
         if info.compress_size and info.file_size / info.compress_size > MAX_RATIO and info.file_size > 2**20:
             raise CheckpointError(f"{zip_name}: {path.name} expands {info.file_size // info.compress_size}-fold, like a zip bomb; refused.")
@@ -88,7 +96,7 @@ def import_checkpoint_zip(data: bytes, zip_name: str, target_dir: str | Path, na
     folder = sanitize_name(name or Path(zip_name).stem)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
         raise CheckpointError(f"{zip_name} is not a zip file; zip the checkpoint folder and upload the .zip.") from None
     with archive:
         members = _members(archive, zip_name)
@@ -112,8 +120,8 @@ def import_checkpoint_zip(data: bytes, zip_name: str, target_dir: str | Path, na
                 raise CheckpointError(f"{zip_name}: " + message.replace("restore it from a copy or train again",
                                                                         "zip the checkpoint folder again")) from None
             staging.rename(destination)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise CheckpointError(f"{zip_name} could not be unpacked ({exc.__class__.__name__}); zip the folder again.") from None
+        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, ValueError, zlib.error):
+            raise CheckpointError(f"{zip_name} could not be unpacked (it is damaged); zip the folder again.") from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # gone already once renamed into place
     return destination

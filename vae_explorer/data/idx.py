@@ -91,8 +91,8 @@ def _download_idx(name: str, config: DataConfig) -> Path:
 
         getattr(torchvision.datasets, torchvision_class)(str(root), train=True, download=True)
         getattr(torchvision.datasets, torchvision_class)(str(root), train=False, download=True)
-    except Exception as exc:  # no network, a proxy, a full disk: all end the same way for the user
-        raise DatasetError(f"dataset {name} was not found and could not be downloaded ({type(exc).__name__}); {hint}") from None
+    except Exception:  # no network, a proxy, a full disk: all end the same way for the user
+        raise DatasetError(f"dataset {name} was not found and could not be downloaded; {hint}") from None
     found = _find_idx_folder(name, config)
     if found is None:
         raise DatasetError(f"dataset {name} was downloaded to {root} but its files are not there; {hint}")

@@ -15,7 +15,7 @@ import torch
 
 from ..data import Dataset
 from ..latent import encode_means
-from ..models import VAE, gaussian_kl, log_normal
+from ..models import VAE, gaussian_kl
 from ..training import average_loss
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: a unit is active if Cov_x(E_q[z_u]) > 0.01

@@ -24,6 +24,10 @@ from .losses import LOG_2PI, LossParts, full_precision, gaussian_kl, gaussian_kl
 
 _SEEDED_INIT = threading.Lock()  # seeded inits in two threads (two app sessions) must not interleave
 MIN_LOG_SIGMA = math.log(1e-3)  # floor of a learned Gaussian sigma, so the NLL cannot run off to -inf
+# The largest model built (trained, loaded or uploaded): 200 MB of float32 weights, the upload limit
+# for model.safetensors, and 64 MB of values computed per image by the encoder and decoder.
+MAX_PARAMETERS = 50_000_000
+MAX_ACTIVATIONS = 1 << 24
 
 
 class Posterior:
@@ -273,6 +277,35 @@ def fit_to_data(config: ModelConfig, image_shape, class_names) -> ModelConfig:
     return dataclasses.replace(config, image_shape=list(image_shape), num_classes=len(class_names), class_names=list(class_names))
 
 
+def model_size(config: ModelConfig) -> tuple[int, int]:
+    """(parameters, values computed per image by the encoder and decoder) of the VAE `config`
+    describes, found by building it and running one image through it on torch's meta device, where
+    tensors have shapes but no memory: nothing is allocated, however large the config says."""
+    values = []
+    with torch.device("meta"):  # thread-local: this thread's new tensors only
+        model = VAE(config)
+        leaves = [m for m in model.modules() if not list(m.children())]
+        hooks = [m.register_forward_hook(lambda module, inputs, out: values.append(out.numel())) for m in leaves]
+        with torch.no_grad():
+            y = torch.zeros(1, dtype=torch.long) if model.cond_dim else None
+            model.decode(model.encode(torch.zeros(1, *config.image_shape), y).mean, y)
+        for hook in hooks:
+            hook.remove()
+    return model.num_parameters(), sum(values)
+
+
+def check_model_size(config: ModelConfig, source: str = "model config") -> None:
+    """ConfigError when the model would be larger than this app builds (MAX_PARAMETERS, MAX_ACTIVATIONS)."""
+    parameters, values = model_size(config)
+    if parameters > MAX_PARAMETERS:
+        raise ConfigError(f"{source}: this model would have {parameters:,} parameters ({parameters * 4 / 2**30:.1f} GB), more "
+                          f"than the {MAX_PARAMETERS:,} vae-explorer builds; use fewer or narrower model.hidden_sizes or "
+                          "model.channels, or smaller images.")
+    if values > MAX_ACTIVATIONS:
+        raise ConfigError(f"{source}: this model would compute {values:,} values per image ({values * 4 / 2**20:,.0f} MB), more "
+                          f"than the {MAX_ACTIVATIONS:,} vae-explorer allows; use fewer model.channels or smaller images.")
+
+
 def build_model(config: ModelConfig, seed: int | None = None) -> VAE:
     """A freshly initialised VAE for a complete `ModelConfig` (image_shape filled in).
 
@@ -287,6 +320,7 @@ def build_model(config: ModelConfig, seed: int | None = None) -> VAE:
     from ..config import TrainConfig, check_model_kind
 
     check_model_kind(config, TrainConfig(), "model config")
+    check_model_size(config)  # before anything is allocated
     if seed is None:
         return VAE(config)
     with _SEEDED_INIT, torch.random.fork_rng(devices=[]):  # the global RNG is shared by every thread
