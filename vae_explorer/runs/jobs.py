@@ -117,15 +117,20 @@ class Job:
             if self._stop.is_set():
                 self._ended = time.perf_counter()
                 self._update(status="stopped", message="Stopped before it started.")
+                self._release()
                 return
         try:
             self._work()
-        except Exception as exc:  # a bug here: keep the server alive, say so, log the traceback
+        except Exception:  # a bug here: keep the server alive, say so, log the traceback
             log.exception("training job failed")
-            self._update(status="failed", message=f"Training failed unexpectedly ({type(exc).__name__}); the server log has the details.")
+            self._update(status="failed", message="Training failed unexpectedly; the server log has the details.")
         finally:
             self._ended = time.perf_counter()
             _SLOTS.release()
+            self._release()
+
+    def _release(self) -> None:
+        """What the job held when it ends (a TrainingJob: its run name, if nothing was saved under it)."""
 
     def _work(self) -> None:
         process = subprocess.Popen([sys.executable, "-m", "vae_explorer.runs.worker"], stdin=subprocess.PIPE,
@@ -189,6 +194,9 @@ class TrainingJob(Job):
         super().__init__({"kind": "train", "config": None if config is None else config.to_dict(), "out": str(self.out),
                           "resume": resume, "epochs": epochs, "export_onnx": export_onnx})
 
+    def _release(self) -> None:
+        release_name(self.out)
+
 
 class SweepJob(Job):
     """Train one fresh model per beta (same seed, same epochs) and record the rate (KL) and the
@@ -201,14 +209,50 @@ class SweepJob(Job):
         super().__init__({"kind": "sweep", "config": config.to_dict(), "betas": self.betas})
 
 
+RESERVED = ".reserved"  # in a run's folder until its first epoch is saved there (the save replaces the folder)
+
+
 def run_folder(name: str, runs_dir: str | Path, taken: set[str]) -> Path:
-    """The folder for a new checkpoint called `name` (sanitised) in `runs_dir`; refuses a name in use."""
+    """The folder for a new checkpoint called `name` (sanitised) in `runs_dir`, reserved for it now:
+    made empty but for a note of who reserved it, so a second start of the same name (another
+    session's, a moment later) is refused, and a runs folder that cannot be written is said before
+    any training. TrainingJob releases it if nothing gets saved there."""
     from ..checkpoints import sanitize_name
+    from ..checkpoints.folder import training_status
 
     if not name.strip():
         raise ConfigError("the checkpoint name is empty; type a name such as digits-beta4.")
     clean = sanitize_name(name.strip())
     path = Path(runs_dir) / clean
-    if clean in taken or path.exists():
+    if clean in taken:
         raise ConfigError(f"a checkpoint named {clean} already exists; choose another name.")
+    try:
+        Path(runs_dir).mkdir(parents=True, exist_ok=True)
+        if _abandoned(path):
+            release_name(path)
+        path.mkdir()  # atomic: of two sessions starting the same name, one gets it
+        (path / RESERVED).write_text(json.dumps(training_status("reserved", 0, 0)))
+    except FileExistsError:
+        raise ConfigError(f"a checkpoint named {clean} already exists; choose another name.") from None
+    except OSError as exc:
+        raise ConfigError(f"the runs folder {runs_dir} cannot be written ({exc.strerror or 'a file system error'}); "
+                          "make it writable or free some space, then start again.") from None
     return path
+
+
+def _abandoned(path: Path) -> bool:
+    """A reservation whose server is gone (killed before the first epoch was saved)."""
+    from ..checkpoints.folder import _alive
+
+    try:
+        return (path / RESERVED).is_file() and not _alive(json.loads((path / RESERVED).read_text()))
+    except (OSError, ValueError):
+        return False
+
+
+def release_name(path: Path) -> None:
+    """Give back a reserved run name under which nothing was saved."""
+    import shutil
+
+    if (path / RESERVED).is_file() and not (path / "config.json").exists():
+        shutil.rmtree(path, ignore_errors=True)

@@ -13,6 +13,7 @@ interrupted (a crash, a server restart) and can be resumed from its last saved e
 from __future__ import annotations
 
 import dataclasses
+import errno
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -50,6 +51,7 @@ def prepare_run(config: RunConfig | None, out: str | Path, resume: bool = False,
     `epochs` epochs in all (default: the epochs it was started with). `progress(done, total)` is
     told while an image folder is first decoded into its cache."""
     out = Path(out)
+    check_writable(out)
     if not resume:
         config = dataclasses.replace(config)  # the caller's config is left as it was
         data = load_dataset(config.data, progress)
@@ -71,6 +73,28 @@ def prepare_run(config: RunConfig | None, out: str | Path, resume: bool = False,
     return Run(config, out, checkpoint.model, data, history, state, frames)
 
 
+def _why(exc: OSError) -> str:
+    """An OSError of a save, in words a person acts on."""
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full; free some space and resume the run"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "its folder cannot be written; make it writable and resume the run"
+    return f"{exc.strerror or 'a file system error'}; resume the run once that is fixed"
+
+
+def check_writable(out: Path) -> None:
+    """ConfigError, before any training, when the folder a run saves into cannot be written."""
+    import tempfile
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{out.parent} cannot be written ({exc.strerror or 'a file system error'}); make it writable, "
+                          "or save elsewhere (--out, --runs-dir).") from None
+
+
 def train_run(run: Run, callbacks: Iterable[Callback] = ()) -> list[dict]:
     """Train the run to its configured epochs, saving after each epoch; returns every epoch's record.
 
@@ -86,8 +110,14 @@ def train_run(run: Run, callbacks: Iterable[Callback] = ()) -> list[dict]:
         run.history.append(event.record)
         stopped = "stopped_at_step" in event.record
         run.frames.append(epoch_frame(event.model, run.data, event.epoch))
-        save_checkpoint(run.out, event.model, run.config, run.history, state=event.state,
-                        training=training_status("running", event.epoch, target), frames=run.frames)
+        try:
+            save_checkpoint(run.out, event.model, run.config, run.history, state=event.state,
+                            training=training_status("running", event.epoch, target), frames=run.frames)
+        except OSError as exc:  # a full disk, a folder made read-only: the previous save stays as it was
+            run.history.pop()
+            run.frames.pop()
+            raise TrainingError(f"epoch {event.epoch} could not be saved ({_why(exc)})"
+                                + ("." if run.history else "; nothing was saved.")) from None
 
     if not run.frames and distributed.is_main():  # the model before training, for the replay
         run.frames.append(epoch_frame(run.model, run.data, 0))
@@ -96,7 +126,10 @@ def train_run(run: Run, callbacks: Iterable[Callback] = ()) -> list[dict]:
         trained = train(run.model, run.data, run.config.train, [save, *callbacks], resume=run.resume)
     except TrainingError as exc:
         if run.history and distributed.is_main():
-            write_training(run.out, training_status("failed", len(run.history), target))
+            try:
+                write_training(run.out, training_status("failed", len(run.history), target))
+            except OSError:  # the disk that refused the save: training.json keeps saying "running", which reads as interrupted
+                pass
             raise TrainingError(f"{exc} The checkpoint of epoch {len(run.history)} was kept in {run.out.name}.") from None
         raise
     if not distributed.is_main():  # under torchrun the callbacks (and so the saving) are rank 0's alone

@@ -208,9 +208,9 @@ def main() -> int:
         emit(event="failed", message=str(exc))
     except MemoryError:
         emit(event="failed", message="Training needs more memory than this machine has; use a smaller batch size, model or max_train.")
-    except Exception as exc:  # a bug: say so in one line, the traceback goes to the server's log
+    except Exception:  # a bug: say so in one line, the traceback goes to the server's log
         traceback.print_exc()
-        emit(event="failed", message=f"Training failed unexpectedly ({type(exc).__name__}); the server log has the details.")
+        emit(event="failed", message="Training failed unexpectedly; the server log has the details.")
     return 0
 
 
