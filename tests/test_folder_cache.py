@@ -78,6 +78,27 @@ def test_the_cache_is_reused_until_the_folder_changes(tmp_path, monkeypatch):
     assert not torch.equal(torch.cat([first.train_x, first.test_x]), torch.cat([changed.train_x, changed.test_x]))
 
 
+@pytest.mark.parametrize("damage", ["overwritten at the same length", "cut short", "meta.json truncated", "labels.npy removed"])
+def test_a_damaged_cache_is_read_again_from_the_folder(damage, tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_EXPLORER_CACHE", str(tmp_path / "cache"))
+    blobs(tmp_path / "set")
+    config = DataConfig(dataset=f"folder:{tmp_path / 'set'}", image_size=8, channels=3)
+    first = load_dataset(config)
+    _CACHE.clear()
+    (cache,) = (tmp_path / "cache" / "folders").iterdir()
+    pixels = cache / "images.u8"
+    if damage == "overwritten at the same length":
+        pixels.write_bytes(bytes(pixels.stat().st_size))  # all black, same size: only the digest tells
+    elif damage == "cut short":
+        pixels.write_bytes(pixels.read_bytes()[:100])
+    elif damage == "meta.json truncated":
+        (cache / "meta.json").write_text((cache / "meta.json").read_text()[:10])
+    else:
+        (cache / "labels.npy").unlink()
+    again = load_dataset(config)
+    assert torch.equal(first.train_x, again.train_x) and torch.equal(first.test_y, again.test_y)
+
+
 def test_a_large_set_is_read_from_disk_and_trains_exactly_as_in_memory(tmp_path, monkeypatch):
     blobs(tmp_path / "set", n=40)
     config = DataConfig(dataset=f"folder:{tmp_path / 'set'}", image_size=8, channels=3, test_fraction=0.25)

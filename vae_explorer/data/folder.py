@@ -8,6 +8,9 @@ a larger one stays on disk as an `ImageStore`, read batch by batch. Every image 
 same conversion as an upload (`uploads.standard_image`: transparency onto white, 16-bit and
 float images scaled to 8 bits), then is fitted to image_size x image_size. Unreadable files are
 skipped and named in `Dataset.skipped`; a folder with no readable image is an error.
+
+The cache records a digest (BLAKE2b) of its pixels and labels, checked before each use: a cache
+that was cut short, overwritten (even at the same length) or damaged is read again from the folder.
 """
 
 from __future__ import annotations
@@ -54,6 +57,26 @@ def _read_image(path: Path, size: int, mode: str) -> np.ndarray:
         return np.asarray(ImageOps.fit(image, (size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
+def _cache_digest(target: Path) -> str:
+    digest = hashlib.blake2b(digest_size=20)
+    for name in ("images.u8", "labels.npy"):
+        with open(target / name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _cache_intact(target: Path) -> bool:
+    """Whether the cache at `target` is whole and as it was written (sizes, then the digest)."""
+    try:
+        meta = json.loads((target / "meta.json").read_text())
+        if (target / "images.u8").stat().st_size != meta["count"] * int(np.prod(meta["shape"])):
+            return False
+        return _cache_digest(target) == meta["digest"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def _build_cache(files: list[tuple[int, Path]], root: Path, size: int, channels: int, target: Path,
                  progress: Callable[[int, int], None] | None) -> None:
     """Decode every file into target/images.u8 (rows of C*H*W bytes), labels.npy and meta.json."""
@@ -80,7 +103,7 @@ def _build_cache(files: list[tuple[int, Path]], root: Path, size: int, channels:
             progress(len(files), len(files))
         np.save(partial / "labels.npy", np.asarray(labels, dtype=np.int64))
         (partial / "meta.json").write_text(json.dumps({"format": CACHE_FORMAT, "count": len(labels), "shape": [channels, size, size],
-                                                       "skipped": skipped}))
+                                                       "skipped": skipped, "digest": _cache_digest(partial)}))
         try:
             os.replace(partial, target)
         except OSError:  # another process built it meanwhile: theirs is the same
@@ -106,7 +129,8 @@ def load_folder(config: DataConfig, progress: Callable[[int, int], None] | None 
         stat = path.stat()
         listing.update(f"{path.relative_to(root)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
     target = cache_root() / "folders" / listing.hexdigest()[:20]
-    if not (target / "meta.json").is_file():
+    if not _cache_intact(target):
+        shutil.rmtree(target, ignore_errors=True)  # cut short, overwritten or damaged: read the folder again
         try:
             _build_cache(files, root, size, channels, target, progress)
         except OSError as error:
