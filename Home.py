@@ -4,101 +4,105 @@ import streamlit as st
 
 from vae_explorer.images import png_bytes
 from vae_explorer.latent import sample_prior
+from vae_explorer.app import safety
 from vae_explorer.app import state
 
-st.set_page_config(page_title="vae-explorer", page_icon="🧭", layout="wide")
+with safety.boundary():  # anything unexpected: one sentence on the page, the details in the server's log
+    st.set_page_config(page_title="vae-explorer", page_icon="🧭", layout="wide")
 
-checkpoint = state.select_model()
-config = checkpoint.config
-model_config = config.model
+    checkpoint = state.select_model()
+    config = checkpoint.config
+    model_config = config.model
 
-st.title("vae-explorer")
-st.write(
-    "See inside a **Variational Autoencoder** (Kingma & Welling, 2013): an encoder maps each image to a "
-    "Gaussian q(z|x) over a small latent space, a decoder maps any point z back to an image, and training "
-    "trades reconstruction against keeping q(z|x) close to the prior N(0, I)."
-)
-
-left, right = st.columns([3, 2], gap="large")
-with left:
-    st.subheader(f"Model: {checkpoint.name}")
-    layers = model_config.hidden_sizes if model_config.architecture == "mlp" else model_config.channels
-    kind = "conditional VAE" if model_config.conditional else ("beta-VAE" if config.train.beta != 1 else "VAE")
-    if model_config.prior == "vamp":
-        kind += f" with a VampPrior of {model_config.pseudo_inputs} pseudo-inputs"
-    if model_config.top_latent_dim:
-        kind = f"two-level {kind} (z2 of {model_config.top_latent_dim} above z)"
-    if config.train.objective == "iwae":
-        kind += f", trained on the IWAE bound (k = {config.train.iwae_samples})"
-    if config.train.free_bits:
-        kind += f", free bits {config.train.free_bits:g} nats"
-    c, h, w = model_config.image_shape
-    imported = model_config.architecture == "onnx"
-    st.markdown(
-        (f"- **VAE imported as ONNX graphs** (trained elsewhere; run here with onnxruntime), latent dimension "
-         f"**{model_config.latent_dim}**, {checkpoint.model.num_parameters():,} weights\n" if imported else
-         f"- **{kind}**, {model_config.architecture.upper()} {layers}, latent dimension **{model_config.latent_dim}**, "
-         f"{checkpoint.model.num_parameters():,} parameters\n")
-        + f"- data: **{config.data.dataset}**, {w}x{h} {'greyscale' if c == 1 else 'colour'} images, "
-        f"{len(state.class_names(checkpoint))} classes\n"
-        + (f"- likelihood: Bernoulli, from the decoder's {checkpoint.model.output}" if imported else
-           f"- likelihood: {model_config.likelihood}; beta = {config.train.beta:g}; trained {len(checkpoint.history)} epochs")
+    st.title("vae-explorer")
+    st.write(
+        "See inside a **Variational Autoencoder** (Kingma & Welling, 2013): an encoder maps each image to a "
+        "Gaussian q(z|x) over a small latent space, a decoder maps any point z back to an image, and training "
+        "trades reconstruction against keeping q(z|x) close to the prior N(0, I)."
     )
-    metrics = checkpoint.metrics
-    if metrics:
-        cols = st.columns(5)
-        cols[0].metric("neg-ELBO", f"{metrics['neg_elbo']:.2f}", help="Test set: reconstruction + KL, nats per image (lower is better).")
-        cols[1].metric("recon", f"{metrics['recon']:.2f}", help="-log p(x|z), nats per image.")
-        cols[2].metric("KL", f"{metrics['kl']:.2f}", help="KL(q(z|x) || p(z)), nats per image.")
-        if "iwae_nll" in metrics:
-            cols[3].metric(f"IWAE, k={metrics['iwae_k']}", f"{metrics['iwae_nll']:.2f}",
-                           help="Importance-weighted bound on -log p(x) (Burda et al.): tighter than the ELBO.")
-        if "fid" in metrics:
-            cols[4].metric("FID", f"{metrics['fid']:.1f}", help=f"Fréchet distance of {metrics['fid_n']:,} samples to as many test "
-                           f"images in a small classifier's features (lower is better; real images score "
-                           f"{metrics['fid_floor']:.1f}). Compare models on the Evaluate page.")
-        if "active_units" in metrics:
-            st.caption(f"{metrics['active_units']} of {model_config.latent_dim} latent dimensions are active "
-                       "(their posterior mean varies across the test set).")
-    elif checkpoint.training.get("status") == "running" and not checkpoint.interrupted:
-        st.caption(f"Still training: epoch {checkpoint.training.get('epochs_done')} of {checkpoint.training.get('target_epochs')} "
-                   "is saved; its test metrics come when the training ends.")
-    elif checkpoint.interrupted:
-        st.caption(f"Its training was interrupted after epoch {checkpoint.training.get('epochs_done')} of "
-                   f"{checkpoint.training.get('target_epochs')}; resume it on the Train page.")
-    else:
-        st.caption("No test metrics yet: the Evaluate page computes them.")
 
-with right:
-    st.subheader("Samples from the prior")
-    seed = st.session_state.get("home_seed", 0)
-    classes = len(state.class_names(checkpoint))
-    nrow = classes if model_config.conditional else 8  # conditional: one column per class
-    samples = sample_prior(checkpoint.model, nrow * (3 if model_config.conditional else 4), seed=seed)
-    st.image(png_bytes(samples, nrow=nrow, min_cell=48), width="stretch",
-             caption=("z ~ N(0, I), decoded" if checkpoint.model.standard_prior else f"z from {state.prior_name(checkpoint)}, decoded")
-             + (": each column one class" if model_config.conditional else ""),
-             output_format="PNG")
-    actions = st.columns(2)
-    actions[1].download_button("Download (PNG)", png_bytes(samples, nrow=nrow, min_cell=56), "samples.png", "image/png",
-                               key="home_download", on_click="ignore")
-    if actions[0].button("New samples", key="home_new_samples"):
-        st.session_state["home_seed"] = seed + 1
-        st.rerun()
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.subheader(f"Model: {safety.plain(checkpoint.name)}")
+        layers = model_config.hidden_sizes if model_config.architecture == "mlp" else model_config.channels
+        kind = "conditional VAE" if model_config.conditional else ("beta-VAE" if config.train.beta != 1 else "VAE")
+        if model_config.prior == "vamp":
+            kind += f" with a VampPrior of {model_config.pseudo_inputs} pseudo-inputs"
+        if model_config.top_latent_dim:
+            kind = f"two-level {kind} (z2 of {model_config.top_latent_dim} above z)"
+        if config.train.objective == "iwae":
+            kind += f", trained on the IWAE bound (k = {config.train.iwae_samples})"
+        if config.train.free_bits:
+            kind += f", free bits {config.train.free_bits:g} nats"
+        c, h, w = model_config.image_shape
+        imported = model_config.architecture == "onnx"
+        st.markdown(
+            (f"- **VAE imported as ONNX graphs** (trained elsewhere; run here with onnxruntime), latent dimension "
+             f"**{model_config.latent_dim}**, {checkpoint.model.num_parameters():,} weights\n" if imported else
+             f"- **{kind}**, {model_config.architecture.upper()} {layers}, latent dimension **{model_config.latent_dim}**, "
+             f"{checkpoint.model.num_parameters():,} parameters\n")
+            + f"- data: **{safety.dataset_name(config.data.dataset)}**, {w}x{h} {'greyscale' if c == 1 else 'colour'} images, "
+            f"{len(state.class_names(checkpoint))} classes\n"
+            + (f"- likelihood: Bernoulli, from the decoder's {checkpoint.model.output}" if imported else
+               f"- likelihood: {model_config.likelihood}; beta = {config.train.beta:g}; trained {len(checkpoint.history)} epochs")
+        )
+        metrics = checkpoint.metrics
+        if metrics:
+            cols = st.columns(5)
+            cols[0].metric("neg-ELBO", f"{metrics['neg_elbo']:.2f}", help="Test set: reconstruction + KL, nats per image (lower is better).")
+            cols[1].metric("recon", f"{metrics['recon']:.2f}", help="-log p(x|z), nats per image.")
+            cols[2].metric("KL", f"{metrics['kl']:.2f}", help="KL(q(z|x) || p(z)), nats per image.")
+            if "iwae_nll" in metrics:
+                cols[3].metric(f"IWAE, k={metrics['iwae_k']}", f"{metrics['iwae_nll']:.2f}",
+                               help="Importance-weighted bound on -log p(x) (Burda et al.): tighter than the ELBO.")
+            if "fid" in metrics:
+                cols[4].metric("FID", f"{metrics['fid']:.1f}", help=f"Fréchet distance of {metrics['fid_n']:,} samples to as many test "
+                               f"images in a small classifier's features (lower is better; real images score "
+                               f"{metrics['fid_floor']:.1f}). Compare models on the Evaluate page.")
+            if "active_units" in metrics:
+                st.caption(f"{metrics['active_units']} of {model_config.latent_dim} latent dimensions are active "
+                           "(their posterior mean varies across the test set).")
+        elif checkpoint.training.get("status") == "running" and not checkpoint.interrupted:
+            st.caption(f"Still training: epoch {checkpoint.training.get('epochs_done')} of {checkpoint.training.get('target_epochs')} "
+                       "is saved; its test metrics come when the training ends.")
+        elif checkpoint.interrupted:
+            st.caption(f"Its training was interrupted after epoch {checkpoint.training.get('epochs_done')} of "
+                       f"{checkpoint.training.get('target_epochs')}; resume it on the Train page.")
+        else:
+            st.caption("No test metrics yet: the Evaluate page computes them.")
+        for note in checkpoint.notes:  # what was left out of its history or metrics, and why
+            st.caption(safety.plain(note))
 
-st.subheader("Pages")
-st.markdown(
-    "- **Reconstruct**: test images beside their reconstructions; upload your own drawing and see how the model "
-    "encodes it (mu and sigma per dimension) and what it decodes.\n"
-    "- **Generate**: one slider per latent dimension; the picture follows as you drag. Random samples, the 2-D "
-    "manifold, class choice for conditional models.\n"
-    "- **Latent map**: the encoded images (the test set, or all of them) as a 2-D map (PCA, t-SNE or UMAP) coloured by "
-    "class; point at it to see the place decoded, click a dot to see its image.\n"
-    "- **Interpolate**: walk in a straight line and along a great circle between two images; latent arithmetic.\n"
-    "- **Traverse**: vary one latent dimension at a time from -3 to +3 and watch what it controls.\n"
-    "- **Learn**: the ELBO, the reparameterization trick, what beta does and posterior collapse, each next to something to touch.\n"
-    "- **Train**: train your own model live (every hyperparameter, live curves, Stop), or sweep beta for the "
-    "rate-distortion curve.\n"
-    "- **Evaluate**: checkpoints side by side: ELBO, IWAE bound, active units, KL per dimension, sample quality (FID), "
-    "disentanglement on shapes."
-)
+    with right:
+        st.subheader("Samples from the prior")
+        seed = st.session_state.get("home_seed", 0)
+        classes = len(state.class_names(checkpoint))
+        nrow = classes if model_config.conditional else 8  # conditional: one column per class
+        samples = sample_prior(checkpoint.model, nrow * (3 if model_config.conditional else 4), seed=seed)
+        st.image(png_bytes(samples, nrow=nrow, min_cell=48), width="stretch",
+                 caption=("z ~ N(0, I), decoded" if checkpoint.model.standard_prior else f"z from {state.prior_name(checkpoint)}, decoded")
+                 + (": each column one class" if model_config.conditional else ""),
+                 output_format="PNG")
+        actions = st.columns(2)
+        actions[1].download_button("Download (PNG)", png_bytes(samples, nrow=nrow, min_cell=56), "samples.png", "image/png",
+                                   key="home_download", on_click="ignore")
+        if actions[0].button("New samples", key="home_new_samples"):
+            st.session_state["home_seed"] = seed + 1
+            st.rerun()
+
+    st.subheader("Pages")
+    st.markdown(
+        "- **Reconstruct**: test images beside their reconstructions; upload your own drawing and see how the model "
+        "encodes it (mu and sigma per dimension) and what it decodes.\n"
+        "- **Generate**: one slider per latent dimension; the picture follows as you drag. Random samples, the 2-D "
+        "manifold, class choice for conditional models.\n"
+        "- **Latent map**: the encoded images (the test set, or all of them) as a 2-D map (PCA, t-SNE or UMAP) coloured by "
+        "class; point at it to see the place decoded, click a dot to see its image.\n"
+        "- **Interpolate**: walk in a straight line and along a great circle between two images; latent arithmetic.\n"
+        "- **Traverse**: vary one latent dimension at a time from -3 to +3 and watch what it controls.\n"
+        "- **Learn**: the ELBO, the reparameterization trick, what beta does and posterior collapse, each next to something to touch.\n"
+        "- **Train**: train your own model live (every hyperparameter, live curves, Stop), or sweep beta for the "
+        "rate-distortion curve.\n"
+        "- **Evaluate**: checkpoints side by side: ELBO, IWAE bound, active units, KL per dimension, sample quality (FID), "
+        "disentanglement on shapes."
+    )

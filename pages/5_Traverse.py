@@ -4,55 +4,57 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from vae_explorer.app import safety
 from vae_explorer.app import state
 from vae_explorer.images import gif_bytes, mp4_bytes, png_bytes
 from vae_explorer.latent import traversal_frames, traverse
 
-checkpoint = state.page("Traverse", "Each row starts from one latent vector and sweeps a single dimension across the "
-                        "prior's range (-3 to +3 standard deviations) while the others stay fixed. Rows are ordered by KL "
-                        "per dimension: a dimension with almost no KL is collapsed and its row barely changes.")
-model = checkpoint.model
-names = state.class_names(checkpoint)
-path, saved = str(checkpoint.path), state.stamp(checkpoint.path)
+with safety.boundary():  # anything unexpected: one sentence on the page, the details in the server's log
+    checkpoint = state.page("Traverse", "Each row starts from one latent vector and sweeps a single dimension across the "
+                            "prior's range (-3 to +3 standard deviations) while the others stay fixed. Rows are ordered by KL "
+                            "per dimension: a dimension with almost no KL is collapsed and its row barely changes.")
+    model = checkpoint.model
+    names = state.class_names(checkpoint)
+    path, saved = str(checkpoint.path), state.stamp(checkpoint.path)
 
-kl, active = state.latent_stats(path, saved)
-order = [int(i) for i in np.argsort(-kl)]
-controls = st.columns([2, 1, 1, 1])
-picked = controls[0].multiselect("Dimensions", order, key="trav_dims", format_func=lambda i: f"z{i} ({kl[i]:.2f} nats)",
-                                 **state.from_url("trav_dims", lambda text: [state.in_range(0, len(order) - 1)(v) for v in text.split(",") if v],
-                                                  default=order[: min(8, len(order))]))
-steps = controls[1].slider("Steps", 5, 15, key="trav_steps", **state.from_url("trav_steps", state.in_range(5, 15), value=9))
-state.to_url(trav_dims=",".join(map(str, picked)), trav_steps=steps)
-start = controls[2].selectbox("Start from", ["zero", "a test image"], key="trav_start")
-label = controls[3].selectbox("Class", range(len(names)), format_func=lambda i: names[i], key="trav_class") if model.cond_dim else None
+    kl, active = state.latent_stats(path, saved)
+    order = [int(i) for i in np.argsort(-kl)]
+    controls = st.columns([2, 1, 1, 1])
+    picked = controls[0].multiselect("Dimensions", order, key="trav_dims", format_func=lambda i: f"z{i} ({kl[i]:.2f} nats)",
+                                     **state.from_url("trav_dims", lambda text: [state.in_range(0, len(order) - 1)(v) for v in text.split(",") if v],
+                                                      default=order[: min(8, len(order))]))
+    steps = controls[1].slider("Steps", 5, 15, key="trav_steps", **state.from_url("trav_steps", state.in_range(5, 15), value=9))
+    state.to_url(trav_dims=",".join(map(str, picked)), trav_steps=steps)
+    start = controls[2].selectbox("Start from", ["zero", "a test image"], key="trav_start")
+    label = controls[3].selectbox("Class", range(len(names)), format_func=lambda i: names[i], key="trav_class") if model.cond_dim else None
 
-z = None  # zero
-if start == "a test image":
-    mu, _, labels = state.encoded_test_set(path, saved, 2000)
-    if len(mu):
-        index = st.number_input("Test image", 0, len(mu) - 1, 0, key="trav_index")
-        z = mu[index]
-        st.caption(f"Starting from the posterior mean of test image {index} ({names[int(labels[index])]}).")
+    z = None  # zero
+    if start == "a test image":
+        mu, _, labels = state.encoded_test_set(path, saved, 2000)
+        if len(mu):
+            index = st.number_input("Test image", 0, len(mu) - 1, 0, key="trav_index")
+            z = mu[index]
+            st.caption(f"Starting from the posterior mean of test image {index} ({safety.plain(names[int(labels[index])])}).")
 
-if not picked:
-    st.info("Pick at least one dimension.")
-    st.stop()
-images = traverse(model, picked, steps, z, label)  # (len(picked) * steps, C, H, W), one row per dimension
-grid = png_bytes(images, nrow=steps, min_cell=48)
-left, right = st.columns([3, 1], gap="medium")
-with left:
-    st.image(grid, width="stretch", output_format="PNG",
-             caption="rows: " + ", ".join(f"z{i}" for i in picked) + "; columns: value from -3 to +3")
-    downloads = st.columns(3)
-    downloads[0].download_button("Download grid (PNG)", grid, "traversal.png", "image/png", key="trav_png", on_click="ignore")
-    # The animations sweep all chosen rows together: frame t shows every row at value t.
-    downloads[1].download_button("Download animation (GIF)", lambda: gif_bytes(traversal_frames(images, len(picked), steps), min_cell=96),
-                                 "traversal.gif", "image/gif", key="trav_gif", on_click="ignore")
-    downloads[2].download_button("Download animation (MP4)", lambda: mp4_bytes(traversal_frames(images, len(picked), steps), min_cell=96),
-                                 "traversal.mp4", "video/mp4", key="trav_mp4", on_click="ignore")
-with right:
-    figure = go.Figure(go.Bar(x=[f"z{i}" for i in order], y=[kl[i] for i in order],
-                              marker_color=["#4c78a8" if active[i] else "#bab0ac" for i in order]))
-    figure.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), title="KL per dimension (nats)", yaxis_title="nats")
-    state.chart(figure, "trav_kl")
-    st.caption("Grey: collapsed dimensions (posterior mean varies by less than 0.01 across the test set).")
+    if not picked:
+        st.info("Pick at least one dimension.")
+        st.stop()
+    images = traverse(model, picked, steps, z, label)  # (len(picked) * steps, C, H, W), one row per dimension
+    grid = png_bytes(images, nrow=steps, min_cell=48)
+    left, right = st.columns([3, 1], gap="medium")
+    with left:
+        st.image(grid, width="stretch", output_format="PNG",
+                 caption="rows: " + ", ".join(f"z{i}" for i in picked) + "; columns: value from -3 to +3")
+        downloads = st.columns(3)
+        downloads[0].download_button("Download grid (PNG)", grid, "traversal.png", "image/png", key="trav_png", on_click="ignore")
+        # The animations sweep all chosen rows together: frame t shows every row at value t.
+        downloads[1].download_button("Download animation (GIF)", lambda: gif_bytes(traversal_frames(images, len(picked), steps), min_cell=96),
+                                     "traversal.gif", "image/gif", key="trav_gif", on_click="ignore")
+        downloads[2].download_button("Download animation (MP4)", lambda: mp4_bytes(traversal_frames(images, len(picked), steps), min_cell=96),
+                                     "traversal.mp4", "video/mp4", key="trav_mp4", on_click="ignore")
+    with right:
+        figure = go.Figure(go.Bar(x=[f"z{i}" for i in order], y=[kl[i] for i in order],
+                                  marker_color=["#4c78a8" if active[i] else "#bab0ac" for i in order]))
+        figure.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), title="KL per dimension (nats)", yaxis_title="nats")
+        state.chart(figure, "trav_kl")
+        st.caption("Grey: collapsed dimensions (posterior mean varies by less than 0.01 across the test set).")

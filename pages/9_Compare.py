@@ -5,6 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from vae_explorer.app import safety
 from vae_explorer.app import state
 from vae_explorer.data import prepare_image
 from vae_explorer.errors import VaeExplorerError
@@ -12,129 +13,132 @@ from vae_explorer.app.live import browser_decoding, latent_sliders, pending_valu
 from vae_explorer.images import png_bytes, to_uint8, upscale
 from vae_explorer.latent import encode_image, encode_means, interpolate, traverse, generate
 
-first = state.page("Compare", "Two models side by side, driven by the same input: for example β = 1 against β = 4, a VAE "
-                              "against its conditional version, or one objective against another.")
-refs = {Path(r.path).name: r for r in state.available_models()}
-shape = first.config.model.image_shape
-candidates = [name for name, ref in refs.items() if name != first.name and state.image_shape_of(ref.path) == shape]
-if not candidates:
-    st.info(f"No other model here sees {shape[2]}x{shape[1]} images like {first.name}; train one on the Train page, or "
-            "pick another model in the sidebar.")
-    st.stop()
-preferred = state.comparable_first(first, candidates, {n: refs[n].path for n in candidates})
-other_name = st.selectbox("Compare with", candidates, index=candidates.index(preferred), key="cmp_other",
-                          format_func=lambda n: refs[n].label)
-second = state.load(refs[other_name].path)
-models = {first.name: first, second.name: second}
-if first.config.data.dataset != second.config.data.dataset:
-    st.warning(f"{first.name} was trained on {first.config.data.dataset} and {second.name} on {second.config.data.dataset}: "
-               f"the test images below are {first.config.data.dataset}'s.")
+with safety.boundary():  # anything unexpected: one sentence on the page, the details in the server's log
+    first = state.page("Compare", "Two models side by side, driven by the same input: for example β = 1 against β = 4, a VAE "
+                                  "against its conditional version, or one objective against another.")
+    refs = {Path(r.path).name: r for r in state.available_models()}
+    shape = first.config.model.image_shape
+    candidates = [name for name, ref in refs.items() if name != first.name and state.image_shape_of(ref.path) == shape]
+    if not candidates:
+        st.info(f"No other model here sees {shape[2]}x{shape[1]} images like {safety.plain(first.name)}; train one on the Train page, or "
+                "pick another model in the sidebar.")
+        st.stop()
+    preferred = state.comparable_first(first, candidates, {n: refs[n].path for n in candidates})
+    other_name = st.selectbox("Compare with", candidates, index=candidates.index(preferred), key="cmp_other",
+                              format_func=lambda n: refs[n].label)
+    second = state.load(refs[other_name].path)
+    models = {first.name: first, second.name: second}
+    if first.config.data.dataset != second.config.data.dataset:
+        first_data, second_data = safety.dataset_name(first.config.data.dataset), safety.dataset_name(second.config.data.dataset)
+        st.warning(f"{safety.plain(first.name)} was trained on {first_data} and {safety.plain(second.name)} on {second_data}: the "
+                   f"test images below are {first_data}'s.")
 
-# --- what each is ---------------------------------------------------------------------------------
-columns = st.columns(2)
-for column, checkpoint in zip(columns, models.values()):
-    metrics, config = checkpoint.metrics, checkpoint.config
-    column.markdown(f"**{checkpoint.name}**: {config.model.architecture}, z of {config.model.latent_dim}, β = {config.train.beta:g}"
-                    + (", conditional" if config.model.conditional else "") + (
-                        f"; neg-ELBO {metrics['neg_elbo']:.2f}, KL {metrics['kl']:.2f} nats, {metrics['active_units']} of "
-                        f"{config.model.latent_dim} dimensions active" if "neg_elbo" in metrics else "; not evaluated yet"))
-conditional = [c for c in models.values() if c.model.cond_dim]
-names = state.class_names(conditional[0] if conditional else first)
-label = st.selectbox("Class for " + " and ".join(c.name for c in conditional) + " (conditional)", range(len(names)),
-                     format_func=lambda i: names[i], key="cmp_label") if conditional else None
-
-
-def class_for(checkpoint, wanted):
-    """The class a model is given: the chosen one for a conditional model, none for the other."""
-    return (wanted or 0) if checkpoint.model.cond_dim else None
-
-
-# --- 1. the same z --------------------------------------------------------------------------------
-st.subheader("The same z")
-dim = first.model.latent_dim
-if second.model.latent_dim != dim:
-    st.info(f"{first.name} has {dim} latent dimensions and {second.name} {second.model.latent_dim}: one z cannot drive "
-            "both. The image, interpolation and traversal below still compare them, each with its own codes.")
-else:
-    if st.session_state.get("cmp_pair") != (first.name, second.name):
-        st.session_state.update(cmp_pair=(first.name, second.name), cmp_z=[0.0] * dim,
-                                cmp_version=st.session_state.get("cmp_version", 0) + 1)
-    if st.button("Random sample", key="cmp_random", help=f"Draw z from {first.name}'s prior."):
-        st.session_state.cmp_z = state.prior_code(first)
-        st.session_state.cmp_version += 1
-
-    @st.fragment
-    def same_z() -> None:
-        version = st.session_state.cmp_version
-        values, seq = pending_values("cmp_sliders", version)
-        if values is not None:
-            st.session_state.cmp_z = values
-        z = st.session_state.cmp_z
-        saved = state.stamp(first.path)
-        live, notice = browser_decoding("cmp_sliders", first, saved, class_for(first, label))
-        twin_live, twin_notice = browser_decoding("cmp_sliders", second, state.stamp(second.path), class_for(second, label),
-                                                  field="live_twin")
-        dims = [{"index": i, "label": f"z{i}", "title": f"dimension {i} of both models' z", "collapsed": False} for i in range(dim)]
-        latent_sliders("cmp_sliders", dims, z, version, state.picture(first, z, class_for(first, label)), seq, live,
-                       picture_px=state.px(220), caption=first.name,
-                       twin={"image": state.picture(second, z, class_for(second, label)), "live": twin_live,
-                             "caption": second.name})
-        if notice or twin_notice:
-            st.caption(notice or twin_notice)
-
-    same_z()
-    st.caption("One slider per dimension moves both models' z at once; each picture is its own decoder's answer.")
-
-# --- 2. the same image ----------------------------------------------------------------------------
-data = state.dataset_of(first)
-st.subheader("The same image")
-drawing, drawing_label = state.kept_drawing(first)
-sources = (["your drawing"] if drawing is not None else []) + ["a test image", "an upload"]
-source = st.radio("Input", sources, horizontal=True, key="cmp_source")
-image, true_label = None, None
-if source == "your drawing":
-    image, true_label = drawing, drawing_label
-elif source == "an upload":
-    upload = st.file_uploader("An image (PNG, JPEG, BMP, WebP or GIF), prepared as on the Reconstruct page",
-                              type=["png", "jpg", "jpeg", "bmp", "webp", "gif"], key="cmp_upload")
-    if upload is not None:
-        try:
-            image = prepare_image(upload.getvalue(), shape, "auto", True, name=upload.name)
-        except VaeExplorerError as exc:
-            st.error(str(exc))
-elif data is not None:
-    index = st.number_input("Test image", 0, len(data.test_x) - 1, 0, key="cmp_image")
-    image, true_label = data.test_x[index], int(data.test_y[index])
-if image is not None:
-    columns = st.columns(1 + len(models))
-    columns[0].image(upscale(to_uint8(image[None])[0].squeeze(), 160), caption="the input", width=state.px(160),
-                     output_format="PNG")
-    for column, checkpoint in zip(columns[1:], models.values()):
-        encoding = encode_image(checkpoint.model, image, class_for(checkpoint, label if label is not None else true_label), samples=0)
-        column.image(upscale(to_uint8(encoding.reconstruction)[0].squeeze(), 160), width=state.px(160), output_format="PNG",
-                     caption=f"{checkpoint.name}: reconstruction (|mu| = {encoding.distance:.2f})")
-
-# --- 3. the same end points, 4. the same traversal -----------------------------------------------
-if data is not None:
-    st.subheader("The same interpolation end points")
-    ends = st.columns(3)
-    a = ends[0].number_input("Image A: test image", 0, len(data.test_x) - 1, 0, key="cmp_a")
-    b = ends[1].number_input("Image B: test image", 0, len(data.test_x) - 1, min(1, len(data.test_x) - 1), key="cmp_b")
-    steps = ends[2].slider("Steps", 5, 12, 8, key="cmp_steps")
-    for checkpoint in models.values():
-        y = data.test_y[[a, b]] if checkpoint.model.cond_dim else None
-        mu, _ = encode_means(checkpoint.model, data.test_x[[a, b]], y)
-        path = interpolate(mu[0].numpy(), mu[1].numpy(), steps)
-        st.image(png_bytes(generate(checkpoint.model, path, class_for(checkpoint, int(data.test_y[a]))), nrow=steps, min_cell=56),
-                 caption=f"{checkpoint.name}: linear from A to B in its own latent space", width="stretch", output_format="PNG")
-
-st.subheader("The same traversal")
-shared = min(first.model.latent_dim, second.model.latent_dim)
-picked = st.multiselect("Dimensions", list(range(shared)), default=list(range(min(4, shared))), key="cmp_dims",
-                        format_func=lambda i: f"z{i}")
-if picked:
-    columns = st.columns(len(models))
+    # --- what each is ---------------------------------------------------------------------------------
+    columns = st.columns(2)
     for column, checkpoint in zip(columns, models.values()):
-        column.image(png_bytes(traverse(checkpoint.model, picked, 7, label=class_for(checkpoint, label)), nrow=7, min_cell=40),
-                     caption=f"{checkpoint.name}: each row one dimension from -3 to +3, the others at 0", width="stretch",
-                     output_format="PNG")
+        metrics, config = checkpoint.metrics, checkpoint.config
+        column.markdown(f"**{safety.plain(checkpoint.name)}**: {config.model.architecture}, z of {config.model.latent_dim}, β = {config.train.beta:g}"
+                        + (", conditional" if config.model.conditional else "") + (
+                            f"; neg-ELBO {metrics['neg_elbo']:.2f}, KL {metrics['kl']:.2f} nats, {metrics['active_units']} of "
+                            f"{config.model.latent_dim} dimensions active" if "neg_elbo" in metrics else "; not evaluated yet"))
+    conditional = [c for c in models.values() if c.model.cond_dim]
+    names = state.class_names(conditional[0] if conditional else first)
+    label = st.selectbox("Class for " + " and ".join(c.name for c in conditional) + " (conditional)", range(len(names)),
+                         format_func=lambda i: names[i], key="cmp_label") if conditional else None
+
+
+    def class_for(checkpoint, wanted):
+        """The class a model is given: the chosen one for a conditional model, none for the other."""
+        return (wanted or 0) if checkpoint.model.cond_dim else None
+
+
+    # --- 1. the same z --------------------------------------------------------------------------------
+    st.subheader("The same z")
+    dim = first.model.latent_dim
+    if second.model.latent_dim != dim:
+        st.info(f"{safety.plain(first.name)} has {dim} latent dimensions and {safety.plain(second.name)} {second.model.latent_dim}: one z cannot drive "
+                "both. The image, interpolation and traversal below still compare them, each with its own codes.")
+    else:
+        if st.session_state.get("cmp_pair") != (first.name, second.name):
+            st.session_state.update(cmp_pair=(first.name, second.name), cmp_z=[0.0] * dim,
+                                    cmp_version=st.session_state.get("cmp_version", 0) + 1)
+        if st.button("Random sample", key="cmp_random", help=f"Draw z from {safety.plain(first.name)}'s prior."):
+            st.session_state.cmp_z = state.prior_code(first)
+            st.session_state.cmp_version += 1
+
+        @st.fragment
+        @safety.boundary()  # a fragment reruns alone, outside the page's boundary
+        def same_z() -> None:
+            version = st.session_state.cmp_version
+            values, seq = pending_values("cmp_sliders", version)
+            if values is not None:
+                st.session_state.cmp_z = values
+            z = st.session_state.cmp_z
+            saved = state.stamp(first.path)
+            live, notice = browser_decoding("cmp_sliders", first, saved, class_for(first, label))
+            twin_live, twin_notice = browser_decoding("cmp_sliders", second, state.stamp(second.path), class_for(second, label),
+                                                      field="live_twin")
+            dims = [{"index": i, "label": f"z{i}", "title": f"dimension {i} of both models' z", "collapsed": False} for i in range(dim)]
+            latent_sliders("cmp_sliders", dims, z, version, state.picture(first, z, class_for(first, label)), seq, live,
+                           picture_px=state.px(220), caption=first.name,
+                           twin={"image": state.picture(second, z, class_for(second, label)), "live": twin_live,
+                                 "caption": second.name})
+            if notice or twin_notice:
+                st.caption(notice or twin_notice)
+
+        same_z()
+        st.caption("One slider per dimension moves both models' z at once; each picture is its own decoder's answer.")
+
+    # --- 2. the same image ----------------------------------------------------------------------------
+    data = state.dataset_of(first)
+    st.subheader("The same image")
+    drawing, drawing_label = state.kept_drawing(first)
+    sources = (["your drawing"] if drawing is not None else []) + ["a test image", "an upload"]
+    source = st.radio("Input", sources, horizontal=True, key="cmp_source")
+    image, true_label = None, None
+    if source == "your drawing":
+        image, true_label = drawing, drawing_label
+    elif source == "an upload":
+        upload = st.file_uploader("An image (PNG, JPEG, BMP, WebP or GIF), prepared as on the Reconstruct page",
+                                  type=["png", "jpg", "jpeg", "bmp", "webp", "gif"], key="cmp_upload")
+        if upload is not None:
+            try:
+                image = prepare_image(upload.getvalue(), shape, "auto", True, name=upload.name)
+            except VaeExplorerError as exc:
+                st.error(safety.say(exc))
+    elif data is not None:
+        index = st.number_input("Test image", 0, len(data.test_x) - 1, 0, key="cmp_image")
+        image, true_label = data.test_x[index], int(data.test_y[index])
+    if image is not None:
+        columns = st.columns(1 + len(models))
+        columns[0].image(upscale(to_uint8(image[None])[0].squeeze(), 160), caption="the input", width=state.px(160),
+                         output_format="PNG")
+        for column, checkpoint in zip(columns[1:], models.values()):
+            encoding = encode_image(checkpoint.model, image, class_for(checkpoint, label if label is not None else true_label), samples=0)
+            column.image(upscale(to_uint8(encoding.reconstruction)[0].squeeze(), 160), width=state.px(160), output_format="PNG",
+                         caption=f"{safety.plain(checkpoint.name)}: reconstruction (|mu| = {encoding.distance:.2f})")
+
+    # --- 3. the same end points, 4. the same traversal -----------------------------------------------
+    if data is not None:
+        st.subheader("The same interpolation end points")
+        ends = st.columns(3)
+        a = ends[0].number_input("Image A: test image", 0, len(data.test_x) - 1, 0, key="cmp_a")
+        b = ends[1].number_input("Image B: test image", 0, len(data.test_x) - 1, min(1, len(data.test_x) - 1), key="cmp_b")
+        steps = ends[2].slider("Steps", 5, 12, 8, key="cmp_steps")
+        for checkpoint in models.values():
+            y = data.test_y[[a, b]] if checkpoint.model.cond_dim else None
+            mu, _ = encode_means(checkpoint.model, data.test_x[[a, b]], y)
+            path = interpolate(mu[0].numpy(), mu[1].numpy(), steps)
+            st.image(png_bytes(generate(checkpoint.model, path, class_for(checkpoint, int(data.test_y[a]))), nrow=steps, min_cell=56),
+                     caption=f"{safety.plain(checkpoint.name)}: linear from A to B in its own latent space", width="stretch", output_format="PNG")
+
+    st.subheader("The same traversal")
+    shared = min(first.model.latent_dim, second.model.latent_dim)
+    picked = st.multiselect("Dimensions", list(range(shared)), default=list(range(min(4, shared))), key="cmp_dims",
+                            format_func=lambda i: f"z{i}")
+    if picked:
+        columns = st.columns(len(models))
+        for column, checkpoint in zip(columns, models.values()):
+            column.image(png_bytes(traverse(checkpoint.model, picked, 7, label=class_for(checkpoint, label)), nrow=7, min_cell=40),
+                         caption=f"{safety.plain(checkpoint.name)}: each row one dimension from -3 to +3, the others at 0", width="stretch",
+                         output_format="PNG")

@@ -26,6 +26,13 @@ os.environ.setdefault("VAE_EXPLORER_OFFLINE", "1")
 os.environ["VAE_EXPLORER_CACHE"] = tempfile.mkdtemp(prefix="vae-explorer-test-cache-")
 
 
+def shown(markdown: str) -> str:
+    """What a reader sees of markdown whose only markup is backslash escapes (app/safety.py's plain)."""
+    import re
+
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+
+
 def require(condition: bool, what: str) -> None:
     """Skip when something optional is missing, but fail in CI, where .ci/run must have installed it."""
     if condition:

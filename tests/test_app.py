@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from conftest import PATIENCE_S, REPO, fashion_available, require
+from conftest import PATIENCE_S, REPO, fashion_available, require, shown
 
 PAGES = ["Home.py", "pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/3_Latent_map.py",
          "pages/4_Interpolate.py", "pages/5_Traverse.py", "pages/6_Learn.py", "pages/7_Train.py",
@@ -119,9 +119,8 @@ def test_a_link_naming_a_model_the_server_lacks_says_so_and_shows_the_default(na
     at.query_params["model"] = name
     at.run()
     assert_clean(at)
-    shown = name.replace("`", "").replace("*", "")
-    assert [w.value for w in at.warning] == [f"This link asks for a model called `{shown}`, which this server does not have; "
-                                             "showing digits-mlp instead (pick another in the sidebar)."]
+    assert [shown(w.value) for w in at.warning] == [f"This link asks for a model called {name}, which this server does not have; "
+                                                    "showing digits-mlp instead (pick another in the sidebar)."]  # as typed, as text
     assert at.session_state["model"] == "digits-mlp" and at.query_params["model"] == "digits-mlp"
     at.run()
     assert not at.warning

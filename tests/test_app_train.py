@@ -9,7 +9,7 @@ import pytest
 
 from streamlit.testing.v1 import AppTest
 
-from conftest import PATIENCE_S, REPO
+from conftest import PATIENCE_S, REPO, shown
 from vae_explorer.app import state
 
 
@@ -87,7 +87,7 @@ def test_stop_keeps_what_was_learned(runs):
 
 def test_bad_form_values_give_one_clear_message(runs):
     at = submit(train_page(**{"train__model__hidden_sizes": "256, lots"}), "Start training")
-    assert [e.value for e in at.error] == [
+    assert [shown(e.value) for e in at.error] == [
         "Train form: model.hidden_sizes must be whole numbers separated by commas, got '256, lots'; write it like 256, 128."]
     at = submit(train_page(train_name="digits-mlp"), "Start training")
     assert "named digits-mlp already exists; choose another name" in at.error[0].value
@@ -135,7 +135,7 @@ def test_the_form_offers_every_config_key(runs):
 
 def test_the_form_trains_on_the_iwae_bound_and_refuses_it_with_a_beta(runs):
     at = submit(train_page(train_name="iwae", **{"train__train__objective": "iwae", "train__train__beta": 4.0}), "Start training")
-    assert [e.value for e in at.error] == ["Train form: train.objective iwae trains the bound on log p(x) itself, so "
+    assert [shown(e.value) for e in at.error] == ["Train form: train.objective iwae trains the bound on log p(x) itself, so "
                                            "train.beta must be 1, not 4; set it to 1, or use objective elbo for it."]
     assert not runs.exists() or not any(runs.iterdir())
     at = submit(train_page(train_name="iwae", **{"train__train__objective": "iwae", "train__train__iwae_samples": 3,

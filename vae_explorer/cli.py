@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", help=RUNS_HELP)
 
     sub.add_parser("datasets", help="list the datasets and whether each is available here")
-    sub.add_parser("app", help="start the app in the browser; other flags go to `streamlit run` (e.g. --server.port 8600)",
+    sub.add_parser("app", help="start the app in the browser ([--runs-dir DIR] [--data-root DIR: image folders the Train page may "
+                   "use]); other flags go to `streamlit run` (e.g. --server.port 8600)",
                    add_help=False)
     return parser
 
@@ -412,19 +413,29 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _take_flag(argv: list[str], flag: str) -> tuple[str | None, list[str]]:
+    """The value of `flag FOLDER` in argv, and argv without it."""
+    if flag not in argv:
+        return None, argv
+    at = argv.index(flag)
+    if at + 1 >= len(argv):
+        from .errors import ConfigError
+
+        raise ConfigError(f"{flag} needs a folder; write {flag} PATH.")
+    return argv[at + 1], argv[:at] + argv[at + 2:]
+
+
 def cmd_app(argv: list[str]) -> int:
-    """`vae-explorer app [--runs-dir DIR] [streamlit flags]`: the app, from any folder."""
+    """`vae-explorer app [--runs-dir DIR] [--data-root DIR] [streamlit flags]`: the app, from any folder.
+    --data-root offers the image folders under DIR to the Train page (none without it)."""
     from .app.server import launch
+    from .errors import ConfigError
 
-    runs = None
-    if "--runs-dir" in argv:
-        at = argv.index("--runs-dir")
-        if at + 1 >= len(argv):
-            from .errors import ConfigError
-
-            raise ConfigError("--runs-dir needs a folder; write --runs-dir PATH.")
-        runs, argv = argv[at + 1], argv[:at] + argv[at + 2:]
-    launch(argv, runs)  # does not return: this process becomes the server
+    runs, argv = _take_flag(argv, "--runs-dir")
+    data_root, argv = _take_flag(argv, "--data-root")
+    if data_root is not None and not Path(data_root).expanduser().is_dir():
+        raise ConfigError(f"--data-root {data_root} is not a folder; pass the folder whose image folders the Train page may use.")
+    launch(argv, runs, data_root)  # does not return: this process becomes the server
     return 0
 
 

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..evaluation.metrics import ACTIVE_UNIT_THRESHOLD
+from .safety import label
 
 
 def has_dimension_history(history: list[dict]) -> bool:
@@ -41,7 +42,7 @@ def epochs_map_figure(frames: list[dict], names: list[str], colours: list[str]) 
         out = []
         for k, name in enumerate(names):
             mask = frame["labels"] == k
-            out.append(go.Scattergl(x=frame["scatter"][mask, 0], y=frame["scatter"][mask, 1], mode="markers", name=name,
+            out.append(go.Scattergl(x=frame["scatter"][mask, 0], y=frame["scatter"][mask, 1], mode="markers", name=label(name),
                                     marker=dict(size=5, color=colours[k % len(colours)])))
         return out
 

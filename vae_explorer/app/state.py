@@ -18,9 +18,11 @@ import torch
 
 from ..checkpoints import Checkpoint, load_checkpoint
 from ..data import Dataset, load_dataset
+from ..data.access import uploaded_data
 from ..errors import VaeExplorerError
 from ..latent import encode_means
 from ..paths import runs_dir, shipped_checkpoints_dir
+from . import safety
 
 SHIPPED_DIR = Path(os.environ.get("VAE_EXPLORER_CHECKPOINTS") or shipped_checkpoints_dir())
 TRAINED_DIR = runs_dir()  # $VAE_EXPLORER_RUNS, or `vae-explorer app --runs-dir`
@@ -179,9 +181,9 @@ def select_model() -> Checkpoint:
         linked = MODEL_KEY not in st.session_state and st.query_params.get(MODEL_KEY)
         wanted = DEFAULT_MODEL if DEFAULT_MODEL in by_name else next(iter(by_name))
         if linked:  # a shared link naming a model this server does not have: said once, not silently replaced
-            shown = "".join(c for c in str(linked)[:60] if c.isprintable() and c not in "`*_[]<>")
-            st.warning(f"This link asks for a model called `{shown}`, which this server does not have; showing "
-                       f"{by_name[wanted].label.split('  ')[0]} instead (pick another in the sidebar).")
+            shown = "".join(c for c in str(linked)[:60] if c.isprintable())
+            st.warning(f"This link asks for a model called {safety.plain(shown)}, which this server does not have; showing "
+                       f"{safety.plain(by_name[wanted].label.split('  ')[0])} instead (pick another in the sidebar).")
     names = list(by_name)
     name = st.sidebar.selectbox("Model", names, index=names.index(wanted), format_func=lambda n: by_name[n].label,
                                 help="Shipped checkpoints and those trained or uploaded on this server.")
@@ -190,7 +192,7 @@ def select_model() -> Checkpoint:
     try:
         return load(by_name[name].path)
     except VaeExplorerError as exc:
-        st.error(str(exc))
+        st.error(safety.say(exc))
         st.stop()
 
 
@@ -207,9 +209,9 @@ def _upload_box() -> str | None:
         try:
             folder = import_checkpoint_zip(upload.getvalue(), upload.name, TRAINED_DIR / "uploaded")
         except VaeExplorerError as exc:
-            st.error(str(exc))
+            st.error(safety.say(exc))
             return None
-        st.success(f"Imported {folder.name}.")
+        st.success(f"Imported {safety.plain(folder.name)}.")
         return folder.name
 
 
@@ -220,12 +222,25 @@ def _dataset(config_key: tuple) -> Dataset:
     return load_dataset(DataConfig(**dict(config_key)))
 
 
+def uploaded(checkpoint: Checkpoint) -> bool:
+    """Whether the checkpoint came in through the sidebar's upload (runs folder's uploaded/)."""
+    return checkpoint.path.resolve().parent == (TRAINED_DIR / "uploaded").resolve()
+
+
 def dataset_of(checkpoint: Checkpoint) -> Dataset | None:
-    """The checkpoint's dataset (shared, read-only), or None with a warning saying how to get it."""
+    """The checkpoint's dataset (shared, read-only), or None with a note saying why there is none.
+    An uploaded checkpoint reads no folder of the server's (data/access.py)."""
+    config = checkpoint.config.data
+    if uploaded(checkpoint):
+        config = uploaded_data(config)
+        if config is None:
+            st.info("This uploaded model was trained on an image folder of its own, which this server does not have: "
+                    "there are no test images to show here.")
+            return None
     try:
-        return _dataset(tuple(sorted(asdict(checkpoint.config.data).items())))
+        return _dataset(tuple(sorted(asdict(config).items())))
     except VaeExplorerError as exc:
-        st.warning(f"The test images are not available: {exc}")
+        st.warning(f"The test images are not available: {safety.say(exc)}")
         return None
 
 
@@ -407,6 +422,7 @@ def show_map_progress(task, what: str) -> None:
     method = task.key[2]
 
     @st.fragment(run_every=1.0)
+    @safety.boundary()  # a fragment reruns alone, outside the page's boundary
     def poll() -> None:
         if task.state in ("done", "replaced"):
             st.rerun()
@@ -417,7 +433,7 @@ def show_map_progress(task, what: str) -> None:
             elif task.error == "MemoryError":
                 st.error(f"The machine ran out of memory computing the {what}; choose fewer points.")
             else:
-                st.error(f"The {what} could not be computed ({task.error}); choose fewer points or another method.")
+                st.error(f"The {what} could not be computed; choose fewer points or another method.")
         else:
             waiting = " (after the map being computed now)" if task.state == "waiting" else ""
             st.progress(min(task.done / task.total, 1.0),
@@ -436,7 +452,7 @@ def z_from_link(text: str | None, dim: int, model_name: str, low: float = -3.0, 
     except ValueError:
         return np.zeros(dim), "The z in this link could not be read (it should be numbers separated by commas); starting from zero."
     if len(values) != dim:
-        return np.zeros(dim), (f"The z in this link has {len(values)} value{'s' if len(values) != 1 else ''}, but {model_name} has "
+        return np.zeros(dim), (f"The z in this link has {len(values)} value{'s' if len(values) != 1 else ''}, but {safety.plain(model_name)} has "
                                f"{dim} latent dimensions; starting from zero.")
     if not np.isfinite(values).all():
         return np.zeros(dim), "The z in this link holds values that are not finite numbers (nan or inf); starting from zero."
