@@ -235,7 +235,7 @@ def run_folder(name: str, runs_dir: str | Path, taken: set[str]) -> Path:
     except FileExistsError:
         raise ConfigError(f"a checkpoint named {clean} already exists; choose another name.") from None
     except OSError as exc:
-        raise ConfigError(f"the runs folder {runs_dir} cannot be written ({exc.strerror or 'a file system error'}); "
+        raise ConfigError(f"{runs_dir} cannot be written ({exc.strerror or 'a file system error'}); "
                           "make it writable or free some space, then start again.") from None
     return path
 
