@@ -250,3 +250,35 @@ def test_under_autocast_the_posterior_and_the_loss_stay_in_float32():
         assert model.decode(q.mean).dtype == torch.bfloat16  # the layers do run in bfloat16
     assert q.mean.dtype == q.logvar.dtype == torch.float32
     assert parts.recon.dtype == parts.kl.dtype == parts.total.dtype == torch.float32
+
+
+@pytest.mark.parametrize("config", [
+    ModelConfig(architecture="mlp", latent_dim=8, hidden_sizes=[256, 128], image_shape=[1, 8, 8], num_classes=10),
+    ModelConfig(architecture="conv", latent_dim=16, channels=[32, 64, 64], hidden_sizes=[256], image_shape=[1, 28, 28], num_classes=10),
+    ModelConfig(architecture="conv", latent_dim=4, channels=[8, 16], hidden_sizes=[32], image_shape=[3, 13, 17], num_classes=3),
+    ModelConfig(architecture="mlp", latent_dim=5, hidden_sizes=[64], image_shape=[1, 8, 8], num_classes=10, conditional=True),
+    ModelConfig(architecture="mlp", latent_dim=4, hidden_sizes=[32], image_shape=[1, 8, 8], num_classes=10, prior="vamp", pseudo_inputs=7),
+    ModelConfig(architecture="mlp", latent_dim=4, hidden_sizes=[32], image_shape=[1, 8, 8], num_classes=10, top_latent_dim=2),
+], ids=["mlp", "conv", "conv, odd sides, RGB", "conditional", "vamp", "two levels"])
+def test_a_model_s_size_is_known_from_its_config_before_it_is_built(config):
+    """model_size (built on the meta device, values from each layer's settings) against the model
+    itself: its parameters, and the size of every layer's output for one image, by forward hooks."""
+    from vae_explorer.models.vae import model_size
+
+    model, values = build_model(config, seed=0), []
+    leaves = [m for m in model.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(lambda module, inputs, out: values.append(out[0].numel())) for m in leaves]
+    with torch.no_grad():
+        y = torch.zeros(1, dtype=torch.long) if model.cond_dim else None
+        model.decode(model.encode(torch.zeros(1, *config.image_shape), y).mean, y)
+    for hook in hooks:
+        hook.remove()
+    assert model_size(config) == (model.num_parameters(), sum(values))
+
+
+def test_a_model_too_large_is_refused_before_it_is_built():
+    with pytest.raises(ConfigError, match=r"this model would have 1,489,634,080 parameters \(5.5 GB\), more than the 50,000,000"):
+        build_model(ModelConfig(hidden_sizes=[8192] * 12, image_shape=[1, 28, 28], num_classes=10))
+    with pytest.raises(ConfigError, match=r"this model would compute [\d,]+ values per image"):
+        build_model(ModelConfig(architecture="conv", channels=[64, 1], hidden_sizes=[1], latent_dim=1, image_shape=[1, 1024, 1024],
+                                num_classes=10))  # few weights, but 64 x 512 x 512 values after the first convolution alone

@@ -277,21 +277,44 @@ def fit_to_data(config: ModelConfig, image_shape, class_names) -> ModelConfig:
     return dataclasses.replace(config, image_shape=list(image_shape), num_classes=len(class_names), class_names=list(class_names))
 
 
+def _values(layers: nn.Module, shape: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
+    """The values the layers of a Sequential compute for one input of `shape` (no batch dimension),
+    and the shape they end with: each layer's output shape follows from its own settings (the
+    formulas of torch.nn's Conv2d and ConvTranspose2d), so nothing is run."""
+    total = 0
+    for layer in layers:
+        if isinstance(layer, nn.Linear):
+            shape = (layer.out_features,)
+        elif isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            sides = []
+            for i, side in enumerate(shape[1:]):
+                k, s, p, d = layer.kernel_size[i], layer.stride[i], layer.padding[i], layer.dilation[i]
+                if isinstance(layer, nn.Conv2d):
+                    sides.append((side + 2 * p - d * (k - 1) - 1) // s + 1)
+                else:
+                    sides.append((side - 1) * s - 2 * p + d * (k - 1) + layer.output_padding[i] + 1)
+            shape = (layer.out_channels, *sides)
+        elif isinstance(layer, nn.Flatten):
+            shape = (math.prod(shape),)
+        elif isinstance(layer, nn.Unflatten):
+            shape = tuple(layer.unflattened_size)
+        elif not isinstance(layer, tuple(ACTIVATIONS.values())):  # a layer of unknown shape: no guess
+            raise TypeError(f"no shape rule for {type(layer).__name__}")
+        total += math.prod(shape)
+    return total, shape
+
+
 def model_size(config: ModelConfig) -> tuple[int, int]:
     """(parameters, values computed per image by the encoder and decoder) of the VAE `config`
-    describes, found by building it and running one image through it on torch's meta device, where
-    tensors have shapes but no memory: nothing is allocated, however large the config says."""
-    values = []
+    describes. The model is built on torch's meta device, where tensors have shapes but no memory,
+    so nothing is allocated however large the config says; the values follow from each layer's
+    settings (`_values`), the same as its outputs' sizes for one image."""
     with torch.device("meta"):  # thread-local: this thread's new tensors only
         model = VAE(config)
-        leaves = [m for m in model.modules() if not list(m.children())]
-        hooks = [m.register_forward_hook(lambda module, inputs, out: values.append(out.numel())) for m in leaves]
-        with torch.no_grad():
-            y = torch.zeros(1, dtype=torch.long) if model.cond_dim else None
-            model.decode(model.encode(torch.zeros(1, *config.image_shape), y).mean, y)
-        for hook in hooks:
-            hook.remove()
-    return model.num_parameters(), sum(values)
+    encoded, (features,) = _values(model.encoder, tuple(config.image_shape))
+    head = 2 * config.latent_dim  # (mu, logvar)
+    decoded, _ = _values(model.decoder, (config.latent_dim + model.cond_dim,))
+    return model.num_parameters(), encoded + head + decoded
 
 
 def check_model_size(config: ModelConfig, source: str = "model config") -> None:
