@@ -282,3 +282,24 @@ def test_a_model_too_large_is_refused_before_it_is_built():
     with pytest.raises(ConfigError, match=r"this model would compute [\d,]+ values per image"):
         build_model(ModelConfig(architecture="conv", channels=[64, 1], hidden_sizes=[1], latent_dim=1, image_shape=[1, 1024, 1024],
                                 num_classes=10))  # few weights, but 64 x 512 x 512 values after the first convolution alone
+
+
+def test_the_size_of_a_registered_architecture_with_other_layers_is_found_by_running_it_on_the_meta_device():
+    from torch import nn
+
+    from vae_explorer.models.vae import model_size
+
+    @register_architecture("test-batchnorm-mlp")
+    def batchnorm_mlp(config, cond_dim):
+        c, h, w = config.image_shape
+        encoder = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, 32), nn.BatchNorm1d(32), nn.ReLU())
+        decoder = nn.Sequential(nn.Linear(config.latent_dim + cond_dim, 32), nn.ReLU(), nn.Linear(32, c * h * w), nn.Unflatten(1, (c, h, w)))
+        return encoder, 32, decoder
+
+    try:
+        config = ModelConfig(architecture="test-batchnorm-mlp", latent_dim=3, image_shape=[1, 8, 8], num_classes=10)
+        model = build_model(config, seed=0)
+        # by hand: flatten 64, linear 32, batch norm 32, relu 32; head 6; linear 32, relu 32, linear 64, unflatten 64
+        assert model_size(config) == (model.num_parameters(), 64 + 32 + 32 + 32 + 6 + 32 + 32 + 64 + 64)
+    finally:
+        ARCHITECTURES.pop("test-batchnorm-mlp")

@@ -311,10 +311,22 @@ def model_size(config: ModelConfig) -> tuple[int, int]:
     settings (`_values`), the same as its outputs' sizes for one image."""
     with torch.device("meta"):  # thread-local: this thread's new tensors only
         model = VAE(config)
-    encoded, (features,) = _values(model.encoder, tuple(config.image_shape))
-    head = 2 * config.latent_dim  # (mu, logvar)
-    decoded, _ = _values(model.decoder, (config.latent_dim + model.cond_dim,))
-    return model.num_parameters(), encoded + head + decoded
+    try:
+        encoded, _ = _values(model.encoder, tuple(config.image_shape))
+        decoded, _ = _values(model.decoder, (config.latent_dim + model.cond_dim,))
+        return model.num_parameters(), encoded + 2 * config.latent_dim + decoded  # 2 * latent_dim: (mu, logvar)
+    except TypeError:  # a registered architecture with other layers: one image through it on the meta device (slower)
+        values = []
+        model.eval()  # batch norms take one image
+        with torch.device("meta"):
+            hooks = [m.register_forward_hook(lambda module, inputs, out: values.append(out.numel()))
+                     for m in model.modules() if not list(m.children())]
+            with torch.no_grad():
+                y = torch.zeros(1, dtype=torch.long) if model.cond_dim else None
+                model.decode(model.encode(torch.zeros(1, *config.image_shape), y).mean, y)
+            for hook in hooks:
+                hook.remove()
+        return model.num_parameters(), sum(values)
 
 
 def check_model_size(config: ModelConfig, source: str = "model config") -> None:
