@@ -133,7 +133,7 @@ def test_write_metrics_merges(copy):
     checkpoint = load_checkpoint(copy)
     assert "a key of another version" not in checkpoint.metrics and len(checkpoint.metrics) == 5
     assert checkpoint.notes == ["metrics.json: a key of another version left out: not what vae-explorer writes there "
-                                "(run `vae-explorer evaluate` again for them)."]
+                                "(the Evaluate page or vae-explorer evaluate computes them again)."]
 
 
 def test_a_format_1_checkpoint_loads_and_says_it_cannot_be_resumed(copy):

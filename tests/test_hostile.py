@@ -232,4 +232,4 @@ def test_metrics_history_and_names_of_another_shape_are_left_out_with_a_note(fil
     assert checkpoint.notes == [
         "history.json does not hold epoch records as vae-explorer writes them; its curves are left out.",
         "metrics.json: active_units, fid, kl, kl_per_dim, mig_per_factor, neg_elbo and 1 more left out: not what "
-        "vae-explorer writes there (run `vae-explorer evaluate` again for them)."]
+        "vae-explorer writes there (the Evaluate page or vae-explorer evaluate computes them again)."]

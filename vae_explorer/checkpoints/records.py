@@ -111,8 +111,8 @@ def clean_metrics(metrics: dict, latent_dim: int, file: str = "metrics.json") ->
         del kept["elbo_iwae_gap"]
     names = sorted(set(left_out))
     shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
-    notes = [f"{file}: {shown} left out: not what vae-explorer writes there (run `vae-explorer evaluate` again for "
-             "them)."] if names else []
+    notes = [f"{file}: {shown} left out: not what vae-explorer writes there (the Evaluate page or vae-explorer evaluate "
+             "computes them again)."] if names else []
     return kept, notes
 
 
