@@ -71,6 +71,14 @@ def all_sum(values: list[float], device: torch.device) -> list[float]:
 
 
 def finish() -> None:
-    """Leave the process group (at the end of a torchrun command)."""
+    """Leave the process group (at the end of a torchrun command), all processes together: rank 0
+    still evaluates and saves after the last step, and a rank that tore down its gloo group
+    meanwhile was aborted ("terminate called without an active exception", seen on a loaded
+    2-core machine). A peer that already died ends the barrier with an error, not a wait."""
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        except (RuntimeError, dist.DistBackendError):
+            pass  # a peer is gone: nothing to wait for
+        finally:
+            dist.destroy_process_group()
