@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -77,9 +78,14 @@ def test_each_browser_stays_on_the_process_that_holds_its_pictures(proxied):
 def test_sessions_through_the_proxy_drag_and_open_pages_without_errors(proxied):
     from app_load import protocol_load_test
 
-    result = protocol_load_test(sessions=4, seconds=3.0, address=proxied)
-    assert result["errors"] == []
-    assert len(result["round_trips"]) >= 4 and len(result["page_opens"]) >= 8
+    # rounds of 3 s until enough was done: a busy machine answers fewer in each, never wrongly
+    trips, opens, errors = [], [], []
+    deadline = time.monotonic() + PATIENCE_S
+    while (len(trips) < 4 or len(opens) < 8) and time.monotonic() < deadline:
+        result = protocol_load_test(sessions=4, seconds=3.0, address=proxied)
+        trips, opens, errors = trips + result["round_trips"], opens + result["page_opens"], errors + result["errors"]
+    assert errors == []
+    assert len(trips) >= 4 and len(opens) >= 8
 
 
 def test_a_browser_decodes_in_the_page_through_the_proxy(proxied):
