@@ -43,8 +43,8 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
              f"{checkpoint.model.num_parameters():,} parameters\n")
             + f"- data: **{safety.dataset_name(config.data.dataset)}**, {w}x{h} {'greyscale' if c == 1 else 'colour'} images, "
             f"{len(state.class_names(checkpoint))} classes\n"
-            + (f"- likelihood: Bernoulli, from the decoder's {checkpoint.model.output}" if imported else
-               f"- likelihood: {model_config.likelihood}; beta = {config.train.beta:g}; trained {len(checkpoint.history)} epochs")
+            + f"- {safety.plain(checkpoint.model.describe_likelihood())}"
+            + ("" if imported else f"; beta = {config.train.beta:g}; trained {len(checkpoint.history)} epochs")
         )
         metrics = checkpoint.metrics
         if metrics:

@@ -45,7 +45,10 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     order = np.argsort(-kl)
     dims = [{"index": int(i), "label": f"z{i}  ·  {kl[i]:.2f} nats" + ("" if active[i] else "  (collapsed)"),
              "title": f"dimension {i}: KL {kl[i]:.3f} nats per image" + ("" if active[i] else "; collapsed, it barely changes the picture"),
-             "collapsed": bool(not active[i])} for i in order]
+             "collapsed": bool(not active[i])} for i in order[:state.MAX_SLIDERS]]
+    if dim > state.MAX_SLIDERS:
+        st.caption(f"Sliders for the {state.MAX_SLIDERS} of {dim} dimensions that carry the most KL; the other "
+                   f"{dim - state.MAX_SLIDERS} keep their values (Random sample, Reset and shared links set them all).")
 
 
     @st.fragment

@@ -58,7 +58,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
             st.markdown("**Model**")
             field_widget(st, "model", "architecture", "Architecture", "mlp: dense layers; conv: stride-2 convolutions",
                          suggestions=list(ARCHITECTURES), accept_new_options=False)
-            field_widget(st, "model", "latent_dim", "Latent dimension", "Size of z (1 to 128)")
+            field_widget(st, "model", "latent_dim", "Latent dimension", "Size of z (1 to 512)")
             field_widget(st, "model", "hidden_sizes", "Hidden layer sizes", "MLP widths (the decoder mirrors them), or the "
                          "dense layers after a conv encoder; e.g. 256, 128")
             field_widget(st, "model", "channels", "Conv channels", "Output channels of each stride-2 convolution; e.g. 32, 64")

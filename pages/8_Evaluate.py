@@ -93,6 +93,11 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         for name, value in values.items():
             table[name].append(value)
     st.dataframe(table, hide_index=True, width="stretch")
+    scored = {name: checkpoint.model.describe_likelihood() for name, (checkpoint, _, _) in results.items()}
+    st.caption("  \n".join(f"{safety.plain(name)}: {safety.plain(said)}" for name, said in scored.items()))
+    if len({said.split(" (assumed")[0] for said in scored.values()}) > 1:
+        st.warning("These models are scored with different likelihoods, so their neg-ELBO, reconstruction and IWAE "
+                   "figures are in different units and not comparable; KL, active units and FID are.")
     accuracies = {info["key"]: info for info in classifiers.values() if info}
     if accuracies:
         st.caption("FID uses a small convolutional classifier trained once per dataset (`python -m vae_explorer "

@@ -3,6 +3,7 @@ same interpolation end points and the same traversal."""
 
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from vae_explorer.app import safety
@@ -37,10 +38,16 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     columns = st.columns(2)
     for column, checkpoint in zip(columns, models.values()):
         metrics, config = checkpoint.metrics, checkpoint.config
-        column.markdown(f"**{safety.plain(checkpoint.name)}**: {config.model.architecture}, z of {config.model.latent_dim}, β = {config.train.beta:g}"
+        kind = ("imported ONNX graphs" if config.model.architecture == "onnx" else
+                f"{config.model.architecture}, β = {config.train.beta:g}")
+        column.markdown(f"**{safety.plain(checkpoint.name)}**: {kind}, z of {config.model.latent_dim}"
                         + (", conditional" if config.model.conditional else "") + (
                             f"; neg-ELBO {metrics['neg_elbo']:.2f}, KL {metrics['kl']:.2f} nats, {metrics['active_units']} of "
                             f"{config.model.latent_dim} dimensions active" if "neg_elbo" in metrics else "; not evaluated yet"))
+        column.caption(safety.plain(checkpoint.model.describe_likelihood()))
+    if len({c.model.describe_likelihood().split(" (assumed")[0] for c in models.values()}) > 1:
+        st.caption("The two are scored with different likelihoods, so their neg-ELBOs are in different units: compare "
+                   "their pictures, not those numbers.")
     conditional = [c for c in models.values() if c.model.cond_dim]
     names = state.class_names(conditional[0] if conditional else first)
     label = st.selectbox("Class for " + " and ".join(c.name for c in conditional) + " (conditional)", range(len(names)),
@@ -78,7 +85,11 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
             live, notice = browser_decoding("cmp_sliders", first, saved, class_for(first, label))
             twin_live, twin_notice = browser_decoding("cmp_sliders", second, state.stamp(second.path), class_for(second, label),
                                                       field="live_twin")
-            dims = [{"index": i, "label": f"z{i}", "title": f"dimension {i} of both models' z", "collapsed": False} for i in range(dim)]
+            shown = range(dim) if dim <= state.MAX_SLIDERS else np.argsort(-state.latent_stats(str(first.path), state.stamp(first.path))[0])[:state.MAX_SLIDERS]
+            dims = [{"index": int(i), "label": f"z{i}", "title": f"dimension {i} of both models' z", "collapsed": False} for i in shown]
+            if dim > state.MAX_SLIDERS:
+                st.caption(f"Sliders for the {state.MAX_SLIDERS} of {dim} dimensions that carry the most KL in "
+                           f"{safety.plain(first.name)}; the others keep their values.")
             latent_sliders("cmp_sliders", dims, z, version, state.picture(first, z, class_for(first, label)), seq, live,
                            picture_px=state.px(220), caption=first.name,
                            twin={"image": state.picture(second, z, class_for(second, label)), "live": twin_live,

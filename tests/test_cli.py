@@ -70,7 +70,7 @@ def test_datasets_lists_availability(capsys):
         (["train", "--config", "nope.yaml"], "config file nope.yaml not found"),
         (["train-classifier", "--dataset", "nope"], "unknown dataset 'nope'"),
         (["train-classifier", "--epochs", "0"], "--epochs must be from 1 to 1000"),
-        (["train", "--latent-dim", "0"], "model.latent_dim must be from 1 to 128"),
+        (["train", "--latent-dim", "0"], "model.latent_dim must be from 1 to 512"),
         (["train", "--lr", "-1"], "train.lr"),
         (["train", "--dataset", "cifar"], "unknown dataset 'cifar'"),
         (["train", "--batch-size", "99999", "--epochs", "1"], "larger than the 1438 training images"),

@@ -26,8 +26,8 @@ def test_fashion_config_is_the_pytorch_examples_architecture():
     [
         ({"model": {"latent_dims": 4}}, ["model.latent_dims", "latent_dim"]),
         ({"modle": {}}, ["modle", "model"]),
-        ({"model": {"latent_dim": 0}}, ["model.latent_dim", "from 1 to 128", "got 0"]),
-        ({"model": {"latent_dim": 129}}, ["model.latent_dim", "129"]),
+        ({"model": {"latent_dim": 0}}, ["model.latent_dim", "from 1 to 512", "got 0"]),
+        ({"model": {"latent_dim": 513}}, ["model.latent_dim", "513"]),
         ({"model": {"latent_dim": "eight"}}, ["model.latent_dim", "integer"]),
         ({"model": {"latent_dim": True}}, ["model.latent_dim", "integer"]),
         ({"train": {"lr": -0.1}}, ["train.lr", "-0.1"]),

@@ -293,9 +293,11 @@ BAD = {
     "custom operator": (lambda wm, wv, w: (encoder_bytes(wm, wv), _custom_op_decoder(w)), "logits",
                         "d.onnx: the decoder uses custom operators (my.company.ops::MatMul) that onnxruntime does not provide; "
                         "export it with standard ONNX operators only."),
-    "images of another size": (lambda wm, wv, w: (encoder_bytes(np.zeros((784, 3)), np.zeros((784, 3)), image=(1, 28, 28)),
-                                                  decoder_bytes(np.zeros((3, 784)))), "logits",
-                               "e.onnx: the encoder takes images of shape 1x28x28, but the dataset's are 1x8x8."),
+    "images of other channels": (lambda wm, wv, w: (encoder_bytes(np.zeros((128, 3)), np.zeros((128, 3)), image=(2, 8, 8)),
+                                                    decoder_bytes(np.zeros((3, 128)))), "logits",
+                                 "e.onnx: the encoder takes images of shape 2x8x8, but the dataset's are 1x8x8 (channels first; "
+                                 "channels-last is found by itself); pass --image-size and --channels of the images it was "
+                                 "trained on."),
     "logits called probabilities": (lambda wm, wv, w: (encoder_bytes(wm, wv), decoder_bytes(w * 10)), "probabilities",
                                     "d.onnx: the decoder's outputs run from"),
 }

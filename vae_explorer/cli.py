@@ -96,11 +96,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="ONNX file to write (default: decoder.onnx beside the checkpoint, made once)")
 
     p = sub.add_parser("import-onnx", help="import a VAE trained elsewhere, as an ONNX encoder and decoder, into a checkpoint folder")
-    p.add_argument("--encoder", required=True, help="ONNX file: images (batch, C, H, W) or (batch, C*H*W) in [0, 1] -> mean, log-variance")
-    p.add_argument("--decoder", required=True, help="ONNX file: z (batch, latent_dim) -> an image's logits or probabilities")
+    p.add_argument("--encoder", required=True, help="ONNX file: images (batch, C, H, W), (batch, H, W, C) or (batch, C*H*W) "
+                   "in the model's range -> mean, log-variance")
+    p.add_argument("--decoder", required=True, help="ONNX file: z (batch, latent_dim) -> the likelihood's parameters per pixel")
+    p.add_argument("--likelihood", choices=["bernoulli", "gaussian", "gaussian-learned"],
+                   help="how it was trained: bernoulli (BCE, images in [0, 1]), gaussian (MSE: one fixed sigma) or "
+                   "gaussian-learned (the decoder also gives a log-variance per pixel); not given: bernoulli, said as assumed")
     p.add_argument("--output", choices=["logits", "probabilities"], default="logits",
-                   help="what the decoder gives: Bernoulli logits (default) or probabilities (after a sigmoid)")
+                   help="bernoulli: the decoder gives logits (default) or probabilities (after a sigmoid)")
+    p.add_argument("--sigma", type=float, help="gaussian: the fixed sigma per pixel in the model's units (default: fitted "
+                   "on the test images by maximum likelihood)")
+    p.add_argument("--range", dest="value_range", choices=["0,1", "-1,1"], help="the images' value range in training: "
+                   "0,1 (default) or -1,1 (a Tanh output, Normalize(0.5, 0.5))")
+    p.add_argument("--mean", nargs="+", type=float, metavar="M", help="or the normalisation (x - mean) / std: one mean or one per channel")
+    p.add_argument("--std", nargs="+", type=float, metavar="S", help="... and its std, one or one per channel")
     p.add_argument("--dataset", required=True, help="the dataset it was trained on (see `datasets`): its test images are what the pages show")
+    p.add_argument("--image-size", type=int, help="side the dataset's images are read at (default: the encoder's input size "
+                   "when fixed, else the dataset's own)")
+    p.add_argument("--channels", type=int, choices=[1, 3], help="folder datasets: read as 1 (grey) or 3 (RGB) channels "
+                   "(default: the encoder's input's when fixed, else 1)")
     p.add_argument("--data-dir", help="folder searched first for dataset files")
     p.add_argument("--class-names", nargs="+", metavar="NAME", help="names of the classes, in order (default: the dataset's)")
     p.add_argument("--name", help="save as this run in the runs folder (default: the encoder file's name)")
@@ -394,13 +408,18 @@ def cmd_import_onnx(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     out = Path(args.out) if args.out else runs_dir(args.runs_dir) / sanitize_name(args.name or Path(args.encoder).stem)
-    folder, notes = import_onnx(args.encoder, args.decoder, out, args.dataset, args.output, args.class_names, args.data_dir)
+    folder, notes = import_onnx(args.encoder, args.decoder, out, args.dataset, args.output, args.class_names, args.data_dir,
+                                likelihood=args.likelihood, sigma=args.sigma, value_range=args.value_range, mean=args.mean,
+                                std=args.std, image_size=args.image_size, channels=args.channels)
     for note in notes:
         print(f"warning: {note}.", file=sys.stderr)
     config = read_config(folder)
+    from .checkpoints.onnx_import import read_observation
+
+    described = read_observation(folder, config.model.image_shape[0]).describe()
     print(f"imported {folder} in {time.perf_counter() - started:.1f} s: latent dimension {config.model.latent_dim}, "
-          f"{'x'.join(map(str, config.model.image_shape))} images of {config.data.dataset}; explore it in the app "
-          f"(it is listed as {folder.name}) or run `vae-explorer evaluate --model-path {folder}`")
+          f"{'x'.join(map(str, config.model.image_shape))} images of {config.data.dataset}, {described}; explore it in the "
+          f"app (it is listed as {folder.name}) or run `vae-explorer evaluate --model-path {folder}`")
     return 0
 
 

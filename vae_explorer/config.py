@@ -74,7 +74,7 @@ class ModelConfig:
     # Registry name of the encoder/decoder pair: "mlp" or "conv".
     architecture: str = _field("mlp")
     # Dimension of z; the prior is N(0, I) of this size.
-    latent_dim: int = _field(8, min=1, max=128)
+    latent_dim: int = _field(8, min=1, max=512)
     # MLP: widths of the encoder's hidden layers (the decoder mirrors them). Conv: the dense
     # layer(s) between the flattened feature map and the latent heads.
     hidden_sizes: list[int] = _field([256, 128], min=1, max=8192, max_items=16)

@@ -28,6 +28,7 @@ SHIPPED_DIR = Path(os.environ.get("VAE_EXPLORER_CHECKPOINTS") or shipped_checkpo
 TRAINED_DIR = runs_dir()  # $VAE_EXPLORER_RUNS, or `vae-explorer app --runs-dir`
 DEFAULT_MODEL = "digits-mlp"
 MODEL_KEY = "model"  # session-state key and query parameter of the chosen checkpoint
+MAX_SLIDERS = 64  # a latent of more dimensions (up to 512, imported) gets sliders for those that carry the most KL
 
 
 @dataclass(frozen=True)

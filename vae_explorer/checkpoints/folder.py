@@ -102,8 +102,10 @@ def weights_sha1(path: str | Path) -> str:
     Remembered per file version (inode, size, modification time; saves write a new file and rename
     it), since pages ask on every rerun and a large model's file takes a while to read."""
     weights = Path(path) / WEIGHTS_FILE
-    if not weights.exists() and (Path(path) / "onnx_encoder.onnx").exists():  # an imported ONNX pair: both graphs
-        parts = [_version_sha1(Path(path) / name) for name in ("onnx_encoder.onnx", "onnx_decoder.onnx")]
+    if not weights.exists() and (Path(path) / "onnx_encoder.onnx").exists():  # an imported ONNX pair: both graphs,
+        # and the likelihood and range it declares (they change what the encoder is fed and the pictures)
+        names = ("onnx_encoder.onnx", "onnx_decoder.onnx", "onnx.json")
+        parts = [_version_sha1(Path(path) / name) for name in names if (Path(path) / name).exists()]
         return hashlib.sha1("".join(parts).encode("ascii")).hexdigest()
     return _version_sha1(weights)
 

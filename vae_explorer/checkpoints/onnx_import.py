@@ -2,21 +2,26 @@
 
     folder, notes = import_onnx("enc.onnx", "dec.onnx", "runs/their-vae", dataset="fashion-mnist")
 
-    NAME/config.json          model.architecture "onnx", the latent size, the dataset's image shape and classes
-    NAME/onnx.json            {"output": "logits" | "probabilities"}: what the decoder gives
+    NAME/config.json          model.architecture "onnx", the latent size, the dataset (and the image size
+                              and channels it is read at) and its classes
+    NAME/onnx.json            the likelihood and value range (models/observation.py): likelihood, output,
+                              sigma, sigma_fitted, mean, std, declared; and the layouts found (layout,
+                              decoder_layout: nchw, nhwc, flat); older imports hold only "output"
     NAME/onnx_encoder.onnx    the encoder, its weights inside the file
     NAME/onnx_decoder.onnx    the decoder, likewise
     NAME/history.json, metrics.json   empty until `evaluate` fills the metrics
 
-The graphs are checked against the contract of models/onnx_pair.py, then run on the dataset's test
-images (finite means, variances and outputs in the range `output` says), and only then is the
-folder written (aside, then renamed), so a refused import writes nothing. The server runs them
+The graphs are checked against the contract of models/onnx_pair.py; an image shape the encoder's
+input fixes sets the size (and, for a folder, the channels) the dataset is read at. Then they are run
+on the dataset's test images (finite means, variances and outputs in the range declared; a fixed
+Gaussian sigma not given is fitted on up to FIT_IMAGES of them), and only then is the folder written (aside, then renamed), so a refused import writes nothing. The server runs them
 with onnxruntime; loading one opens them again from their bytes, with the same checks.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -26,15 +31,18 @@ import torch
 
 from ..config import DataConfig, ModelConfig, RunConfig
 from ..errors import CheckpointError, VaeExplorerError
-from ..models.onnx_pair import OnnxPair, OnnxPairError, onnx_model
+from ..errors import ConfigError
+from ..models.external import MAX_LATENT
+from ..models.observation import Observation
+from ..models.onnx_pair import OnnxPair, OnnxPairError, _split_inputs, onnx_model
 from .folder import CONFIG_FILE, FORMAT_VERSION, HISTORY_FILE, METRICS_FILE, _fsync_write, _json_bytes
 from .records import read_json
 
 ARCHITECTURE = "onnx"
 IMPORT_FILE, ENCODER_GRAPH, DECODER_GRAPH = "onnx.json", "onnx_encoder.onnx", "onnx_decoder.onnx"
-OUTPUTS = ("logits", "probabilities")
-MAX_LATENT = 128  # ModelConfig's bound: the sliders and maps are made for codes this size
 PROBE_IMAGES = 64
+FIT_IMAGES = 1000  # test images a Gaussian's sigma is fitted on
+RANGE_SLACK = 0.1  # Gaussian means this far outside the declared range (in [0, 1] units) contradict it
 
 
 def is_imported(config: RunConfig) -> bool:
@@ -63,72 +71,142 @@ def _read_graph(path: Path, role: str) -> bytes:
     return data
 
 
-def _probe(pair: OnnxPair, model, data, output: str) -> list[str]:
-    """Run the pair on test images; raise OnnxPairError on what makes it unusable, return notes on what looks odd."""
+def _probe(pair: OnnxPair, model, data) -> list[str]:
+    """Run the pair on test images; raise OnnxPairError on what makes it unusable (or contradicts the
+    declared likelihood and range), return notes on what looks odd."""
+    observation = model.observation
     x = data.test_x[:PROBE_IMAGES]
     x = torch.as_tensor(np.asarray(x[:])) if not isinstance(x, torch.Tensor) else x
+    y = torch.as_tensor(np.asarray(data.test_y[:PROBE_IMAGES])) if model.cond_dim else None
     with torch.no_grad():
-        mu, logvar = pair.encode(x)
-        if not (torch.isfinite(mu).all() and torch.isfinite(logvar).all()):
+        q = model.encode(x, y)
+        if not (torch.isfinite(q.mean).all() and torch.isfinite(q.logvar).all()):
             raise OnnxPairError("the encoder gives NaN or infinite means or log-variances on the dataset's test images; "
-                                "check that it was exported from a trained model and takes images in [0, 1]", "encoder")
-        out = pair.decode(mu)
-    if not torch.isfinite(out).all():
+                                f"check that it was exported from a trained model and takes images in {observation.range_words()}",
+                                "encoder")
+        out = pair.decode(q.mean, y)[0]
+        params = model.decode(q.mean, y)
+    if not torch.isfinite(params).all():
         raise OnnxPairError("the decoder gives NaN or infinite values for the test images' codes", "decoder")
+    low, high = float(out.min()), float(out.max())
     notes = []
-    if output == "probabilities" and (out.min() < -1e-4 or out.max() > 1 + 1e-4):
-        raise OnnxPairError(f"the decoder's outputs run from {out.min():.3g} to {out.max():.3g}, outside [0, 1], so they "
-                            "are not probabilities; import it with --output logits", "decoder")
-    if output == "logits" and out.min() >= 0 and out.max() <= 1:
-        notes.append("the decoder's outputs all lie in [0, 1]: if they are probabilities (a sigmoid at its end), import "
-                     "it again with --output probabilities, or its pictures and likelihoods will be wrong")
+    if observation.likelihood == "bernoulli" and observation.output == "probabilities" and (low < -1e-4 or high > 1 + 1e-4):
+        raise OnnxPairError(f"the decoder's outputs run from {low:.3g} to {high:.3g}, outside [0, 1], so they are not "
+                            "probabilities; import it with --output logits", "decoder")
+    if observation.likelihood == "bernoulli" and observation.output == "logits":
+        if low >= 0 and high <= 1:
+            notes.append("the decoder's outputs all lie in [0, 1]: if they are probabilities (a sigmoid at its end), import "
+                         "it again with --output probabilities, or its pictures and likelihoods will be wrong")
+        elif low >= -1 - 1e-4 and high <= 1 + 1e-4 and low < -1e-3:  # logits are rarely all within [-1, 1]
+            notes.append("the decoder's outputs all lie in [-1, 1]: if it ends in a Tanh (a model trained with MSE on images "
+                         "in [-1, 1]), import it again with --likelihood gaussian --range -1,1")
+    if observation.likelihood != "bernoulli":
+        means = params.chunk(2, dim=1)[0] if observation.likelihood == "gaussian-learned" else params
+        mean_t, std_t = observation._stats(means)
+        in_images = means * std_t + mean_t  # the decoder's means as [0, 1] images, unclipped
+        below, above = float(in_images.min()), float(in_images.max())
+        if below < -RANGE_SLACK or above > 1 + RANGE_SLACK:
+            low_m, high_m = float(means.min()), float(means.max())
+            hint = " --range -1,1" if low_m >= -1 - 1e-3 and high_m <= 1 + 1e-3 and low_m < -RANGE_SLACK else \
+                " the --mean and --std it was trained with"
+            raise OnnxPairError(f"the decoder's means run from {low_m:.3g} to {high_m:.3g}, outside the declared range "
+                                f"{observation.range_words()}; import it with{hint}", "decoder")
+        if observation.unit_range is False and below >= 0.5 - 1e-3 and float(data.test_x[:PROBE_IMAGES].min()) < 0.2:
+            notes.append(f"the decoder's means all map into the upper half of [0, 1] under the range "
+                         f"{observation.range_words()}: if it was trained on images in [0, 1], import it with --range 0,1")
+    if model.layout == "nhwc":
+        notes.append("the encoder takes channels-last images (batch, H, W, C): the images are transposed for it")
     return notes
 
 
-def check_pair(encoder: bytes, decoder: bytes, image_shape, output: str, class_names=None):
-    """The opened pair and its model, for graphs that keep the contract; OnnxPairError otherwise."""
-    if output not in OUTPUTS:
-        raise OnnxPairError(f"output must be logits or probabilities, not {output!r}", "decoder")
+def check_pair(encoder: bytes, decoder: bytes, image_shape, observation: Observation, class_names=None, fit=None):
+    """The opened pair and its model, for graphs that keep the contract; OnnxPairError otherwise.
+    `fit` is (images, labels) a Gaussian's sigma is fitted on when the observation has none."""
     pair = OnnxPair.from_bytes(encoder, decoder)
     try:
-        if pair.latent_dim > MAX_LATENT:
-            raise OnnxPairError(f"the latent size is {pair.latent_dim}; vae-explorer explores codes of up to {MAX_LATENT} dimensions", "pair")
-        pair.check_image_shape(image_shape)
-        return pair, onnx_model(pair, image_shape, output, class_names)
+        return pair, _model(pair, image_shape, observation, class_names, fit)
     except BaseException:  # its process is stopped now, not when the refused pair is collected
         pair.close()
         raise
 
 
+def _model(pair: OnnxPair, image_shape, observation: Observation, class_names, fit):
+    if pair.latent_dim > MAX_LATENT:
+        raise OnnxPairError(f"the latent size is {pair.latent_dim}; vae-explorer explores codes of up to {MAX_LATENT} dimensions", "pair")
+    if observation.likelihood == "gaussian-learned" and pair.variance_output is None and \
+            pair.decoder.output_shapes[0][1:] and None not in pair.decoder.output_shapes[0][1:] and \
+            int(np.prod(pair.decoder.output_shapes[0][1:])) == int(np.prod(image_shape)):
+        raise OnnxPairError("the decoder gives one value per pixel and no log-variance output, so it cannot give the "
+                            "gaussian-learned likelihood; import it with --likelihood gaussian (a fixed sigma)", "decoder")
+    images, labels = fit if fit is not None else (None, None)
+    return onnx_model(pair, image_shape, observation, class_names, images, labels)
+
+
+def _image_settings(pair: OnnxPair, dataset: str, image_size: int | None, channels: int | None) -> tuple[int | None, int]:
+    """The image size and channels the dataset is read at: as given, else as the encoder's input fixes them."""
+    fixed = pair.fixed_image_shape()
+    if fixed is not None:
+        (c, h, w), _ = fixed
+        if h != w and image_size is None:
+            raise CheckpointError(f"the encoder takes {h}x{w} images; vae-explorer reads square images, so export it for "
+                                  "square ones.")
+        image_size = image_size or h
+        if dataset.startswith("folder:") and channels is None:
+            channels = c if c in (1, 3) else None
+    return image_size, channels or 1
+
+
 def import_onnx(encoder: str | Path, decoder: str | Path, out: str | Path, dataset: str, output: str = "logits",
-                class_names: list[str] | None = None, data_dir: str | None = None) -> tuple[Path, list[str]]:
+                class_names: list[str] | None = None, data_dir: str | None = None, likelihood: str | None = None,
+                sigma: float | None = None, value_range: str | None = None, mean=None, std=None,
+                image_size: int | None = None, channels: int | None = None) -> tuple[Path, list[str]]:
     """Check an encoder and decoder exported anywhere and write them as a checkpoint folder at `out`
-    (which must not exist). Returns the folder and notes worth telling (e.g. an output that looks
-    like probabilities imported as logits). Every refusal is a CheckpointError and writes nothing."""
+    (which must not exist). `likelihood` (bernoulli, gaussian, gaussian-learned), `output`
+    (Bernoulli: logits or probabilities), `sigma` (a fixed Gaussian's; fitted when not given) and
+    `value_range` ("0,1", "-1,1") or `mean` and `std` per channel say how the model was trained
+    (models/observation.py); `image_size` and `channels` how the dataset is read (else as the
+    encoder's input fixes them). Returns the folder and notes worth telling (e.g. an output that
+    looks like probabilities imported as logits). Every refusal is a CheckpointError and writes nothing."""
     from ..data import load_dataset
 
     encoder, decoder, out = Path(encoder), Path(decoder), Path(out)
     if out.exists():
         raise CheckpointError(f"{out} exists already; pass --out a new folder (nothing is overwritten).")
     enc_bytes, dec_bytes = _read_graph(encoder, "encoder"), _read_graph(decoder, "decoder")
-    data_config = DataConfig(dataset=dataset, data_dir=data_dir)
-    data = load_dataset(data_config)  # DatasetError says how to get it
-    names = list(class_names) if class_names else list(data.class_names)
-    if len(names) != data.num_classes:
-        raise CheckpointError(f"--class-names gives {len(names)} names but {dataset} has {data.num_classes} classes; "
-                              "give one name per class, in the dataset's order.")
-    try:
-        pair, model = check_pair(enc_bytes, dec_bytes, data.image_shape, output, names)
-        try:
-            notes = _probe(pair, model, data, output)
-        finally:  # the pair was run to be checked; the folder is opened again by whoever explores it
-            pair.close()
-    except OnnxPairError as exc:
+
+    def refused(exc: OnnxPairError) -> CheckpointError:
         which = {"encoder": encoder.name, "decoder": decoder.name}.get(exc.role, f"{encoder.name} and {decoder.name}")
-        raise CheckpointError(f"{which}: {exc}.") from None
-    config = RunConfig(data=data_config, model=ModelConfig(architecture=ARCHITECTURE, latent_dim=pair.latent_dim,
-                                                           image_shape=list(data.image_shape), num_classes=len(names),
-                                                           class_names=names))
+        return CheckpointError(f"{which}: {exc}.")
+
+    try:
+        pair = OnnxPair.from_bytes(enc_bytes, dec_bytes)
+    except OnnxPairError as exc:
+        raise refused(exc) from None
+    try:
+        size, colours = _image_settings(pair, dataset, image_size, channels)
+        data_config = DataConfig(dataset=dataset, data_dir=data_dir, image_size=size, channels=colours)
+        data = load_dataset(data_config)  # DatasetError says how to get it
+        names = list(class_names) if class_names else list(data.class_names)
+        if len(names) != data.num_classes:
+            raise CheckpointError(f"--class-names gives {len(names)} names but {dataset} has {data.num_classes} classes; "
+                                  "give one name per class, in the dataset's order.")
+        try:
+            observation = Observation.declare(likelihood, output, sigma, value_range, mean, std, channels=data.image_shape[0])
+        except ConfigError as exc:
+            raise CheckpointError(str(exc)) from None
+        fit = (data.test_x[:FIT_IMAGES], data.test_y[:FIT_IMAGES])
+        try:
+            model = _model(pair, data.image_shape, observation, names, fit)
+            notes = _probe(pair, model, data)
+        except OnnxPairError as exc:
+            raise refused(exc) from None
+    finally:  # the pair was run to be checked; the folder is opened again by whoever explores it
+        pair.close()
+    observation = model.observation
+    config = RunConfig(data=data_config, model=ModelConfig(
+        architecture=ARCHITECTURE, latent_dim=pair.latent_dim, image_shape=list(data.image_shape), num_classes=len(names),
+        class_names=names, likelihood=observation.likelihood, conditional=pair.conditional,
+        gaussian_sigma=min(max(observation.sigma or 0.1, 1e-3), 10.0)))
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.importing-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -136,7 +214,9 @@ def import_onnx(encoder: str | Path, decoder: str | Path, out: str | Path, datas
     try:
         _fsync_write(staging / ENCODER_GRAPH, enc_bytes)
         _fsync_write(staging / DECODER_GRAPH, dec_bytes)
-        _fsync_write(staging / IMPORT_FILE, _json_bytes({"output": output, "encoder": encoder.name, "decoder": decoder.name}))
+        _fsync_write(staging / IMPORT_FILE, _json_bytes({**observation.to_dict(), "layout": model.layout,
+                                                         "decoder_layout": model.decoder_layout, "encoder": encoder.name,
+                                                         "decoder": decoder.name}))
         _fsync_write(staging / CONFIG_FILE, _json_bytes({"format_version": FORMAT_VERSION, **config.to_dict()}))
         _fsync_write(staging / HISTORY_FILE, _json_bytes([]))
         _fsync_write(staging / METRICS_FILE, _json_bytes({}))
@@ -144,6 +224,16 @@ def import_onnx(encoder: str | Path, decoder: str | Path, out: str | Path, datas
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out, notes
+
+
+def read_observation(path: Path, channels: int) -> Observation:
+    """The likelihood and range an imported folder declares (onnx.json); CheckpointError names the file."""
+    try:
+        return Observation.from_dict(read_json(path / IMPORT_FILE, dict), channels)
+    except (CheckpointError, OSError):
+        raise CheckpointError(f"{path / IMPORT_FILE} is missing or unreadable; import the ONNX pair again.") from None
+    except ConfigError as exc:
+        raise CheckpointError(f"{path / IMPORT_FILE}: {str(exc).rstrip('.')}; import the ONNX pair again.") from None
 
 
 def graphs_sha1(path: str | Path) -> str:
@@ -156,17 +246,14 @@ def graphs_sha1(path: str | Path) -> str:
 
 def load_imported(path: Path, config: RunConfig):
     """The model of an imported folder (a WrappedVAE running its graphs); CheckpointError names the file at fault."""
-    try:
-        output = read_json(path / IMPORT_FILE, dict)["output"]
-    except (CheckpointError, OSError, KeyError):
-        raise CheckpointError(f"{path / IMPORT_FILE} is missing or unreadable; import the ONNX pair again.") from None
+    observation = read_observation(path, config.model.image_shape[0])
     graphs = []
     for name in (ENCODER_GRAPH, DECODER_GRAPH):
         if not (path / name).is_file():
             raise CheckpointError(f"{path / name} is missing; the imported model is incomplete, so import it again.")
         graphs.append((path / name).read_bytes())
     try:
-        pair, model = check_pair(*graphs, config.model.image_shape, output, config.model.class_names)
+        pair, model = check_pair(*graphs, config.model.image_shape, observation, config.model.class_names)
         if pair.latent_dim != config.model.latent_dim:
             pair.close()
     except OnnxPairError as exc:
@@ -179,13 +266,16 @@ def load_imported(path: Path, config: RunConfig):
 
 
 def browser_decoder_graph(path: Path, image_shape, weights: str) -> bytes:
-    """The imported decoder as the browser's decoder.onnx (see checkpoints/onnx.py): input "z", output
-    "image" (batch, C, H, W), the mean image in [0, 1] (a sigmoid after logits, a clip after
-    probabilities). Nodes are added around the person's graph; theirs are left as they are."""
+    """The imported decoder as the browser's decoder.onnx (see checkpoints/onnx.py): inputs "z" and,
+    for a conditional model, "label" (batch, classes) one-hot; output "image" (batch, C, H, W), the
+    mean image in [0, 1] (a sigmoid after logits, a clip after probabilities, the range mapped back
+    after a Gaussian's means; channels-last transposed; a log-variance left out). Nodes are added
+    around the person's graph; theirs are left as they are."""
     import onnx
     from onnx import TensorProto, helper
 
-    output = read_json(path / IMPORT_FILE, dict).get("output")
+    c, h, w = (int(v) for v in image_shape)
+    observation = read_observation(path, c)
     model = onnx.load_model_from_string((path / DECODER_GRAPH).read_bytes())
     graph = model.graph
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
@@ -193,7 +283,8 @@ def browser_decoder_graph(path: Path, image_shape, weights: str) -> bytes:
         raise CheckpointError(f"the decoder uses ONNX opset {opset}; the browser needs 13 or later, so export it again "
                               "with opset_version=17")
     initializers = {t.name for t in graph.initializer}
-    z_in = next(i for i in graph.input if i.name not in initializers)
+    inputs = [i for i in graph.input if i.name not in initializers]
+    z_in, label = _split_inputs(inputs, "decoder", "z")
     out = graph.output[0]
     dims = [d for d in z_in.type.tensor_type.shape.dim]
     if dims[0].HasField("dim_value") and dims[0].dim_value != 1:
@@ -201,36 +292,65 @@ def browser_decoder_graph(path: Path, image_shape, weights: str) -> bytes:
                               "one z at a time, so export it with a free batch dimension")
     prefix = "vae_explorer_"
     raw = out.name
-    if raw == "image":  # the name the browser reads is taken by the person's own output: theirs is renamed
-        raw = prefix + "raw"
-        for node in graph.node:
-            node.output[:] = [raw if name == "image" else name for name in node.output]
-            node.input[:] = [raw if name == "image" else name for name in node.input]
+    taken = {"image", "z", "label"}  # the browser's names: the person's own values of those names are renamed
+    renames = {name: prefix + name for name in taken}
+    for node in graph.node:
+        node.output[:] = [renames.get(name, name) for name in node.output]
+        node.input[:] = [renames.get(name, name) for name in node.input]
+    raw = renames.get(raw, raw)
     first, nodes = [], []  # before and after the person's nodes (a graph's nodes are in topological order)
-    if z_in.name != "z":
-        first.append(helper.make_node("Identity", ["z"], [z_in.name], name=prefix + "z"))
-    shape = helper.make_tensor(prefix + "shape", TensorProto.INT64, [4], [-1, *map(int, image_shape)])
-    nodes.append(helper.make_node("Reshape", [raw, prefix + "shape"], [prefix + "reshaped"], name=prefix + "reshape"))
-    if output == "logits":
-        nodes.append(helper.make_node("Sigmoid", [prefix + "reshaped"], ["image"], name=prefix + "sigmoid"))
+    first.append(helper.make_node("Identity", ["z"], [renames.get(z_in.name, z_in.name)], name=prefix + "z"))
+    new_inputs = [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", int(dims[1].dim_value)])]
+    if label is not None:
+        classes = len(json.loads((path / CONFIG_FILE).read_text())["model"]["class_names"])
+        theirs = renames.get(label.name, label.name)
+        new_inputs.append(helper.make_tensor_value_info("label", TensorProto.FLOAT, ["batch", classes]))
+        if label.kind == "onehot":
+            first.append(helper.make_node("Identity", ["label"], [theirs], name=prefix + "label"))
+        else:  # the browser's one-hot as the index the person's graph takes
+            first.append(helper.make_node("ArgMax", ["label"], [prefix + "index"], axis=1, keepdims=int(label.kind == "column"),
+                                          name=prefix + "argmax"))
+            to = {"float32": TensorProto.FLOAT, "int64": TensorProto.INT64, "int32": TensorProto.INT32}[label.dtype]
+            first.append(helper.make_node("Cast", [prefix + "index"], [theirs], to=to, name=prefix + "cast"))
+    k = 2 if observation.likelihood == "gaussian-learned" and not _has_variance_output(graph) else 1
+    layout = "nhwc" if read_json(path / IMPORT_FILE, dict).get("decoder_layout") == "nhwc" else "nchw"  # as found on import
+    grouped = [-1, k, h, w, c] if layout == "nhwc" else [-1, k, c, h, w]
+    constants = [helper.make_tensor(prefix + "grouped", TensorProto.INT64, [5], grouped),
+                 helper.make_tensor(prefix + "start", TensorProto.INT64, [1], [0]),
+                 helper.make_tensor(prefix + "end", TensorProto.INT64, [1], [1]),
+                 helper.make_tensor(prefix + "axis", TensorProto.INT64, [1], [1]),
+                 helper.make_tensor(prefix + "shape", TensorProto.INT64, [4], [-1, *grouped[2:]])]
+    nodes += [helper.make_node("Reshape", [raw, prefix + "grouped"], [prefix + "grouped_out"], name=prefix + "group"),
+              helper.make_node("Slice", [prefix + "grouped_out", prefix + "start", prefix + "end", prefix + "axis"],
+                               [prefix + "means"], name=prefix + "means"),  # the mean, not a log-variance
+              helper.make_node("Reshape", [prefix + "means", prefix + "shape"], [prefix + "reshaped"], name=prefix + "reshape")]
+    value = prefix + "reshaped"
+    if layout == "nhwc":
+        nodes.append(helper.make_node("Transpose", [value], [prefix + "chw"], perm=[0, 3, 1, 2], name=prefix + "transpose"))
+        value = prefix + "chw"
+    if observation.likelihood == "bernoulli" and observation.output == "logits":
+        nodes.append(helper.make_node("Sigmoid", [value], ["image"], name=prefix + "sigmoid"))
     else:
-        low = helper.make_tensor(prefix + "low", TensorProto.FLOAT, [], [0.0])
-        high = helper.make_tensor(prefix + "high", TensorProto.FLOAT, [], [1.0])
-        graph.initializer.extend([low, high])
-        nodes.append(helper.make_node("Clip", [prefix + "reshaped", prefix + "low", prefix + "high"], ["image"], name=prefix + "clip"))
-    graph.initializer.append(shape)
-    if z_in.name != "z":  # the browser feeds "z": the person's input becomes the Identity's output
-        renamed = onnx.ValueInfoProto()
-        renamed.CopyFrom(z_in)
-        renamed.name = "z"
-        kept = [renamed if i.name == z_in.name else _copy(i) for i in graph.input]
-        del graph.input[:]
-        graph.input.extend(kept)
+        if not observation.unit_range:  # the model's units back to [0, 1]: x = v * std + mean
+            std = [observation.std[i % len(observation.std)] for i in range(c)]
+            mean = [observation.mean[i % len(observation.mean)] for i in range(c)]
+            constants += [helper.make_tensor(prefix + "std", TensorProto.FLOAT, [1, c, 1, 1], std),
+                          helper.make_tensor(prefix + "mean", TensorProto.FLOAT, [1, c, 1, 1], mean)]
+            nodes += [helper.make_node("Mul", [value, prefix + "std"], [prefix + "scaled"], name=prefix + "scale"),
+                      helper.make_node("Add", [prefix + "scaled", prefix + "mean"], [prefix + "shifted"], name=prefix + "shift")]
+            value = prefix + "shifted"
+        constants += [helper.make_tensor(prefix + "low", TensorProto.FLOAT, [], [0.0]),
+                      helper.make_tensor(prefix + "high", TensorProto.FLOAT, [], [1.0])]
+        nodes.append(helper.make_node("Clip", [value, prefix + "low", prefix + "high"], ["image"], name=prefix + "clip"))
+    graph.initializer.extend(constants)
+    kept = [_copy(i) for i in graph.input if i.name in initializers]
+    del graph.input[:]
+    graph.input.extend(new_inputs + kept)
     every = first + [_copy_node(n) for n in graph.node] + nodes
     del graph.node[:]
     graph.node.extend(every)
     del graph.output[:]
-    graph.output.append(helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", *map(int, image_shape)]))
+    graph.output.append(helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", c, h, w]))
     model.metadata_props.add(key="weights_sha1", value=weights)
     model.metadata_props.add(key="latent_dim", value=str(int(dims[1].dim_value)))
     try:
@@ -238,6 +358,10 @@ def browser_decoder_graph(path: Path, image_shape, weights: str) -> bytes:
     except onnx.checker.ValidationError as exc:
         raise VaeExplorerError(f"the decoder could not be prepared for the browser ({str(exc).splitlines()[0][:120]})") from None
     return model.SerializeToString()
+
+
+def _has_variance_output(graph) -> bool:
+    return len(graph.output) > 1
 
 
 def _copy(value_info):

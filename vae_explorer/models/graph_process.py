@@ -6,11 +6,12 @@ starts `python -m vae_explorer.models.graph_process`, which caps its own address
 (`resource.setrlimit`) before it imports onnxruntime, opens the graphs from their bytes in an empty
 working folder (a relative file name inside a graph resolves there, to nothing), and answers one
 request at a time. The parent waits at most `RUN_TIMEOUT_S` for each answer, then kills the child;
-the next request starts a fresh one. What crosses the pipe is a JSON header and raw float32
-arrays whose sizes the parent checks before reading them: nothing is unpickled.
+the next request starts a fresh one. What crosses the pipe is a JSON header and raw arrays
+(float32 outputs; float32 or int64 inputs, such as a class label) whose sizes the parent checks
+before reading them: nothing is unpickled.
 
     process = GraphProcess({"encoder": encoder_bytes, "decoder": decoder_bytes})
-    (image,) = process.run("decoder", "z", ["logits"], z)   # z: (B, D) float32 numpy
+    (image,) = process.run("decoder", {"z": z}, ["logits"], [limit])   # z: (B, D) float32 numpy
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ RUN_TIMEOUT_S = 10.0  # the longest one request (opening the graphs, or one chun
 CHILD = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
 _HEADER = struct.Struct("<I")  # the length of the JSON header that starts every message
 MAX_HEADER_BYTES = 1 << 20
+DTYPES = {"float32": "<f4", "int64": "<i8", "int32": "<i4"}  # what an input may be sent as
 
 
 class GraphProcessError(RuntimeError):
@@ -48,8 +50,8 @@ class GraphProcessError(RuntimeError):
 def _write(stream, header: dict, arrays: tuple[np.ndarray, ...] = (), blobs: tuple[bytes, ...] = ()) -> None:
     body = json.dumps(header).encode("utf-8")
     stream.write(_HEADER.pack(len(body)) + body)
-    for array in arrays:
-        stream.write(np.ascontiguousarray(array, dtype="<f4").tobytes())
+    for array in arrays:  # each as the little-endian type of its own kind (float32 unless an integer input)
+        stream.write(np.ascontiguousarray(array, dtype=DTYPES.get(str(array.dtype), "<f4")).tobytes())
     for blob in blobs:
         stream.write(blob)
     stream.flush()
@@ -143,16 +145,19 @@ class GraphProcess:
         header["_deadline"] = deadline
         return header
 
-    def run(self, role: str, input_name: str, outputs: list[str], x: np.ndarray, max_values: list[int]) -> list[np.ndarray]:
-        """The `outputs` of graph `role` for input `x` (float32); `max_values` bounds each output's
-        number of values (what the contract allows for this batch), checked before it is read."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
+    def run(self, role: str, feeds: dict[str, np.ndarray], outputs: list[str], max_values: list[int]) -> list[np.ndarray]:
+        """The `outputs` of graph `role` for its inputs `feeds` (name -> float32, int64 or int32
+        array, the first one the batch); `max_values` bounds each output's number of values (what
+        the contract allows for this batch), checked before it is read."""
+        feeds = {name: np.ascontiguousarray(a, dtype=a.dtype if str(a.dtype) in DTYPES else np.float32) for name, a in feeds.items()}
+        x = next(iter(feeds.values()))
         with self._lock:
             if self._process is None or self._process.poll() is not None:
                 self._start()
             try:
-                _write(self._process.stdin, {"op": "run", "role": role, "input": input_name, "outputs": outputs,
-                                             "shape": list(x.shape)}, arrays=(x,))
+                _write(self._process.stdin, {"op": "run", "role": role, "outputs": outputs,
+                                             "inputs": [[name, list(a.shape), str(a.dtype)] for name, a in feeds.items()]},
+                       arrays=tuple(feeds.values()))
             except OSError:
                 pass  # the child is gone; the answer says how
             header = self._answer("on one batch", role)
@@ -206,9 +211,12 @@ def serve() -> None:
                     sessions[name] = ort.InferenceSession(blob, sess_options=options, providers=["CPUExecutionProvider"])
                 _write(stdout, {"ok": True})
             else:
-                shape = request["shape"]
-                x = np.frombuffer(_read_child(stdin, 4 * int(np.prod(shape, dtype=np.int64))), dtype="<f4").reshape(shape)
-                results = sessions[role].run(request["outputs"], {request["input"]: x})
+                feeds = {}
+                for name, shape, dtype in request["inputs"]:
+                    kind = np.dtype(DTYPES[dtype])
+                    data = _read_child(stdin, kind.itemsize * int(np.prod(shape, dtype=np.int64)))
+                    feeds[name] = np.frombuffer(data, dtype=kind).reshape(shape).astype(dtype)
+                results = sessions[role].run(request["outputs"], feeds)
                 results = [np.asarray(r, dtype=np.float32) for r in results]
                 _write(stdout, {"shapes": [list(r.shape) for r in results]}, arrays=tuple(results))
         except EOFError:

@@ -140,7 +140,7 @@ class VAE(nn.Module):
         per latent dimension and free bits)."""
         q = self.encode(x, y)
         z = q.sample(generator)
-        recon = reconstruction_nll(x, self.decode(z, y), self.config.likelihood, self.sigma_log())
+        recon = -self.log_likelihood(x, self.decode(z, y))
         kl, per_dim = self.kl_terms(q, z, generator)  # N(0, I): analytic, as losses.vae_loss computes it
         return LossParts(recon, kl, recon + beta * kl), q, per_dim
 
@@ -252,6 +252,14 @@ class VAE(nn.Module):
     def log_likelihood(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """log p(x|z) per image, (B,)."""
         return -reconstruction_nll(x, params, self.config.likelihood, self.sigma_log())
+
+    def describe_likelihood(self) -> str:
+        """One sentence for a page: what p(x|z) this model is scored with."""
+        if self.config.likelihood == "bernoulli":
+            return "scored as a Bernoulli per pixel (the decoder gives logits), inputs in [0, 1]"
+        sigmas = ", ".join(f"{v:.3g}" for v in self.sigma_log().exp().tolist())
+        kind = "learned" if self.config.likelihood == "gaussian-learned" else "fixed"
+        return f"scored as a Gaussian, sigma {sigmas} per channel ({kind}), inputs in [0, 1]"
 
     def sigma_log(self) -> torch.Tensor | None:
         if self.config.likelihood == "bernoulli":
