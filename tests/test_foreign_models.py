@@ -165,6 +165,24 @@ def test_a_tanh_mse_model_on_rgb_is_scored_by_its_own_gaussian_through_either_do
     with torch.no_grad():
         theirs = (model.decode(z) + 1) / 2  # their picture in [0, 1]
     assert torch.allclose(generate(checkpoint.model, z), theirs.clamp(0, 1), atol=1e-5)
+    _check_browser_graph(checkpoint, z, theirs.clamp(0, 1))  # the range mapped back in the browser's graph too
+
+
+def test_the_cli_takes_the_declaration_and_says_it(vanilla, tmp_path, capsys):
+    from vae_explorer.cli import main
+
+    _, _, folder, graphs = vanilla
+    argv = ["import-onnx", "--encoder", str(graphs / "encoder.onnx"), "--decoder", str(graphs / "decoder.onnx"),
+            "--dataset", f"folder:{folder}", "--likelihood", "gaussian", "--sigma", "0.1", "--range", "-1,1",
+            "--out", str(tmp_path / "cli")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "3x64x64 images" in out and "scored as a Gaussian, sigma 0.1 per pixel, inputs in [-1, 1]" in out
+    assert main(["evaluate", "--model-path", str(tmp_path / "cli"), "--k", "2"]) == 0
+    assert "scored as a Gaussian, sigma 0.1 per pixel, inputs in [-1, 1]; nats per image:" in capsys.readouterr().out
+    assert main([*argv[:-1], str(tmp_path / "bad"), "--sigma", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: sigma 0 is not a pixel noise a model can have") and "\n" not in err
 
 
 def test_a_fitted_sigma_is_the_maximum_likelihood_one(vanilla):
@@ -396,16 +414,27 @@ class LearnedVarianceVAE(nn.Module):
         return gaussian_nll(x.flatten(1), mean, log_var) + kl(mu, logvar)
 
 
-def test_a_learned_variance_is_read_from_the_decoder_s_second_output(digits, tmp_path):
-    model = train(LearnedVarianceVAE(), digits.train_x, steps=300)
+@pytest.fixture(scope="module")
+def learned(digits):
+    return train(LearnedVarianceVAE(), digits.train_x, steps=300)
+
+
+@pytest.fixture(scope="module")
+def learned_import(learned, tmp_path_factory):
+    graphs = tmp_path_factory.mktemp("learned")
+    export(Call(learned, "encode"), (torch.rand(2, 1, 8, 8),), graphs / "e.onnx", ["x"], ["mu", "logvar"])
+    export(Call(learned, "decode"), (torch.randn(2, 4),), graphs / "d.onnx", ["z"], ["mean", "log_var"])
+    out, _ = import_onnx(graphs / "e.onnx", graphs / "d.onnx", tmp_path_factory.mktemp("runs") / "learned", "digits",
+                         likelihood="gaussian-learned")
+    return out
+
+
+def test_a_learned_variance_is_read_from_the_decoder_s_second_output(learned, learned_import, digits):
+    model = learned
     own = their_test_loss(model, digits.test_x)
     wrapped = wrap_model(model.encode, model.decode, (1, 8, 8), module=model, likelihood="gaussian-learned")
     assert our_neg_elbo(wrapped, digits) == pytest.approx(own, abs=1.5)
-    export(Call(model, "encode"), (torch.rand(2, 1, 8, 8),), tmp_path / "e.onnx", ["x"], ["mu", "logvar"])
-    export(Call(model, "decode"), (torch.randn(2, 4),), tmp_path / "d.onnx", ["z"], ["mean", "log_var"])
-    out, _ = import_onnx(tmp_path / "e.onnx", tmp_path / "d.onnx", tmp_path / "runs" / "learned", "digits",
-                         likelihood="gaussian-learned")
-    checkpoint = load_checkpoint(out)
+    checkpoint = load_checkpoint(learned_import)
     assert our_neg_elbo(checkpoint.model, digits) == pytest.approx(own, abs=1.5)
     z = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -515,13 +544,13 @@ PAGES = ["Home.py", "pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/3_La
 
 
 @pytest.fixture(scope="module")
-def imported_styles(vanilla, channels_last, conditional, tmp_path_factory):
+def imported_styles(vanilla, channels_last, conditional, learned_import, tmp_path_factory):
     _, _, folder, graphs = vanilla
     runs = tmp_path_factory.mktemp("styles")
     import_onnx(graphs / "encoder.onnx", graphs / "decoder.onnx", runs / "vanilla", f"folder:{folder}", likelihood="gaussian",
                 value_range="-1,1")
     import_onnx(graphs / "encoder.onnx", graphs / "decoder.onnx", runs / "vanilla-undeclared", f"folder:{folder}")
-    for name, out in (("keras", channels_last[2]), ("cvae", conditional[1])):
+    for name, out in (("keras", channels_last[2]), ("cvae", conditional[1]), ("learned", learned_import)):
         import shutil
 
         shutil.copytree(out, runs / name)
@@ -529,7 +558,7 @@ def imported_styles(vanilla, channels_last, conditional, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("style", ["vanilla", "keras", "cvae"])
+@pytest.mark.parametrize("style", ["vanilla", "keras", "cvae", "learned"])
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_opens_on_each_style(page, style, imported_styles, monkeypatch):
     from streamlit.testing.v1 import AppTest
@@ -616,3 +645,30 @@ def test_an_odd_likelihood_record_in_an_imported_folder_is_one_sentence(case, tm
         read_observation(tmp_path, 3)
     assert words in str(error.value) and str(error.value).endswith("import the ONNX pair again.")
     assert (tmp_path / "onnx.json").name in str(error.value)
+
+
+def test_an_image_size_out_of_bounds_is_refused_before_anything_is_read(vanilla, tmp_path):
+    _, _, folder, graphs = vanilla
+    with pytest.raises(ConfigError, match=r"import-onnx: data.image_size must be from 4 to 256, got 10000"):
+        import_onnx(graphs / "encoder.onnx", graphs / "decoder.onnx", tmp_path / "a", f"folder:{folder}", image_size=10_000)
+
+
+@pytest.mark.slow
+def test_evaluate_trains_a_missing_classifier_once_and_a_second_session_reads_it(vanilla, tmp_path, monkeypatch):
+    """The first Evaluate on a dataset without a feature classifier trains one under a progress bar; a second
+    session then gets it from the shared cache (that replayed the first session's bar into a page that had none)."""
+    from streamlit.testing.v1 import AppTest
+
+    from vae_explorer.app import state
+
+    _, _, _, graphs = vanilla
+    folder = rgb_folder(tmp_path / "new-pictures", n=60)
+    import_onnx(graphs / "encoder.onnx", graphs / "decoder.onnx", tmp_path / "runs" / "fresh", f"folder:{folder}",
+                likelihood="gaussian", value_range="-1,1")
+    monkeypatch.setattr(state, "TRAINED_DIR", tmp_path / "runs")
+    for _ in range(2):
+        at = AppTest.from_file(str(REPO / "pages/8_Evaluate.py"), default_timeout=PATIENCE_S)
+        at.query_params["model"] = "fresh"
+        at.run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert any("FID" in str(row) for row in at.dataframe[0].value["metric"])

@@ -311,7 +311,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate(checkpoint.model, data, k=args.k, beta=checkpoint.config.train.beta, seed=args.seed,
                        classifier=classifier, classifier_info=info)
     write_metrics(checkpoint.path, metrics)
-    print(f"{checkpoint.path} on {data.name} ({metrics['n_test']:,} test images), nats per image:")
+    print(f"{checkpoint.path} on {data.name} ({metrics['n_test']:,} test images), {checkpoint.model.describe_likelihood()}; "
+          "nats per image:")
     for key in ("neg_elbo", "recon", "kl", "iwae_nll", "iwae_k", "elbo_iwae_gap", "active_units", "fid", "fid_floor"):
         if key not in metrics:
             continue
@@ -507,6 +508,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:1] == ["app"]:
             return cmd_app(argv[1:])
+        # "--range -1,1" as written: argparse would read "-1,1" as an option, so it is joined to its flag
+        argv = [f"--range={argv[i + 1]}" if a == "--range" and i + 1 < len(argv) else a for i, a in enumerate(argv)
+                if not (i > 0 and argv[i - 1] == "--range")]
         args = build_parser().parse_args(argv)
         return commands[args.command](args)
     except VaeExplorerError as exc:

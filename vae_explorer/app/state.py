@@ -514,22 +514,23 @@ def feature_classifier(checkpoint: Checkpoint):
     if data is None or data.num_classes < 2:
         return None
     key = tuple(sorted(asdict(checkpoint.config.data).items()))
-    if find_classifier(checkpoint.config.data) is not None:
-        return _classifier(key)
-    bar = st.progress(0.0, text=f"Training the feature classifier for {data.name} (once; it is kept on disk)…")
-    result = _classifier(key, lambda step, total: bar.progress(step / total, text=f"Training the feature classifier for "
-                                                                                  f"{data.name} (once): step {step} of {total}"))
-    bar.empty()
-    return result
+    if find_classifier(checkpoint.config.data) is None:  # trained outside the cache: a cached function draws nothing
+        from ..evaluation import get_classifier
+
+        bar = st.progress(0.0, text=f"Training the feature classifier for {data.name} (once; it is kept on disk)…")
+        get_classifier(checkpoint.config.data, lambda step, total: bar.progress(
+            step / total, text=f"Training the feature classifier for {data.name} (once): step {step} of {total}"))
+        bar.empty()
+    return _classifier(key)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _classifier(config_key: tuple, _progress=None):
+def _classifier(config_key: tuple):
+    """The classifier from disk (feature_classifier trained it there first), one object for every session."""
     from ..config import DataConfig
     from ..evaluation import get_classifier
 
-    config = DataConfig(**dict(config_key))
-    return get_classifier(config, _progress)
+    return get_classifier(DataConfig(**dict(config_key)))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -142,18 +142,30 @@ def _model(pair: OnnxPair, image_shape, observation: Observation, class_names, f
     return onnx_model(pair, image_shape, observation, class_names, images, labels)
 
 
-def _image_settings(pair: OnnxPair, dataset: str, image_size: int | None, channels: int | None) -> tuple[int | None, int]:
-    """The image size and channels the dataset is read at: as given, else as the encoder's input fixes them."""
+def _load_data(pair: OnnxPair, dataset: str, data_dir: str | None, image_size: int | None, channels: int | None):
+    """The dataset read at the image size and channels given, else at those the encoder's input fixes
+    (left unset where they are the dataset's own, so it is the same dataset other models name)."""
+    from ..data import load_dataset
+
     fixed = pair.fixed_image_shape()
     if fixed is not None:
         (c, h, w), _ = fixed
         if h != w and image_size is None:
             raise CheckpointError(f"the encoder takes {h}x{w} images; vae-explorer reads square images, so export it for "
                                   "square ones.")
-        image_size = image_size or h
         if dataset.startswith("folder:") and channels is None:
             channels = c if c in (1, 3) else None
-    return image_size, channels or 1
+    from ..config import section_from_dict
+
+    # the flags checked against the config's bounds before anything is read (an image size of 10,000 is refused here)
+    config = section_from_dict(DataConfig, {"dataset": dataset, "data_dir": data_dir, "image_size": image_size,
+                                            "channels": channels or 1}, "data", "import-onnx")
+    data = load_dataset(config)  # DatasetError says how to get it
+    if fixed is not None and image_size is None and data.image_shape[1] != fixed[0][1]:
+        config = section_from_dict(DataConfig, {"dataset": dataset, "data_dir": data_dir, "image_size": fixed[0][1],
+                                                "channels": channels or 1}, "data", "the encoder's input")
+        data = load_dataset(config)
+    return config, data
 
 
 def import_onnx(encoder: str | Path, decoder: str | Path, out: str | Path, dataset: str, output: str = "logits",
@@ -167,8 +179,6 @@ def import_onnx(encoder: str | Path, decoder: str | Path, out: str | Path, datas
     (models/observation.py); `image_size` and `channels` how the dataset is read (else as the
     encoder's input fixes them). Returns the folder and notes worth telling (e.g. an output that
     looks like probabilities imported as logits). Every refusal is a CheckpointError and writes nothing."""
-    from ..data import load_dataset
-
     encoder, decoder, out = Path(encoder), Path(decoder), Path(out)
     if out.exists():
         raise CheckpointError(f"{out} exists already; pass --out a new folder (nothing is overwritten).")
@@ -183,9 +193,7 @@ def import_onnx(encoder: str | Path, decoder: str | Path, out: str | Path, datas
     except OnnxPairError as exc:
         raise refused(exc) from None
     try:
-        size, colours = _image_settings(pair, dataset, image_size, channels)
-        data_config = DataConfig(dataset=dataset, data_dir=data_dir, image_size=size, channels=colours)
-        data = load_dataset(data_config)  # DatasetError says how to get it
+        data_config, data = _load_data(pair, dataset, data_dir, image_size, channels)
         names = list(class_names) if class_names else list(data.class_names)
         if len(names) != data.num_classes:
             raise CheckpointError(f"--class-names gives {len(names)} names but {dataset} has {data.num_classes} classes; "
