@@ -10,6 +10,7 @@ from vae_explorer.app import safety
 from vae_explorer.app import state
 from vae_explorer.app.figures import dimension_history_figure, has_dimension_history
 from vae_explorer.app.replay import epoch_replay
+from vae_explorer.app.sentences import iwae_comparison
 from vae_explorer.images import png_bytes
 from vae_explorer.latent import sample_prior, traverse, vamp_components
 from vae_explorer.models import kl_to_prior
@@ -120,10 +121,11 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                       "active units": [f"{c.metrics.get('active_units', '?')} of {c.model.latent_dim}" for c in shipped.values()],
                       "FID": [f"{c.metrics['fid']:.1f}" if "fid" in c.metrics else "—" for c in shipped.values()]},
                      hide_index=True, width="stretch")
+    iwae_said = iwae_comparison(shipped["digits-iwae"].metrics, shipped["digits-mlp"].metrics) \
+        if {"digits-iwae", "digits-mlp"} <= set(shipped) else iwae_comparison({}, {})
     st.markdown(
         "- **IWAE**: the ELBO is the average of log-weights; the IWAE bound the log of their average over k samples, tighter "
-        "for every image. Trained on it, a model is judged by its fit to log p(x), not by how well one Gaussian guesses "
-        "the posterior: its IWAE bound is lower and its ELBO higher than the plain VAE's.\n"
+        f"for every image. {iwae_said}\n"
         "- **Free bits** answer posterior collapse directly: below the floor a dimension's KL costs nothing extra, so the "
         "optimiser has no reason to switch it off, and every dimension stays in use.\n"
         "- **VampPrior**: instead of forcing every code towards one Gaussian, the prior is learned, as a mixture whose "

@@ -52,10 +52,12 @@ def epochs_map_figure(frames: list[dict], names: list[str], colours: list[str]) 
     steps = [dict(method="animate", label=str(f["epoch"]), args=[[str(f["epoch"])], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
              for f in frames]
     figure.update_layout(
-        height=440, margin=dict(l=10, r=10, t=40, b=10), title="test images in latent space (top-2 PCA)",
+        height=470, margin=dict(l=10, r=10, t=40, b=10), title="test images in latent space (top-2 PCA)",
         xaxis=dict(range=[-span[0], span[0]]), yaxis=dict(range=[-span[1], span[1]]),
-        sliders=[dict(active=len(frames) - 1, steps=steps, currentvalue=dict(prefix="epoch "), pad=dict(t=30))],
-        updatemenus=[dict(type="buttons", showactive=False, x=1, y=1.02, xanchor="right", yanchor="bottom",  # clear of the slider
+        # the play button beside the slider, bottom left: at the top right, plotly's toolbar covered it ("Zoom in")
+        sliders=[dict(active=len(frames) - 1, steps=steps, currentvalue=dict(prefix="epoch ", xanchor="right"), pad=dict(t=30),
+                      x=0.14, len=0.86)],
+        updatemenus=[dict(type="buttons", showactive=False, x=0, y=0, xanchor="left", yanchor="top", pad=dict(t=38),
                           buttons=[dict(label="▶ play", method="animate",
                                         args=[None, dict(frame=dict(duration=500, redraw=True), fromcurrent=False, transition=dict(duration=0))])])])
     return figure

@@ -146,7 +146,9 @@ def chart(figure, key: str, container=None) -> None:
     if presenting():
         figure.update_layout(font=dict(size=18), height=int((figure.layout.height or 450) * 1.3))
         figure.update_annotations(font_size=20)  # subplot titles
-    (container or st).plotly_chart(figure, key=key)
+    # no toolbar in presentation mode (it covers what is beneath it); never a wheel that zooms instead of scrolling the page
+    config = {"scrollZoom": False, "displayModeBar": False if presenting() else "hover"}
+    (container or st).plotly_chart(figure, key=key, config=config)
 
 
 def presentation_toggle() -> None:

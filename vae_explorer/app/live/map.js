@@ -248,17 +248,19 @@ export default function (component) {
       const step = niceStep(Math.min(x1 - x0, y1 - y0) * 1.0 + 1e-12);
       ctx.textAlign = "center";
       ctx.textBaseline = "bottom";
+      // a true minus sign, and the y numbers above their tick: a tick just before a number read as a minus ("2" as "-2")
+      const number = (v) => (+v.toFixed(6) + "").replace("-", "\u2212");
       for (let v = Math.ceil(x0 / step) * step; v <= x1; v += step) {
         const [sx] = toScreen(v, 0);
         ctx.fillRect(sx, h - 4, 1, 4);
-        ctx.fillText(+v.toFixed(6) + "", sx, h - 5);
+        ctx.fillText(number(v), sx, h - 5);
       }
       ctx.textAlign = "left";
-      ctx.textBaseline = "middle";
+      ctx.textBaseline = "bottom";
       for (let v = Math.ceil(y0 / step) * step; v <= y1; v += step) {
         const [, sy] = toScreen(0, v);
-        ctx.fillRect(0, sy, 4, 1);
-        ctx.fillText(+v.toFixed(6) + "", 6, sy);
+        ctx.fillRect(0, sy, 6, 1);
+        ctx.fillText(number(v), 2, sy - 2);
       }
     }
     ctx.globalAlpha = 1;
@@ -276,20 +278,27 @@ export default function (component) {
     if (state.star) {
       const [sx, sy] = toScreen(state.star[0], state.star[1]);
       ctx.beginPath();
+      const big = state.scale;  // larger in presentation mode, like the type
       for (let k = 0; k < 10; k++) {
-        const radius = k % 2 ? 5 : 12, angle = -Math.PI / 2 + (k * Math.PI) / 5;
+        const radius = (k % 2 ? 6 : 15) * big, angle = -Math.PI / 2 + (k * Math.PI) / 5;
         ctx[k ? "lineTo" : "moveTo"](sx + radius * Math.cos(angle), sy + radius * Math.sin(angle));
       }
       ctx.closePath();
-      ctx.fillStyle = "#000";
+      ctx.fillStyle = "#ffd400";  // yellow with a black and a white edge: visible on dark dots and on white
       ctx.fill();
-      ctx.strokeStyle = "#fff";
-      ctx.lineWidth = 1.5;
+      ctx.strokeStyle = "#000";
+      ctx.lineWidth = 2.5;
       ctx.stroke();
-      ctx.fillStyle = ink;
-      ctx.font = "600 13px sans-serif";
+      ctx.strokeStyle = "#fff";
+      ctx.lineWidth = 1;
+      ctx.stroke();
+      ctx.font = `600 ${14 * big}px sans-serif`;
       ctx.textAlign = "center";
-      ctx.fillText("your image", sx, sy - 14);
+      ctx.lineWidth = 3;
+      ctx.strokeStyle = "#fff";
+      ctx.strokeText("your image", sx, sy - 17 * big);
+      ctx.fillStyle = "#000";
+      ctx.fillText("your image", sx, sy - 17 * big);
     }
     const picked = state.picked;
     if (picked && cloud) {

@@ -1,0 +1,53 @@
+"""A lecture's demos with the real mouse in Chromium, at projector size in presentation mode and at 1280x720:
+what a lecturer clicks is what gets the click (issue: the replay's play button sat under plotly's toolbar, and a
+click at its centre zoomed the axes instead)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import PATIENCE_MS
+
+pytestmark = pytest.mark.slow  # a browser per module: the full suite, not the fast tier
+
+VIEWS = {"projector, presenting": ({"width": 1920, "height": 1080}, True), "laptop": ({"width": 1280, "height": 720}, False)}
+
+
+@pytest.fixture(params=list(VIEWS))
+def view(request, browser):
+    viewport, presenting = VIEWS[request.param]
+    context = browser.new_context(viewport=viewport)
+    context.set_default_timeout(PATIENCE_MS)
+    yield context.new_page(), presenting
+    context.close()
+
+
+def open_view(page, app_url: str, path: str, model: str, presenting: bool) -> None:
+    page.goto(f"{app_url}/{path}?model={model}" + ("&present=1" if presenting else ""))
+    page.get_by_role("heading", name=path).first.wait_for(timeout=PATIENCE_MS)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=PATIENCE_MS)
+    page.wait_for_timeout(500)
+
+
+def test_the_epoch_replay_plays_when_its_button_is_clicked(view, app_url):
+    page, presenting = view
+    open_view(page, app_url, "Learn", "digits-iwae", presenting)
+    chart = page.locator("[data-testid='stPlotlyChart']").filter(has_text="play").first
+    chart.scroll_into_view_if_needed()
+    chart.locator(".updatemenu-button").first.wait_for(timeout=PATIENCE_MS)
+    box = chart.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 3)  # over the chart: a toolbar shows if any
+    page.wait_for_timeout(500)
+    x_range = page.evaluate("(el) => el.querySelector('.js-plotly-plot').layout.xaxis.range.slice()", chart.element_handle())
+    button = chart.locator(".updatemenu-button").first.bounding_box()
+    target = (button["x"] + button["width"] / 2, button["y"] + button["height"] / 2)
+    hit = page.evaluate("([x, y]) => { const e = document.elementFromPoint(x, y); return e.closest('.updatemenu-button') !== null; }",
+                        list(target))
+    assert hit, "something covers the play button's centre"
+    last = chart.locator(".slider-group > .slider-label").text_content()
+    page.mouse.click(*target)
+    page.wait_for_function("([el, last]) => el.querySelector('.slider-group > .slider-label').textContent !== last",
+                           arg=[chart.element_handle(), last], timeout=PATIENCE_MS)  # the replay moved off the last epoch
+    assert page.evaluate("(el) => el.querySelector('.js-plotly-plot').layout.xaxis.range.slice()", chart.element_handle()) == x_range
+    if presenting:  # no toolbar at all on a projector
+        assert chart.locator(".modebar-container .modebar-btn").count() == 0 or not chart.locator(".modebar").is_visible()

@@ -1,0 +1,27 @@
+"""Sentences that cite a model's numbers, with the direction of each comparison read from the
+numbers themselves, so a retrained checkpoint can never leave a page saying the opposite of its table."""
+
+from __future__ import annotations
+
+import math
+
+
+def _finite(metrics: dict, key: str) -> float | None:
+    value = metrics.get(key)
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def iwae_comparison(iwae: dict, plain: dict, k: int = 100) -> str:
+    """What training on the IWAE bound did, against the plain VAE: its bound -L_k (iwae_nll) and its
+    neg-ELBO, each said lower or higher as they are (both are losses: lower is better)."""
+    said = ("Trained on it, a model is judged by its fit to log p(x), not by how well one Gaussian guesses the "
+            "posterior")
+    bound, bound_plain = _finite(iwae, "iwae_nll"), _finite(plain, "iwae_nll")
+    elbo, elbo_plain = _finite(iwae, "neg_elbo"), _finite(plain, "neg_elbo")
+    if None in (bound, bound_plain, elbo, elbo_plain):
+        return said + "."
+    fit = "lower: a better fit to the data" if bound < bound_plain else "higher: a worse fit to the data" \
+        if bound > bound_plain else "the same"
+    gap = "higher: its ELBO is lower" if elbo > elbo_plain else "lower: its ELBO is higher" if elbo < elbo_plain else "the same"
+    return (f"{said}: here its −L_{k} is {bound:.2f} nats against the plain VAE's {bound_plain:.2f} ({fit}), and its "
+            f"neg-ELBO {elbo:.2f} against {elbo_plain:.2f} ({gap}).")
