@@ -48,7 +48,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         )
         metrics = checkpoint.metrics
         if metrics:
-            cols = st.columns(5)
+            cols = st.columns(3) + st.columns(3)  # two rows: five in one row cut their numbers short at 1280 px ("23.…")
             cols[0].metric("neg-ELBO", f"{metrics['neg_elbo']:.2f}", help="Test set: reconstruction + KL, nats per image (lower is better).")
             cols[1].metric("recon", f"{metrics['recon']:.2f}", help="-log p(x|z), nats per image.")
             cols[2].metric("KL", f"{metrics['kl']:.2f}", help="KL(q(z|x) || p(z)), nats per image.")
@@ -59,9 +59,9 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                 cols[4].metric("FID", f"{metrics['fid']:.1f}", help=f"Fréchet distance of {metrics['fid_n']:,} samples to as many test "
                                f"images in a small classifier's features (lower is better; real images score "
                                f"{metrics['fid_floor']:.1f}). Compare models on the Evaluate page.")
-            if "active_units" in metrics:
-                st.caption(f"{metrics['active_units']} of {model_config.latent_dim} latent dimensions are active "
-                           "(their posterior mean varies across the test set).")
+            st.caption(f"On the test set ({metrics.get('n_test', 0):,} images), in nats per image; lower is better."
+                       + (f" {metrics['active_units']} of {model_config.latent_dim} latent dimensions are active (their "
+                          "posterior mean varies across the test set)." if "active_units" in metrics else ""))
         elif checkpoint.training.get("status") == "running" and not checkpoint.interrupted:
             st.caption(f"Still training: epoch {checkpoint.training.get('epochs_done')} of {checkpoint.training.get('target_epochs')} "
                        "is saved; its test metrics come when the training ends.")
@@ -104,5 +104,6 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         "- **Train**: train your own model live (every hyperparameter, live curves, Stop), or sweep beta for the "
         "rate-distortion curve.\n"
         "- **Evaluate**: checkpoints side by side: ELBO, IWAE bound, active units, KL per dimension, sample quality (FID), "
-        "disentanglement on shapes."
+        "disentanglement on shapes.\n"
+        "- **Compare**: two models driven by the same z, the same image, the same walk and the same traversal, side by side."
     )

@@ -17,6 +17,10 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                             "decoded. t-SNE and UMAP keep neighbours together but bend the space, so only their dots can be pointed at.")
     model = checkpoint.model
     names = state.class_names(checkpoint)
+    if model.cond_dim:
+        st.info("This model is conditional: its encoder and decoder are given the class, so z need not hold it. Expect the "
+                "classes mixed together on this map: z holds what the class does not say (a digit's slant and thickness, a "
+                "garment's shape), and any z decodes as any class.")
     path, saved = str(checkpoint.path), state.stamp(checkpoint.path)
 
     data = state.dataset_of(checkpoint)

@@ -56,7 +56,8 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
 
     ends = st.columns(3)
     z_a, label_a = pick("A", 0, ends[0])
-    z_b, _ = pick("B", min(1, n - 1), ends[1])
+    other = next((i for i in range(n) if int(labels[i]) != int(labels[0])), min(1, n - 1))  # B starts in another class than A
+    z_b, _ = pick("B", other, ends[1])
     steps = ends[2].slider("Steps", 5, 16, key="interp_steps", **state.from_url("interp_steps", state.in_range(5, 16), value=10))
     state.to_url(interp_A=st.session_state["interp_A"], interp_B=st.session_state["interp_B"], interp_steps=steps)
     if model.cond_dim:
@@ -145,7 +146,9 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     # --- arithmetic ---------------------------------------------------------------------------------------------
     st.subheader("Latent arithmetic with class centroids")
     st.caption("A class centroid is the mean z of that class's test images. Adding the difference of two centroids to "
-               "image A moves it in the direction that separates those classes, e.g. shirt + (sneaker − sandal).")
+               "image A moves it in the direction that separates those classes, e.g. "
+               f"{safety.plain(names[label_a])} + ({safety.plain(names[min(7, len(names) - 1)])} − "
+               f"{safety.plain(names[min(5, len(names) - 1)])}), as chosen below.")
     centroids = class_centroids(mu, labels, len(names))
     terms = st.columns(3)
     plus = terms[0].selectbox("plus class", range(len(names)), index=min(7, len(names) - 1), format_func=lambda i: names[i], key="interp_plus")

@@ -157,7 +157,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
             for split, dash, colour in (("train", "solid", "#4c78a8"), ("test", "dash", "#f58518")):
                 figure.add_trace(go.Scatter(x=epochs, y=[r[f"{split}_{part}"] for r in history], name=split, mode="lines+markers",
                                             line=dict(dash=dash, color=colour), showlegend=col == 1, legendgroup=split), 1, col)
-        figure.update_xaxes(title_text="epoch")
+        figure.update_xaxes(title_text="epoch", tick0=0, dtick=max(1, -(-len(epochs) // 10)))  # whole epochs: no 0.5, 1.5
         figure.update_yaxes(title_text="nats per image", col=1)
         figure.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
         return figure

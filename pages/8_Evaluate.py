@@ -31,7 +31,9 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         if state.dataset_of(checkpoint) is None:
             continue
         classifier = state.feature_classifier(checkpoint)
-        with st.spinner(f"Evaluating {safety.plain(name)} (k = {k})…"):
+        n = len(state.dataset_of(checkpoint).test_x) if test_images is None else min(test_images, len(state.dataset_of(checkpoint).test_x))
+        with st.spinner(f"Evaluating {safety.plain(name)} on {n:,} test images with k = {k} importance samples each (up to a "
+                        "minute or two on a first visit; kept for every later one)…"):
             results[name] = state.evaluation(str(checkpoint.path), state.stamp(checkpoint.path), k, test_images,
                                              classifier[1]["key"] if classifier else None, classifier)
         classifiers[name] = classifier[1] if classifier else None
@@ -93,6 +95,13 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         for name, value in values.items():
             table[name].append(value)
     st.dataframe(table, hide_index=True, width="stretch")
+    differ = [f"{safety.plain(name)}: Home shows the figures saved with it ({saved['n_test']:,} test images, k = "
+              f"{saved.get('iwae_k', '?')}), these are on {metrics['n_test']:,} with k = {k}"
+              for name, (checkpoint, metrics, _) in results.items() if (saved := checkpoint.metrics).get("neg_elbo") is not None
+              and (saved.get("n_test") != metrics["n_test"] or saved.get("iwae_k", k) != k)]
+    if differ:
+        st.caption("Why these can differ from Home's: " + "; ".join(differ) + ". Pick \"all\" test images (and k = 100) "
+                   "for the saved figures.")
     scored = {name: checkpoint.model.describe_likelihood() for name, (checkpoint, _, _) in results.items()}
     st.caption("  \n".join(f"{safety.plain(name)}: {safety.plain(said)}" for name, said in scored.items()))
     if len({said.split(" (assumed")[0] for said in scored.values()}) > 1:

@@ -45,3 +45,28 @@ def test_learn_cites_the_numbers_of_its_own_table():
     assert cited[4] == rows["digits-iwae"]["neg-ELBO"] and cited[5] == rows["digits-mlp"]["neg-ELBO"]
     assert (cited[3] == "lower") == (iwae["iwae_nll"] < plain["iwae_nll"])
     assert (cited[6] == "lower") == (iwae["neg_elbo"] < plain["neg_elbo"])
+
+
+def test_evaluate_says_why_its_figures_differ_from_home_s():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "pages/8_Evaluate.py"), default_timeout=PATIENCE_S)
+    at.query_params["model"] = "digits-mlp"
+    at.run()
+    assert not at.exception and not at.error
+    assert not any("Why these can differ" in c.value for c in at.caption)  # all 359 test images, k = 100: Home's figures
+    at.selectbox(key="eval_k").set_value(10).run()
+    saved = json.loads((REPO / "checkpoints/digits-mlp/metrics.json").read_text())
+    why = next(c.value for c in at.caption if "Why these can differ" in c.value)
+    assert f"({saved['n_test']:,} test images, k = {saved['iwae_k']}), these are on {saved['n_test']:,} with k = 10" in why
+
+
+def test_home_lists_every_page():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=PATIENCE_S)
+    at.run()
+    listed = " ".join(m.value for m in at.markdown)
+    for page in sorted((REPO / "pages").glob("*.py")):
+        name = page.stem.split("_", 1)[1].replace("_", " ")
+        assert f"**{name}**" in listed, name

@@ -28,7 +28,7 @@ def dimension_history_figure(history: list[dict]) -> go.Figure:
                      1, 1)
     figure.add_trace(go.Scatter(x=epochs, y=active, mode="lines+markers", line=dict(color="#332288"), showlegend=False,
                                 hovertemplate="epoch %{x}: %{y} active<extra></extra>"), 1, 2)
-    figure.update_xaxes(title_text="epoch")
+    figure.update_xaxes(title_text="epoch", tick0=0, dtick=max(1, -(-len(epochs) // 10)))  # whole epochs: no 0.5, 1.5
     figure.update_yaxes(autorange="reversed", col=1)
     figure.update_yaxes(range=[0, len(kl) + 0.5], col=2)
     figure.update_layout(height=max(260, 22 * len(kl) + 120), margin=dict(l=10, r=10, t=40, b=10))
