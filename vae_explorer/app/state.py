@@ -128,6 +128,7 @@ html { font-size: 22px; }
 h1 { font-size: 3.2rem !important; }
 [data-testid="stMainBlockContainer"] { padding-top: 1.5rem; padding-left: 2.5rem; padding-right: 2.5rem; max-width: none; }
 [data-testid="stToolbar"] { display: none; }
+[data-testid="stSidebar"][data-collapsed="false"] { width: 22rem !important; }  /* the model picker's names whole */
 </style>"""
 
 
