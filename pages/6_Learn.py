@@ -63,11 +63,12 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
 
     st.header("3. What β does")
     st.write("A β-VAE (Higgins et al., 2017) weights the KL by β. β > 1 buys a smoother, more factorised latent space with "
-             "blurrier reconstructions; β < 1 the opposite. Compare two shipped models:")
+             "blurrier reconstructions; β < 1 the opposite. Compare two shipped models, the same network trained on the "
+             "same shapes with β = 1 and β = 4:")
     refs = {Path(r.path).name: r.path for r in state.available_models()}
     names = list(refs)
     pick = st.columns(2)
-    for column, default in zip(pick, ["fashion-mnist-conv", "shapes-betavae"]):
+    for column, default in zip(pick, ["shapes-vae", "shapes-betavae"]):  # the same network and data, β = 1 and β = 4
         with column:
             name = st.selectbox("Model", names, index=names.index(default) if default in names else 0, key=f"learn_beta_{default}")
             other = state.load(refs[name])

@@ -13,6 +13,7 @@ declare -A SHIPPED=(
   [fashion-mnist-2d]=configs/fashion_mnist_2d.yaml
   [fashion-mnist-cvae]=configs/fashion_mnist_cvae.yaml
   [shapes-betavae]=configs/shapes_betavae.yaml
+  [shapes-vae]=configs/shapes_vae.yaml
 )
 # The feature classifiers for the Frechet distance (evaluate uses them), one per dataset.
 if [[ $# -eq 0 ]]; then

@@ -13,7 +13,7 @@ PAGES = ["Home.py", "pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/3_La
          "pages/4_Interpolate.py", "pages/5_Traverse.py", "pages/6_Learn.py", "pages/7_Train.py",
          "pages/8_Evaluate.py", "pages/9_Compare.py"]
 MODELS = ["digits-mlp", "digits-iwae", "digits-free-bits", "digits-vamp", "digits-two-level", "fashion-mnist-conv",
-          "fashion-mnist-2d", "fashion-mnist-cvae", "shapes-betavae"]
+          "fashion-mnist-2d", "fashion-mnist-cvae", "shapes-betavae", "shapes-vae"]
 
 
 def open_page(page: str, model: str = "digits-mlp") -> AppTest:

@@ -70,3 +70,18 @@ def test_home_lists_every_page():
     for page in sorted((REPO / "pages").glob("*.py")):
         name = page.stem.split("_", 1)[1].replace("_", " ")
         assert f"**{name}**" in listed, name
+
+
+def test_beta_is_shown_on_the_same_data():
+    """Learn's section 3 and Compare pair beta = 1 and beta = 4 of one network on one dataset."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "pages/6_Learn.py"), default_timeout=PATIENCE_S)
+    at.run()
+    text = " ".join(m.value for m in at.markdown)
+    assert "**shapes-vae**: β = 1" in text and "**shapes-betavae**: β = 4" in text
+    at = AppTest.from_file(str(REPO / "pages/9_Compare.py"), default_timeout=PATIENCE_S)
+    at.query_params["model"] = "shapes-betavae"
+    at.run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="cmp_other").value == "shapes-vae"

@@ -11,7 +11,7 @@ from vae_explorer import load_checkpoint, load_dataset
 from vae_explorer.training import average_loss
 
 SHIPPED = ["digits-mlp", "digits-iwae", "digits-free-bits", "digits-vamp", "digits-two-level", "fashion-mnist-conv",
-           "fashion-mnist-2d", "fashion-mnist-cvae", "shapes-betavae"]
+           "fashion-mnist-2d", "fashion-mnist-cvae", "shapes-betavae", "shapes-vae"]
 
 
 def test_the_shipped_set_is_complete():
@@ -72,3 +72,13 @@ def test_the_newer_shipped_runs_carry_their_epoch_replay(name):
 
     final = np.rint(sample_prior(checkpoint.model, 8, seed=0).numpy() * 255)
     assert np.abs(frames[-1]["samples"].astype(int) - final.astype(int)).max() <= 1  # the last frame is the shipped model's
+
+
+def test_what_the_beta_pair_is_shipped_to_show():
+    """shapes-vae and shapes-betavae are one network on one dataset, beta = 1 and beta = 4 (Learn and Compare pair
+    them): the larger beta keeps less information in z and fewer active dimensions, and reconstructs worse."""
+    plain, beta = (load_checkpoint(REPO / "checkpoints" / name) for name in ("shapes-vae", "shapes-betavae"))
+    assert plain.config.model == beta.config.model and plain.config.data == beta.config.data
+    assert (plain.config.train.beta, beta.config.train.beta) == (1.0, 4.0)
+    assert beta.metrics["kl"] < plain.metrics["kl"] and beta.metrics["active_units"] < plain.metrics["active_units"]
+    assert beta.metrics["recon"] > plain.metrics["recon"]

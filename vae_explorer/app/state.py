@@ -76,17 +76,18 @@ def image_shape_of(path: str | Path) -> list[int] | None:
 
 
 def comparable_first(checkpoint: Checkpoint, names: list[str], paths: dict[str, str]) -> str:
-    """Of `names`, the model most like `checkpoint` to compare it with: the same dataset and latent
-    size first (a beta or an objective apart, or its conditional version), then the same dataset."""
+    """Of `names`, the model most like `checkpoint` to compare it with: the same model a beta apart first,
+    then the same dataset and latent size (an objective apart, or its conditional version), then the same dataset."""
     mine = checkpoint.config
 
     def closeness(name: str) -> tuple:
         try:
             config = _config_of(paths[name], stamp(paths[name]))
         except (VaeExplorerError, OSError, ValueError):
-            return (0, 0)
+            return (0, 0, 0)
         same_data = config.data.dataset == mine.data.dataset
-        return (same_data and config.model.latent_dim == mine.model.latent_dim, same_data)
+        only_beta = same_data and config.model == mine.model and config.train.beta != mine.train.beta  # beta = 1 against 4
+        return (only_beta, same_data and config.model.latent_dim == mine.model.latent_dim, same_data)
 
     return max(names, key=closeness)  # max keeps the first of equals: the picker's order
 
