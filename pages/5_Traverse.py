@@ -54,7 +54,9 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                                      "traversal.mp4", "video/mp4", key="trav_mp4", on_click="ignore")
     with right:
         figure = go.Figure(go.Bar(x=[f"z{i}" for i in order], y=[kl[i] for i in order],
-                                  marker_color=["#4c78a8" if active[i] else "#bab0ac" for i in order]))
-        figure.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), title="KL per dimension (nats)", yaxis_title="nats")
+                                  marker_color=["#4c78a8" if active[i] else "#bab0ac" for i in order],
+                                  text=["" if active[i] else "collapsed" for i in order], textposition="outside"))
+        figure.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), title="KL per dimension (nats)", yaxis_title="nats",
+                             yaxis_range=[0, float(max(kl)) * 1.15 + 1e-3])
         state.chart(figure, "trav_kl")
-        st.caption("Grey: collapsed dimensions (posterior mean varies by less than 0.01 across the test set).")
+        st.caption("Collapsed: the posterior mean varies by less than 0.01 across the test set, so the decoder ignores it.")

@@ -88,11 +88,13 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
              "too early all encourage it; a KL warm-up (β rising from 0) and a smaller β discourage it.")
     kl_dims, active = state.latent_stats(str(checkpoint.path), state.stamp(checkpoint.path))
     order = np.argsort(-kl_dims)
-    bars = go.Figure(go.Bar(x=[f"z{i}" for i in order], y=kl_dims[order], marker_color=["#4c78a8" if active[i] else "#bab0ac" for i in order]))
-    bars.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), title=f"KL per dimension of {safety.label(checkpoint.name)} (grey: collapsed)",
-                       yaxis_title="nats")
+    bars = go.Figure(go.Bar(x=[f"z{i}" for i in order], y=kl_dims[order], marker_color=["#4c78a8" if active[i] else "#bab0ac" for i in order],
+                            text=["" if active[i] else "collapsed" for i in order], textposition="outside"))  # a bar of ~0 nats shows nothing
+    bars.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), title=f"KL per dimension of {safety.label(checkpoint.name)}",
+                       yaxis_title="nats", yaxis_range=[0, float(kl_dims.max()) * 1.15 + 1e-3])
     state.chart(bars, "learn_collapse")
-    st.caption(f"{int(active.sum())} of {len(active)} dimensions are active. Try the Traverse page on a grey one: its row does not change.")
+    st.caption(f"{int(active.sum())} of {len(active)} dimensions are active. Try the Traverse page on a collapsed one: its row does "
+               "not change.")
     if has_dimension_history(checkpoint.history):
         state.chart(dimension_history_figure(checkpoint.history), "learn_dims_history")
         st.caption(f"How {safety.plain(checkpoint.name)}'s dimensions learned, epoch by epoch: a row that fades to zero is a dimension "

@@ -17,12 +17,26 @@ from vae_explorer.data import list_datasets
 from vae_explorer.data.access import check_form_data, data_root
 from vae_explorer.errors import VaeExplorerError
 from vae_explorer.models import ARCHITECTURES
-from vae_explorer.runs.jobs import MAX_RUNNING, SweepJob, TrainingJob, run_folder
+from vae_explorer.runs.jobs import MAX_RUNNING, SweepJob, TrainingJob, find, register, run_folder
 
 with safety.boundary():  # anything unexpected: one sentence on the page, the details in the server's log
     state.page("Train", "Train your own VAE here. It trains in the background: you can watch it, stop it, or explore other "
                         "pages meanwhile. It is saved after every epoch on this server and appears in every page's model picker.")
+    def watch(new_job) -> None:
+        """This session follows `new_job`; its token goes in the URL, so a reload (a new session) follows it too."""
+        st.session_state["train_job"] = new_job
+        st.query_params["job"] = register(new_job)
+
+
     job = st.session_state.get("train_job")
+    if job is None and "job" in st.query_params:  # a reloaded page: the training its URL follows
+        job = find(st.query_params.get("job"))
+        if job is None:
+            del st.query_params["job"]
+            st.info("The training this page was following is no longer on this server (it was restarted); an unfinished "
+                    "run can be resumed below.")
+        else:
+            st.session_state["train_job"] = job
     busy = job is not None and not job.snapshot().finished
 
     # --- the form ------------------------------------------------------------------------------------
@@ -128,7 +142,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
             else:
                 config.train.epochs = int(sweep_epochs)
                 job = SweepJob(config, betas).start()
-            st.session_state["train_job"] = job
+            watch(job)
             st.rerun()  # redraw the form with its buttons disabled while this runs
         except VaeExplorerError as exc:
             st.error(safety.say(exc))
@@ -137,15 +151,16 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     # --- interrupted runs ----------------------------------------------------------------------------
     stopped_runs = state.interrupted_runs()
     if stopped_runs:
-        st.subheader("Interrupted trainings")
-        st.caption("These runs were saved after their last finished epoch when their training stopped (the server was "
-                   "restarted or the training process ended). Resume goes on from there with the same settings.")
+        st.subheader("Unfinished trainings")
+        st.caption("These runs were saved after their last finished epoch when their training ended early (stopped, the "
+                   "server restarted, or the training process ended). Resume goes on from there with the same settings.")
         for run_name, training in stopped_runs:
             row = st.columns([4, 1], vertical_alignment="center")
-            row[0].markdown(f"**{safety.plain(run_name)}**: interrupted after epoch {training.get('epochs_done', '?')} of "
+            how = "stopped" if training.get("status") == "stopped" else "interrupted"
+            row[0].markdown(f"**{safety.plain(run_name)}**: {how} after epoch {training.get('epochs_done', '?')} of "
                             f"{training.get('target_epochs', '?')}")
             if row[1].button("Resume", key=f"train_resume_{run_name}", disabled=busy):
-                st.session_state["train_job"] = TrainingJob(None, state.TRAINED_DIR / run_name, resume=True, export_onnx=runtime_installed()).start()
+                watch(TrainingJob(None, state.TRAINED_DIR / run_name, resume=True, export_onnx=runtime_installed()).start())
                 st.rerun()
 
 

@@ -145,8 +145,9 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
 
     st.subheader("The same traversal")
     shared = min(first.model.latent_dim, second.model.latent_dim)
-    picked = st.multiselect("Dimensions", list(range(shared)), default=list(range(min(4, shared))), key="cmp_dims",
-                            format_func=lambda i: f"z{i}")
+    informative = [int(i) for i in np.argsort(-state.latent_stats(str(first.path), state.stamp(first.path))[0]) if i < shared]
+    picked = st.multiselect("Dimensions", list(range(shared)), default=sorted(informative[:4]), key="cmp_dims",
+                            format_func=lambda i: f"z{i}", help=f"Four with the most KL in {safety.plain(first.name)} to start with.")
     if picked:
         columns = st.columns(len(models))
         for column, checkpoint in zip(columns, models.values()):

@@ -78,11 +78,30 @@ def test_stop_keeps_what_was_learned(runs):
     while job.snapshot().step < 10 and time.time() < deadline:
         time.sleep(0.05)
     at.run()
-    at.button(key="train_stop").click().run()
-    snap = wait_until_finished(at)
+    # a reload of the page (a new session with the same URL) follows the same training, and can stop it
+    token = at.query_params["job"]
+    reloaded = AppTest.from_file(str(REPO / "pages/7_Train.py"), default_timeout=PATIENCE_S)
+    reloaded.query_params["job"] = token[0] if isinstance(token, list) else token
+    reloaded.run()
+    assert not reloaded.exception and not reloaded.error
+    assert reloaded.session_state["train_job"] is job and any(h.value == "Training" for h in reloaded.subheader)
+    assert not any(m.value.startswith("**stopped**:") for m in reloaded.markdown)  # not offered for resuming while it trains
+    reloaded.button(key="train_stop").click().run()
+    snap = wait_until_finished(reloaded)
+    at.run()
     assert snap.status == "stopped" and snap.step < snap.total_steps
     assert any("Stopped after" in s.value for s in at.success)
     assert (runs / "stopped" / "history.json").is_file()
+    # stopped early, it is offered for resuming (it was only resumable from the command line)
+    fresh = AppTest.from_file(str(REPO / "pages/7_Train.py"), default_timeout=PATIENCE_S).run()
+    done = json.loads((runs / "stopped" / "training.json").read_text())["epochs_done"]
+    assert any(f"**stopped**: stopped after epoch {done} of 5000" in m.value for m in fresh.markdown), [m.value for m in fresh.markdown]
+    assert fresh.button(key="train_resume_stopped")
+    # a link to a training this server does not hold (restarted since) says so in one line
+    gone = AppTest.from_file(str(REPO / "pages/7_Train.py"), default_timeout=PATIENCE_S)
+    gone.query_params["job"] = "no-such-training"
+    gone.run()
+    assert any("no longer on this server" in i.value for i in gone.info) and not gone.exception
 
 
 def test_bad_form_values_give_one_clear_message(runs):

@@ -51,3 +51,40 @@ def test_the_epoch_replay_plays_when_its_button_is_clicked(view, app_url):
     assert page.evaluate("(el) => el.querySelector('.js-plotly-plot').layout.xaxis.range.slice()", chart.element_handle()) == x_range
     if presenting:  # no toolbar at all on a projector
         assert chart.locator(".modebar-container .modebar-btn").count() == 0 or not chart.locator(".modebar").is_visible()
+
+
+def click_centre(page, locator) -> None:
+    """A real mouse click at the element's centre, scrolled into view first (as a person scrolls to it)."""
+    locator.scroll_into_view_if_needed()
+    box = locator.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def test_a_training_survives_a_reload_stops_and_resumes_with_the_mouse(page, app_url, runs_dir):
+    """Start from the form, reload the page while it trains, stop it from the reloaded page, resume it."""
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    open_view(page, app_url, "Train", "digits-mlp", presenting=True)
+    epochs = page.get_by_role("spinbutton", name="Epochs", exact=True)
+    epochs.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("400")
+    name = page.get_by_role("textbox", name="Save as")
+    name.click()
+    page.keyboard.type("lecture-run")
+    click_centre(page, page.get_by_role("button", name="Start training"))
+    stop = page.get_by_role("button", name="Stop", exact=True)
+    stop.wait_for(timeout=PATIENCE_MS)
+    page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=PATIENCE_MS)  # an epoch is done: its curves
+    assert "job=" in page.url
+    page.reload()  # a refresh: a new session, the same URL
+    stop.wait_for(timeout=PATIENCE_MS)
+    click_centre(page, stop)
+    page.get_by_text("Stopped after", exact=False).first.wait_for(timeout=PATIENCE_MS)
+    page.reload()
+    resume = page.get_by_role("button", name="Resume")
+    resume.wait_for(timeout=PATIENCE_MS)
+    assert page.get_by_text("lecture-run", exact=False).first.is_visible()
+    click_centre(page, resume)
+    stop.wait_for(timeout=PATIENCE_MS)  # training again, from where it stopped
+    click_centre(page, stop)
+    page.get_by_text("Stopped after", exact=False).first.wait_for(timeout=PATIENCE_MS)

@@ -93,14 +93,23 @@ def comparable_first(checkpoint: Checkpoint, names: list[str], paths: dict[str, 
 
 
 def interrupted_runs() -> list[tuple[str, dict]]:
-    """Runs in the runs folder whose training stopped without finishing (a crash, a server restart):
-    (name, training.json), newest first."""
+    """Runs in the runs folder whose training ended before its last epoch: interrupted (a crash, a
+    server restart) or stopped by whoever ran it; not those a job of this server trains now (a resumed
+    run reads "interrupted" until its first new epoch is saved). (name, training.json), newest first."""
     from ..checkpoints import interrupted, read_training
+    from ..runs.jobs import training_now
 
     if not TRAINED_DIR.is_dir():
         return []
     found = [(p.stat().st_mtime, p.name, read_training(p)) for p in TRAINED_DIR.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    return [(name, training) for _, name, training in sorted(found, reverse=True) if interrupted(training)]
+
+    def unfinished(training: dict) -> bool:
+        stopped_early = training.get("status") == "stopped" and isinstance(training.get("epochs_done"), int) and \
+            isinstance(training.get("target_epochs"), int) and training["epochs_done"] < training["target_epochs"]
+        return interrupted(training) or stopped_early
+
+    return [(name, training) for _, name, training in sorted(found, reverse=True)
+            if unfinished(training) and not training_now(TRAINED_DIR / name)]
 
 
 def stamp(path: str | Path) -> float:

@@ -30,6 +30,9 @@ from ..errors import ConfigError
 MAX_RUNNING = 2
 _SLOTS = threading.BoundedSemaphore(MAX_RUNNING)
 log = logging.getLogger(__name__)
+KEEP_FINISHED_S = 3600.0  # a finished job stays findable this long (a page reloaded after the end still shows it)
+_REGISTRY: dict[str, "Job"] = {}  # token -> job: a page reloaded (a new session) finds its training by the token in its URL
+_REGISTRY_LOCK = threading.Lock()
 
 
 @dataclass
@@ -119,6 +122,8 @@ class Job:
                 self._update(status="stopped", message="Stopped before it started.")
                 self._release()
                 return
+        # the slot is ours: what takes the next seconds is the worker's start (Python, torch, the data), not a queue
+        self._update(message="Starting the training: loading PyTorch and the data…")
         try:
             self._work()
         except Exception:  # a bug here: keep the server alive, say so, log the traceback
@@ -207,6 +212,37 @@ class SweepJob(Job):
             raise ConfigError("the beta sweep needs at least one beta; pick one or more values.")
         self.config, self.betas = copy.deepcopy(config), sorted(set(float(b) for b in betas))
         super().__init__({"kind": "sweep", "config": config.to_dict(), "betas": self.betas})
+
+
+def register(job: Job) -> str:
+    """A new secret token for `job`, by which `find` gives it back: the page keeps it in its URL, so a
+    reload (a new session of the same browser tab) watches and can stop the same training. Only who
+    holds the URL has it; finished jobs are forgotten after KEEP_FINISHED_S."""
+    import secrets
+
+    token = secrets.token_urlsafe(12)
+    with _REGISTRY_LOCK:
+        now = time.perf_counter()
+        for old in [t for t, j in _REGISTRY.items() if j._ended is not None and now - j._ended > KEEP_FINISHED_S]:
+            del _REGISTRY[old]
+        _REGISTRY[token] = job
+    return token
+
+
+def find(token: object) -> Job | None:
+    """The job registered under `token` in this server process, if any."""
+    if not isinstance(token, str) or len(token) > 64:
+        return None
+    with _REGISTRY_LOCK:
+        return _REGISTRY.get(token)
+
+
+def training_now(path: str | Path) -> bool:
+    """Whether a job of this server process is training the checkpoint at `path` right now."""
+    target = Path(path).resolve()
+    with _REGISTRY_LOCK:
+        jobs = list(_REGISTRY.values())
+    return any(isinstance(j, TrainingJob) and j.out.resolve() == target and not j.snapshot().finished for j in jobs)
 
 
 RESERVED = ".reserved"  # in a run's folder until its first epoch is saved there (the save replaces the folder)
