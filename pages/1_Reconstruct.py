@@ -93,5 +93,10 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                            lambda encoding=encoding: png_bytes(encoding.strip(), nrow=8, min_cell=56),
                            f"{upload.name.rsplit('.', 1)[0]}-reconstruction.png", "image/png", key=f"recon_download_{upload.file_id}",
                            on_click="ignore")
+        said, far = state.typicality_of(checkpoint, x, label)
+        if far:
+            st.warning(safety.plain(said))
+        elif said:
+            st.caption(safety.plain(said))
         if encoding.unusual:
             st.info(f"This image encodes far from the prior (|mu| = {encoding.distance:.1f}): it looks unlike the training data.")

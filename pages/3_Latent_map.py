@@ -69,6 +69,10 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                 "Class to encode your image with", range(len(names)), format_func=lambda i: names[i],
                 key="map_upload_class") if model.cond_dim else None)  # a conditional model needs one
             z_upload = encode_image(model, x, upload_label, samples=0).mean
+            st.sidebar.image(upscale(to_uint8(x.unsqueeze(0))[0].squeeze(), 96), caption="your image, as the model sees it",
+                             output_format="PNG")
+            said, far = state.typicality_of(checkpoint, x, upload_label)
+            (st.sidebar.warning if far else st.sidebar.caption)(safety.plain(said))
             if method == "PCA":
                 placed = (z_upload - pca_mean) @ pca_directions.T
             else:

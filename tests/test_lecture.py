@@ -24,7 +24,7 @@ def view(request, browser):
 
 def open_view(page, app_url: str, path: str, model: str, presenting: bool) -> None:
     page.goto(f"{app_url}/{path}?model={model}" + ("&present=1" if presenting else ""))
-    page.get_by_role("heading", name=path).first.wait_for(timeout=PATIENCE_MS)
+    page.get_by_role("heading", name=path.replace("_", " ")).first.wait_for(timeout=PATIENCE_MS)
     page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=PATIENCE_MS)
     page.wait_for_timeout(500)
 
@@ -88,3 +88,26 @@ def test_a_training_survives_a_reload_stops_and_resumes_with_the_mouse(page, app
     stop.wait_for(timeout=PATIENCE_MS)  # training again, from where it stopped
     click_centre(page, stop)
     page.get_by_text("Stopped after", exact=False).first.wait_for(timeout=PATIENCE_MS)
+
+
+def _photo(path):
+    """A photo-like picture nothing like 8x8 digits: blocks of colour, 240x320."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(np.kron(rng.integers(0, 256, (12, 16, 3)), np.ones((20, 20, 1))).astype(np.uint8)).save(path)
+    return path
+
+
+def test_a_photo_unlike_the_data_is_said_to_be_far_from_it(page, app_url, tmp_path):
+    photo = _photo(tmp_path / "photo.png")
+    page.set_viewport_size({"width": 1280, "height": 720})
+    open_view(page, app_url, "Reconstruct", "digits-mlp", presenting=False)
+    page.locator("[data-testid='stFileUploaderDropzoneInput'][multiple]").first.set_input_files(str(photo))
+    page.get_by_text("Far from the data digits-mlp was trained on", exact=False).first.wait_for(timeout=PATIENCE_MS)
+    open_view(page, app_url, "Latent_map", "digits-mlp", presenting=False)
+    page.locator("[data-testid='stSidebar'] input[type=file][accept*='png']").first.set_input_files(str(photo))
+    sidebar = page.locator("[data-testid='stSidebar']")
+    sidebar.get_by_text("Far from the data digits-mlp was trained on", exact=False).first.wait_for(timeout=PATIENCE_MS)
+    assert sidebar.get_by_text("your image, as the model sees it").first.is_visible()  # the map's upload has a preview

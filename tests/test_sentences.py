@@ -85,3 +85,38 @@ def test_beta_is_shown_on_the_same_data():
     at.run()
     assert not at.exception and not at.error
     assert at.selectbox(key="cmp_other").value == "shapes-vae"
+
+
+def test_an_image_unlike_the_data_is_said_to_be_far_from_it():
+    """china.jpg on digits-mlp was reconstructed as a blob with no word: its neg-ELBO is set against the test images'."""
+    import io
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from vae_explorer import load_checkpoint, load_dataset
+    from vae_explorer.app.sentences import typicality
+    from vae_explorer.data import prepare_image
+    from vae_explorer.evaluation import neg_elbo_per_image
+    from vae_explorer.training import average_loss
+
+    checkpoint = load_checkpoint(REPO / "checkpoints" / "digits-mlp")
+    data = load_dataset(checkpoint.config.data)
+    values = neg_elbo_per_image(checkpoint.model, data.test_x)
+    expected = average_loss(checkpoint.model, data.test_x, None, seed=0)
+    assert float(values.mean()) == pytest.approx(expected["recon"] + expected["kl"], rel=1e-6)  # the same draws of z
+    rng = np.random.default_rng(0)
+    photo = np.kron(rng.integers(0, 256, (12, 16, 3)), np.ones((20, 20, 1))).astype(np.uint8)  # blocks of colour, 240x320
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, format="PNG")
+    x = prepare_image(buffer.getvalue(), (1, 8, 8), "auto", True, name="photo.png")
+    value = float(neg_elbo_per_image(checkpoint.model, x.unsqueeze(0))[0])
+    said, far = typicality("digits-mlp", value, values.numpy())
+    assert far and said.startswith(f"Far from the data digits-mlp was trained on: this image's neg-ELBO is {value:.1f} nats, "
+                                   f"more than any of its 359 test images'")
+    said, far = typicality("digits-mlp", float(values[5]), values.numpy())
+    assert not far and said.startswith("Like the data digits-mlp was trained on")
+    said, far = typicality("m", 2.0, [1.0, 2.0, 3.0, 4.0])
+    assert not far and "higher than 50% of its test images' (median 2.5)" in said
+    assert typicality("m", float("nan"), [1.0]) == ("", False) and torch.isfinite(values).all()

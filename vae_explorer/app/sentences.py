@@ -25,3 +25,24 @@ def iwae_comparison(iwae: dict, plain: dict, k: int = 100) -> str:
     gap = "higher: its ELBO is lower" if elbo > elbo_plain else "lower: its ELBO is higher" if elbo < elbo_plain else "the same"
     return (f"{said}: here its −L_{k} is {bound:.2f} nats against the plain VAE's {bound_plain:.2f} ({fit}), and its "
             f"neg-ELBO {elbo:.2f} against {elbo_plain:.2f} ({gap}).")
+
+
+def typicality(name: str, value: float, test_values) -> tuple[str, bool]:
+    """How an uploaded image's neg-ELBO stands among the test images' (nats, one z each): the
+    sentence, and whether the image is far from the data (above every test image's, or the top 1%)."""
+    import numpy as np
+
+    values = np.sort(np.asarray(test_values, dtype=float))
+    if not len(values) or not math.isfinite(value):
+        return "", False
+    median, top = float(np.median(values)), float(np.quantile(values, 0.99))
+    higher_than = float(np.searchsorted(values, value, side="right")) / len(values)
+    if value > values[-1]:
+        return (f"Far from the data {name} was trained on: this image's neg-ELBO is {value:.1f} nats, more than any of "
+                f"its {len(values):,} test images' (median {median:.1f}, 99th percentile {top:.1f}). Its reconstruction "
+                "and its place on the map say little about it: the model has not seen anything like it.", True)
+    if value > top:
+        return (f"Unusual for {name}: this image's neg-ELBO is {value:.1f} nats, higher than {higher_than:.1%} of its "
+                f"test images' (median {median:.1f}).", True)
+    return (f"Like the data {name} was trained on: this image's neg-ELBO is {value:.1f} nats, higher than "
+            f"{higher_than:.0%} of its test images' (median {median:.1f}).", False)

@@ -384,6 +384,29 @@ def latent_stats(path: str, saved: float) -> tuple[np.ndarray, np.ndarray]:
     return kl, kl > 0.01
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def test_neg_elbos(path: str, saved: float, limit: int = 2000) -> np.ndarray:
+    """The neg-ELBO of each of the first `limit` test images (N,), one seeded z each: what an upload is set against."""
+    from ..evaluation import neg_elbo_per_image
+
+    checkpoint = _load(path, saved)
+    data = dataset_of(checkpoint)
+    if data is None:
+        return np.zeros(0)
+    y = data.test_y[:limit] if checkpoint.model.cond_dim else None
+    return neg_elbo_per_image(checkpoint.model, data.test_x[:limit], y).numpy()
+
+
+def typicality_of(checkpoint: Checkpoint, x: torch.Tensor, label: int | None) -> tuple[str, bool]:
+    """The sentence on how far one image (C, H, W) in [0, 1] is from the model's test images, and whether it is far."""
+    from ..evaluation import neg_elbo_per_image
+    from .sentences import typicality
+
+    y = torch.tensor([int(label or 0)]) if checkpoint.model.cond_dim else None
+    value = float(neg_elbo_per_image(checkpoint.model, x.unsqueeze(0), y)[0])
+    return typicality(checkpoint.name, value, test_neg_elbos(str(checkpoint.path), stamp(checkpoint.path)))
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
 def grid_png(path: str, saved: float, kind: str, side: int, label: int | None) -> bytes:
     """Generate's grid as a PNG: "manifold" (the whole 1- or 2-D latent space) or "plane" (the PCA

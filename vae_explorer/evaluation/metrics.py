@@ -61,6 +61,23 @@ def iwae_log_likelihood(model: VAE, x: torch.Tensor, y: torch.Tensor | None = No
     return importance_bounds(model, x, y, k, generator)[1]
 
 
+@torch.no_grad()
+def neg_elbo_per_image(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, seed: int = 0,
+                       batch_size: int = 1000) -> torch.Tensor:
+    """-ELBO of each image, (N,) nats: reconstruction at one z ~ q(z|x) plus the KL, the noise from a CPU
+    generator seeded `seed` (as `average_loss` draws it, so their mean is its neg-ELBO)."""
+    model.eval()
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    parts = []
+    for start in range(0, len(x), batch_size):
+        xb = x[start: start + batch_size].to(device)
+        yb = None if y is None or not model.cond_dim else y[start: start + batch_size].to(device)
+        loss = model.loss_and_posterior(xb, yb, 1.0, generator)[0]
+        parts.append((loss.recon + loss.kl).double().cpu())
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+
+
 def first_test_images(data: Dataset, n: int | None) -> Dataset:
     """`data` with only its first n test images (all of them when n is None or larger)."""
     if n is None or n >= len(data.test_x):
