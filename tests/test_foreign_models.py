@@ -672,3 +672,20 @@ def test_evaluate_trains_a_missing_classifier_once_and_a_second_session_reads_it
         at.run()
         assert not at.exception and not at.error, [e.value for e in at.error]
         assert any("FID" in str(row) for row in at.dataframe[0].value["metric"])
+
+
+def test_a_mean_and_std_normalisation_maps_as_torchvision_s_normalize_does():
+    """(x - mean) / std per channel, as torchvision.transforms.Normalize computes it, and back for pictures."""
+    from torchvision.transforms import Normalize
+
+    from vae_explorer.models.observation import Observation
+
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    observation = Observation.declare("gaussian", sigma=0.5, mean=mean, std=std, channels=3)
+    x = torch.rand(4, 3, 5, 5, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(observation.to_model(x), Normalize(mean, std)(x), atol=1e-6)
+    assert torch.allclose(observation.to_image(observation.to_model(x)), x, atol=1e-6)
+    assert observation.describe() == ("scored as a Gaussian, sigma 0.5 per pixel, inputs normalised by mean (0.485, 0.456, "
+                                      "0.406) and std (0.229, 0.224, 0.225)")
+    with pytest.raises(ConfigError, match=r"the normalisation's mean has 2 values; give one, or one per channel \(3\)"):
+        Observation.declare("gaussian", sigma=0.5, mean=[0.5, 0.5], std=[0.5], channels=3)

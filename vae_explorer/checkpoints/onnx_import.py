@@ -82,7 +82,7 @@ def _probe(pair: OnnxPair, model, data) -> list[str]:
         q = model.encode(x, y)
         if not (torch.isfinite(q.mean).all() and torch.isfinite(q.logvar).all()):
             raise OnnxPairError("the encoder gives NaN or infinite means or log-variances on the dataset's test images; "
-                                f"check that it was exported from a trained model and takes images in {observation.range_words()}",
+                                f"check that it was exported from a trained model and takes images {observation.inputs_words()}",
                                 "encoder")
         out = pair.decode(q.mean, y)[0]
         params = model.decode(q.mean, y)

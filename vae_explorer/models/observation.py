@@ -181,15 +181,20 @@ class Observation:
                 return "[" + name.replace(",", ", ") + "]"
         return f"normalised by mean {_numbers(self.mean)} and std {_numbers(self.std)}"
 
+    def inputs_words(self) -> str:
+        """ "in [-1, 1]" or "normalised by mean ... and std ..." """
+        words = self.range_words()
+        return f"in {words}" if words.startswith("[") else words
+
     def describe(self) -> str:
         """One sentence for a page: "scored as a Gaussian, sigma 0.1 per pixel, inputs in [-1, 1]"."""
         if self.likelihood == "bernoulli":
-            said = f"scored as a Bernoulli per pixel (the decoder gives {self.output}), inputs in {self.range_words()}"
+            said = f"scored as a Bernoulli per pixel (the decoder gives {self.output}), inputs {self.inputs_words()}"
         elif self.likelihood == "gaussian":
             fitted = " (fitted on the test images)" if self.sigma_fitted else ""
-            said = f"scored as a Gaussian, sigma {self.sigma:.3g} per pixel{fitted}, inputs in {self.range_words()}"
+            said = f"scored as a Gaussian, sigma {self.sigma:.3g} per pixel{fitted}, inputs {self.inputs_words()}"
         else:
-            said = f"scored as a Gaussian with the decoder's own variance per pixel, inputs in {self.range_words()}"
+            said = f"scored as a Gaussian with the decoder's own variance per pixel, inputs {self.inputs_words()}"
         if not self.declared:
             said += " (assumed: no likelihood was declared)"
         return said
@@ -227,7 +232,7 @@ def _listed(values) -> list:
 
 
 def _numbers(values) -> str:
-    return values and ("(" + ", ".join(f"{v:.3g}" for v in values) + ")" if len(values) > 1 else f"{values[0]:.3g}")
+    return "(" + ", ".join(f"{v:.3g}" for v in values) + ")" if len(values) > 1 else f"{values[0]:.3g}"
 
 
 @torch.no_grad()
