@@ -31,7 +31,8 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         if state.dataset_of(checkpoint) is None:
             continue
         classifier = state.feature_classifier(checkpoint)
-        n = len(state.dataset_of(checkpoint).test_x) if test_images is None else min(test_images, len(state.dataset_of(checkpoint).test_x))
+        n = len(state.dataset_of(checkpoint).test_x)
+        n = n if test_images is None else min(test_images, n)
         with st.spinner(f"Evaluating {safety.plain(name)} on {n:,} test images with k = {k} importance samples each (up to a "
                         "minute or two on a first visit; kept for every later one)…"):
             results[name] = state.evaluation(str(checkpoint.path), state.stamp(checkpoint.path), k, test_images,
@@ -104,7 +105,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                    "for the saved figures.")
     scored = {name: checkpoint.model.describe_likelihood() for name, (checkpoint, _, _) in results.items()}
     st.caption("  \n".join(f"{safety.plain(name)}: {safety.plain(said)}" for name, said in scored.items()))
-    if len({said.split(" (assumed")[0] for said in scored.values()}) > 1:
+    if not state.scored_alike(checkpoint.model for checkpoint, _, _ in results.values()):
         st.warning("These models are scored with different likelihoods, so their neg-ELBO, reconstruction and IWAE "
                    "figures are in different units and not comparable; KL, active units and FID are.")
     accuracies = {info["key"]: info for info in classifiers.values() if info}

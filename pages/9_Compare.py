@@ -29,6 +29,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                               format_func=lambda n: refs[n].label)
     second = state.load(refs[other_name].path)
     models = {first.name: first, second.name: second}
+    by_kl = np.argsort(-state.latent_stats(str(first.path), state.stamp(first.path))[0])  # the first's dimensions, most KL first
     if first.config.data.dataset != second.config.data.dataset:
         first_data, second_data = safety.dataset_name(first.config.data.dataset), safety.dataset_name(second.config.data.dataset)
         st.warning(f"{safety.plain(first.name)} was trained on {first_data} and {safety.plain(second.name)} on {second_data}: the "
@@ -45,7 +46,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                             f"; neg-ELBO {metrics['neg_elbo']:.2f}, KL {metrics['kl']:.2f} nats, {metrics['active_units']} of "
                             f"{config.model.latent_dim} dimensions active" if "neg_elbo" in metrics else "; not evaluated yet"))
         column.caption(safety.plain(checkpoint.model.describe_likelihood()))
-    if len({c.model.describe_likelihood().split(" (assumed")[0] for c in models.values()}) > 1:
+    if not state.scored_alike(c.model for c in models.values()):
         st.caption("The two are scored with different likelihoods, so their neg-ELBOs are in different units: compare "
                    "their pictures, not those numbers.")
     conditional = [c for c in models.values() if c.model.cond_dim]
@@ -85,7 +86,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
             live, notice = browser_decoding("cmp_sliders", first, saved, class_for(first, label))
             twin_live, twin_notice = browser_decoding("cmp_sliders", second, state.stamp(second.path), class_for(second, label),
                                                       field="live_twin")
-            shown = range(dim) if dim <= state.MAX_SLIDERS else np.argsort(-state.latent_stats(str(first.path), state.stamp(first.path))[0])[:state.MAX_SLIDERS]
+            shown = range(dim) if dim <= state.MAX_SLIDERS else by_kl[:state.MAX_SLIDERS]
             dims = [{"index": int(i), "label": f"z{i}", "title": f"dimension {i} of both models' z", "collapsed": False} for i in shown]
             if dim > state.MAX_SLIDERS:
                 st.caption(f"Sliders for the {state.MAX_SLIDERS} of {dim} dimensions that carry the most KL in "
@@ -145,7 +146,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
 
     st.subheader("The same traversal")
     shared = min(first.model.latent_dim, second.model.latent_dim)
-    informative = [int(i) for i in np.argsort(-state.latent_stats(str(first.path), state.stamp(first.path))[0]) if i < shared]
+    informative = [int(i) for i in by_kl if i < shared]
     picked = st.multiselect("Dimensions", list(range(shared)), default=sorted(informative[:4]), key="cmp_dims",
                             format_func=lambda i: f"z{i}", help=f"Four with the most KL in {safety.plain(first.name)} to start with.")
     if picked:

@@ -108,8 +108,9 @@ def interrupted_runs() -> list[tuple[str, dict]]:
             isinstance(training.get("target_epochs"), int) and training["epochs_done"] < training["target_epochs"]
         return interrupted(training) or stopped_early
 
+    busy = training_now()
     return [(name, training) for _, name, training in sorted(found, reverse=True)
-            if unfinished(training) and not training_now(TRAINED_DIR / name)]
+            if unfinished(training) and (TRAINED_DIR / name).resolve() not in busy]
 
 
 def stamp(path: str | Path) -> float:
@@ -395,6 +396,12 @@ def test_neg_elbos(path: str, saved: float, limit: int = 2000) -> np.ndarray:
         return np.zeros(0)
     y = data.test_y[:limit] if checkpoint.model.cond_dim else None
     return neg_elbo_per_image(checkpoint.model, data.test_x[:limit], y).numpy()
+
+
+def scored_alike(models) -> bool:
+    """Whether these models' neg-ELBOs are in the same units: one likelihood, said the same way (whether or
+    not it was declared)."""
+    return len({m.describe_likelihood().removesuffix(" (assumed: no likelihood was declared)") for m in models}) <= 1
 
 
 def typicality_of(checkpoint: Checkpoint, x: torch.Tensor, label: int | None) -> tuple[str, bool]:

@@ -149,7 +149,8 @@ def decoder_onnx(checkpoint: Checkpoint) -> Path:
         from .onnx_import import browser_decoder_graph  # an imported pair: its own decoder, a sigmoid added
 
         partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        partial.write_bytes(browser_decoder_graph(checkpoint.path, checkpoint.config.model.image_shape, weights))
+        partial.write_bytes(browser_decoder_graph(checkpoint.path, checkpoint.config.model.image_shape, weights,
+                                                  checkpoint.model.cond_dim))
         os.replace(partial, target)
         return target
 

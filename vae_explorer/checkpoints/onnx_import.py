@@ -14,14 +14,14 @@
 The graphs are checked against the contract of models/onnx_pair.py; an image shape the encoder's
 input fixes sets the size (and, for a folder, the channels) the dataset is read at. Then they are run
 on the dataset's test images (finite means, variances and outputs in the range declared; a fixed
-Gaussian sigma not given is fitted on up to FIT_IMAGES of them), and only then is the folder written (aside, then renamed), so a refused import writes nothing. The server runs them
-with onnxruntime; loading one opens them again from their bytes, with the same checks.
+Gaussian sigma not given is fitted on up to FIT_IMAGES of them), and only then is the folder written
+(aside, then renamed), so a refused import writes nothing. The server runs them with onnxruntime;
+loading one opens them again from their bytes, with the same checks.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from pathlib import Path
@@ -102,8 +102,7 @@ def _probe(pair: OnnxPair, model, data) -> list[str]:
                          "in [-1, 1]), import it again with --likelihood gaussian --range -1,1")
     if observation.likelihood != "bernoulli":
         means = params.chunk(2, dim=1)[0] if observation.likelihood == "gaussian-learned" else params
-        mean_t, std_t = observation._stats(means)
-        in_images = means * std_t + mean_t  # the decoder's means as [0, 1] images, unclipped
+        in_images = observation.to_image(means, clip=False)  # the decoder's means in [0, 1] units
         below, above = float(in_images.min()), float(in_images.max())
         if below < -RANGE_SLACK or above > 1 + RANGE_SLACK:
             low_m, high_m = float(means.min()), float(means.max())
@@ -111,9 +110,6 @@ def _probe(pair: OnnxPair, model, data) -> list[str]:
                 " the --mean and --std it was trained with"
             raise OnnxPairError(f"the decoder's means run from {low_m:.3g} to {high_m:.3g}, outside the declared range "
                                 f"{observation.range_words()}; import it with{hint}", "decoder")
-        if observation.unit_range is False and below >= 0.5 - 1e-3 and float(data.test_x[:PROBE_IMAGES].min()) < 0.2:
-            notes.append(f"the decoder's means all map into the upper half of [0, 1] under the range "
-                         f"{observation.range_words()}: if it was trained on images in [0, 1], import it with --range 0,1")
     if model.layout == "nhwc":
         notes.append("the encoder takes channels-last images (batch, H, W, C): the images are transposed for it")
     return notes
@@ -213,8 +209,7 @@ def import_onnx(encoder: str | Path, decoder: str | Path, out: str | Path, datas
     observation = model.observation
     config = RunConfig(data=data_config, model=ModelConfig(
         architecture=ARCHITECTURE, latent_dim=pair.latent_dim, image_shape=list(data.image_shape), num_classes=len(names),
-        class_names=names, likelihood=observation.likelihood, conditional=pair.conditional,
-        gaussian_sigma=min(max(observation.sigma or 0.1, 1e-3), 10.0)))
+        class_names=names, likelihood=observation.likelihood, conditional=pair.conditional))
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.importing-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -273,9 +268,9 @@ def load_imported(path: Path, config: RunConfig):
     return model
 
 
-def browser_decoder_graph(path: Path, image_shape, weights: str) -> bytes:
+def browser_decoder_graph(path: Path, image_shape, weights: str, classes: int = 0) -> bytes:
     """The imported decoder as the browser's decoder.onnx (see checkpoints/onnx.py): inputs "z" and,
-    for a conditional model, "label" (batch, classes) one-hot; output "image" (batch, C, H, W), the
+    for a conditional model of `classes` classes, "label" (batch, classes) one-hot; output "image" (batch, C, H, W), the
     mean image in [0, 1] (a sigmoid after logits, a clip after probabilities, the range mapped back
     after a Gaussian's means; channels-last transposed; a log-variance left out). Nodes are added
     around the person's graph; theirs are left as they are."""
@@ -310,7 +305,6 @@ def browser_decoder_graph(path: Path, image_shape, weights: str) -> bytes:
     first.append(helper.make_node("Identity", ["z"], [renames.get(z_in.name, z_in.name)], name=prefix + "z"))
     new_inputs = [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", int(dims[1].dim_value)])]
     if label is not None:
-        classes = len(json.loads((path / CONFIG_FILE).read_text())["model"]["class_names"])
         theirs = renames.get(label.name, label.name)
         new_inputs.append(helper.make_tensor_value_info("label", TensorProto.FLOAT, ["batch", classes]))
         if label.kind == "onehot":
@@ -320,7 +314,7 @@ def browser_decoder_graph(path: Path, image_shape, weights: str) -> bytes:
                                           name=prefix + "argmax"))
             to = {"float32": TensorProto.FLOAT, "int64": TensorProto.INT64, "int32": TensorProto.INT32}[label.dtype]
             first.append(helper.make_node("Cast", [prefix + "index"], [theirs], to=to, name=prefix + "cast"))
-    k = 2 if observation.likelihood == "gaussian-learned" and not _has_variance_output(graph) else 1
+    k = 2 if observation.likelihood == "gaussian-learned" and len(graph.output) == 1 else 1  # means and log-variances in one
     layout = "nhwc" if read_json(path / IMPORT_FILE, dict).get("decoder_layout") == "nhwc" else "nchw"  # as found on import
     grouped = [-1, k, h, w, c] if layout == "nhwc" else [-1, k, c, h, w]
     constants = [helper.make_tensor(prefix + "grouped", TensorProto.INT64, [5], grouped),
@@ -366,10 +360,6 @@ def browser_decoder_graph(path: Path, image_shape, weights: str) -> bytes:
     except onnx.checker.ValidationError as exc:
         raise VaeExplorerError(f"the decoder could not be prepared for the browser ({str(exc).splitlines()[0][:120]})") from None
     return model.SerializeToString()
-
-
-def _has_variance_output(graph) -> bool:
-    return len(graph.output) > 1
 
 
 def _copy(value_info):

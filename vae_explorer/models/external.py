@@ -12,9 +12,10 @@ declared range, models/observation.py) as (B, C, H, W), or flat (B, C*H*W), or c
 code returns: (mu, logvar), (mu, logvar, z) or a longer tuple or list (the first two), one tensor
 (B, 2D) of both, a dict or ModelOutput with named fields (mu / mean / loc / embedding and logvar /
 log_var / log_covariance), or a `torch.distributions.Normal` (its scale becomes the log-variance).
-An encoder that flattens its input takes any layout, so a channels-last one found that way is not
-told apart: pass layout="nhwc". `decode(z)` returns per image the likelihood's parameters (logits or probabilities of a Bernoulli,
-the mean of a Gaussian, and for a learned variance the mean and log-variance): a tensor of
+An encoder that flattens its input takes any layout, so a channels-last one is not told apart that
+way: pass layout="nhwc". `decode(z)` returns per image the likelihood's parameters (logits or
+probabilities of a Bernoulli, the mean of a Gaussian, and for a learned variance the mean and
+log-variance): a tensor of
 C*H*W numbers (any shape, channels-last found like the encoder's), a tuple, list, dict or
 ModelOutput (reconstruction / recon / x_recon / logits / mean / loc, then logvar / log_var), or a
 `torch.distributions` Bernoulli or Normal. With `conditional=True` both are called with the class
@@ -34,13 +35,11 @@ from ..errors import ConfigError, VaeExplorerError
 from .observation import Observation, fit_sigma
 from .vae import VAE, Posterior
 
-OUTPUTS = ("logits", "probabilities")
 LAYOUTS = ("nchw", "flat", "nhwc")  # how the encoder takes images: as (B, C, H, W), (B, C*H*W) or (B, H, W, C)
 MAX_LATENT = 512  # the sliders and maps of the app show the dimensions that carry the most KL
 MEAN_KEYS = ("mu", "mean", "z_mean", "loc", "embedding", "latent_mean", "posterior_mean")
 LOGVAR_KEYS = ("logvar", "log_var", "z_log_var", "log_variance", "log_covariance", "log_sigma2")
 IMAGE_KEYS = ("reconstruction", "recon", "x_recon", "recon_x", "x_hat", "logits", "mean", "loc", "probs", "sample", "x")
-IMAGE_LOGVAR_KEYS = ("logvar", "log_var", "log_variance", "log_covariance")
 
 
 def _fields(out) -> dict | None:
@@ -96,7 +95,7 @@ def image_params_of(out, observation: Observation) -> torch.Tensor:
     elif isinstance(out, (tuple, list)) and out and all(isinstance(v, torch.Tensor) for v in out[:2]):
         parts = list(out[:2])
     elif (fields := _fields(out)) is not None and _pick(fields, IMAGE_KEYS) is not None:
-        parts = [_pick(fields, IMAGE_KEYS), _pick(fields, IMAGE_LOGVAR_KEYS)]
+        parts = [_pick(fields, IMAGE_KEYS), _pick(fields, LOGVAR_KEYS)]
     else:
         raise ConfigError(f"decode(z) must return the image's likelihood parameters as a tensor, not {_kind(out)}.")
     if observation.likelihood == "gaussian-learned":
@@ -134,7 +133,6 @@ class WrappedVAE(VAE):
             self.external = module  # its parameters and buffers are this model's: .to(), .eval(), parameters()
         # a zero-size parameter, first in parameters(), tells the device even when `module` has none
         self.anchor = nn.Parameter(torch.zeros(0), requires_grad=False)
-        self.register_buffer("log_sigma", torch.zeros(config.image_shape[0]), persistent=False)  # the observation's, not this
 
     @property
     def output(self) -> str:
@@ -207,7 +205,8 @@ def _probe_encoder(encode: Callable, shape: list[int], device, labels, layout: s
 def wrap_model(encode: Callable, decode: Callable, image_shape, output: str = "logits", module: nn.Module | None = None,
                class_names: list[str] | None = None, likelihood: str | None = None, sigma: float | None = None,
                value_range: str | None = None, mean=None, std=None, fit_images: torch.Tensor | None = None,
-               fit_labels: torch.Tensor | None = None, conditional: bool = False, layout: str | None = None, observation: Observation | None = None) -> WrappedVAE:
+               fit_labels: torch.Tensor | None = None, conditional: bool = False, layout: str | None = None,
+               observation: Observation | None = None) -> WrappedVAE:
     """Wrap an encoder and decoder written elsewhere as a VAE the package's latent operations and
     evaluation accept. The latent size and the layout the encoder takes are found on one blank
     image; `module` (the nn.Module the functions belong to, if any) moves with the wrapper between
@@ -258,8 +257,7 @@ def wrap_model(encode: Callable, decode: Callable, image_shape, output: str = "l
                               + "; pass the image_shape the decoder makes, and the likelihood it gives.")
     decoder_layout = _decoder_layout(tuple(image.shape[1:]), shape, layout, observation)
     config = ModelConfig(architecture="external", latent_dim=latent_dim, image_shape=shape, likelihood=observation.likelihood,
-                         gaussian_sigma=min(max(observation.sigma or 0.1, 1e-3), 10.0), conditional=conditional,
-                         num_classes=len(class_names) if class_names else None,
+                         conditional=conditional, num_classes=len(class_names) if class_names else None,
                          class_names=list(class_names) if class_names else None)
     model = WrappedVAE(encode, decode, config, observation, module, layout, decoder_layout)
     if observation.likelihood == "gaussian" and observation.sigma is None:

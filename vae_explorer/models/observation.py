@@ -131,12 +131,12 @@ class Observation:
         mean, std = self._stats(x)
         return (x - mean) / std
 
-    def to_image(self, values: torch.Tensor) -> torch.Tensor:
-        """Values in the model's units (B, C, H, W) back in [0, 1]."""
+    def to_image(self, values: torch.Tensor, clip: bool = True) -> torch.Tensor:
+        """Values in the model's units (B, C, H, W) back in [0, 1] units (clipped to [0, 1] for pictures)."""
         if not self.unit_range:
             mean, std = self._stats(values)
             values = values * std + mean
-        return values.clamp(0.0, 1.0)
+        return values.clamp(0.0, 1.0) if clip else values
 
     # --- the likelihood --------------------------------------------------------------------------
 

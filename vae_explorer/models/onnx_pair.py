@@ -16,7 +16,9 @@ The contract (README, "Bring your own model"):
 A batch dimension fixed at export (say 1, at most MAX_FIXED_BATCH) is honoured by running batches of
 that size.
 
-Foreign graphs are untrusted: each pair runs in a child process of its own, under a memory and a time limit
+A graph is untrusted: weights kept in another file (which could name any file on the server) and
+control flow (Loop, Scan, If: a loop can run for ever, and an encoder or decoder needs none) are
+refused when it is parsed, and it runs only in a child process under a memory and a time limit
 (models/graph_process.py), a batch at a time in chunks sized to take well under that limit.
 
     pair = OnnxPair.from_bytes(encoder_bytes, decoder_bytes)  # raises OnnxPairError naming the problem
@@ -33,13 +35,12 @@ import numpy as np
 import torch
 
 from ..errors import VaeExplorerError
-from .external import WrappedVAE, wrap_model
-from .observation import Observation
+from .external import LOGVAR_KEYS, MEAN_KEYS, WrappedVAE, wrap_model
 from .graph_process import GraphProcess, GraphProcessError
+from .observation import Observation
 
 # operator domains onnxruntime provides; a node in any other (not a function of the graph itself) is a custom operator
 STANDARD_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}
-MEAN_NAMES, LOGVAR_NAMES = ("mu", "mean", "z_mean", "loc"), ("logvar", "log_var", "z_log_var", "log_variance")
 LABEL_NAMES = ("label", "labels", "y", "c", "class", "classes", "cond", "condition", "class_label")
 CHANNEL_COUNTS = (1, 3, 4)  # a dimension of this size next to two larger ones is the channels
 MAX_FIXED_BATCH = 1024  # a batch dimension fixed at export beyond this is refused: each chunk would be that large
@@ -256,7 +257,7 @@ class OnnxPair:
             raise OnnxPairError("the encoder must take the images as one float32 input, (batch, C, H, W), (batch, H, W, C) "
                                 "or (batch, C*H*W)", "encoder")
         outputs = list(enc_model.graph.output)
-        mean, logvar = _pick(outputs, MEAN_NAMES), _pick(outputs, LOGVAR_NAMES)
+        mean, logvar = _pick(outputs, MEAN_KEYS), _pick(outputs, LOGVAR_KEYS)
         if mean is None or logvar is None or mean is logvar:
             mean, logvar = (outputs + [None, None])[:2]
         if logvar is None or any(len(_dims(o)) != 2 or not _float32(o) for o in (mean, logvar)):
@@ -302,7 +303,7 @@ class OnnxPair:
                     enc_label, [latent_dim, latent_dim])
         dec_outputs = list(dec_model.graph.output)
         dec = Graph(process, "decoder", z_input.name, _dims(z_input), [dec_outputs[0].name], [_dims(dec_outputs[0])], dec_label)
-        variance = _pick(dec_outputs[1:], LOGVAR_NAMES) or (dec_outputs[1] if len(dec_outputs) > 1 else None)
+        variance = _pick(dec_outputs[1:], LOGVAR_KEYS) or (dec_outputs[1] if len(dec_outputs) > 1 else None)
         weights = sum(int(np.prod(t.dims)) for m in (enc_model, dec_model) for t in m.graph.initializer
                       if t.data_type in (1, 10, 11, 16))  # float, float16, double, bfloat16
         if variance is None or not _float32(variance):

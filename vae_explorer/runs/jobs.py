@@ -237,12 +237,11 @@ def find(token: object) -> Job | None:
         return _REGISTRY.get(token)
 
 
-def training_now(path: str | Path) -> bool:
-    """Whether a job of this server process is training the checkpoint at `path` right now."""
-    target = Path(path).resolve()
+def training_now() -> set[Path]:
+    """The checkpoint folders jobs of this server process are training right now."""
     with _REGISTRY_LOCK:
         jobs = list(_REGISTRY.values())
-    return any(isinstance(j, TrainingJob) and j.out.resolve() == target and not j.snapshot().finished for j in jobs)
+    return {j.out.resolve() for j in jobs if isinstance(j, TrainingJob) and not j.snapshot().finished}
 
 
 RESERVED = ".reserved"  # in a run's folder until its first epoch is saved there (the save replaces the folder)
