@@ -83,7 +83,7 @@ def test_a_training_survives_a_reload_stops_and_resumes_with_the_mouse(page, app
     page.reload()
     resume = page.get_by_role("button", name="Resume")
     resume.wait_for(timeout=PATIENCE_MS)
-    assert page.get_by_text("lecture-run", exact=False).first.is_visible()
+    page.get_by_text("lecture-run", exact=False).first.wait_for(timeout=PATIENCE_MS)  # listed by its name
     click_centre(page, resume)
     stop.wait_for(timeout=PATIENCE_MS)  # training again, from where it stopped
     click_centre(page, stop)
@@ -110,4 +110,5 @@ def test_a_photo_unlike_the_data_is_said_to_be_far_from_it(page, app_url, tmp_pa
     page.locator("[data-testid='stSidebar'] input[type=file][accept*='png']").first.set_input_files(str(photo))
     sidebar = page.locator("[data-testid='stSidebar']")
     sidebar.get_by_text("Far from the data digits-mlp was trained on", exact=False).first.wait_for(timeout=PATIENCE_MS)
-    assert sidebar.get_by_text("your image, as the model sees it").first.is_visible()  # the map's upload has a preview
+    # the map's upload has a preview (waited for: a rerun may still be drawing the sidebar)
+    sidebar.get_by_text("your image, as the model sees it").first.wait_for(timeout=PATIENCE_MS)
