@@ -1,11 +1,11 @@
 """Traverse: change one latent dimension at a time, from -3 to +3, and see what it controls."""
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from vae_explorer.app import safety
 from vae_explorer.app import state
+from vae_explorer.app.figures import kl_bars
 from vae_explorer.images import gif_bytes, mp4_bytes, png_bytes
 from vae_explorer.latent import traversal_frames, traverse
 
@@ -19,14 +19,15 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
 
     kl, active = state.latent_stats(path, saved)
     order = [int(i) for i in np.argsort(-kl)]
-    controls = st.columns([2, 1, 1, 1])
-    picked = controls[0].multiselect("Dimensions", order, key="trav_dims", format_func=lambda i: f"z{i} ({kl[i]:.2f} nats)",
+    # the dimensions get a row of their own, so their chips (name and nats) are never cut
+    picked = st.multiselect("Dimensions", order, key="trav_dims", format_func=lambda i: f"z{i} ({kl[i]:.2f} nats)",
                                      **state.from_url("trav_dims", lambda text: [state.in_range(0, len(order) - 1)(v) for v in text.split(",") if v],
                                                       default=order[: min(8, len(order))]))
-    steps = controls[1].slider("Steps", 5, 15, key="trav_steps", **state.from_url("trav_steps", state.in_range(5, 15), value=9))
+    controls = st.columns([2, 1, 1])
+    steps = controls[0].slider("Steps", 5, 15, key="trav_steps", **state.from_url("trav_steps", state.in_range(5, 15), value=9))
     state.to_url(trav_dims=",".join(map(str, picked)), trav_steps=steps)
-    start = controls[2].selectbox("Start from", ["zero", "a test image"], key="trav_start")
-    label = controls[3].selectbox("Class", range(len(names)), format_func=lambda i: names[i], key="trav_class") if model.cond_dim else None
+    start = controls[1].selectbox("Start from", ["zero", "a test image"], key="trav_start")
+    label = controls[2].selectbox("Class", range(len(names)), format_func=lambda i: names[i], key="trav_class") if model.cond_dim else None
 
     z = None  # zero
     if start == "a test image":
@@ -53,10 +54,6 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         downloads[2].download_button("Download animation (MP4)", lambda: mp4_bytes(traversal_frames(images, len(picked), steps), min_cell=96),
                                      "traversal.mp4", "video/mp4", key="trav_mp4", on_click="ignore")
     with right:
-        figure = go.Figure(go.Bar(x=[f"z{i}" for i in order], y=[kl[i] for i in order],
-                                  marker_color=["#4c78a8" if active[i] else "#bab0ac" for i in order],
-                                  text=["" if active[i] else "collapsed" for i in order], textposition="outside"))
-        figure.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), title="KL per dimension (nats)", yaxis_title="nats",
-                             yaxis_range=[0, float(max(kl)) * 1.15 + 1e-3])
+        figure = kl_bars(kl, active, "KL per dimension (nats)", 320)
         state.chart(figure, "trav_kl")
         st.caption("Collapsed: the posterior mean varies by less than 0.01 across the test set, so the decoder ignores it.")

@@ -8,7 +8,7 @@ import streamlit as st
 
 from vae_explorer.app import safety
 from vae_explorer.app import state
-from vae_explorer.app.figures import dimension_history_figure, has_dimension_history
+from vae_explorer.app.figures import dimension_history_figure, has_dimension_history, kl_bars
 from vae_explorer.app.replay import epoch_replay
 from vae_explorer.app.sentences import iwae_comparison
 from vae_explorer.images import png_bytes
@@ -87,11 +87,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
              "*collapsed* (inactive): moving them changes nothing. Strong decoders, a large β and a KL that is switched on "
              "too early all encourage it; a KL warm-up (β rising from 0) and a smaller β discourage it.")
     kl_dims, active = state.latent_stats(str(checkpoint.path), state.stamp(checkpoint.path))
-    order = np.argsort(-kl_dims)
-    bars = go.Figure(go.Bar(x=[f"z{i}" for i in order], y=kl_dims[order], marker_color=["#4c78a8" if active[i] else "#bab0ac" for i in order],
-                            text=["" if active[i] else "collapsed" for i in order], textposition="outside"))  # a bar of ~0 nats shows nothing
-    bars.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), title=f"KL per dimension of {safety.label(checkpoint.name)}",
-                       yaxis_title="nats", yaxis_range=[0, float(kl_dims.max()) * 1.15 + 1e-3])
+    bars = kl_bars(kl_dims, active, f"KL per dimension of {safety.label(checkpoint.name)}", 280)
     state.chart(bars, "learn_collapse")
     st.caption(f"{int(active.sum())} of {len(active)} dimensions are active. Try the Traverse page on a collapsed one: its row does "
                "not change.")
@@ -102,8 +98,6 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     frames = state.epoch_frames(str(checkpoint.path), state.stamp(checkpoint.path))
     if len(frames) >= 2:
         st.subheader(f"How {safety.plain(checkpoint.name)} learned, epoch by epoch")
-        st.caption("Its first test images on each epoch's top-2 PCA plane (press play: classes pull apart as the code "
-                   "learns), and what the decoder made of the same 8 prior draws after each epoch.")
         epoch_replay(frames, state.class_names(checkpoint), "learn")
 
     st.header("5. Beyond the plain ELBO")
@@ -118,12 +112,12 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     }
     shipped = {name: state.load(refs[name]) for name in KINDS if name in refs}
     if shipped:
-        st.dataframe({"model": list(shipped), "what changes": [KINDS[n] for n in shipped],
+        st.table({"model": list(shipped), "what changes": [KINDS[n] for n in shipped],
                       "neg-ELBO": [f"{c.metrics.get('neg_elbo', float('nan')):.2f}" for c in shipped.values()],
                       "IWAE bound (k=100)": [f"{c.metrics.get('iwae_nll', float('nan')):.2f}" for c in shipped.values()],
                       "active units": [f"{c.metrics.get('active_units', '?')} of {c.model.latent_dim}" for c in shipped.values()],
                       "FID": [f"{c.metrics['fid']:.1f}" if "fid" in c.metrics else "—" for c in shipped.values()]},
-                     hide_index=True, width="stretch")
+                 hide_index=True)
     iwae_said = iwae_comparison(shipped["digits-iwae"].metrics, shipped["digits-mlp"].metrics) \
         if {"digits-iwae", "digits-mlp"} <= set(shipped) else iwae_comparison({}, {})
     st.markdown(

@@ -70,9 +70,10 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
          "Kingma et al. 2016; VampPrior: Tomczak & Welling 2018)"),
         ("neg-ELBO", "neg_elbo", "{:.2f}", "reconstruction + KL: the bound that training lowers"),
         ("reconstruction", "recon", "{:.2f}", "−log p(x|z) with z ~ q(z|x)"),
-        ("KL", "kl", "{:.2f}", "KL(q(z|x) ‖ p(z)): nats of information the code carries (the rate; a one-sample "
-         "estimate for a VampPrior or two levels)"),
-        (f"IWAE bound, k = {k}", "iwae_nll", "{:.2f}", "−L_k ≥ −log p(x): a tighter estimate of the model's fit"),
+        ("KL", "kl", "{:.2f}", "KL(q(z|x) ‖ p(z)): nats of information the code carries (the \"rate\" of rate-distortion "
+         "theory; a one-sample estimate for a VampPrior or two levels)"),
+        (f"IWAE bound, k = {k}", "iwae_nll", "{:.2f}", "minus the IWAE bound L_k (the log of the average of k importance weights): "
+         "still at least −log p(x), and closer to it than the neg-ELBO, so a tighter estimate of the model's fit"),
         ("ELBO − IWAE gap", "elbo_iwae_gap", "{:.3f}", "mean over images; see the histogram below"),
         ("active units", lambda m, c: f"{m['active_units']} of {c.model.latent_dim}", "{}", "dimensions whose mean varies "
          "across images (variance > 0.01); the rest collapsed to the prior"),
@@ -95,7 +96,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         table["meaning"].append(meaning)
         for name, value in values.items():
             table[name].append(value)
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.table(table, hide_index=True)  # a table wraps its cells: the "meaning" column is read, not scrolled
     differ = [f"{safety.plain(name)}: Home shows the figures saved with it ({saved['n_test']:,} test images, k = "
               f"{saved.get('iwae_k', '?')}), these are on {metrics['n_test']:,} with k = {k}"
               for name, (checkpoint, metrics, _) in results.items() if (saved := checkpoint.metrics).get("neg_elbo") is not None
@@ -136,7 +137,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         for name, (_, _, gaps) in results.items():
             figure.add_trace(go.Histogram(x=gaps, name=safety.label(name), opacity=0.6, nbinsx=40))
         figure.update_layout(barmode="overlay", height=340, margin=dict(l=10, r=10, t=10, b=10),
-                             xaxis_title=f"L_{k} − ELBO per image, nats", yaxis_title="images", legend=dict(orientation="h", y=-0.2))
+                             xaxis_title=f"IWAE bound (k = {k}) − ELBO per image, nats", yaxis_title="images", legend=dict(orientation="h", y=-0.2))
         state.chart(figure, "eval_gap_chart")
         st.caption(
             "For each image, log p(x) − ELBO = KL(q(z|x) ‖ p(z|x)): how far the encoder's Gaussian is from the true posterior. "

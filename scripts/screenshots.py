@@ -79,7 +79,7 @@ def main() -> None:
                     page.keyboard.press("Enter")
                     page.keyboard.press("Escape")
                     page.wait_for_timeout(1000)
-                    page.locator('[data-testid="stDataFrame"]').wait_for(timeout=180_000)
+                    page.locator('[data-testid="stTable"]').wait_for(timeout=180_000)
                     page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=180_000)
                 elif action == "click":  # keep one dot beside the map, then point at another (its card, decoded in the page)
                     root = ("() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)"

@@ -195,7 +195,7 @@ def test_evaluate_shows_two_checkpoints_side_by_side():
     at.selectbox(key="eval_test_images").select(500)
     at.multiselect(key="eval_models").set_value(["digits-mlp", "shapes-betavae"]).run()
     assert not at.exception, [e.message for e in at.exception]
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert list(table.columns) == ["metric", "digits-mlp", "shapes-betavae", "meaning"]
     rows = dict(zip(table["metric"], zip(table["digits-mlp"], table["shapes-betavae"])))
     for metric in ("neg-ELBO", "KL", "IWAE bound, k = 10", "active units", "FID (samples)"):

@@ -181,7 +181,13 @@ def test_generate_pca_plane_is_the_plane_of_the_encoded_test_set():
     at = run("pages/2_Generate.py")
     at.slider(key="gen_grid_side").set_value(7).run()
     picture, panel = _grid(at)
-    grid = tiles(picture, 49, 7, (8, 8), padding=0)
+    grid = tiles(picture, 49, 7, (8, 8), padding=panel["gap"])
+    gap = panel["gap"]
+    assert gap >= 1 and (picture[:gap] == 255).all() and (picture[:, :gap] == 255).all()  # cells apart, on white
+    scale = (picture.shape[1] - 8 * gap) // (7 * 8)
+    assert scale >= 6  # 8x8 digits large enough for their pixels to be outlined: each block's last row is a line
+    block = picture[gap: gap + 8 * scale, gap: gap + 8 * scale]
+    assert (block[scale - 1::scale, ::scale] != block[::scale, ::scale]).all()
     mu, _ = posterior(checkpoint.model, data.test_x)
     coords, directions, pca = pca_reference(mu)
     spread = coords.std(0, ddof=1)
@@ -197,7 +203,7 @@ def test_generate_manifold_of_a_2d_model_runs_z0_right_and_z1_up():
     at = run("pages/2_Generate.py", "fashion-mnist-2d")
     at.slider(key="gen_grid_side").set_value(8).run()
     picture, panel = _grid(at)
-    grid = tiles(picture, 64, 8, (28, 28), padding=0)
+    grid = tiles(picture, 64, 8, (28, 28), padding=panel["gap"])
     q = norm.ppf(np.linspace(0.05, 0.95, 8))
     for row, col in ((0, 0), (0, 7), (7, 0), (3, 5)):
         assert_pixels_close(grid[row * 8 + col], decoded(checkpoint.model, [q[col], q[7 - row]])[0], f"cell ({row}, {col})")
@@ -218,7 +224,7 @@ def test_generate_class_picker_of_a_conditional_model():
     assert panel["label"] == 7 and at.query_params["gen_class"] == "7"
     grid, cells = _grid(at)
     side = cells["cols"]
-    centre = tiles(grid, side * side, side, (28, 28), padding=0)[0]
+    centre = tiles(grid, side * side, side, (28, 28), padding=cells["gap"])[0]
     assert_pixels_close(centre, decoded(checkpoint.model, _cell_z(cells, 0, 0), label=7)[0], "the grid's first cell, as a Sneaker")
     # a class from an older panel, or out of range: ignored
     for stale in ({"value": 3, "version": panel["version"] - 1}, {"value": 99, "version": panel["version"]}):
@@ -509,7 +515,7 @@ def test_evaluate_table_matches_the_model_computed_here():
     at = run("pages/8_Evaluate.py")
     at.selectbox(key="eval_k").select(10)
     at.selectbox(key="eval_test_images").select(500).run()
-    table = at.dataframe[0].value
+    table = at.table[0].value
     rows = dict(zip(table["metric"], table["digits-mlp"]))
     mu, sigma = posterior(checkpoint.model, data.test_x)
     kl = 0.5 * (mu**2 + sigma**2 - 1 - np.log(sigma**2))
@@ -528,7 +534,7 @@ def test_evaluate_compares_the_objectives_on_the_same_data():
     at.selectbox(key="eval_k").select(10)
     at.multiselect(key="eval_models").set_value(["digits-mlp", "digits-iwae", "digits-free-bits"])
     at.selectbox(key="eval_test_images").select(500).run()
-    table = at.dataframe[0].value
+    table = at.table[0].value
     rows = {metric: i for i, metric in enumerate(table["metric"])}
     assert [table[name][rows["trained with"]] for name in ("digits-mlp", "digits-iwae", "digits-free-bits")] == [
         "ELBO", "IWAE bound, k = 5", "ELBO, free bits 0.5 nats"]
@@ -575,7 +581,8 @@ def test_generate_shows_the_line_of_a_1d_model(media, tmp_path, monkeypatch, tin
     save_checkpoint(tmp_path / "runs" / "one-d", model, config, [])
     at = run("pages/2_Generate.py", "one-d")
     at.slider(key="gen_grid_side").set_value(9).run()
-    line = tiles(_grid(at)[0], 9, 9, (8, 8), padding=0)
+    picture, panel = _grid(at)
+    line = tiles(picture, 9, 9, (8, 8), padding=panel["gap"])
     assert_pixels_close(line, decoded(model, norm.ppf(np.linspace(0.05, 0.95, 9))[:, None]), "the 1-D manifold")
 
 
@@ -613,7 +620,7 @@ def test_learn_shows_the_vamp_prior_pseudo_inputs_and_the_comparison(media):
     pseudo = tiles(media.image(at, "digits-vamp: its first 16 pseudo-inputs, as learned"), 16, 8, (8, 8))
     expected = torch.sigmoid(checkpoint.model.pseudo_logits[:16].detach())[:, 0].numpy() * 255
     assert np.abs(pseudo.astype(float) - expected).max() <= 1.0
-    table = next(d.value for d in at.dataframe if "what changes" in d.value)
+    table = next(d.value for d in at.table if "what changes" in d.value)
     rows = dict(zip(table["model"], table["IWAE bound (k=100)"]))
     assert rows["digits-vamp"] == f"{checkpoint.metrics['iwae_nll']:.2f}" and len(rows) == 5
 
@@ -731,6 +738,35 @@ def test_compare_decodes_the_same_z_with_both_models_and_reconstructs_the_same_i
         assert_pixels_close(downscale(media.image(at, caption), (8, 8)), decoded(model, mu)[0], f"{name}'s reconstruction")
     traversals = [c for c, _ in media.images(at) if c.endswith("the others at 0")]
     assert len(traversals) == 2
+
+
+def test_a_compare_link_keeps_the_pair_and_z_and_its_sliders_name_both_models_kl():
+    first, data = shipped("digits-mlp")
+    second, _ = shipped("digits-free-bits")  # N(0, I) priors: KL per dimension in closed form
+    z = [1.5, -1.0, 0.5, 0.0, 2.0, -0.5, 0.0, 1.0]
+    at = run("pages/9_Compare.py", cmp_other="digits-free-bits", z=",".join(map(str, z)))
+    assert at.selectbox(key="cmp_other").value == "digits-free-bits"
+    panel = _sliders(at)
+    assert panel["values"] == pytest.approx(z)
+    assert_pixels_close(data_uri_pixels(panel["twin"]["image"]), decoded(second.model, z)[0], "the link's z, second model")
+    assert at.query_params["cmp_other"] == "digits-free-bits" and at.query_params["z"] == ",".join(f"{v:.2f}" for v in z)
+    kls = []
+    for checkpoint in (first, second):  # KL per dimension from the posteriors, as the sliders should say it
+        mu, sigma = posterior(checkpoint.model, data.test_x)
+        kls.append(((0.5 * (mu**2 + sigma**2 - 1 - np.log(sigma**2))).mean(0), mu.var(0, ddof=1) > 0.01))
+    (kl_a, active_a), (kl_b, active_b) = kls
+    order = [d["index"] for d in panel["dims"]]
+    assert order == list(np.argsort(-np.maximum(kl_a, kl_b), kind="stable"))  # most KL in either model first
+    for d in panel["dims"]:
+        i = d["index"]
+        assert d["label"] == f"z{i}  ·  {kl_a[i]:.2f} | {kl_b[i]:.2f} nats"
+        assert d["collapsed"] == (not active_a[i] and not active_b[i])
+    assert any(not d["collapsed"] for d in panel["dims"])
+    # a link naming a model that is not here: the usual pick, no error
+    at = run("pages/9_Compare.py", cmp_other="no-such-model")
+    assert at.selectbox(key="cmp_other").value == "digits-free-bits" and not at.error
+    at = run("pages/9_Compare.py", cmp_other="digits-vamp")
+    assert at.selectbox(key="cmp_other").value == "digits-vamp" and at.query_params["cmp_other"] == "digits-vamp"
 
 
 def test_compare_says_when_one_z_cannot_drive_both_and_offers_a_class_for_a_conditional_model(needs_fashion):

@@ -671,7 +671,7 @@ def test_evaluate_trains_a_missing_classifier_once_and_a_second_session_reads_it
         at.query_params["model"] = "fresh"
         at.run()
         assert not at.exception and not at.error, [e.value for e in at.error]
-        assert any("FID" in str(row) for row in at.dataframe[0].value["metric"])
+        assert any("FID" in str(row) for row in at.table[0].value["metric"])
 
 
 def test_a_mean_and_std_normalisation_maps_as_torchvision_s_normalize_does():

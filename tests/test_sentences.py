@@ -36,7 +36,7 @@ def test_learn_cites_the_numbers_of_its_own_table():
     text = " ".join(m.value for m in at.markdown)
     plain = json.loads((REPO / "checkpoints/digits-mlp/metrics.json").read_text())
     iwae = json.loads((REPO / "checkpoints/digits-iwae/metrics.json").read_text())
-    table = next(d.value for d in at.dataframe if "IWAE bound (k=100)" in d.value.columns)
+    table = next(d.value for d in at.table if "IWAE bound (k=100)" in d.value.columns)
     rows = {row["model"]: row for _, row in table.iterrows()}
     cited = re.search(r"its −L_100 is ([\d.]+) nats against the plain VAE's ([\d.]+) \((lower|higher)[^)]*\), and its "
                       r"neg-ELBO ([\d.]+) against ([\d.]+) \((lower|higher)", text)

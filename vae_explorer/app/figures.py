@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -35,9 +37,11 @@ def dimension_history_figure(history: list[dict]) -> go.Figure:
     return figure
 
 
-def epochs_map_figure(frames: list[dict], names: list[str], colours: list[str]) -> go.Figure:
+def epochs_map_figure(frames: list[dict], names: list[str], colours: list[str], samples: list[bytes] | None = None) -> go.Figure:
     """The preview's latent scatter at each epoch as a plotly animation: a slider over the epochs
-    and a play button, played in the browser. Each frame is that epoch's top-2 PCA plane."""
+    and a play button, played in the browser. Each frame is that epoch's top-2 PCA plane and, with
+    `samples` (one PNG per frame: the same prior draws decoded after that epoch), the row of decodes
+    above it: one slider and one play button move both."""
     def traces(frame):
         out = []
         for k, name in enumerate(names):
@@ -46,18 +50,45 @@ def epochs_map_figure(frames: list[dict], names: list[str], colours: list[str]) 
                                     marker=dict(size=5, color=colours[k % len(colours)])))
         return out
 
+    def strip(png: bytes) -> list[dict]:  # the decodes, a row across the top of the figure
+        return [dict(source="data:image/png;base64," + base64.b64encode(png).decode("ascii"), xref="paper", yref="paper",
+                     x=0.5, y=1.0, sizex=1.0, sizey=STRIP, xanchor="center", yanchor="top", sizing="contain", layer="above")]
+
     every = np.concatenate([f["scatter"] for f in frames])
     span = np.abs(every).max(0) * 1.05 + 1e-6
-    figure = go.Figure(data=traces(frames[-1]), frames=[go.Frame(data=traces(f), name=str(f["epoch"])) for f in frames])
+    shown = samples is not None
+    figure = go.Figure(data=traces(frames[-1]), frames=[
+        go.Frame(data=traces(f), name=str(f["epoch"]), layout=dict(images=strip(samples[i])) if shown else None)
+        for i, f in enumerate(frames)])
     steps = [dict(method="animate", label=str(f["epoch"]), args=[[str(f["epoch"])], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
              for f in frames]
     figure.update_layout(
-        height=470, margin=dict(l=10, r=10, t=40, b=10), title="test images in latent space (top-2 PCA)",
-        xaxis=dict(range=[-span[0], span[0]]), yaxis=dict(range=[-span[1], span[1]]),
+        height=470 + (150 if shown else 0), margin=dict(l=10, r=10, t=40, b=10),
+        title="the same 8 prior draws decoded, and the test images in latent space (top-2 PCA)" if shown
+        else "test images in latent space (top-2 PCA)",
+        xaxis=dict(range=[-span[0], span[0]]), yaxis=dict(range=[-span[1], span[1]], domain=[0, 1 - STRIP - 0.04] if shown else [0, 1]),
+        images=strip(samples[-1]) if shown else [],
         # the play button beside the slider, bottom left: at the top right, plotly's toolbar covered it ("Zoom in")
         sliders=[dict(active=len(frames) - 1, steps=steps, currentvalue=dict(prefix="epoch ", xanchor="right"), pad=dict(t=30),
                       x=0.14, len=0.86)],
         updatemenus=[dict(type="buttons", showactive=False, x=0, y=0, xanchor="left", yanchor="top", pad=dict(t=38),
                           buttons=[dict(label="▶ play", method="animate",
                                         args=[None, dict(frame=dict(duration=500, redraw=True), fromcurrent=False, transition=dict(duration=0))])])])
+    return figure
+
+
+STRIP = 0.2  # the share of the replay's height its row of decodes takes
+
+
+def kl_bars(kl: np.ndarray, active: np.ndarray, title: str, height: int) -> go.Figure:
+    """KL per latent dimension (nats), most first; a collapsed dimension's bar is grey and, being
+    about zero high, carries the word "collapsed" upright above it (never shrunk to fit the bar)."""
+    order = [int(i) for i in np.argsort(-kl)]
+    figure = go.Figure(go.Bar(x=[f"z{i}" for i in order], y=[float(kl[i]) for i in order],
+                              marker_color=["#4c78a8" if active[i] else "#bab0ac" for i in order],
+                              text=["" if active[i] else "collapsed" for i in order], textposition="outside",
+                              textangle=-90, constraintext="none", cliponaxis=False,
+                              hovertemplate="%{x}: %{y:.2f} nats<extra></extra>"))
+    figure.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), title=title, yaxis_title="nats",
+                         yaxis_range=[0, float(max(kl.max(), 0.0)) * 1.15 + 1e-3], xaxis_tickangle=0)
     return figure
