@@ -1,7 +1,10 @@
 """Generate: drag one slider per latent dimension and watch the decoded picture follow."""
 
+import io
+
 import numpy as np
 import streamlit as st
+from PIL import Image
 
 from vae_explorer.app import safety
 from vae_explorer.app import state
@@ -100,11 +103,11 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                    "(Kingma & Welling, figure 4). z0 grows to the right" + (", z1 upwards." if dim == 2 else ".")
                    + " Point at the grid to see the place under the pointer decoded.")
         side = st.slider("Grid size", 8, 30, 16, key="gen_grid_side")
-        grid = state.grid_png(str(checkpoint.path), saved, "manifold", side, label)
+        grid = state.grid_png(str(checkpoint.path), saved, "manifold", side, label, min(state.px(40), state.px(900) // side))
         live, _ = browser_decoding("gen_grid", checkpoint, saved, label)
         grid_explorer("gen_grid", grid, side, side if dim == 2 else 1, np.zeros(dim), grid_axes("manifold", side, dim),
-                      ["z0", "z1"], image_shape, live, "Point at the grid; until then, its centre.", grid_px=min(state.px(900), side * state.px(40)),
-                      picture_px=state.px(224))
+                      ["z0", "z1"], image_shape, live, "Point at the grid; until then, its centre.", grid_px=Image.open(io.BytesIO(grid)).width,
+                      picture_px=state.px(224), gap=state.GRID_GAP)
         st.download_button("Download grid (PNG)", grid, "manifold.png", "image/png", key="gen_grid_download", on_click="ignore")
     else:
         st.subheader("The plane where the data spreads most")
@@ -112,10 +115,10 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                    "the data's mean), from -2.5 to +2.5 standard deviations along each. Point at the grid to see the place "
                    "under the pointer decoded.")
         side = st.slider("Grid size", 6, 20, 12, key="gen_grid_side")
-        grid = state.grid_png(str(checkpoint.path), saved, "plane", side, label)
+        grid = state.grid_png(str(checkpoint.path), saved, "plane", side, label, min(state.px(48), state.px(900) // side))
         centre, directions, spread = state.pca_plane(str(checkpoint.path), saved)
         live, _ = browser_decoding("gen_grid", checkpoint, saved, label)
         grid_explorer("gen_grid", grid, side, side, centre, grid_axes("plane", side, dim, directions, spread),
                       ["PC1 (sd)", "PC2 (sd)"], image_shape, live, "Point at the grid; until then, its centre.",
-                      grid_px=min(state.px(900), side * state.px(48)), picture_px=state.px(224))
+                      grid_px=Image.open(io.BytesIO(grid)).width, picture_px=state.px(224), gap=state.GRID_GAP)
         st.download_button("Download grid (PNG)", grid, "pca_plane.png", "image/png", key="gen_grid_download", on_click="ignore")

@@ -25,11 +25,14 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                 "pick another model in the sidebar.")
         st.stop()
     preferred = state.comparable_first(first, candidates, {n: refs[n].path for n in candidates})
-    other_name = st.selectbox("Compare with", candidates, index=candidates.index(preferred), key="cmp_other",
-                              format_func=lambda n: refs[n].label)
+    other_name = st.selectbox("Compare with", candidates, key="cmp_other", format_func=lambda n: refs[n].label,
+                              **state.from_url("cmp_other", lambda text: candidates[candidates.index(text)],
+                                               index=candidates.index(preferred)))
+    state.to_url(cmp_other=other_name)  # a shared link shows the same pair
     second = state.load(refs[other_name].path)
     models = {first.name: first, second.name: second}
-    by_kl = np.argsort(-state.latent_stats(str(first.path), state.stamp(first.path))[0])  # the first's dimensions, most KL first
+    kl, active = state.latent_stats(str(first.path), state.stamp(first.path))
+    by_kl = np.argsort(-kl)  # the first's dimensions, most KL first
     if first.config.data.dataset != second.config.data.dataset:
         first_data, second_data = safety.dataset_name(first.config.data.dataset), safety.dataset_name(second.config.data.dataset)
         st.warning(f"{safety.plain(first.name)} was trained on {first_data} and {safety.plain(second.name)} on {second_data}: the "
@@ -67,8 +70,11 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         st.info(f"{safety.plain(first.name)} has {dim} latent dimensions and {safety.plain(second.name)} {second.model.latent_dim}: one z cannot drive "
                 "both. The image, interpolation and traversal below still compare them, each with its own codes.")
     else:
-        if st.session_state.get("cmp_pair") != (first.name, second.name):
-            st.session_state.update(cmp_pair=(first.name, second.name), cmp_z=[0.0] * dim,
+        if st.session_state.get("cmp_pair") != (first.name, second.name):  # a new pair keeps the z it had (or a link's)
+            z0, notice = state.z_from_link(st.query_params.get("z"), dim, first.name)
+            if notice:
+                st.warning(notice)
+            st.session_state.update(cmp_pair=(first.name, second.name), cmp_z=z0.tolist(),
                                     cmp_version=st.session_state.get("cmp_version", 0) + 1)
         if st.button("Random sample", key="cmp_random", help=f"Draw z from {safety.plain(first.name)}'s prior."):
             st.session_state.cmp_z = state.prior_code(first)
@@ -86,20 +92,30 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
             live, notice = browser_decoding("cmp_sliders", first, saved, class_for(first, label))
             twin_live, twin_notice = browser_decoding("cmp_sliders", second, state.stamp(second.path), class_for(second, label),
                                                       field="live_twin")
-            shown = range(dim) if dim <= state.MAX_SLIDERS else by_kl[:state.MAX_SLIDERS]
-            dims = [{"index": int(i), "label": f"z{i}", "title": f"dimension {i} of both models' z", "collapsed": False} for i in shown]
+            # most KL in either model first; each slider names both models' KL, greyed where both collapsed
+            kl_b, active_b = state.latent_stats(str(second.path), state.stamp(second.path))
+            both = np.argsort(-np.maximum(kl, kl_b))
+            shown = both[:state.MAX_SLIDERS]
+            dims = [{"index": int(i), "label": f"z{i}  ·  {kl[i]:.2f} | {kl_b[i]:.2f} nats",
+                     "title": f"dimension {i} of both models' z: KL {kl[i]:.3f} nats per image in {first.name}"
+                              + ("" if active[i] else " (collapsed)") + f", {kl_b[i]:.3f} in {second.name}"
+                              + ("" if active_b[i] else " (collapsed)"),
+                     "collapsed": bool(not active[i] and not active_b[i])} for i in shown]
             if dim > state.MAX_SLIDERS:
-                st.caption(f"Sliders for the {state.MAX_SLIDERS} of {dim} dimensions that carry the most KL in "
-                           f"{safety.plain(first.name)}; the others keep their values.")
+                st.caption(f"Sliders for the {state.MAX_SLIDERS} of {dim} dimensions that carry the most KL in either "
+                           "model; the others keep their values.")
             latent_sliders("cmp_sliders", dims, z, version, state.picture(first, z, class_for(first, label)), seq, live,
                            picture_px=state.px(220), caption=first.name,
                            twin={"image": state.picture(second, z, class_for(second, label)), "live": twin_live,
                                  "caption": second.name})
             if notice or twin_notice:
                 st.caption(notice or twin_notice)
+            st.query_params["z"] = ",".join(f"{v:.2f}" for v in z)
 
         same_z()
-        st.caption("One slider per dimension moves both models' z at once; each picture is its own decoder's answer.")
+        st.caption(f"One slider per dimension moves both models' z at once; each picture is its own decoder's answer. "
+                   f"Beside each slider: the KL of that dimension in {safety.plain(first.name)} | in {safety.plain(second.name)} "
+                   "(nats per image; greyed: collapsed in both, it changes neither picture).")
 
     # --- 2. the same image ----------------------------------------------------------------------------
     data = state.dataset_of(first)
@@ -128,7 +144,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         for column, checkpoint in zip(columns[1:], models.values()):
             encoding = encode_image(checkpoint.model, image, class_for(checkpoint, label if label is not None else true_label), samples=0)
             column.image(upscale(to_uint8(encoding.reconstruction)[0].squeeze(), 160), width=state.px(160), output_format="PNG",
-                         caption=f"{safety.plain(checkpoint.name)}: reconstruction (|mu| = {encoding.distance:.2f})")
+                         caption=f"{safety.plain(checkpoint.name)}: reconstruction (its code {encoding.distance:.2f} from the origin)")
 
     # --- 3. the same end points, 4. the same traversal -----------------------------------------------
     if data is not None:

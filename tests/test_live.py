@@ -270,6 +270,7 @@ def test_pointing_at_the_pca_plane_decodes_the_place_under_the_pointer(page, app
     from pictures import posterior
     from test_app_content import pca_reference
     from vae_explorer import load_dataset
+    from vae_explorer.app.state import GRID_GAP
 
     runtime_or_skip()
     open_page(page, app_url, "Generate")
@@ -282,8 +283,14 @@ def test_pointing_at_the_pca_plane_decodes_the_place_under_the_pointer(page, app
     grid.scroll_into_view_if_needed()
     box = grid.bounding_box()
     side = 12  # the page's default grid size
+    natural = grid.evaluate("g => [g.naturalWidth, g.naturalHeight]")
+    pitch = [(n - GRID_GAP) / side for n in natural]  # cells GRID_GAP apart, with a gap around them
+
+    def at(u, k):  # where cell position u (cell centres at whole numbers) is on the screen, along axis k
+        return (box["x"], box["y"])[k] + (box["width"], box["height"])[k] * (GRID_GAP / 2 + (u + 0.5) * pitch[k]) / natural[k]
+
     for col, row in ((4, 1), (9.5, 6.25), (0, 11)):  # cell centres, and a place between them
-        page.mouse.move(box["x"] + box["width"] * (col + 0.5) / side, box["y"] + box["height"] * (row + 0.5) / side)
+        page.mouse.move(at(col, 0), at(row, 1))
         page.wait_for_timeout(150)
         a, b = -2.5 + 5 * col / (side - 1), 2.5 - 5 * row / (side - 1)
         z = pca.mean_ + a * spread[0] * directions[0] + b * spread[1] * directions[1]

@@ -35,6 +35,12 @@ def enlarge(pixels: np.ndarray, scale: int) -> np.ndarray:
     return big
 
 
+def cell_side(side: int, at_least: int = 28) -> int:
+    """The shown side of an image `side` pixels across in a grid: at least `at_least`, and for an
+    image small enough to have its pixels outlined (see `enlarge`), large enough that they are."""
+    return max(at_least, BORDER_SCALE * side) if side <= BORDERED_SIDE else at_least
+
+
 def image_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, min_cell: int = 0,
                background: int = 255) -> Image.Image:
     """Tile (N, C, H, W) images into one picture, `nrow` per row (default: a square-ish grid).

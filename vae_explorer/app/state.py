@@ -414,18 +414,26 @@ def typicality_of(checkpoint: Checkpoint, x: torch.Tensor, label: int | None) ->
     return typicality(checkpoint.name, value, test_neg_elbos(str(checkpoint.path), stamp(checkpoint.path)))
 
 
+GRID_GAP = 2  # pixels between the cells of Generate's grids, at the PNG's own size
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
-def grid_png(path: str, saved: float, kind: str, side: int, label: int | None) -> bytes:
+def grid_png(path: str, saved: float, kind: str, side: int, label: int | None, cell: int = 28) -> bytes:
     """Generate's grid as a PNG: "manifold" (the whole 1- or 2-D latent space) or "plane" (the PCA
-    plane of the encoded test set), side x side cells. Kept: every visit to the page shows it."""
-    from ..images import png_bytes
+    plane of the encoded test set), side x side cells of at least `cell` pixels (whole multiples of
+    the image: shown at its own size, every pixel is as wide as every other), GRID_GAP pixels apart.
+    Kept: every visit to the page shows it."""
+    from ..images import cell_side, png_bytes
     from ..latent import manifold_grid, plane_grid
 
     model = _load(path, saved).model
     if kind == "manifold":
-        return png_bytes(manifold_grid(model, side, label), nrow=side, min_cell=28, padding=0)
-    centre, directions, spread = pca_plane(path, saved)
-    return png_bytes(plane_grid(model, centre, directions, spread, side, label), nrow=side, min_cell=28, padding=0)
+        images = manifold_grid(model, side, label)
+    else:
+        centre, directions, spread = pca_plane(path, saved)
+        images = plane_grid(model, centre, directions, spread, side, label)
+    # small images' pixels outlined (see images.enlarge); grid.js maps the pointer with the gap
+    return png_bytes(images, nrow=side, min_cell=cell_side(max(images.shape[-2:]), cell), padding=GRID_GAP)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

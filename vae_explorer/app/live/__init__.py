@@ -297,14 +297,16 @@ def grid_axes(kind: str, side: int, latent_dim: int, directions=None, spread=Non
 
 
 def grid_explorer(key: str, grid_png: bytes, cols: int, rows: int, origin, axes: list[dict | None], names: list[str],
-                  shape: tuple[int, int], live: dict | None, hint: str, grid_px: int, picture_px: int = 224) -> None:
-    """Mount a grid (Python's PNG, cols x rows cells) whose pointer position is decoded beside it in
-    the browser; without the browser decoder only the grid shows."""
+                  shape: tuple[int, int], live: dict | None, hint: str, grid_px: int, picture_px: int = 224,
+                  gap: int = 0) -> None:
+    """Mount a grid (Python's PNG, cols x rows cells `gap` pixels apart, with a gap around them too)
+    whose pointer position is decoded beside it in the browser; without the browser decoder only
+    the grid shows. Its axes are named `names` (columns, rows), with their values at the end cells."""
     _declare("grid_explorer", "grid.js", "grid.css")[0](
         key=key,
         data={"grid": "data:image/png;base64," + base64.b64encode(grid_png).decode("ascii"), "cols": cols, "rows": rows,
               "origin": [float(v) for v in origin], "axes": axes, "names": names, "shape": list(shape), "live": live,
-              "hint": hint, "grid_px": grid_px, "picture_px": picture_px},
+              "hint": hint, "grid_px": grid_px, "picture_px": picture_px, "gap": gap},
         default={"live": None},
         on_live_change=lambda: None,
     )

@@ -38,13 +38,26 @@ export function pointAt(origin, axes, x, y) {
   return z;
 }
 
+// A picture of at most 16x16 pixels shown 6 or more times larger gets a line around each pixel, as
+// vae_explorer.images.enlarge draws on Python's pictures (an overlay: the canvas keeps the decoded pixels).
+function outlinePixels(canvas, [h, w], shownPx) {
+  const holder = canvas.parentElement;
+  holder.classList.toggle("px-lines", Math.max(h, w) <= 16 && shownPx >= 6 * w);
+  Object.entries({ "--px-rows": h, "--px-cols": w, "--px-size": `${canvas.offsetWidth || shownPx}px` })
+    .forEach(([name, value]) => holder.style.setProperty(name, value));
+}
+
+// A signed number as an axis end shows it: "+2.5", "−2.5" (a true minus sign, never a hyphen).
+const signed = (v) => (v < 0 ? "\u2212" : "+") + Math.abs(v).toFixed(1);
+
 export default function (component) {
   const { data, setStateValue, parentElement } = component;
   let root = parentElement.querySelector(".lg-root");
   if (!root) {
     root = document.createElement("div");
     root.className = "lg-root";
-    root.innerHTML = `<img class="lg-grid" alt="a grid of decoded latent points">
+    root.innerHTML = `<div class="lg-plot"><div class="lg-y"><span></span><b></b><span></span></div>
+      <img class="lg-grid" alt="a grid of decoded latent points"><div class="lg-x"><span></span><b></b><span></span></div></div>
       <div class="lg-side"><canvas role="img" aria-label="the point under the pointer, decoded"></canvas><output></output></div>`;
     parentElement.appendChild(root);
     root._state = { live: null, model: null, spec: null, reported: null, decoding: false, again: false, z: null, drawn: 0 };
@@ -55,10 +68,22 @@ export default function (component) {
   const output = root.querySelector("output");
   if (grid.getAttribute("src") !== data.grid) grid.setAttribute("src", data.grid);
   grid.style.width = data.grid_px + "px";
-  grid.style.maxWidth = `calc(100% - ${data.picture_px}px - 1.5rem)`;  // the decoded point stays beside the grid
+  root.querySelector(".lg-plot").style.maxWidth = `calc(100% - ${data.picture_px}px - 1.5rem)`;  // the decoded point stays beside the grid
   canvas.style.width = data.picture_px + "px";
   if (!state.drawn) [canvas.height, canvas.width] = data.shape;
-  Object.assign(state, { origin: data.origin, axes: data.axes, cols: data.cols, rows: data.rows, names: data.names });
+  Object.assign(state, { origin: data.origin, axes: data.axes, cols: data.cols, rows: data.rows, names: data.names, gap: data.gap || 0 });
+  // the axes' names and the values at the first and last cells' centres (rows run top to bottom)
+  [[".lg-x", data.axes[0], data.cols, `${data.names[0]} \u2192`], [".lg-y", data.axes[1], data.rows, `${data.names[1]} \u2192`]]
+    .forEach(([where, axis, n, name]) => {
+      const box = root.querySelector(where);
+      box.hidden = !axis;
+      if (!axis) return;
+      const [first, middle, last] = box.children;
+      const ends = [signed(axisValue(axis, 0)), signed(axisValue(axis, n - 1))];
+      if (where === ".lg-y") ends.reverse();  // drawn bottom to top
+      [first.textContent, middle.textContent, last.textContent] = [ends[0], name, ends[1]];
+    });
+  outlinePixels(canvas, data.shape, data.picture_px);
 
   const report = (value) => {
     const text = JSON.stringify(value);
@@ -97,9 +122,16 @@ export default function (component) {
     root._wired = true;
     grid.addEventListener("pointermove", (event) => {
       if (!state.live) return;
+      // the picture's own pixels under the pointer -> continuous cell position (cell centres at integers); cells
+      // are `gap` pixels apart, with a gap before the first: centre i is at gap / 2 + (i + 0.5) * pitch
       const box = grid.getBoundingClientRect();
-      const x = Math.min(Math.max((event.clientX - box.left) / box.width, 0), 1) * state.cols - 0.5;
-      const y = state.rows > 1 ? Math.min(Math.max((event.clientY - box.top) / box.height, 0), 1) * state.rows - 0.5 : 0;
+      const cell = (offset, side, natural, n) => {
+        const pitch = (natural - state.gap) / n;
+        const u = (Math.min(Math.max(offset / side, 0), 1) * natural - state.gap / 2) / pitch - 0.5;
+        return Math.min(Math.max(u, -0.5), n - 0.5);
+      };
+      const x = cell(event.clientX - box.left, box.width, grid.naturalWidth, state.cols);
+      const y = state.rows > 1 ? cell(event.clientY - box.top, box.height, grid.naturalHeight, state.rows) : 0;
       state.z = pointAt(state.origin, state.axes, x, y);
       output.textContent = [x, y].map((u, k) => state.axes[k] && `${state.names[k]} = ${axisValue(state.axes[k], u).toFixed(2)}`)
         .filter(Boolean).join(",   ");

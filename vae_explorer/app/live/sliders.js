@@ -16,6 +16,16 @@ async function liveModule() {
   return live;
 }
 
+// A picture of at most 16x16 pixels shown 6 or more times larger gets a line around each pixel, as
+// vae_explorer.images.enlarge draws on Python's pictures (an overlay: the canvas keeps the decoded
+// pixels). The same function is in grid.js: a component served inline cannot import a shared module.
+function outlinePixels(canvas, [h, w], shownPx) {
+  const holder = canvas.parentElement;
+  holder.classList.toggle("px-lines", Math.max(h, w) <= 16 && shownPx >= 6 * w);
+  Object.entries({ "--px-rows": h, "--px-cols": w, "--px-size": `${canvas.offsetWidth || shownPx}px` })
+    .forEach(([name, value]) => holder.style.setProperty(name, value));
+}
+
 function keep(list, value) {
   list.push(value);
   if (list.length > KEEP) list.shift();
@@ -40,6 +50,7 @@ export default function (component) {
   const canvas = root.querySelector(".ls-picture > canvas");
   canvas.style.width = data.picture_px + "px";
   if (!state.drawn && data.shape) [canvas.height, canvas.width] = data.shape;  // (H, W) until the first picture
+  if (data.shape && !data.twin) outlinePixels(canvas, data.shape, data.picture_px);  // beside a twin, captions sit above
   root.dataset.mode = state.live ? "browser" : "server";
 
   const report = (value) => {  // tell Python whether this page decodes the model itself
