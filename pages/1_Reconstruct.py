@@ -1,5 +1,7 @@
 """Reconstruct: test images beside their reconstructions, and the encoding of images you upload."""
 
+import math
+
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -99,4 +101,6 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         elif said:
             st.caption(safety.plain(said))
         if encoding.unusual:
-            st.info(f"This image encodes far from the prior (|mu| = {encoding.distance:.1f}): it looks unlike the training data.")
+            st.info(f"This image's code is far from where the prior puts codes: its mean lies {encoding.distance:.1f} from the "
+                    f"origin, where draws from the prior N(0, I) in {len(encoding.mean)} dimensions lie about "
+                    f"{math.sqrt(len(encoding.mean)):.1f} away (and almost never 3 times that). It looks unlike the training data.")

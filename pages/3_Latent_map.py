@@ -98,7 +98,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                    tuple(checkpoint.config.model.image_shape[1:]), plane=(pca_mean, pca_directions) if planar else None,
                    mu=mu, star=placed, picked=picked, live=live, n_test=n_test, height=760 if state.presenting() else 640,
                    picture_px=state.px(128), scale=state.px(100) / 100,
-                   hint="Scroll or pinch to zoom, drag to move, double-click to fit. Point at a dot to see its reconstruction"
+                   hint="Ctrl + wheel or pinch to zoom, drag to move, double-click to fit. Point at a dot to see its reconstruction"
                         + (", or at an empty place to decode it" if planar else "") + "; click to keep it beside the map.")
         if notice:
             st.caption(notice)

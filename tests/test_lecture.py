@@ -4,9 +4,11 @@ click at its centre zoomed the axes instead)."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
-from conftest import PATIENCE_MS
+from conftest import PATIENCE_MS, REPO
 
 pytestmark = pytest.mark.slow  # a browser per module: the full suite, not the fast tier
 
@@ -45,9 +47,18 @@ def test_the_epoch_replay_plays_when_its_button_is_clicked(view, app_url):
                         list(target))
     assert hit, "something covers the play button's centre"
     last = chart.locator(".slider-group > .slider-label").text_content()
+    # the row of decodes above the map belongs to the same animation: each epoch shows that epoch's samples
+    from vae_explorer.app.replay import samples_png
+    from vae_explorer.checkpoints import read_epoch_frames
+
+    uris = {f"epoch {f['epoch']}": "data:image/png;base64," + base64.b64encode(samples_png(f)).decode("ascii")
+            for f in read_epoch_frames(REPO / "checkpoints" / "digits-iwae")}
+    shown = "(el) => { const i = el.querySelector('.imagelayer image'); return i && i.getAttribute('href'); }"
+    assert page.evaluate(shown, chart.element_handle()) == uris[last]
     page.mouse.click(*target)
-    page.wait_for_function("([el, last]) => el.querySelector('.slider-group > .slider-label').textContent !== last",
-                           arg=[chart.element_handle(), last], timeout=PATIENCE_MS)  # the replay moved off the last epoch
+    page.wait_for_function(f"""([el, last, uris]) => {{ const label = el.querySelector('.slider-group > .slider-label').textContent;
+      return label !== last && ({shown})(el) === uris[label]; }}""",
+                           arg=[chart.element_handle(), last, uris], timeout=PATIENCE_MS)  # moved off the last epoch, both together
     assert page.evaluate("(el) => el.querySelector('.js-plotly-plot').layout.xaxis.range.slice()", chart.element_handle()) == x_range
     if presenting:  # no toolbar at all on a projector
         assert chart.locator(".modebar-container .modebar-btn").count() == 0 or not chart.locator(".modebar").is_visible()

@@ -84,6 +84,7 @@ export default function (component) {
       <div class="lm-stage">
         <canvas class="lm-map" role="img" aria-label="the latent map: one dot per encoded image"></canvas>
         <div class="lm-tools"><button data-zoom="1.5" title="Zoom in">+</button><button data-zoom="0.6667" title="Zoom out">&minus;</button><button data-reset title="Show every dot (double-click the map)">Fit</button></div>
+        <div class="lm-wheel" hidden>Ctrl + wheel (or pinch, or + and &minus;) zooms the map</div>
         <div class="lm-tip" hidden><canvas role="img" aria-label="the place under the pointer, decoded"></canvas><output></output></div>
       </div>
       <div class="lm-hint"></div>`;
@@ -461,7 +462,16 @@ export default function (component) {
     canvas.addEventListener("pointerup", release);
     canvas.addEventListener("pointercancel", release);
     canvas.addEventListener("pointerleave", () => { if (!state.pointers.size) { state.hover = null; tip.hidden = true; render(); } });
+    // The wheel scrolls the page (a lecture scrolls past the map); Ctrl + wheel zooms, as does a
+    // touchpad's pinch (which browsers send as a wheel with ctrlKey). A plain wheel says so once.
     canvas.addEventListener("wheel", (event) => {
+      if (!(event.ctrlKey || event.metaKey)) {
+        const note = root.querySelector(".lm-wheel");
+        note.hidden = false;
+        clearTimeout(state.wheelNote);
+        state.wheelNote = setTimeout(() => { note.hidden = true; }, 1500);
+        return;
+      }
       event.preventDefault();
       const [px, py] = local(event);
       zoomAt(px, py, Math.exp(-event.deltaY * 0.0015));
