@@ -33,10 +33,14 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         classifier = state.feature_classifier(checkpoint)
         n = len(state.dataset_of(checkpoint).test_x)
         n = n if test_images is None else min(test_images, n)
-        with st.spinner(f"Evaluating {safety.plain(name)} on {n:,} test images with k = {k} importance samples each (up to a "
-                        "minute or two on a first visit; kept for every later one)…"):
-            results[name] = state.evaluation(str(checkpoint.path), state.stamp(checkpoint.path), k, test_images,
-                                             classifier[1]["key"] if classifier else None, classifier)
+        bar = st.empty()  # a first visit computes (a minute or two at most) with a bar; later ones find the figures kept
+
+        def progress(fraction: float, what: str, name=name, n=n, bar=bar) -> None:
+            bar.progress(min(max(fraction, 0.0), 1.0), text=f"Evaluating {safety.plain(name)} on {n:,} test images: {what}…")
+
+        results[name] = state.evaluation(str(checkpoint.path), state.stamp(checkpoint.path), k, test_images,
+                                         classifier[1]["key"] if classifier else None, classifier, progress)
+        bar.empty()
         classifiers[name] = classifier[1] if classifier else None
         results[name] = (checkpoint, *results[name])
     if not results:

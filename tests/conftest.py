@@ -166,7 +166,9 @@ def page(browser):
 
 
 def open_page(page, app_url: str, path: str, model: str = "digits-mlp"):
-    page.goto(f"{app_url}/{path}?model={model}")
+    """Open a page of the app for a model; in presentation mode when the page was made for a projector
+    (test_lecture's `projector` sets `page.presenting`)."""
+    page.goto(f"{app_url}/{path}?model={model}" + ("&present=1" if getattr(page, "presenting", False) else ""))
     page.get_by_role("heading", name=PAGES[path] if path else "vae-explorer").first.wait_for(timeout=PATIENCE_MS)
     page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=PATIENCE_MS)
     page.wait_for_timeout(500)
@@ -183,7 +185,10 @@ MAP_ROOT = """() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).f
 def map_position(page, index: int | None = None, fraction: tuple[float, float] | None = None) -> tuple[float, float]:
     """Where on the page the latent map draws test image `index` (or a fraction of its width and height)."""
     page.wait_for_function(f"() => {{ const r = ({MAP_ROOT})(); return r && Number(r.dataset.points) > 0; }}", timeout=PATIENCE_MS)
-    box = page.evaluate(f"() => {{ const b = ({MAP_ROOT})().querySelector('.lm-map').getBoundingClientRect(); return [b.x, b.y, b.width, b.height]; }}")
+    box = page.evaluate(f"""() => {{ const map = ({MAP_ROOT})().querySelector('.lm-map');
+      let b = map.getBoundingClientRect();
+      if (b.top < 0 || b.bottom > innerHeight) {{ map.scrollIntoView({{block: 'center'}}); b = map.getBoundingClientRect(); }}  // as a person scrolls to it
+      return [b.x, b.y, b.width, b.height]; }}""")
     if index is None:
         return box[0] + box[2] * fraction[0], box[1] + box[3] * fraction[1]
     x, y = page.evaluate(f"(i) => ({MAP_ROOT})()._state.toScreen(i)", index)

@@ -167,3 +167,63 @@ def test_first_test_images_slices_factors_too():
     part = first_test_images(shapes, 7)
     assert torch.equal(part.test_factors, shapes.test_factors[:7]) and len(part.test_x) == 7
     assert first_test_images(shapes, 50) is shapes
+
+
+def test_an_evaluation_reports_its_progress_and_computes_the_same_figures(tiny_run, tiny_data):
+    from vae_explorer.evaluation import evaluate_with_gaps, first_test_images
+
+    model, _, _ = tiny_run
+    data = first_test_images(tiny_data, 40)
+    heard = []
+    metrics, gaps = evaluate_with_gaps(model, data, k=50, batch_size=100, progress=lambda f, what: heard.append((f, what)))
+    fractions = [f for f, _ in heard]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    # k = 50 with batch_size 100: 20 images a chunk, so two chunks of the IWAE bound, each said with its images
+    assert [w for _, w in heard if w.startswith("the IWAE bound")] == [
+        "the IWAE bound, images 1 to 20 of 40, 50 samples each", "the IWAE bound, images 21 to 40 of 40, 50 samples each"]
+    quiet, quiet_gaps = evaluate_with_gaps(model, data, k=50, batch_size=100)
+    assert quiet == metrics and (quiet_gaps == gaps).all()  # listening changes nothing
+
+
+def test_the_app_computes_an_evaluation_once_for_sessions_asking_together(tiny_checkpoint, monkeypatch):
+    import threading
+
+    import vae_explorer.evaluation as evaluation
+    from conftest import PATIENCE_S
+    from vae_explorer.app import state
+
+    calls, release = [], threading.Event()
+    real = evaluation.evaluate_with_gaps
+
+    def slow(*args, **kwargs):
+        calls.append(1)
+        release.wait(PATIENCE_S)  # the second session arrives while the first computes
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate_with_gaps", slow)
+    monkeypatch.setattr(state, "_evaluated", type(state._evaluated)())
+    key = (str(tiny_checkpoint), state.stamp(tiny_checkpoint), 5, 16, None)
+    results, heard = [None, None], [[], []]
+
+    def session(i):
+        results[i] = state.evaluation(*key, None, lambda f, what: heard[i].append(what))
+
+    def wait_for(condition):
+        for _ in range(PATIENCE_S * 100):
+            if condition():
+                return
+            threading.Event().wait(0.01)
+        raise AssertionError("waited too long")
+
+    first = threading.Thread(target=session, args=(0,), daemon=True)
+    first.start()
+    wait_for(lambda: calls)
+    second = threading.Thread(target=session, args=(1,), daemon=True)
+    second.start()
+    wait_for(lambda: heard[1])
+    release.set()
+    first.join(PATIENCE_S)
+    second.join(PATIENCE_S)
+    assert len(calls) == 1 and results[0] is results[1]
+    assert heard[1] == ["the same figures are being computed for another visitor; waiting for them"]
+    assert state.evaluation(*key, None, lambda f, what: heard[1].append(what)) is results[0] and len(heard[1]) == 1

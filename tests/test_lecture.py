@@ -123,3 +123,128 @@ def test_a_photo_unlike_the_data_is_said_to_be_far_from_it(page, app_url, tmp_pa
     sidebar.get_by_text("Far from the data digits-mlp was trained on", exact=False).first.wait_for(timeout=PATIENCE_MS)
     # the map's upload has a preview (waited for: a rerun may still be drawing the sidebar)
     sidebar.get_by_text("your image, as the model sees it").first.wait_for(timeout=PATIENCE_MS)
+
+
+# --- every demo with the real mouse, at projector size in presentation mode ---------------------------------
+
+@pytest.fixture
+def projector(browser):
+    """A 1920x1080 page whose app pages open in presentation mode (conftest.open_page reads `presenting`)."""
+    context = browser.new_context(viewport={"width": 1920, "height": 1080}, accept_downloads=True)
+    context.set_default_timeout(PATIENCE_MS)
+    page = context.new_page()
+    page.presenting = True
+    yield page
+    context.close()
+
+
+def _mouse_demos() -> list:
+    """The browser tests that drive a demo with the mouse alone (no values set by script), run again here at projector
+    size: a module, not its functions, is imported, so pytest does not collect them twice."""
+    import test_browser
+    import test_live
+
+    return [test_live.test_a_drag_is_decoded_in_the_browser_with_the_server_cut_off_and_settles_on_python,
+            test_live.test_a_conditional_model_s_class_switches_in_the_browser_before_python_answers,
+            test_live.test_pointing_at_the_pca_plane_decodes_the_place_under_the_pointer,
+            test_live.test_pointing_at_the_latent_map_decodes_dots_and_empty_places_with_the_server_cut_off,
+            test_live.test_drawing_is_encoded_and_decoded_in_the_browser_while_the_server_is_cut_off,
+            test_live.test_a_released_drag_downloads_as_a_gif_of_its_path,
+            test_live.test_compare_decodes_the_same_z_with_both_models_in_the_browser,
+            test_browser.test_clicking_the_latent_map_shows_the_image]
+
+
+@pytest.mark.parametrize("demo", _mouse_demos(), ids=lambda demo: demo.__name__.removeprefix("test_")[:60])
+def test_each_mouse_demo_at_projector_size(projector, app_url, demo):
+    demo(projector, app_url)
+    assert "present=1" in projector.url  # it ran on the projector's pages, not the laptop's
+
+
+def test_the_walk_reaches_a_and_b_when_its_slider_is_dragged_to_the_ends(projector, app_url):
+    import numpy as np
+
+    from conftest import open_page
+    from pictures import assert_pixels_close, decoded, posterior
+    from test_live import WALK, runtime_or_skip
+    from vae_explorer import load_checkpoint, load_dataset
+
+    runtime_or_skip()
+    open_page(projector, app_url, "Interpolate")
+    projector.wait_for_function(f"() => {{ const r = ({WALK})(); return r && r.dataset.mode === 'browser'; }}")
+    checkpoint = load_checkpoint(REPO / "checkpoints" / "digits-mlp")
+    data = load_dataset(checkpoint.config.data)
+    b = next(i for i in range(len(data.test_y)) if data.test_y[i] != data.test_y[0])  # the page's A and B
+    mu, _ = posterior(checkpoint.model, data.test_x[[0, b]])
+    slider = projector.locator(".lp-t input")
+    slider.scroll_into_view_if_needed()
+    box = slider.bounding_box()
+    y = box["y"] + box["height"] / 2
+    read = f"""() => {{ const r = ({WALK})(); const c = r.querySelector('canvas');
+      return {{source: r.dataset.source, t: r._state.t, drawing: r._state.decoding,
+               pixels: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)}}; }}"""
+    projector.mouse.move(box["x"] + box["width"] * 0.5, y)
+    projector.mouse.down()
+    for end, code, name in ((1.08, mu[1], "B"), (-0.08, mu[0], "A")):  # past each end of the track, as a hand overshoots
+        for i in range(1, 13):
+            projector.mouse.move(box["x"] + box["width"] * (0.5 + (end - 0.5) * i / 12), y)
+            projector.wait_for_timeout(20)
+        projector.wait_for_function(f"(t) => {{ const s = ({read})(); return s.t === t && !s.drawing && s.source === 'browser'; }}",
+                                    arg=float(end > 0))
+        shown = projector.evaluate(read)
+        pixels = np.array(shown["pixels"], dtype=np.uint8).reshape(8, 8, 4)[..., 0]
+        assert_pixels_close(pixels, decoded(checkpoint.model, code)[0], f"the walk at {name}")
+    projector.mouse.up()
+    projector.wait_for_function("() => location.search.includes('interp_t=0.00')")  # released: the link keeps it
+
+
+def test_the_wheel_scrolls_past_the_latent_map_and_ctrl_wheel_zooms_it(projector, app_url):
+    from conftest import MAP_ROOT, map_position, open_page
+
+    open_page(projector, app_url, "Latent_map")
+    centre = map_position(projector, fraction=(0.5, 0.5))
+    view = f"() => JSON.stringify(({MAP_ROOT})()._state.view)"
+    top = f"() => ({MAP_ROOT})().querySelector('.lm-map').getBoundingClientRect().top"
+    before, top_before = projector.evaluate(view), projector.evaluate(top)
+    projector.mouse.move(*centre)
+    projector.mouse.wheel(0, 300)
+    projector.wait_for_function(f"(t) => ({top})() < t - 100", arg=top_before)  # the page scrolled on
+    assert projector.evaluate(view) == before, "a plain wheel over the map must not zoom it"
+    assert projector.evaluate(f"() => !({MAP_ROOT})().querySelector('.lm-wheel').hidden")  # and it says how to zoom
+    projector.mouse.move(*map_position(projector, fraction=(0.5, 0.5)))
+    top_now = projector.evaluate(top)
+    projector.keyboard.down("Control")
+    projector.mouse.wheel(0, -300)
+    projector.keyboard.up("Control")
+    projector.wait_for_function(f"(v) => ({view})() !== v", arg=before)  # zoomed in
+    assert abs(projector.evaluate(top) - top_now) < 2  # and the page stayed where it was
+
+
+def test_traverse_downloads_its_animation_with_a_click(projector, app_url, tmp_path):
+    import io
+    import re
+
+    import numpy as np
+    from PIL import Image, ImageSequence
+
+    from conftest import open_page
+    from pictures import assert_pixels_close, decoded, downscale
+    from vae_explorer import load_checkpoint
+
+    model = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
+    open_page(projector, app_url, "Traverse")
+    caption = projector.get_by_text(re.compile(r"^rows: ")).inner_text()
+    rows = [int(d) for d in re.findall(r"z(\d+)", caption.split(";")[0])]
+    button = projector.get_by_role("button", name="Download animation (GIF)")
+    button.scroll_into_view_if_needed()
+    with projector.expect_download() as download:
+        button.click()
+    with Image.open(io.BytesIO(open(download.value.path(), "rb").read())) as gif:
+        frames = [np.asarray(f.convert("L")) for f in ImageSequence.Iterator(gif)]
+    steps = 9  # the page's default
+    assert len(frames) == 2 * steps - 2  # there and back, the ends once
+    for index, value in ((0, -3.0), (steps - 1, 3.0)):  # every row side by side, at the sweep's two ends
+        strip = downscale(frames[index], (8, 8 * len(rows)))
+        for k, d in enumerate(rows):
+            z = np.zeros(model.latent_dim)
+            z[d] = value
+            assert_pixels_close(strip[:, 8 * k: 8 * k + 8], decoded(model, z)[0], f"frame {index}, z{d} = {value}")

@@ -59,6 +59,7 @@ def cut_off(page) -> dict:
 def grab_slider(page):
     """Press on the middle of the panel's first slider: (its dimension, move(fraction of its width)))."""
     slider = page.locator(".ls-row input").first
+    slider.scroll_into_view_if_needed()  # as a person scrolls to it (a projector's page is taller)
     box = slider.bounding_box()
     y = box["y"] + box["height"] / 2
     page.mouse.move(box["x"] + box["width"] * 0.5, y)
@@ -523,7 +524,7 @@ def test_a_released_drag_downloads_as_a_gif_of_its_path(page, app_url):
 def test_compare_decodes_the_same_z_with_both_models_in_the_browser(page, app_url):
     runtime_or_skip()
     cut = cut_off(page)
-    page.goto(f"{app_url}/Compare?model=digits-mlp")
+    open_page(page, app_url, "Compare")
     page.wait_for_function(f"() => {{ const r = ({ROOT})(); const t = r && r.querySelector('.ls-twin canvas'); "
                            "return r && r.dataset.mode === 'browser' && t && t.dataset.mode === 'browser'; }", timeout=PATIENCE_MS)
     first = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model

@@ -9,6 +9,8 @@ This package (`vae_explorer.app`) is the only part of vae_explorer that imports 
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -584,16 +586,44 @@ def _classifier(config_key: tuple):
     return get_classifier(DataConfig(**dict(config_key)))
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+EVALUATIONS_KEPT = 32
+_evaluated: OrderedDict = OrderedDict()  # (path, saved, k, test images, classifier) -> (metrics, gaps), newest last
+_evaluating: dict[tuple, threading.Lock] = {}  # one computation per key at a time
+_evaluations_lock = threading.Lock()
+
+
 def evaluation(path: str, saved: float, k: int, test_images: int | None, classifier_key: str | None,
-               _classifier=None) -> tuple[dict, np.ndarray] | None:
-    """Test metrics of a checkpoint (see vae_explorer.evaluation) and its per-image ELBO-IWAE gaps."""
+               classifier=None, progress=None) -> tuple[dict, np.ndarray] | None:
+    """Test metrics of a checkpoint (see vae_explorer.evaluation) and its per-image ELBO-IWAE gaps,
+    kept for every session of this server (the 32 newest). Not st.cache_data: the page's progress
+    bar, told by `progress(fraction, what)`, belongs to the session that computes, and a cached
+    function would replay it into others. A second session asking for the same figures meanwhile
+    waits for the first's instead of computing them again."""
     from ..evaluation import evaluate_with_gaps, first_test_images
 
-    checkpoint = _load(path, saved)
-    data = dataset_of(checkpoint)
-    if data is None:
-        return None
-    model, info = _classifier if _classifier is not None else (None, None)
-    return evaluate_with_gaps(checkpoint.model, first_test_images(data, test_images), k=k, beta=checkpoint.config.train.beta,
-                              classifier=model, classifier_info=info)
+    key = (path, saved, k, test_images, classifier_key)
+    with _evaluations_lock:
+        if key in _evaluated:
+            _evaluated.move_to_end(key)
+            return _evaluated[key]
+        busy = _evaluating.setdefault(key, threading.Lock())
+    if busy.locked() and progress is not None:
+        progress(0.0, "the same figures are being computed for another visitor; waiting for them")
+    with busy:
+        with _evaluations_lock:
+            if key in _evaluated:
+                return _evaluated[key]
+        checkpoint = _load(path, saved)
+        data = dataset_of(checkpoint)
+        if data is None:
+            return None
+        model, info = classifier if classifier is not None else (None, None)
+        result = evaluate_with_gaps(checkpoint.model, first_test_images(data, test_images), k=k,
+                                    beta=checkpoint.config.train.beta, classifier=model, classifier_info=info,
+                                    progress=progress)
+        with _evaluations_lock:
+            _evaluated[key] = result
+            while len(_evaluated) > EVALUATIONS_KEPT:
+                _evaluated.popitem(last=False)
+            _evaluating.pop(key, None)
+    return result

@@ -130,16 +130,22 @@ def basic_metrics(model: VAE, data: Dataset, beta: float = 1.0, seed: int = 0) -
 
 @torch.no_grad()
 def evaluate_with_gaps(model: VAE, data: Dataset, k: int = 100, beta: float = 1.0, seed: int = 0, batch_size: int = 500,
-                       classifier=None, classifier_info: dict | None = None) -> tuple[dict, np.ndarray]:
+                       classifier=None, classifier_info: dict | None = None, progress=None) -> tuple[dict, np.ndarray]:
     """Test metrics of `model` on `data.test_x` (the keys `evaluate` writes to metrics.json) and
-    the per-image gap L_k - ELBO in nats (N,)."""
+    the per-image gap L_k - ELBO in nats (N,). `progress(fraction, what)`, when given, hears how far
+    it is (0 to 1) and what it does: the IWAE bound takes most of the time, then sample quality."""
+    said = progress or (lambda fraction, what: None)
     device = next(model.parameters()).device
+    said(0.0, "the ELBO and the posterior means")
     metrics, mu = basic_metrics(model, data, beta, seed)
     y = data.test_y if model.cond_dim else None
     generator = torch.Generator().manual_seed(seed)  # noise drawn on the CPU: the same figures on every device
     elbo_k, iwae = [], []
     chunk = max(1, batch_size * 10 // max(k, 1))  # about batch_size*10 decoded images at a time
+    share = 0.8 if classifier is not None else 0.95  # of the time, roughly: what is left is FID and disentanglement
     for start in range(0, len(data.test_x), chunk):
+        said(0.02 + share * start / len(data.test_x), f"the IWAE bound, images {start + 1:,} to "
+             f"{min(start + chunk, len(data.test_x)):,} of {len(data.test_x):,}, {k} samples each")
         xb = data.test_x[start: start + chunk].to(device)
         yb = None if y is None else y[start: start + chunk].to(device)
         lower, upper = importance_bounds(model, xb, yb, k, generator)
@@ -148,16 +154,19 @@ def evaluate_with_gaps(model: VAE, data: Dataset, k: int = 100, beta: float = 1.
     gaps = (torch.cat(iwae) - torch.cat(elbo_k)).numpy()
     metrics.update({"iwae_nll": -float(torch.cat(iwae).mean()), "iwae_k": k, "elbo_iwae_gap": float(gaps.mean())})
     if classifier is not None:
+        said(0.02 + share, "sample quality: the Fréchet distance of prior samples to test images")
         metrics.update(sample_quality(model, data, classifier, seed=seed))
         if classifier_info:
             metrics["fid_classifier"] = {key: classifier_info[key] for key in ("key", "test_accuracy", "epochs")}
     if data.test_factors is not None and model.latent_dim >= 2:  # known generative factors: disentanglement
         from .disentanglement import factor_vae_score, mig
 
+        said(0.97, "disentanglement: MIG and the FactorVAE score")
         codes, factors = mu.numpy(), data.test_factors.numpy()
         metrics["mig"], per_factor = mig(codes, factors)
         metrics["mig_per_factor"] = dict(zip(data.factor_names, per_factor))
         metrics["factor_vae_score"] = factor_vae_score(codes, factors, seed=seed)
+    said(1.0, "done")
     return metrics, gaps
 
 
