@@ -10,7 +10,7 @@ from vae_explorer.app import safety
 from vae_explorer.app import state
 from vae_explorer.app.figures import dimension_history_figure, has_dimension_history, kl_bars
 from vae_explorer.app.replay import epoch_replay
-from vae_explorer.app.sentences import iwae_comparison
+from vae_explorer.app.sentences import elbo_sum, iwae_comparison
 from vae_explorer.images import png_bytes
 from vae_explorer.latent import sample_prior, traverse, vamp_components
 from vae_explorer.models import kl_to_prior
@@ -33,9 +33,9 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         "Home page averages several guesses and closes part of that gap."
     )
     metrics = checkpoint.metrics
-    if metrics:
-        st.info(f"For **{safety.plain(checkpoint.name)}** on its test set: reconstruction {metrics['recon']:.1f} + KL {metrics['kl']:.1f} = "
-                f"{metrics['neg_elbo']:.1f} nats per image" + (f"; the IWAE bound is {metrics['iwae_nll']:.1f}." if "iwae_nll" in metrics else "."))
+    if elbo_sum(metrics):
+        st.info(f"For **{safety.plain(checkpoint.name)}** on its test set: {elbo_sum(metrics)}"
+                + (f"; the IWAE bound is {metrics['iwae_nll']:.2f}." if "iwae_nll" in metrics else "."))
     st.write("For a Gaussian q(z|x) = N(μ, σ²) and the N(0, I) prior the KL has a closed form (the paper's appendix B):")
     st.latex(r"\mathrm{KL} = -\tfrac12 \sum_{j=1}^{d} \big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big)")
 

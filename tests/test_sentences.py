@@ -9,7 +9,7 @@ import re
 import pytest
 
 from conftest import PATIENCE_S, REPO
-from vae_explorer.app.sentences import iwae_comparison
+from vae_explorer.app.sentences import elbo_sum, iwae_comparison
 
 
 @pytest.mark.parametrize("bound, elbo, words", [
@@ -120,3 +120,34 @@ def test_an_image_unlike_the_data_is_said_to_be_far_from_it():
     said, far = typicality("m", 2.0, [1.0, 2.0, 3.0, 4.0])
     assert not far and "higher than 50% of its test images' (median 2.5)" in said
     assert typicality("m", float("nan"), [1.0]) == ("", False) and torch.isfinite(values).all()
+
+
+@pytest.mark.parametrize("recon, kl, total, said", [
+    (27.271562, 12.060811, 39.332373, "reconstruction 27.27 + KL 12.06 = 39.33 nats per image"),
+    (37.7986, 6.9914, 44.7900 - 0.0100, "reconstruction 37.80 + KL 6.99 ≈ 44.78 nats per image"),  # 44.79 written would be false
+])
+def test_a_sum_is_an_equation_only_where_its_figures_add_up(recon, kl, total, said):
+    assert elbo_sum({"recon": recon, "kl": kl, "neg_elbo": total}) == said
+    assert elbo_sum({"recon": recon, "kl": float("nan"), "neg_elbo": total}) == ""
+
+
+@pytest.mark.parametrize("name", ["digits-mlp", "shapes-vae", "shapes-betavae", "digits-vamp"])
+def test_learn_and_compare_cite_each_model_s_saved_figures(name):
+    """Learn's sum and Compare's summary of a model give its metrics.json figures, and an '=' the reader can check."""
+    from streamlit.testing.v1 import AppTest
+
+    saved = json.loads((REPO / "checkpoints" / name / "metrics.json").read_text())
+    at = AppTest.from_file(str(REPO / "pages/6_Learn.py"), default_timeout=PATIENCE_S)
+    at.query_params["model"] = name
+    at.run()
+    assert not at.exception and not at.error
+    said = next(i.value for i in at.info if "on its test set" in i.value)
+    recon, kl, sign, total = re.search(r"reconstruction ([\d.]+) \+ KL ([\d.]+) ([=≈]) ([\d.]+) nats", said).groups()
+    assert (float(recon), float(kl), float(total)) == (round(saved["recon"], 2), round(saved["kl"], 2), round(saved["neg_elbo"], 2))
+    assert (sign == "=") == (f"{float(recon) + float(kl):.2f}" == total)
+    at = AppTest.from_file(str(REPO / "pages/9_Compare.py"), default_timeout=PATIENCE_S)
+    at.query_params["model"] = name
+    at.run()
+    assert not at.exception and not at.error
+    summary = next(m.value for m in at.markdown if m.value.startswith(f"**{name}**"))
+    assert f"neg-ELBO {saved['neg_elbo']:.2f}, KL {saved['kl']:.2f} nats, {saved['active_units']} of" in summary

@@ -46,3 +46,15 @@ def typicality(name: str, value: float, test_values) -> tuple[str, bool]:
                 f"test images' (median {median:.1f}).", True)
     return (f"Like the data {name} was trained on: this image's neg-ELBO is {value:.1f} nats, higher than "
             f"{higher_than:.0%} of its test images' (median {median:.1f}).", False)
+
+
+def elbo_sum(metrics: dict) -> str:
+    """"reconstruction R + KL K = N nats per image", with figures that add up as written: each is
+    rounded to two places, and where the rounded terms miss the rounded total (27.27 + 12.06 against
+    39.33) the sign says so (≈) instead of an equation a student can check and find false."""
+    recon, kl, total = (_finite(metrics, key) for key in ("recon", "kl", "neg_elbo"))
+    if None in (recon, kl, total):
+        return ""
+    terms = round(recon, 2) + round(kl, 2)
+    sign = "=" if abs(terms - round(total, 2)) < 0.005 else "≈"
+    return f"reconstruction {recon:.2f} + KL {kl:.2f} {sign} {total:.2f} nats per image"
