@@ -117,20 +117,20 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     left, right = st.columns([3, 2], gap="medium")
     with left:
         st.image(strip, width="stretch", caption="top row: linear; bottom row: slerp", output_format="PNG")
-        buttons = st.columns(3)
-        buttons[0].download_button("Download (PNG)", strip, "interpolation.png", "image/png", key="interp_png", on_click="ignore")
-        buttons[1].download_button("Download linear path (GIF)", lambda: gif_bytes(rows[:steps]), "interpolation.gif", "image/gif",
-                                   key="interp_gif", on_click="ignore")  # encoded only when clicked
-        buttons[2].download_button("Download linear path (MP4)", lambda: mp4_bytes(rows[:steps]), "interpolation.mp4", "video/mp4",
-                                   key="interp_mp4", on_click="ignore")
     with right:
         figure = go.Figure()
         t = np.linspace(0, 1, steps)
         for method, points in paths.items():
             figure.add_trace(go.Scatter(x=t, y=np.linalg.norm(points, axis=1), mode="lines+markers", name=method))
         figure.add_hline(y=float(np.sqrt(model.latent_dim)), line_dash="dot", annotation_text="√d")
-        figure.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), title="|z| along each path", xaxis_title="t from A to B")
+        figure.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), title="length of z, |z|, along each path", xaxis_title="t from A to B")
         state.chart(figure, "interp_norm")
+    buttons = st.columns(3)  # the page's whole width: in the strip's column their names were cut at 1280 px
+    buttons[0].download_button("Download (PNG)", strip, "interpolation.png", "image/png", key="interp_png", on_click="ignore")
+    buttons[1].download_button("Download linear path (GIF)", lambda: gif_bytes(rows[:steps]), "interpolation.gif", "image/gif",
+                               key="interp_gif", on_click="ignore")  # encoded only when clicked
+    buttons[2].download_button("Download linear path (MP4)", lambda: mp4_bytes(rows[:steps]), "interpolation.mp4", "video/mp4",
+                               key="interp_mp4", on_click="ignore")
 
     # --- four corners ----------------------------------------------------------------------------------------
     st.subheader("A grid between four images")
