@@ -213,7 +213,7 @@ def protocol_load_test(sessions: int = 20, seconds: float = 60.0, model: str = "
         elif processes:
             from classroom import classroom
 
-            with classroom(processes, env) as (base, servers):
+            with classroom(processes, env) as (base, servers, _):
                 yield base, servers
         else:
             with running_app(env) as (base, server):

@@ -1,18 +1,16 @@
 """Serving a class: two app processes behind nginx with configs/serving/nginx-classroom.conf
-(benchmarks/classroom.py starts them on loopback). Each browser stays on one process (a picture
+(vae_explorer.app.serving, what `vae-explorer app --workers N` runs, starts them on loopback). Each browser stays on one process (a picture
 made by one process is only there), sessions run through the proxy without errors, and a real
 browser decodes in the page through it (the websocket and the 14 MB runtime pass)."""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -26,11 +24,11 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 @pytest.fixture(scope="module")
 def proxied(tmp_path_factory):
-    require(shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists(), "nginx (apt-get install nginx)")
-    from classroom import classroom
     from vae_explorer.app.server import app_environment
+    from vae_explorer.app.serving import classroom, nginx_path
 
-    with classroom(2, app_environment(str(tmp_path_factory.mktemp("runs")))) as (base, servers):
+    require(nginx_path() is not None, "nginx (apt-get install nginx)")
+    with classroom(2, app_environment(str(tmp_path_factory.mktemp("runs")))) as (base, servers, _):
         yield base
 
 
@@ -108,3 +106,55 @@ def test_a_browser_decodes_in_the_page_through_the_proxy(proxied):
             assert page.context.cookies()[0]["name"] == "vae_explorer_browser"
         finally:
             browser.close()
+
+
+def test_one_command_serves_a_class_and_ctrl_c_stops_every_process(tmp_path):
+    """`vae-explorer app --workers 2`: two app processes and nginx in front, one line saying where; SIGINT (Ctrl-C)
+    stops all of them and the command exits 0."""
+    import re
+    import signal
+    import subprocess
+
+    from vae_explorer.app.server import free_port
+    from vae_explorer.app.serving import nginx_path
+
+    require(nginx_path() is not None, "nginx (apt-get install nginx)")
+    port = free_port()
+    command = subprocess.Popen([sys.executable, "-m", "vae_explorer", "app", "--workers", "2", "--runs-dir", str(tmp_path),
+                                "--server.port", str(port), "--server.address", "127.0.0.1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = command.stdout.readline()  # printed once every process answers
+        found = re.match(r"Serving 2 app processes \(127\.0\.0\.1:(\d+), (\d+)\) behind nginx at http://127\.0\.0\.1:(\d+)/", line)
+        assert found, line
+        assert int(found.group(3)) == port
+        workers = [int(found.group(1)), int(found.group(2))]
+        for where in [port, *workers]:
+            assert _status(f"http://127.0.0.1:{where}/_stcore/health", uuid.uuid4().hex) == 200
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=PATIENCE_S) as response:
+            assert "vae_explorer_browser=" in (response.headers.get("Set-Cookie") or "")  # the proxy keeps each browser on one
+        command.send_signal(signal.SIGINT)
+        assert command.wait(timeout=PATIENCE_S) == 0
+        assert "Stopped: every app process and nginx." in command.stdout.read()
+        for where in [port, *workers]:
+            with pytest.raises(OSError):
+                urllib.request.urlopen(f"http://127.0.0.1:{where}/_stcore/health", timeout=5)
+    finally:
+        if command.poll() is None:
+            command.kill()
+
+
+def test_workers_without_nginx_or_with_a_bad_count_are_one_sentence(monkeypatch, capsys):
+    from vae_explorer import cli
+    from vae_explorer.app import serving
+
+    assert cli.main(["app", "--workers", "many"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --workers many is not a number of app processes; write --workers N "
+                                               "(1 to 64) or --workers auto.")
+    monkeypatch.setattr(serving, "nginx_path", lambda: None)
+    assert cli.main(["app", "--workers", "2"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: Serving several app processes needs nginx in front of them, and it is not "
+                                               "installed: `sudo apt-get install nginx`, or start one process with `vae-explorer app`.")
+    assert cli.main(["app", "--workers"]) == 2
+    assert "--workers needs a value; write --workers N (1 to 64) or auto." in capsys.readouterr().err
+    assert 1 <= serving.auto_workers() <= serving.MAX_AUTO_WORKERS

@@ -50,9 +50,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """The app on 127.0.0.1:port, headless, output discarded."""
-    return subprocess.Popen(app_command(["--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"]),
+def start_app(port: int, env: dict[str, str] | None = None, flags: Sequence[str] = ()) -> subprocess.Popen:
+    """The app on 127.0.0.1:port, headless, with more streamlit `flags`, output discarded."""
+    return subprocess.Popen(app_command(["--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+                                         *flags]),
                             cwd=app_dir(), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -1,0 +1,140 @@
+"""Where a page open goes: the server's CPU time for a visitor's first open of each page and for a
+later visitor's open of the same page, and, run in this process, what the page's script spends it on.
+
+    python benchmarks/page_open.py [--model digits-mlp] [--repeats 3]
+
+1. A fresh app process (one, on loopback). For each page in turn, a new session (a websocket, as a
+   new browser tab makes) asks for the page: "first" is the first visitor to open that page in
+   this process (its caches cold), "later" a new visitor opening it after (caches warm; the
+   median of --repeats). Server CPU is the process's user + system time (all its threads, from
+   /proc) from before the websocket opens to the page's `script_finished`, so session start,
+   the script and sending the page are all in it; wall is the visitor's wait.
+2. The same pages run as Streamlit's AppTest in this process under cProfile, first and later
+   runs, with the time inside the functions that build the page's parts summed by part: the
+   model catalogue and loading, pictures (PNG encoding), component payloads (the browser's
+   decoder graph, data URIs) and the rest (the script itself and Streamlit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import REPO
+
+sys.path.insert(0, str(REPO))
+
+PAGES = ["", "Reconstruct", "Generate", "Latent_map", "Interpolate", "Traverse", "Learn", "Train", "Evaluate", "Compare"]
+FILES = {"": "Home.py", "Reconstruct": "pages/1_Reconstruct.py", "Generate": "pages/2_Generate.py",
+         "Latent_map": "pages/3_Latent_map.py", "Interpolate": "pages/4_Interpolate.py", "Traverse": "pages/5_Traverse.py",
+         "Learn": "pages/6_Learn.py", "Train": "pages/7_Train.py", "Evaluate": "pages/8_Evaluate.py", "Compare": "pages/9_Compare.py"}
+# the functions whose cumulative time makes each part (none calls another part's)
+PARTS = {
+    "catalogue": [("app/state.py", "available_models"), ("app/state.py", "_load"), ("app/state.py", "dataset_of"),
+                  ("app/state.py", "image_shape_of")],
+    "pictures": [("vae_explorer/images.py", "png_bytes"), ("vae_explorer/images.py", "array_png_bytes"),
+                 ("app/live/__init__.py", "png_data_uri")],
+    "payloads": [("app/live/__init__.py", "browser_decoding"), ("app/live/__init__.py", "browser_encoding")],
+}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux /proc/PID/stat, clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def one_open(base: str, pid: int, page: str, model: str) -> tuple[float, float]:
+    """A new session opens `page`: (server CPU ms, wall ms)."""
+    import websockets
+
+    from app_load import Session
+
+    cpu, start = cpu_seconds(pid), time.perf_counter()
+    async with websockets.connect(base.replace("http://", "ws://") + "/_stcore/stream", subprotocols=["streamlit"],
+                                  max_size=None, open_timeout=60) as ws:
+        session = Session(ws, model)
+        reader = asyncio.ensure_future(session.read())
+        await session.open("", timeout=600)  # the session's first run: the page the URL names (Home), as a tab does
+        if page:
+            await session.open(page, timeout=600)
+        wall = (time.perf_counter() - start) * 1000
+        reader.cancel()
+        if session.errors:
+            raise RuntimeError(f"{page or 'Home'}: {session.errors}")
+    await asyncio.sleep(0.3)  # the server's work after the last message (its session closing) is not this open's
+    return (cpu_seconds(pid) - cpu) * 1000, wall
+
+
+def served(model: str, repeats: int) -> dict:
+    from vae_explorer.app.server import app_environment, running_app
+
+    rows = {}
+    with running_app(app_environment(tempfile.mkdtemp())) as (base, server):
+        time.sleep(2)
+        for page in PAGES:
+            first = asyncio.run(one_open(base, server.pid, page, model))
+            later = [asyncio.run(one_open(base, server.pid, page, model)) for _ in range(repeats)]
+            rows[page] = (first, (statistics.median(c for c, _ in later), statistics.median(w for _, w in later)))
+            print(f"  served {page or 'Home'}: first {first[0]:.0f} ms CPU, later {rows[page][1][0]:.0f} ms CPU", flush=True)
+    return rows
+
+
+def profiled(model: str) -> dict:
+    """Per page: {"first"|"later": {part: ms}}, from cProfile of AppTest runs in this process."""
+    from streamlit.testing.v1 import AppTest
+
+    rows = {}
+    for page in PAGES:
+        rows[page] = {}
+        for when in ("first", "later"):
+            at = AppTest.from_file(str(REPO / FILES[page]), default_timeout=600)
+            at.query_params["model"] = model
+            profile = cProfile.Profile()
+            cpu = time.process_time()
+            profile.enable()
+            at.run()
+            profile.disable()
+            total = (time.process_time() - cpu) * 1000
+            stats = pstats.Stats(profile).stats  # {(file, line, name): (cc, nc, tt, ct, callers)}
+            parts = {part: 1000 * sum(ct for (file, _, name), (_, _, _, ct, _) in stats.items()
+                                      if any(file.endswith(f) and name == n for f, n in functions))
+                     for part, functions in PARTS.items()}
+            parts["the rest"] = max(total - sum(parts.values()), 0.0)
+            parts["total"] = total
+            rows[page][when] = parts
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="digits-mlp")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(f"Page opens of {args.model}, {os.cpu_count()} CPUs; server CPU ms (user + system) and the visitor's wait (wall ms):")
+    served_rows = served(args.model, args.repeats)
+    print("| page | first open: server CPU | first: wall | later open: server CPU | later: wall |")
+    print("|---|---:|---:|---:|---:|")
+    for page, ((c1, w1), (c2, w2)) in served_rows.items():
+        print(f"| {page or 'Home'} | {c1:.0f} | {w1:.0f} | {c2:.0f} | {w2:.0f} |")
+    print("\nWhere the script's CPU goes (AppTest under cProfile in one process, ms; the profiler slows calls down):")
+    rows = profiled(args.model)
+    names = list(PARTS) + ["the rest", "total"]
+    print("| page | run | " + " | ".join(names) + " |")
+    print("|---|---|" + "---:|" * len(names))
+    for page, runs in rows.items():
+        for when, parts in runs.items():
+            print(f"| {page or 'Home'} | {when} | " + " | ".join(f"{parts[n]:.0f}" for n in names) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
