@@ -47,6 +47,7 @@ class Session:
         self.round_trips: list[float] = []
         self.live: dict | None = None  # the decoder spec the panel last carried (None: the server decodes)
         self.graph_bytes = 0  # ONNX graph bytes the server sent (base64), as a browser would load them
+        self.held: set[str] = set()  # models this tab made a session of (it asked for their graphs once)
         self.panel_state: dict = {}  # the panel's state as the browser holds it (what each send carries in full)
 
     async def send(self, page: str = "", fragment: str = "", states=()) -> None:
@@ -115,11 +116,21 @@ class Session:
         await self.send("Generate", self.fragment_id, [WidgetState(id=self.slider_id, json_value=json.dumps(self.panel_state))])
 
     async def take_graph(self, ok: bool = True) -> None:
-        """As the browser does with the graph the panel carried: say it made a session of it (`ok`),
-        or, as a browser without WebAssembly does, that it cannot (then the server decodes)."""
+        """As the browser does with the panel's decoder: a browser that has never seen the graph asks for
+        it (the panel then carries its bytes), then says it made a session of it (`ok`) or, as a browser
+        without WebAssembly does, that it cannot (then the server decodes)."""
+        if not self.live or self.live["model"] in self.held:
+            return  # this tab made its session of the model already
+        if not self.live.get("onnx"):
+            while not self.finished.empty():
+                self.finished.get_nowait()
+            await self.set_panel(live={"model": self.live["model"], "ok": True, "need": True})
+            await asyncio.wait_for(self.finished.get(), 60)
         if self.live and self.live.get("onnx"):
             while not self.finished.empty():
                 self.finished.get_nowait()
+            if ok:
+                self.held.add(self.live["model"])
             report = {"model": self.live["model"], "ok": True} if ok else {"model": self.live["model"], "ok": False,
                                                                            "reason": "a load test client"}
             await self.set_panel(live=report)

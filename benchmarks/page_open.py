@@ -9,19 +9,17 @@ later visitor's open of the same page, and, run in this process, what the page's
    median of --repeats). Server CPU is the process's user + system time (all its threads, from
    /proc) from before the websocket opens to the page's `script_finished`, so session start,
    the script and sending the page are all in it; wall is the visitor's wait.
-2. The same pages run as Streamlit's AppTest in this process under cProfile, first and later
-   runs, with the time inside the functions that build the page's parts summed by part: the
-   model catalogue and loading, pictures (PNG encoding), component payloads (the browser's
-   decoder graph, data URIs) and the rest (the script itself and Streamlit).
+2. The same pages run as Streamlit's AppTest in this process, first and later runs, with the
+   time inside the functions that build the page's parts summed by part: the model catalogue
+   and loading, pictures (PNG encoding), component payloads (the browser's decoder graph, data
+   URIs) and the rest (the script itself and Streamlit).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import os
-import pstats
 import statistics
 import sys
 import tempfile
@@ -36,13 +34,13 @@ PAGES = ["", "Reconstruct", "Generate", "Latent_map", "Interpolate", "Traverse",
 FILES = {"": "Home.py", "Reconstruct": "pages/1_Reconstruct.py", "Generate": "pages/2_Generate.py",
          "Latent_map": "pages/3_Latent_map.py", "Interpolate": "pages/4_Interpolate.py", "Traverse": "pages/5_Traverse.py",
          "Learn": "pages/6_Learn.py", "Train": "pages/7_Train.py", "Evaluate": "pages/8_Evaluate.py", "Compare": "pages/9_Compare.py"}
-# the functions whose cumulative time makes each part (none calls another part's)
+# the functions whose time makes each part (module, name): none calls another part's
 PARTS = {
-    "catalogue": [("app/state.py", "available_models"), ("app/state.py", "_load"), ("app/state.py", "dataset_of"),
-                  ("app/state.py", "image_shape_of")],
-    "pictures": [("vae_explorer/images.py", "png_bytes"), ("vae_explorer/images.py", "array_png_bytes"),
-                 ("app/live/__init__.py", "png_data_uri")],
-    "payloads": [("app/live/__init__.py", "browser_decoding"), ("app/live/__init__.py", "browser_encoding")],
+    "catalogue": [("vae_explorer.app.state", "available_models"), ("vae_explorer.app.state", "_load"),
+                  ("vae_explorer.app.state", "dataset_of"), ("vae_explorer.app.state", "image_shape_of")],
+    "pictures": [("vae_explorer.images", "png_bytes"), ("vae_explorer.images", "array_png_bytes"),
+                 ("vae_explorer.app.live", "png_data_uri")],
+    "payloads": [("vae_explorer.app.live", "browser_decoding"), ("vae_explorer.app.live", "browser_encoding")],
 }
 
 
@@ -89,25 +87,54 @@ def served(model: str, repeats: int) -> dict:
 
 
 def profiled(model: str) -> dict:
-    """Per page: {"first"|"later": {part: ms}}, from cProfile of AppTest runs in this process."""
+    """Per page: {"first"|"later": {part: ms}}: the page run as AppTest in this process, its parts timed
+    by wrapping their functions (the script runs in AppTest's own thread, out of a profiler's reach)."""
+    import functools
+    import importlib
+
     from streamlit.testing.v1 import AppTest
 
-    rows = {}
+    spent: dict[str, float] = {}
+    depth = {"now": 0}
+
+    def timed(part, function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            depth["now"] += 1
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                depth["now"] -= 1
+                if depth["now"] == 0:  # the outermost call only: a part calling a part is counted once
+                    spent[part] = spent.get(part, 0.0) + (time.perf_counter() - start) * 1000
+        return wrapper
+
+    for part, functions in PARTS.items():
+        for module_name, name in functions:
+            module = importlib.import_module(module_name)
+            setattr(module, name, timed(part, getattr(module, name)))
+    def run_once(path: Path) -> float:
+        at = AppTest.from_file(str(path), default_timeout=600)
+        start = time.perf_counter()
+        at.run()
+        return (time.perf_counter() - start) * 1000
+
+    empty = Path(tempfile.mkdtemp()) / "empty.py"  # AppTest's own cost of a run: a page that writes one line
+    empty.write_text("import streamlit as st\nst.write('x')\n")
+    harness = statistics.median(run_once(empty) for _ in range(5))
+    rows = {"AppTest's own run (an empty page)": {"later": {**{part: 0.0 for part in PARTS}, "the rest": harness,
+                                                             "total": harness}}}
     for page in PAGES:
         rows[page] = {}
         for when in ("first", "later"):
             at = AppTest.from_file(str(REPO / FILES[page]), default_timeout=600)
             at.query_params["model"] = model
-            profile = cProfile.Profile()
-            cpu = time.process_time()
-            profile.enable()
+            spent.clear()
+            start = time.perf_counter()
             at.run()
-            profile.disable()
-            total = (time.process_time() - cpu) * 1000
-            stats = pstats.Stats(profile).stats  # {(file, line, name): (cc, nc, tt, ct, callers)}
-            parts = {part: 1000 * sum(ct for (file, _, name), (_, _, _, ct, _) in stats.items()
-                                      if any(file.endswith(f) and name == n for f, n in functions))
-                     for part, functions in PARTS.items()}
+            total = (time.perf_counter() - start) * 1000
+            parts = {part: spent.get(part, 0.0) for part in PARTS}
             parts["the rest"] = max(total - sum(parts.values()), 0.0)
             parts["total"] = total
             rows[page][when] = parts
@@ -125,7 +152,7 @@ def main() -> int:
     print("|---|---:|---:|---:|---:|")
     for page, ((c1, w1), (c2, w2)) in served_rows.items():
         print(f"| {page or 'Home'} | {c1:.0f} | {w1:.0f} | {c2:.0f} | {w2:.0f} |")
-    print("\nWhere the script's CPU goes (AppTest under cProfile in one process, ms; the profiler slows calls down):")
+    print("\nWhere a run of the page's script goes (AppTest in this process, wall ms; the rest: the script and Streamlit):")
     rows = profiled(args.model)
     names = list(PARTS) + ["the rest", "total"]
     print("| page | run | " + " | ".join(names) + " |")

@@ -18,6 +18,7 @@ fast drag never queues up reruns; Python decodes inside an `st.fragment`, so onl
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 from pathlib import Path
 
@@ -74,8 +75,10 @@ def _browser_decoder(path: str, saved: float, _checkpoint: Checkpoint) -> dict:
 
     onnx_path = decoder_onnx(_checkpoint)
     model = _checkpoint.model
-    return {"model": weights_sha1(path)[:16], "shape": list(_checkpoint.config.model.image_shape), "cond_dim": int(model.cond_dim),
-            "onnx": base64.b64encode(onnx_path.read_bytes()).decode("ascii")}
+    graph = onnx_path.read_bytes()
+    return {"model": weights_sha1(path)[:16], "graph": hashlib.sha1(graph).hexdigest()[:16],
+            "shape": list(_checkpoint.config.model.image_shape), "cond_dim": int(model.cond_dim),
+            "onnx": base64.b64encode(graph).decode("ascii")}
 
 
 def browser_decoding(key: str, checkpoint: Checkpoint, saved: float, label: int | None = None,
@@ -113,9 +116,11 @@ def _browser_said(key: str, field: str, model: str) -> dict:
 
 
 def _spec(graph: dict, said: dict) -> dict:
-    """A graph's spec for the page: its bytes only until the browser says it holds a session of it."""
+    """A graph's spec for the page: its bytes only when the browser says it needs them. A browser
+    keeps the graphs it was sent (IndexedDB, by the digest of their bytes: live.js), so a new tab or
+    a reload makes its session from its own copy, and a graph crosses the network once per browser."""
     spec = {k: v for k, v in graph.items() if k != "onnx"}
-    if not said.get("ok") or said.get("need"):
+    if said.get("need"):
         spec["onnx"] = graph["onnx"]
     return spec
 
@@ -126,9 +131,9 @@ def _browser_encoder(path: str, saved: float, _checkpoint: Checkpoint) -> dict:
     from ...checkpoints import weights_sha1
     from ...checkpoints.onnx import encoder_onnx
 
-    onnx_path = encoder_onnx(_checkpoint)
-    return {"model": weights_sha1(path)[:16] + "-encoder", "cond_dim": int(_checkpoint.model.cond_dim),
-            "onnx": base64.b64encode(onnx_path.read_bytes()).decode("ascii")}
+    graph = encoder_onnx(_checkpoint).read_bytes()
+    return {"model": weights_sha1(path)[:16] + "-encoder", "graph": hashlib.sha1(graph).hexdigest()[:16],
+            "cond_dim": int(_checkpoint.model.cond_dim), "onnx": base64.b64encode(graph).decode("ascii")}
 
 
 def browser_encoding(key: str, checkpoint: Checkpoint, saved: float) -> tuple[dict | None, str | None]:
@@ -346,8 +351,6 @@ def latent_map(key: str, coords: np.ndarray, labels: np.ndarray, names: list[str
     (N, D) lets the browser decode each dot's posterior mean (both only with `live`). Dots from
     `n_test` on are training images (a map of every image). The points
     travel once per tab: after the page says it holds them, only their digest is sent."""
-    import hashlib
-
     coords = np.asarray(coords, np.float32)
     labels = np.asarray(labels).astype("<u2" if len(names) > 256 else np.uint8)
     # the means let the page decode each dot; past 10,000 dots they travel as float16 (half the bytes)

@@ -14,11 +14,49 @@ const shared = (window.__vaeExplorerLive ??= { runtime: null, sessions: new Map(
 // Cache API, also works on a plain-http classroom address.)
 function openDb() {
   return new Promise((resolve, reject) => {
-    const request = indexedDB.open(CACHE_DB, 1);
-    request.onupgradeneeded = () => request.result.createObjectStore("files");
+    const request = indexedDB.open(CACHE_DB, 2);
+    request.onupgradeneeded = () => {
+      const db = request.result;
+      if (!db.objectStoreNames.contains("files")) db.createObjectStore("files");
+      if (!db.objectStoreNames.contains(GRAPHS)) db.createObjectStore(GRAPHS);  // graph digest -> {bytes, at}
+    };
     request.onsuccess = () => resolve(request.result);
     request.onerror = () => reject(request.error);
   });
+}
+
+// The models' graphs this browser was sent, by the digest of their bytes (spec.graph), the newest
+// GRAPHS_KEPT: a new tab or a reload makes its session from its own copy instead of asking the
+// server, so a graph crosses the network once per browser, not once per visit.
+const GRAPHS = "graphs";
+const GRAPHS_KEPT = 16;
+
+async function keptGraph(digest) {
+  try {
+    const db = await openDb();
+    const hit = await new Promise((resolve) => {
+      const get = db.transaction(GRAPHS).objectStore(GRAPHS).get(digest);
+      get.onsuccess = () => resolve(get.result);
+      get.onerror = () => resolve(undefined);
+    });
+    return hit ? hit.bytes : null;
+  } catch (e) { return null; }  // no IndexedDB: the server sends it
+}
+
+async function keepGraph(digest, bytes) {
+  try {
+    const db = await openDb();
+    const store = db.transaction(GRAPHS, "readwrite").objectStore(GRAPHS);
+    store.put({ bytes, at: Date.now() }, digest);
+    const all = store.getAll();
+    const keys = store.getAllKeys();
+    all.onsuccess = () => {
+      keys.onsuccess = () => {
+        const oldest = keys.result.map((key, i) => [all.result[i].at, key]).sort((a, b) => a[0] - b[0]);
+        oldest.slice(0, Math.max(0, oldest.length - GRAPHS_KEPT)).forEach(([, key]) => store.delete(key));
+      };
+    };
+  } catch (e) { /* no IndexedDB, or no room: the next visit asks again */ }
 }
 
 async function cachedWasm(url) {
@@ -68,28 +106,41 @@ function base64Bytes(text) {
   return bytes;
 }
 
+function makeSession(spec, bytes) {
+  const made = runtime().then((ort) => ort.InferenceSession.create(bytes, {
+    executionProviders: ["wasm"], graphOptimizationLevel: "all",
+  }).then((s) => ({ ort, session: s })));
+  made.catch(() => shared.sessions.delete(spec.model));
+  shared.sessions.set(spec.model, made);
+  return made;
+}
+
 // The session of a model (`spec.model` is its weights' digest), made from `spec.onnx` (base64)
-// the first time; null when the page has not received that model's graph yet.
+// the first time; null when the page has not received that model's graph.
 export function session(spec) {
   if (!shared.sessions.has(spec.model)) {
     if (!spec.onnx) return null;
-    const made = runtime().then((ort) => ort.InferenceSession.create(base64Bytes(spec.onnx), {
-      executionProviders: ["wasm"], graphOptimizationLevel: "all",
-    }).then((s) => ({ ort, session: s })));
-    made.catch(() => shared.sessions.delete(spec.model));
-    shared.sessions.set(spec.model, made);
+    const bytes = base64Bytes(spec.onnx);
+    if (spec.graph) keepGraph(spec.graph, bytes);
+    makeSession(spec, bytes);
   }
   return shared.sessions.get(spec.model);
 }
 
 // Make (or find) the page's session of `spec`'s model for a panel: `ready(loaded)` once it exists,
-// and `report` tells Python the outcome (the graph is needed, held, or failed, with why).
+// and `report` tells Python the outcome (the graph is needed, held, or failed, with why). Without
+// the bytes, the browser's kept copy of the graph is used, and only without one are they asked for.
 export function attach(spec, report, ready) {
-  const made = session(spec);
-  if (!made) { report({ model: spec.model, ok: true, need: true }); return; }  // ask Python for the graph
-  made.then((loaded) => {
+  const settle = (made) => made.then((loaded) => {
     if (ready(loaded) !== false) report({ model: spec.model, ok: true });
   }, (error) => report({ model: spec.model, ok: false, reason: reason(error) }));
+  const made = session(spec);
+  if (made) { settle(made); return; }
+  (spec.graph ? keptGraph(spec.graph) : Promise.resolve(null)).then((bytes) => {
+    if (shared.sessions.has(spec.model)) settle(shared.sessions.get(spec.model));  // another panel made it meanwhile
+    else if (bytes) settle(makeSession(spec, bytes));
+    else report({ model: spec.model, ok: true, need: true });  // ask Python for the graph
+  });
 }
 
 // Decode one z (and class, for a conditional model) into RGBA pixels: the model's mean image in
