@@ -2,8 +2,6 @@
 
 import streamlit as st
 
-from vae_explorer.images import png_bytes
-from vae_explorer.latent import sample_prior
 from vae_explorer.app import safety
 from vae_explorer.app import state
 
@@ -78,14 +76,14 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         seed = st.session_state.get("home_seed", 0)
         classes = len(state.class_names(checkpoint))
         nrow = classes if model_config.conditional else 8  # conditional: one column per class
-        samples = sample_prior(checkpoint.model, nrow * (3 if model_config.conditional else 4), seed=seed)
-        st.image(png_bytes(samples, nrow=nrow, min_cell=48), width="stretch",
+        count, path, saved = nrow * (3 if model_config.conditional else 4), str(checkpoint.path), state.stamp(checkpoint.path)
+        st.image(state.prior_samples_png(path, saved, count, nrow, seed, 48), width="stretch",
                  caption=("z ~ N(0, I), decoded" if checkpoint.model.standard_prior else f"z from {state.prior_name(checkpoint)}, decoded")
                  + (": each column one class" if model_config.conditional else ""),
                  output_format="PNG")
         actions = st.columns(2)
-        actions[1].download_button("Download (PNG)", png_bytes(samples, nrow=nrow, min_cell=56), "samples.png", "image/png",
-                                   key="home_download", on_click="ignore")
+        actions[1].download_button("Download (PNG)", lambda: state.prior_samples_png(path, saved, count, nrow, seed, 56),
+                                   "samples.png", "image/png", key="home_download", on_click="ignore")  # made when clicked
         if actions[0].button("New samples", key="home_new_samples"):
             st.session_state["home_seed"] = seed + 1
             st.rerun()

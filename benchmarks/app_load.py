@@ -57,6 +57,7 @@ class Session:
         client = msg.rerun_script
         client.query_string = self.query
         client.page_script_hash = self.pages.get(page, "")
+        client.page_name = page  # a tab's first run names its page by the URL's path, as the browser does
         client.fragment_id = fragment
         client.widget_states.widgets.extend(states)
         await self.ws.send(msg.SerializeToString())

@@ -11,7 +11,7 @@ from vae_explorer.app import state
 from vae_explorer.app.live import browser_decoding, browser_encoding, drawing_pad, drawing_result, pending_drawing
 from vae_explorer.data import prepare_image
 from vae_explorer.images import png_bytes, to_uint8, upscale
-from vae_explorer.latent import encode_image, reconstruction_rows
+from vae_explorer.latent import encode_image
 
 with safety.boundary():  # anything unexpected: one sentence on the page, the details in the server's log
     checkpoint = state.page("Reconstruct")
@@ -25,8 +25,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         count = st.slider("How many", 8, 64, 16, step=8, key="recon_count")
         start = st.number_input("Starting at test image", 0, len(data.test_x) - count, 0, step=count, key="recon_start")
         per_row = min(count, 16)
-        rows = reconstruction_rows(model, data.test_x[start: start + count], data.test_y[start: start + count], per_row)
-        picture = png_bytes(rows, nrow=per_row, min_cell=56)
+        picture = state.reconstructions_png(str(checkpoint.path), state.stamp(checkpoint.path), start, count, per_row)
         st.image(picture, width="stretch", output_format="PNG",
                  caption="Rows alternate: test images, then their reconstructions from the posterior mean.")
         st.download_button("Download PNG", picture, "reconstructions.png", "image/png", key="recon_download_test")

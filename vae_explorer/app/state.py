@@ -299,12 +299,39 @@ def map_codes(path: str, saved: float, limit: int) -> tuple[np.ndarray, np.ndarr
 
 
 def picture(checkpoint: Checkpoint, z, label: int | None = None) -> np.ndarray:
-    """The image one latent vector (D,) decodes to, as uint8 (H, W) or (H, W, 3)."""
+    """The image one latent vector (D,) decodes to, as uint8 (H, W) or (H, W, 3). Kept for every
+    session: each visitor's first picture (z = 0, or a shared link's z) is decoded once."""
+    return _picture(str(checkpoint.path), stamp(checkpoint.path), tuple(float(v) for v in np.asarray(z, dtype=float).ravel()),
+                    None if label is None else int(label))
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _picture(path: str, saved: float, z: tuple[float, ...], label: int | None) -> np.ndarray:
     from ..images import to_uint8
     from ..latent import generate
 
-    image = to_uint8(generate(checkpoint.model, z, label))[0]
+    image = to_uint8(generate(_load(path, saved).model, np.asarray(z, dtype=np.float32), label))[0]
     return image[..., 0] if image.shape[-1] == 1 else image
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def prior_samples_png(path: str, saved: float, count: int, nrow: int, seed: int, cell: int) -> bytes:
+    """Home's samples from the prior as a PNG: the same for every visitor with the same seed, so made once."""
+    from ..images import png_bytes
+    from ..latent import sample_prior
+
+    return png_bytes(sample_prior(_load(path, saved).model, count, seed=seed), nrow=nrow, min_cell=cell)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def reconstructions_png(path: str, saved: float, start: int, count: int, per_row: int) -> bytes:
+    """Reconstruct's rows of test images and their reconstructions (from the posterior mean) as a PNG, made once."""
+    from ..images import png_bytes
+    from ..latent import reconstruction_rows
+
+    data = dataset_of(_load(path, saved))
+    rows = reconstruction_rows(_load(path, saved).model, data.test_x[start: start + count], data.test_y[start: start + count], per_row)
+    return png_bytes(rows, nrow=per_row, min_cell=56)
 
 
 def prior_name(checkpoint: Checkpoint) -> str:
