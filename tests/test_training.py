@@ -70,6 +70,40 @@ def test_nan_loss_stops_with_a_clear_error_and_restores_the_model(tiny_run, tiny
         assert torch.equal(value, saved[key])
 
 
+def test_a_step_reads_nothing_from_the_device_unless_a_callback_asks(tiny_run, tiny_data, monkeypatch):
+    """Sums and the non-finite check stay on the device through an epoch (on a GPU, each read of a value waits for it):
+    the training loop's own reads are a few per epoch, not one per step; a callback that asks for a step's loss gets it."""
+    import sys
+
+    model = fresh(tiny_run)
+    reads = {"n": 0}
+    for name in ("item", "tolist", "__float__", "__int__", "__bool__"):
+        real = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _real=real, **kwargs):
+            if sys._getframe(1).f_code.co_filename.endswith(("training/loop.py", "training/distributed.py")):
+                reads["n"] += 1  # the loop's own reads (the optimizer's, of CPU-held step counts, are not the loop's)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    between = []  # the loop's reads between one step event and the next
+    last = {"at": 0}
+
+    def watch(event):
+        if event.kind == "step":
+            between.append(reads["n"] - last["at"])
+            last["at"] = reads["n"]
+
+    train(model, tiny_data, TrainConfig(epochs=2, batch_size=8, device="cpu"), [watch])
+    assert len(between) >= 60
+    assert sum(1 for n in between[1:] if n) <= 2, between  # only across the epoch's end (its check, sums and test loss)
+    monkeypatch.undo()
+    shown = []
+    train(fresh(tiny_run), tiny_data, TrainConfig(epochs=1, batch_size=8, device="cpu"),
+          [lambda e: shown.append(e.loss) if e.kind == "step" else None])
+    assert len(shown) >= 30 and all(isinstance(v, float) and math.isfinite(v) for v in shown)
+
+
 def test_kl_warmup_is_linear():
     config = TrainConfig(beta=2.0, warmup_epochs=2)
     assert kl_weight(config, 1, 0, 10) == 0.0

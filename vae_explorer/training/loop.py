@@ -52,10 +52,17 @@ class TrainingEvent:
     epoch: int  # 1-based epoch in progress
     step: int  # optimizer steps done so far, over all epochs
     total_steps: int  # steps the whole run would take
-    loss: float  # the batch's loss (step events) or the epoch's mean training loss (epoch events)
+    raw_loss: float | torch.Tensor  # see `loss`; a step's is still on the device
     record: dict | None  # the epoch's history record (epoch events only)
     model: VAE
     state: TrainingState | None = None  # epoch events: what a checkpoint keeps to resume from here
+
+    @property
+    def loss(self) -> float:
+        """The batch's loss (step events) or the epoch's mean training loss (epoch events). A step's is
+        read from the device only when a callback asks (the read waits for the GPU), so a callback
+        that shows it now and then costs one wait then, not one per step."""
+        return float(self.raw_loss)
 
 
 Callback = Callable[[TrainingEvent], "bool | None"]
@@ -147,6 +154,18 @@ def _compile(model: VAE) -> None:
     model.decoder.compile()
 
 
+NONFINITE_CHECK_STEPS = 500  # steps between two looks at the device's non-finite flag (and at the end of each epoch)
+
+
+def _diverged(model: VAE, last_good: dict, loss: float, epoch: int, step_index: int, config: TrainConfig) -> None:
+    """Restore the end of the last complete epoch and say where the loss stopped being a number."""
+    model.load_state_dict(last_good)
+    raise TrainingError(
+        f"the loss became {loss} at epoch {epoch}, step {step_index + 1}; the model was restored to "
+        f"the end of epoch {epoch - 1}: lower the learning rate (now {config.lr:g}) and train again."
+    )
+
+
 def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Callback] = (),
           resume: TrainingState | None = None) -> list[dict]:
     """Train `model` in place on `data` for `config.epochs` epochs in all and return the history of
@@ -212,7 +231,12 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
         model.train()
         order = torch.randperm(n, generator=order_generator)
         order = order if on_disk else order.to(device)
-        sums = [0.0, 0.0, 0.0]  # recon, kl, objective summed over images
+        # recon, kl, objective summed over images, in float64 on the device, and the first step whose loss was not
+        # finite (-1: none) with that loss: read once an epoch, so a step never waits for the device. (Under torchrun
+        # each step's loss is summed over the processes at once, so that every process stops at the same step.)
+        sums = torch.zeros(3, dtype=torch.float64, device=device)
+        bad_step = torch.full((), -1, dtype=torch.int64, device=device)
+        bad_loss = torch.zeros((), dtype=torch.float64, device=device)
         seen = 0
         for i in range(steps_per_epoch):
             index = order[i * config.batch_size: (i + 1) * config.batch_size][rank::world]
@@ -224,23 +248,23 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
             with autocast(device, config.precision):
                 recon, kl, total = objective(xb, y.index_select(0, index.to(device)) if conditional else None, beta, noise_generator)
                 loss = total.mean()
-            recon_sum, kl_sum, loss_value = torch.stack([recon.detach().sum(), kl.detach().sum(), loss.detach()]).double().tolist()
+            parts = torch.stack([recon.detach().sum(), kl.detach().sum(), loss.detach()]).double()  # recon, kl, loss
             if world > 1:  # every process stops at the same step, for a NaN anywhere or a callback's stop
-                loss_value = distributed.all_sum([loss_value], device)[0] / world
-            if not math.isfinite(loss_value):
-                model.load_state_dict(last_good)
-                raise TrainingError(
-                    f"the loss became {loss_value} at epoch {epoch}, step {i + 1}; the model was restored to "
-                    f"the end of epoch {epoch - 1}: lower the learning rate (now {config.lr:g}) and train again."
-                )
+                loss_value = distributed.all_sum([float(parts[2])], device)[0] / world
+                if not math.isfinite(loss_value):
+                    _diverged(model, last_good, loss_value, epoch, i, config)
+                parts[2] = loss_value
+            first_bad = (bad_step < 0) & ~torch.isfinite(parts[2])
+            bad_step = torch.where(first_bad, i, bad_step)
+            bad_loss = torch.where(first_bad, parts[2], bad_loss)
             loss.backward()
             optimizer.step()
             step += 1
             seen += len(xb)
-            sums[0] += recon_sum
-            sums[1] += kl_sum
-            sums[2] += loss_value * len(xb)
-            event = TrainingEvent("step", epoch, step, total_steps, loss_value, None, model)
+            sums += torch.stack([parts[0], parts[1], parts[2] * len(xb)])
+            if (i + 1) % NONFINITE_CHECK_STEPS == 0 and int(bad_step) >= 0:  # a long epoch does not run on in vain
+                _diverged(model, last_good, float(bad_loss), epoch, int(bad_step), config)
+            event = TrainingEvent("step", epoch, step, total_steps, parts[2], None, model)
             wants_stop = any([bool(callback(event)) for callback in callbacks])
             if world > 1:
                 wants_stop = distributed.all_sum([float(wants_stop)], device)[0] > 0
@@ -248,8 +272,10 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
                 stop = True
                 break
 
+        if int(bad_step) >= 0:  # the epoch's one wait for the device: the weights after a non-finite loss are not kept
+            _diverged(model, last_good, float(bad_loss), epoch, int(bad_step), config)
         test = average_loss(model, data.test_x, data.test_y, config.beta, seed=config.seed)
-        *sums, seen = distributed.all_sum([*sums, float(seen)], device)  # over every process's shard
+        *sums, seen = distributed.all_sum([*sums.tolist(), float(seen)], device)  # over every process's shard
         train_recon, train_kl, train_loss = (total / max(seen, 1) for total in sums)
         record = {
             "epoch": epoch, "train_loss": train_loss, "train_recon": train_recon, "train_kl": train_kl,
