@@ -157,6 +157,14 @@ def _compile(model: VAE) -> None:
 NONFINITE_CHECK_STEPS = 500  # steps between two looks at the device's non-finite flag (and at the end of each epoch)
 
 
+def _check_finite(model: VAE, last_good: dict, losses: torch.Tensor, epoch: int, config: TrainConfig) -> None:
+    """Stop as _diverged does when a step's loss in `losses` (this epoch's so far) is not a number."""
+    bad = (~torch.isfinite(losses)).nonzero()
+    if len(bad):
+        first = int(bad[0, 0])
+        _diverged(model, last_good, float(losses[first]), epoch, first, config)
+
+
 def _diverged(model: VAE, last_good: dict, loss: float, epoch: int, step_index: int, config: TrainConfig) -> None:
     """Restore the end of the last complete epoch and say where the loss stopped being a number."""
     model.load_state_dict(last_good)
@@ -231,12 +239,11 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
         model.train()
         order = torch.randperm(n, generator=order_generator)
         order = order if on_disk else order.to(device)
-        # recon, kl, objective summed over images, in float64 on the device, and the first step whose loss was not
-        # finite (-1: none) with that loss: read once an epoch, so a step never waits for the device. (Under torchrun
+        # recon, kl, objective summed over images, in float64 on the device, and each step's loss for the non-finite
+        # check: read once an epoch, so a step never waits for the device. (Under torchrun
         # each step's loss is summed over the processes at once, so that every process stops at the same step.)
         sums = torch.zeros(3, dtype=torch.float64, device=device)
-        bad_step = torch.full((), -1, dtype=torch.int64, device=device)
-        bad_loss = torch.zeros((), dtype=torch.float64, device=device)
+        losses = torch.zeros(steps_per_epoch, dtype=torch.float64, device=device)  # each step's, for the check
         seen = 0
         for i in range(steps_per_epoch):
             index = order[i * config.batch_size: (i + 1) * config.batch_size][rank::world]
@@ -254,16 +261,14 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
                 if not math.isfinite(loss_value):
                     _diverged(model, last_good, loss_value, epoch, i, config)
                 parts[2] = loss_value
-            first_bad = (bad_step < 0) & ~torch.isfinite(parts[2])
-            bad_step = torch.where(first_bad, i, bad_step)
-            bad_loss = torch.where(first_bad, parts[2], bad_loss)
+            losses[i] = parts[2]
             loss.backward()
             optimizer.step()
             step += 1
             seen += len(xb)
             sums += torch.stack([parts[0], parts[1], parts[2] * len(xb)])
-            if (i + 1) % NONFINITE_CHECK_STEPS == 0 and int(bad_step) >= 0:  # a long epoch does not run on in vain
-                _diverged(model, last_good, float(bad_loss), epoch, int(bad_step), config)
+            if (i + 1) % NONFINITE_CHECK_STEPS == 0:  # a long epoch does not run on in vain
+                _check_finite(model, last_good, losses[: i + 1], epoch, config)
             event = TrainingEvent("step", epoch, step, total_steps, parts[2], None, model)
             wants_stop = any([bool(callback(event)) for callback in callbacks])
             if world > 1:
@@ -272,8 +277,8 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
                 stop = True
                 break
 
-        if int(bad_step) >= 0:  # the epoch's one wait for the device: the weights after a non-finite loss are not kept
-            _diverged(model, last_good, float(bad_loss), epoch, int(bad_step), config)
+        # the epoch's one wait for the device: weights after a non-finite loss are not kept
+        _check_finite(model, last_good, losses[: steps_per_epoch if not stop else i + 1], epoch, config)
         test = average_loss(model, data.test_x, data.test_y, config.beta, seed=config.seed)
         *sums, seen = distributed.all_sum([*sums.tolist(), float(seen)], device)  # over every process's shard
         train_recon, train_kl, train_loss = (total / max(seen, 1) for total in sums)
