@@ -39,14 +39,14 @@ def test_an_interrupted_save_leaves_the_old_checkpoint_loadable(tiny_run, copy, 
     model, config, history = tiny_run
     import vae_explorer.checkpoints.folder as checkpoints
 
-    real = checkpoints._fsync_write
+    real = checkpoints.fsync_write
 
     def crash(path, data):
         if path.name == "history.json":
             raise KeyboardInterrupt  # the process is stopped halfway through writing
         real(path, data)
 
-    monkeypatch.setattr(checkpoints, "_fsync_write", crash)
+    monkeypatch.setattr(checkpoints, "fsync_write", crash)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(copy, model, config, history + [{"epoch": 99}])
     loaded = load_checkpoint(copy)

@@ -130,14 +130,16 @@ def training_status(status: str, epochs_done: int, target_epochs: int) -> dict[s
             "host": socket.gethostname()}
 
 
-def _fsync_write(path: Path, data: bytes) -> None:
+def fsync_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` and wait until it is on the disk (a staging folder's files, before the rename that publishes it)."""
     with open(path, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
 
 
-def _json_bytes(value: Any) -> bytes:
+def json_bytes(value: Any) -> bytes:
+    """A JSON file's bytes as every checkpoint file is written (indented, no NaN, a final newline)."""
     return (json.dumps(value, indent=2, allow_nan=False) + "\n").encode("utf-8")
 
 
@@ -173,7 +175,7 @@ def save_checkpoint(path: str | Path, model: VAE, config: RunConfig, history: li
         save_file(weights, str(staging / WEIGHTS_FILE), metadata={"format_version": str(FORMAT_VERSION)})
         files = [staging / WEIGHTS_FILE]
         if frames:
-            from ..latent.epochs import frames_to_tensors
+            from .epochs import frames_to_tensors
 
             save_file(frames_to_tensors(frames), str(staging / EPOCHS_FILE))
             files.append(staging / EPOCHS_FILE)
@@ -184,11 +186,11 @@ def save_checkpoint(path: str | Path, model: VAE, config: RunConfig, history: li
         for file in files:
             with open(file, "rb+") as f:
                 os.fsync(f.fileno())
-        _fsync_write(staging / CONFIG_FILE, _json_bytes({"format_version": FORMAT_VERSION, **config.to_dict()}))
-        _fsync_write(staging / HISTORY_FILE, _json_bytes(history or []))
-        _fsync_write(staging / METRICS_FILE, _json_bytes(metrics or {}))
+        fsync_write(staging / CONFIG_FILE, json_bytes({"format_version": FORMAT_VERSION, **config.to_dict()}))
+        fsync_write(staging / HISTORY_FILE, json_bytes(history or []))
+        fsync_write(staging / METRICS_FILE, json_bytes(metrics or {}))
         if training is not None:
-            _fsync_write(staging / TRAINING_FILE, _json_bytes(training))
+            fsync_write(staging / TRAINING_FILE, json_bytes(training))
         if path.exists():
             os.rename(path, previous)
         os.rename(staging, path)  # the commit point
@@ -236,7 +238,7 @@ def read_epoch_frames(path: str | Path) -> list[dict]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from ..latent.epochs import frames_from_tensors
+    from .epochs import frames_from_tensors
 
     file = Path(path) / EPOCHS_FILE
     if not file.is_file():
@@ -251,7 +253,7 @@ def write_training(path: str | Path, training: dict[str, Any]) -> None:
     """Replace a checkpoint's training.json (atomic: write aside, then rename)."""
     path = Path(path)
     tmp = path / f".{TRAINING_FILE}.tmp-{os.getpid()}"
-    _fsync_write(tmp, _json_bytes(training))
+    fsync_write(tmp, json_bytes(training))
     os.replace(tmp, path / TRAINING_FILE)
 
 
@@ -260,7 +262,7 @@ def write_metrics(path: str | Path, metrics: dict[str, Any]) -> None:
     path = Path(path)
     current = _read_json(path / METRICS_FILE, dict) if (path / METRICS_FILE).exists() else {}
     tmp = path / f".{METRICS_FILE}.tmp-{os.getpid()}"
-    _fsync_write(tmp, _json_bytes({**current, **metrics}))
+    fsync_write(tmp, json_bytes({**current, **metrics}))
     os.replace(tmp, path / METRICS_FILE)
 
 

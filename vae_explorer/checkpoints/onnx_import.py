@@ -21,7 +21,6 @@ loading one opens them again from their bytes, with the same checks.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -35,7 +34,7 @@ from ..errors import ConfigError
 from ..models.external import MAX_LATENT
 from ..models.observation import Observation
 from ..models.onnx_pair import OnnxPair, OnnxPairError, _split_inputs, onnx_model
-from .folder import CONFIG_FILE, FORMAT_VERSION, HISTORY_FILE, METRICS_FILE, _fsync_write, _json_bytes
+from .folder import CONFIG_FILE, FORMAT_VERSION, HISTORY_FILE, METRICS_FILE, fsync_write, json_bytes
 from .records import read_json
 
 ARCHITECTURE = "onnx"
@@ -43,10 +42,6 @@ IMPORT_FILE, ENCODER_GRAPH, DECODER_GRAPH = "onnx.json", "onnx_encoder.onnx", "o
 PROBE_IMAGES = 64
 FIT_IMAGES = 1000  # test images a Gaussian's sigma is fitted on
 RANGE_SLACK = 0.1  # Gaussian means this far outside the declared range (in [0, 1] units) contradict it
-
-
-def is_imported(config: RunConfig) -> bool:
-    return config.model.architecture == ARCHITECTURE
 
 
 def _read_graph(path: Path, role: str) -> bytes:
@@ -215,14 +210,14 @@ def import_onnx(encoder: str | Path, decoder: str | Path, out: str | Path, datas
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        _fsync_write(staging / ENCODER_GRAPH, enc_bytes)
-        _fsync_write(staging / DECODER_GRAPH, dec_bytes)
-        _fsync_write(staging / IMPORT_FILE, _json_bytes({**observation.to_dict(), "layout": model.layout,
+        fsync_write(staging / ENCODER_GRAPH, enc_bytes)
+        fsync_write(staging / DECODER_GRAPH, dec_bytes)
+        fsync_write(staging / IMPORT_FILE, json_bytes({**observation.to_dict(), "layout": model.layout,
                                                          "decoder_layout": model.decoder_layout, "encoder": encoder.name,
                                                          "decoder": decoder.name}))
-        _fsync_write(staging / CONFIG_FILE, _json_bytes({"format_version": FORMAT_VERSION, **config.to_dict()}))
-        _fsync_write(staging / HISTORY_FILE, _json_bytes([]))
-        _fsync_write(staging / METRICS_FILE, _json_bytes({}))
+        fsync_write(staging / CONFIG_FILE, json_bytes({"format_version": FORMAT_VERSION, **config.to_dict()}))
+        fsync_write(staging / HISTORY_FILE, json_bytes([]))
+        fsync_write(staging / METRICS_FILE, json_bytes({}))
         os.rename(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -237,14 +232,6 @@ def read_observation(path: Path, channels: int) -> Observation:
         raise CheckpointError(f"{path / IMPORT_FILE} is missing or unreadable; import the ONNX pair again.") from None
     except ConfigError as exc:
         raise CheckpointError(f"{path / IMPORT_FILE}: {str(exc).rstrip('.')}; import the ONNX pair again.") from None
-
-
-def graphs_sha1(path: str | Path) -> str:
-    """The digest of an imported folder's two graphs: what derived files are keyed by."""
-    digest = hashlib.sha1()
-    for name in (ENCODER_GRAPH, DECODER_GRAPH):
-        digest.update(hashlib.sha1((Path(path) / name).read_bytes()).digest())
-    return digest.hexdigest()
 
 
 def load_imported(path: Path, config: RunConfig):

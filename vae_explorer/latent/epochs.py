@@ -4,7 +4,8 @@ frame per epoch (and one before training, epoch 0) beside its checkpoint, in
 `epochs.safetensors`, so the Train and Learn pages replay how any saved run learned.
 
     frame = epoch_frame(model, data, epoch)   # {"epoch", "scatter" (N, 2), "labels" (N,), "samples" (8, C, H, W) uint8}
-    tensors = frames_to_tensors(frames); frames = frames_from_tensors(tensors)
+
+The file's format (frames as flat tensors and back) is vae_explorer.checkpoints.epochs.
 """
 
 from __future__ import annotations
@@ -34,23 +35,3 @@ def epoch_frame(model, data, epoch: int, points: int = POINTS) -> dict:
     plane = mu if mu.shape[1] == 2 else pca_2d(mu)[0]  # z itself for D = 2, else the top-2 principal components
     return {"epoch": int(epoch), "scatter": plane.astype(np.float32), "labels": np.asarray(y, dtype=np.int64),
             "samples": to_uint8(samples).transpose(0, 3, 1, 2)}
-
-
-def frames_to_tensors(frames: list[dict]) -> dict[str, torch.Tensor]:
-    """Frames as the flat tensors a safetensors file holds."""
-    return {"epochs": torch.tensor([f["epoch"] for f in frames], dtype=torch.int64),
-            "scatter": torch.from_numpy(np.stack([f["scatter"] for f in frames]).astype(np.float32)),
-            "labels": torch.from_numpy(np.asarray(frames[0]["labels"], dtype=np.int64)),
-            "samples": torch.from_numpy(np.stack([f["samples"] for f in frames]).astype(np.uint8))}
-
-
-def frames_from_tensors(tensors: dict[str, torch.Tensor]) -> list[dict]:
-    """The frames back from `frames_to_tensors`'s tensors; [] when they do not fit together."""
-    try:
-        epochs, scatter, labels, samples = (tensors[k] for k in ("epochs", "scatter", "labels", "samples"))
-    except KeyError:
-        return []
-    if not (len(epochs) == len(scatter) == len(samples)) or scatter.dim() != 3 or scatter.shape[1] != len(labels):
-        return []
-    return [{"epoch": int(e), "scatter": s.numpy(), "labels": labels.numpy(), "samples": m.numpy()}
-            for e, s, m in zip(epochs, scatter, samples)]
