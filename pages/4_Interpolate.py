@@ -10,7 +10,8 @@ from vae_explorer.app.live import browser_decoding, interpolation_walk, pending_
 from vae_explorer.data import prepare_image
 from vae_explorer.errors import VaeExplorerError
 from vae_explorer.images import gif_bytes, mp4_bytes, png_bytes, to_uint8, upscale
-from vae_explorer.latent import class_centroids, corner_grid, encode_image, generate, interpolation_at, interpolation_paths
+from vae_explorer.latent import (centroid_arithmetic, class_centroids, corner_grid, encode_image, generate, interpolation_at,
+                                 interpolation_paths, path_lengths)
 
 with safety.boundary():  # anything unexpected: one sentence on the page, the details in the server's log
     checkpoint = state.page("Interpolate")
@@ -120,8 +121,8 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     with right:
         figure = go.Figure()
         t = np.linspace(0, 1, steps)
-        for method, points in paths.items():
-            figure.add_trace(go.Scatter(x=t, y=np.linalg.norm(points, axis=1), mode="lines+markers", name=method))
+        for method, lengths in path_lengths(paths).items():
+            figure.add_trace(go.Scatter(x=t, y=lengths, mode="lines+markers", name=method))
         figure.add_hline(y=float(np.sqrt(model.latent_dim)), line_dash="dot", annotation_text="√d")
         figure.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), title="length of z, |z|, along each path", xaxis_title="t from A to B")
         state.chart(figure, "interp_norm")
@@ -154,7 +155,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     plus = terms[0].selectbox("plus class", range(len(names)), index=min(7, len(names) - 1), format_func=lambda i: names[i], key="interp_plus")
     minus = terms[1].selectbox("minus class", range(len(names)), index=min(5, len(names) - 1), format_func=lambda i: names[i], key="interp_minus")
     scale = terms[2].slider("amount", 0.0, 2.0, 1.0, 0.1, key="interp_amount")
-    result = z_a + scale * (centroids[plus] - centroids[minus])
+    result = centroid_arithmetic(z_a, centroids, plus, minus, scale)
     parts = generate(model, np.stack([z_a, centroids[plus], centroids[minus], result]), label_a)
     st.image(png_bytes(parts, nrow=4, min_cell=72), width=state.px(480),
              caption=f"A,  centroid of {safety.plain(names[plus])},  centroid of {safety.plain(names[minus])},  A + {scale:g} × "

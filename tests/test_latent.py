@@ -280,3 +280,14 @@ def test_corner_grid_away_from_the_origin():
     grid = corner_grid(a, b, c, d, 3)
     assert grid.shape == (9, 2)
     assert grid[1] == pytest.approx([3, 1]) and grid[3] == pytest.approx([1, 2]) and grid[4] == pytest.approx([3, 3])
+
+
+def test_centroid_arithmetic_and_path_lengths_by_hand():
+    from vae_explorer.latent import centroid_arithmetic, class_centroids, path_lengths
+
+    mu = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 4.0], [0.0, 2.0]])
+    centroids = class_centroids(mu, np.array([0, 0, 1, 1]), 3)
+    assert centroids.tolist() == [[1.0, 0.0], [0.0, 3.0], [0.0, 0.0]]  # a class with no image: zeros
+    assert centroid_arithmetic([1.0, 1.0], centroids, 1, 0, 0.5).tolist() == [0.5, 2.5]  # (1, 1) + 0.5 * ((0, 3) - (1, 0))
+    lengths = path_lengths({"linear": np.array([[3.0, 4.0], [0.0, 0.0]]), "slerp": np.array([[1.0, 0.0]])})
+    assert lengths["linear"].tolist() == [5.0, 0.0] and lengths["slerp"].tolist() == [1.0]

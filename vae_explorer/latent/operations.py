@@ -171,6 +171,16 @@ def class_centroids(mu: np.ndarray, labels: np.ndarray, classes: int) -> np.ndar
     return np.stack([mu[labels == k].mean(0) if (labels == k).any() else np.zeros(mu.shape[1]) for k in range(classes)])
 
 
+def centroid_arithmetic(z: np.ndarray, centroids: np.ndarray, plus: int, minus: int, amount: float = 1.0) -> np.ndarray:
+    """z moved along the direction between two classes: z + amount * (centroid[plus] - centroid[minus])."""
+    return np.asarray(z, dtype=float) + amount * (centroids[plus] - centroids[minus])
+
+
+def path_lengths(paths: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The length |z| of every point of each interpolation path (name -> (steps,))."""
+    return {name: np.linalg.norm(np.asarray(points, dtype=float), axis=1) for name, points in paths.items()}
+
+
 @torch.inference_mode()
 def reconstruction_rows(model: VAE, x: torch.Tensor, y: torch.Tensor | None, per_row: int) -> torch.Tensor:
     """Rows of `per_row` images alternating with rows of their reconstructions (from the posterior mean)."""
