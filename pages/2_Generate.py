@@ -27,11 +27,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         z0, notice = state.z_from_link(st.query_params.get("z"), dim, checkpoint.name)
         if notice:
             st.warning(notice)
-        first = 0
-        try:  # a shared link's class
-            first = int(st.query_params.get("gen_class", 0)) if 0 <= int(st.query_params.get("gen_class", 0)) < len(names) else 0
-        except ValueError:
-            pass
+        first = state.from_link("gen_class", state.in_range(0, len(names) - 1), 0)  # a shared link's class
         st.session_state.update(gen_model=checkpoint.path, gen_z=z0.tolist(), gen_version=st.session_state.get("gen_version", 0) + 1,
                                 gen_label=first if model.cond_dim else None, gen_label_seq=st.session_state.get("gen_label_seq", 0) + 1)
 
@@ -75,7 +71,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                        label=label, label_seq=st.session_state.gen_label_seq)
         if notice:
             st.caption(notice)
-        st.query_params["z"] = ",".join(f"{v:.2f}" for v in z)
+        st.query_params["z"] = state.z_to_link(z)
         if model.cond_dim:
             st.query_params["gen_class"] = str(label)
         exports = st.columns(3)

@@ -71,12 +71,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
 
 
     def _walk_from_url() -> tuple[float, str]:
-        try:
-            t = float(st.query_params.get("interp_t", "0.5"))
-        except ValueError:
-            t = 0.5
-        method = st.query_params.get("interp_path", "slerp")
-        return (min(max(t, 0.0), 1.0) if np.isfinite(t) else 0.5), (method if method in ("linear", "slerp") else "slerp")
+        return state.from_link("interp_t", state.fraction, 0.5), state.from_link("interp_path", state.one_of(["linear", "slerp"]), "slerp")
 
 
     walk_ends = (np.asarray(z_a, np.float32).tobytes(), np.asarray(z_b, np.float32).tobytes(), label_a)

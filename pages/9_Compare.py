@@ -110,7 +110,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                                  "caption": second.name})
             if notice or twin_notice:
                 st.caption(notice or twin_notice)
-            st.query_params["z"] = ",".join(f"{v:.2f}" for v in z)
+            st.query_params["z"] = state.z_to_link(z)
 
         same_z()
         st.caption(f"One slider per dimension moves both models' z at once; each picture is its own decoder's answer. "

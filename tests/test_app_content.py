@@ -797,3 +797,18 @@ def test_compare_reconstructs_the_same_upload_with_both_models(media):
         assert_pixels_close(downscale(media.image(at, caption), (8, 8)), decoded(model, mu)[0], f"{name}'s reconstruction")
     at.file_uploader(key="cmp_upload").set_value(("notes.png", b"not an image", "image/png")).run()
     assert [e.value for e in at.error] == ["notes.png is not an image this app can read; upload a PNG, JPEG, BMP, WebP or GIF image."]
+
+
+@pytest.mark.parametrize("t, path, expected", [("nan", "zigzag", (0.5, "slerp")), ("7", "linear", (1.0, "linear")),
+                                               ("-1", "slerp", (0.0, "slerp")), ("0.25", "", (0.25, "slerp"))])
+def test_a_walk_link_s_values_are_used_when_they_can_be_and_replaced_when_not(t, path, expected):
+    at = run("pages/4_Interpolate.py", interp_t=t, interp_path=path)
+    (walk,) = [c for c in at.get("bidi_component") if c.proto.component_name.endswith(".interpolation_walk")]
+    data = json.loads(walk.proto.json)
+    assert (data["t"], data["method"]) == expected and not at.error
+
+
+@pytest.mark.parametrize("given, expected", [("9", 9), ("10", 0), ("x", 0), ("-1", 0)])
+def test_a_class_in_a_link_is_taken_only_when_the_model_has_it(needs_fashion, given, expected):
+    at = run("pages/2_Generate.py", "fashion-mnist-cvae", gen_class=given)
+    assert _slider_picture(at)[1]["label"] == expected and not at.error

@@ -523,6 +523,28 @@ def show_map_progress(task, what: str) -> None:
     poll()
 
 
+def from_link(key: str, parse, default):
+    """A value the URL's ?key=... gives a page that is not a widget's (a widget's: from_url): `parse`d
+    (ValueError, TypeError or IndexError for text it cannot use), else `default`."""
+    try:
+        return parse(st.query_params[key]) if key in st.query_params else default
+    except (ValueError, TypeError, IndexError):
+        return default
+
+
+def fraction(text: str) -> float:
+    """A parser for from_link: a finite number, clipped to 0 to 1."""
+    value = float(text)
+    if not np.isfinite(value):
+        raise ValueError(text)
+    return min(max(value, 0.0), 1.0)
+
+
+def z_to_link(z) -> str:
+    """A latent vector as a link's ?z= (two places: what the sliders show)."""
+    return ",".join(f"{v:.2f}" for v in z)
+
+
 def z_from_link(text: str | None, dim: int, model_name: str, low: float = -3.0, high: float = 3.0) -> tuple[np.ndarray, str | None]:
     """A latent vector from a shared link's ?z=v1,v2,... and, when it cannot be used as it is,
     the one line that says what was done instead (zeros, or values set to the sliders' ends)."""
@@ -575,7 +597,7 @@ def in_range(low: int, high: int):
 
 
 def one_of(options):
-    """A parser for from_url: one of `options` (compared as text)."""
+    """A parser for from_url and from_link: one of `options` (compared as text)."""
     def parse(text: str):
         for option in options:
             if str(option) == text:
