@@ -9,6 +9,7 @@ the running map and the last one, not five at once). The page polls `status` for
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Callable
@@ -76,7 +77,8 @@ class MapQueue:
         try:
             task.compute(progress)
             task.state = "done"
-        except Exception as error:  # shown to the one session that asked, in the page's words
+        except Exception as error:  # shown to the one session that asked, in the page's words; the details go to the log
+            logging.getLogger("vae_explorer.runs").exception("the map %s failed", task.key)
             task.state, task.error = "failed", type(error).__name__
         task.finished.set()
         with self._lock:
