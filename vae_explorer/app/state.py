@@ -353,13 +353,10 @@ def prior_code(checkpoint: Checkpoint) -> list[float]:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def epoch_frames(path: str, saved: float) -> list[dict]:
-    """The checkpoint's kept epoch frames (latent/epochs.py), [] when it has none, each with its
-    samples' PNG ("samples_png", as a live job's frames carry it) made here once, not on every
-    rerun of the page that replays them (Learn reruns on each move of its sliders)."""
+    """The checkpoint's kept epoch frames (latent/epochs.py), [] when it has none."""
     from ..checkpoints import read_epoch_frames
-    from .replay import samples_png
 
-    return [{**frame, "samples_png": samples_png(frame)} for frame in read_epoch_frames(path)]
+    return read_epoch_frames(path)
 
 
 DRAWING_KEY = "drawing"  # the session's last drawing on the Reconstruct pad, offered by other pages
