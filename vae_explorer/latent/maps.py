@@ -10,6 +10,7 @@ never reuses an old map, and shipped checkpoints can carry theirs.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -41,6 +42,10 @@ def pca_inverse(coords: np.ndarray, mean: np.ndarray, directions: np.ndarray) ->
     return mean + np.atleast_2d(coords)[:, : len(directions)] @ directions
 
 
+# The map libraries (numba and its JIT caches underneath) are first imported in the sessions' background map
+# threads, two at once when two sessions ask; one at a time here (a UMAP task failed twice in CI with
+# ModuleNotFoundError, not reproduced alone).
+_IMPORTING = threading.Lock()
 SKLEARN_TSNE_MAX = 10_000  # up to here scikit-learn's t-SNE; above it openTSNE's (see tsne_2d)
 TSNE_ITERATIONS = 750  # openTSNE's defaults: 250 early-exaggeration iterations, then 500
 
@@ -55,12 +60,13 @@ def tsne_2d(points: np.ndarray, perplexity: float = 30.0, seed: int = 0, progres
     the checkpoints are its), openTSNE above, with `progress(done, total)` told as it iterates."""
     perplexity = min(perplexity, max(2.0, (len(points) - 1) / 3))
     if len(points) <= SKLEARN_TSNE_MAX:
-        from sklearn.manifold import TSNE
-
+        with _IMPORTING:
+            from sklearn.manifold import TSNE
         coords = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
                       n_jobs=os.cpu_count()).fit_transform(points)
     else:
-        from openTSNE import TSNE as OpenTSNE
+        with _IMPORTING:
+            from openTSNE import TSNE as OpenTSNE
 
         done = [0]
 
@@ -80,8 +86,8 @@ def tsne_2d(points: np.ndarray, perplexity: float = 30.0, seed: int = 0, progres
 def umap_2d(points: np.ndarray, neighbours: int = 15, seed: int = 0, progress: Progress | None = None) -> np.ndarray:
     """UMAP (McInnes, Healy & Melville, arXiv:1802.03426) of points (N, D) to (N, 2), with
     umap-learn; seeded, so one thread (umap-learn's rule for a repeatable map)."""
-    import umap
-
+    with _IMPORTING:
+        import umap
     coords = umap.UMAP(n_neighbors=int(max(2, min(neighbours, len(points) - 1))), random_state=seed, n_jobs=1).fit_transform(points)
     if progress is not None:
         progress(1, 1)
