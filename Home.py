@@ -2,13 +2,12 @@
 
 import streamlit as st
 
-from vae_explorer.app import safety
-from vae_explorer.app import state
+from vae_explorer.app import cached, catalog, chrome, safety
 
 with safety.boundary():  # anything unexpected: one sentence on the page, the details in the server's log
     st.set_page_config(page_title="vae-explorer", page_icon="🧭", layout="wide")
 
-    checkpoint = state.select_model()
+    checkpoint = chrome.sidebar()
     config = checkpoint.config
     model_config = config.model
 
@@ -40,7 +39,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
              f"- **{kind}**, {model_config.architecture.upper()} {layers}, latent dimension **{model_config.latent_dim}**, "
              f"{checkpoint.model.num_parameters():,} parameters\n")
             + f"- data: **{safety.dataset_name(config.data.dataset)}**, {w}x{h} {'greyscale' if c == 1 else 'colour'} images, "
-            f"{len(state.class_names(checkpoint))} classes\n"
+            f"{len(catalog.class_names(checkpoint))} classes\n"
             + f"- {safety.plain(checkpoint.model.describe_likelihood())}"
             + ("" if imported else f"; beta = {config.train.beta:g}; trained {len(checkpoint.history)} epochs")
         )
@@ -74,15 +73,15 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     with right:
         st.subheader("Samples from the prior")
         seed = st.session_state.get("home_seed", 0)
-        classes = len(state.class_names(checkpoint))
+        classes = len(catalog.class_names(checkpoint))
         nrow = classes if model_config.conditional else 8  # conditional: one column per class
-        count, path, saved = nrow * (3 if model_config.conditional else 4), str(checkpoint.path), state.stamp(checkpoint.path)
-        st.image(state.prior_samples_png(path, saved, count, nrow, seed, 48), width="stretch",
-                 caption=("z ~ N(0, I), decoded" if checkpoint.model.standard_prior else f"z from {state.prior_name(checkpoint)}, decoded")
+        count = nrow * (3 if model_config.conditional else 4)
+        st.image(cached.prior_samples_png(checkpoint, count, nrow, seed, 48), width="stretch",
+                 caption=("z ~ N(0, I), decoded" if checkpoint.model.standard_prior else f"z from {catalog.prior_name(checkpoint)}, decoded")
                  + (": each column one class" if model_config.conditional else ""),
                  output_format="PNG")
         actions = st.columns(2)
-        actions[1].download_button("Download (PNG)", lambda: state.prior_samples_png(path, saved, count, nrow, seed, 56),
+        actions[1].download_button("Download (PNG)", lambda: cached.prior_samples_png(checkpoint, count, nrow, seed, 56),
                                    "samples.png", "image/png", key="home_download", on_click="ignore")  # made when clicked
         if actions[0].button("New samples", key="home_new_samples"):
             st.session_state["home_seed"] = seed + 1

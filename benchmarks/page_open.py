@@ -37,8 +37,8 @@ FILES = {"": "Home.py", "Reconstruct": "pages/1_Reconstruct.py", "Generate": "pa
          "Learn": "pages/6_Learn.py", "Train": "pages/7_Train.py", "Evaluate": "pages/8_Evaluate.py", "Compare": "pages/9_Compare.py"}
 # the functions whose time makes each part (module, name): none calls another part's
 PARTS = {
-    "catalogue": [("vae_explorer.app.state", "available_models"), ("vae_explorer.app.state", "_load"),
-                  ("vae_explorer.app.state", "dataset_of"), ("vae_explorer.app.state", "image_shape_of")],
+    "catalogue": [("vae_explorer.app.catalog", "available_models"), ("vae_explorer.app.catalog", "_load"),
+                  ("vae_explorer.app.catalog", "dataset_of"), ("vae_explorer.app.catalog", "image_shape_of")],
     "pictures": [("vae_explorer.images", "png_bytes"), ("vae_explorer.images", "array_png_bytes"),
                  ("vae_explorer.app.live", "png_data_uri")],
     "payloads": [("vae_explorer.app.live", "browser_decoding"), ("vae_explorer.app.live", "browser_encoding")],

@@ -6,26 +6,26 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from vae_explorer.errors import VaeExplorerError
-from vae_explorer.app import safety
-from vae_explorer.app import state
+from vae_explorer.app import cached, catalog, chrome, safety
+from vae_explorer.app.drawing import keep_drawing
 from vae_explorer.app.live import browser_decoding, browser_encoding, drawing_pad, drawing_result, pending_drawing
 from vae_explorer.data import prepare_image
 from vae_explorer.images import png_bytes, to_uint8, upscale
 from vae_explorer.latent import encode_image
 
 with safety.boundary():  # anything unexpected: one sentence on the page, the details in the server's log
-    checkpoint = state.page("Reconstruct")
+    checkpoint = chrome.page("Reconstruct")
     model = checkpoint.model
-    names = state.class_names(checkpoint)
+    names = catalog.class_names(checkpoint)
 
     # --- test images ---------------------------------------------------------------------------------
-    data = state.dataset_of(checkpoint)
+    data = catalog.dataset_of(checkpoint)
     if data is not None:
         st.subheader("Test images and their reconstructions")
         count = st.slider("How many", 8, 64, 16, step=8, key="recon_count")
         start = st.number_input("Starting at test image", 0, len(data.test_x) - count, 0, step=count, key="recon_start")
         per_row = min(count, 16)
-        picture = state.reconstructions_png(str(checkpoint.path), state.stamp(checkpoint.path), start, count, per_row)
+        picture = cached.reconstructions_png(checkpoint, start, count, per_row)
         st.image(picture, width="stretch", output_format="PNG",
                  caption="Rows alternate: test images, then their reconstructions from the posterior mean.")
         st.download_button("Download PNG", picture, "reconstructions.png", "image/png", key="recon_download_test")
@@ -35,20 +35,19 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     st.subheader("Draw")
     st.caption(f"Draw with the mouse, a pen or a finger. The pad is the model's {width}x{height} frame, drawn without "
                "centring; while you draw, the page encodes and decodes what it sees.")
-    saved = state.stamp(checkpoint.path)
     draw_label = st.selectbox("Encode it as class", range(len(names)), format_func=lambda i: names[i],
                               key="recon_draw_label") if model.cond_dim else None
-    decoder_spec, decoder_notice = browser_decoding("recon_pad", checkpoint, saved, draw_label)
-    encoder_spec, encoder_notice = browser_encoding("recon_pad", checkpoint, saved)
+    decoder_spec, decoder_notice = browser_decoding("recon_pad", checkpoint, draw_label)
+    encoder_spec, encoder_notice = browser_encoding("recon_pad", checkpoint)
     drawing, drawing_seq = pending_drawing("recon_pad", checkpoint.config.model.image_shape)
     drawn = encode_image(model, drawing, draw_label) if drawing is not None else None
     in_page = decoder_spec is not None and encoder_spec is not None
     drawing_pad("recon_pad", (channels, height, width), decoder_spec if in_page else None, encoder_spec if in_page else None,
-                drawing_result(drawn, drawing_seq), state.px(280), draw_label, brush=max(1.25, round(width / 14 * 4) / 4))
+                drawing_result(drawn, drawing_seq), chrome.px(280), draw_label, brush=max(1.25, round(width / 14 * 4) / 4))
     if not in_page:
         st.caption(encoder_notice or decoder_notice)
     if drawn is not None:
-        state.keep_drawing(checkpoint, drawing, draw_label)
+        keep_drawing(checkpoint, drawing, draw_label)
         st.image(png_bytes(drawn.samples, nrow=6, min_cell=56), caption="six samples z ~ q(z|x) of your drawing, decoded",
                  width="content", output_format="PNG")
         st.download_button("Download the drawing, its reconstruction and samples (PNG)", png_bytes(drawn.strip(), nrow=8, min_cell=56),
@@ -86,7 +85,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                                   marker_color="#4c78a8"))
         figure.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), title="mu ± sigma per latent dimension",
                              yaxis_title="z", showlegend=False)
-        state.chart(figure, f"recon_bars_{upload.file_id}", cols[2])
+        chrome.chart(figure, f"recon_bars_{upload.file_id}", cols[2])
         st.image(png_bytes(encoding.samples, nrow=6, min_cell=56),
                  caption="six samples z ~ q(z|x), decoded: what the encoder is unsure about varies", width="content",
                  output_format="PNG")
@@ -94,7 +93,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                            lambda encoding=encoding: png_bytes(encoding.strip(), nrow=8, min_cell=56),
                            f"{upload.name.rsplit('.', 1)[0]}-reconstruction.png", "image/png", key=f"recon_download_{upload.file_id}",
                            on_click="ignore")
-        said, far = state.typicality_of(checkpoint, x, label)
+        said, far = cached.typicality_of(checkpoint, x, label)
         if far:
             st.warning(safety.plain(said))
         elif said:

@@ -6,48 +6,46 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from vae_explorer.app import safety
-from vae_explorer.app import state
+from vae_explorer.app import cached, catalog, chrome, links, safety
 from vae_explorer.app.live import (browser_decoding, grid_axes, grid_explorer, latent_sliders, pending_drag, pending_label,
                                    pending_values)
 from vae_explorer.images import array_png_bytes, gif_bytes, mp4_bytes
 from vae_explorer.latent import generate
 
 with safety.boundary():  # anything unexpected: one sentence on the page, the details in the server's log
-    checkpoint = state.page("Generate", "Each slider sets one coordinate of z; the decoder turns z into the picture. Sliders "
+    checkpoint = chrome.page("Generate", "Each slider sets one coordinate of z; the decoder turns z into the picture. Sliders "
                             "are ordered by how much information each dimension carries (KL per dimension); greyed ones are "
                             "collapsed: the model ignores them.")
     model = checkpoint.model
     dim = model.latent_dim
-    names = state.class_names(checkpoint)
-    saved = state.stamp(checkpoint.path)
+    names = catalog.class_names(checkpoint)
 
     # Python's copy of z: set by Reset / Random / the URL; the browser's drags update it inside the fragment.
     if st.session_state.get("gen_model") != checkpoint.path:
-        z0, notice = state.z_from_link(st.query_params.get("z"), dim, checkpoint.name)
+        z0, notice = links.z_from_link(st.query_params.get("z"), dim, checkpoint.name)
         if notice:
             st.warning(notice)
-        first = state.from_link("gen_class", state.in_range(0, len(names) - 1), 0)  # a shared link's class
+        first = links.from_link("gen_class", links.in_range(0, len(names) - 1), 0)  # a shared link's class
         st.session_state.update(gen_model=checkpoint.path, gen_z=z0.tolist(), gen_version=st.session_state.get("gen_version", 0) + 1,
                                 gen_label=first if model.cond_dim else None, gen_label_seq=st.session_state.get("gen_label_seq", 0) + 1)
 
     buttons = st.columns([1, 1, 3])
-    if buttons[0].button("Random sample", key="gen_random", help=f"Draw z from the prior, {state.prior_name(checkpoint)}."):
-        st.session_state.gen_z = state.prior_code(checkpoint)
+    if buttons[0].button("Random sample", key="gen_random", help=f"Draw z from the prior, {catalog.prior_name(checkpoint)}."):
+        st.session_state.gen_z = cached.prior_code(checkpoint)
         st.session_state.gen_version += 1
     if buttons[1].button("Reset to zero", key="gen_reset"):
         st.session_state.gen_z = [0.0] * dim
         st.session_state.gen_version += 1
     label = st.session_state.gen_label  # a conditional model's class: picked in the panel, decoded at once there
 
-    kl, active = state.latent_stats(str(checkpoint.path), saved)
+    kl, active = cached.latent_stats(checkpoint)
     order = np.argsort(-kl)
     dims = [{"index": int(i), "label": f"z{i}  ·  {kl[i]:.2f} nats" + ("" if active[i] else "  (collapsed)"),
              "title": f"dimension {i}: KL {kl[i]:.3f} nats per image" + ("" if active[i] else "; collapsed, it barely changes the picture"),
-             "collapsed": bool(not active[i])} for i in order[:state.MAX_SLIDERS]]
-    if dim > state.MAX_SLIDERS:
-        st.caption(f"Sliders for the {state.MAX_SLIDERS} of {dim} dimensions that carry the most KL; the other "
-                   f"{dim - state.MAX_SLIDERS} keep their values (Random sample, Reset and shared links set them all).")
+             "collapsed": bool(not active[i])} for i in order[:chrome.MAX_SLIDERS]]
+    if dim > chrome.MAX_SLIDERS:
+        st.caption(f"Sliders for the {chrome.MAX_SLIDERS} of {dim} dimensions that carry the most KL; the other "
+                   f"{dim - chrome.MAX_SLIDERS} keep their values (Random sample, Reset and shared links set them all).")
 
 
     @st.fragment
@@ -65,13 +63,13 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
             st.session_state.gen_label = switched
             st.rerun()  # the whole page: the grid below decodes with the class too
         z = st.session_state.gen_z
-        image = state.picture(checkpoint, z, label)
-        live, notice = browser_decoding("gen_sliders", checkpoint, saved, label)
-        latent_sliders("gen_sliders", dims, z, version, image, seq, live, picture_px=state.px(280), classes=names if model.cond_dim else None,
+        image = cached.picture(checkpoint, z, label)
+        live, notice = browser_decoding("gen_sliders", checkpoint, label)
+        latent_sliders("gen_sliders", dims, z, version, image, seq, live, picture_px=chrome.px(280), classes=names if model.cond_dim else None,
                        label=label, label_seq=st.session_state.gen_label_seq)
         if notice:
             st.caption(notice)
-        st.query_params["z"] = state.z_to_link(z)
+        st.query_params["z"] = links.z_to_link(z)
         if model.cond_dim:
             st.query_params["gen_class"] = str(label)
         exports = st.columns(3)
@@ -99,11 +97,11 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                    "(Kingma & Welling, figure 4). z0 grows to the right" + (", z1 upwards." if dim == 2 else ".")
                    + " Point at the grid to see the place under the pointer decoded.")
         side = st.slider("Grid size", 8, 30, 16, key="gen_grid_side")
-        grid = state.grid_png(str(checkpoint.path), saved, "manifold", side, label, min(state.px(40), state.px(900) // side))
-        live, _ = browser_decoding("gen_grid", checkpoint, saved, label)
+        grid = cached.grid_png(checkpoint, "manifold", side, label, min(chrome.px(40), chrome.px(900) // side))
+        live, _ = browser_decoding("gen_grid", checkpoint, label)
         grid_explorer("gen_grid", grid, side, side if dim == 2 else 1, np.zeros(dim), grid_axes("manifold", side, dim),
                       ["z0", "z1"], image_shape, live, "Point at the grid; until then, its centre.", grid_px=Image.open(io.BytesIO(grid)).width,
-                      picture_px=state.px(224), gap=state.GRID_GAP)
+                      picture_px=chrome.px(224), gap=cached.GRID_GAP)
         st.download_button("Download grid (PNG)", grid, "manifold.png", "image/png", key="gen_grid_download", on_click="ignore")
     else:
         st.subheader("The plane where the data spreads most")
@@ -111,10 +109,10 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                    "the data's mean), from -2.5 to +2.5 standard deviations along each. Point at the grid to see the place "
                    "under the pointer decoded.")
         side = st.slider("Grid size", 6, 20, 12, key="gen_grid_side")
-        grid = state.grid_png(str(checkpoint.path), saved, "plane", side, label, min(state.px(48), state.px(900) // side))
-        centre, directions, spread = state.pca_plane(str(checkpoint.path), saved)
-        live, _ = browser_decoding("gen_grid", checkpoint, saved, label)
+        grid = cached.grid_png(checkpoint, "plane", side, label, min(chrome.px(48), chrome.px(900) // side))
+        centre, directions, spread = cached.pca_plane(checkpoint)
+        live, _ = browser_decoding("gen_grid", checkpoint, label)
         grid_explorer("gen_grid", grid, side, side, centre, grid_axes("plane", side, dim, directions, spread),
                       ["PC1 (sd)", "PC2 (sd)"], image_shape, live, "Point at the grid; until then, its centre.",
-                      grid_px=Image.open(io.BytesIO(grid)).width, picture_px=state.px(224), gap=state.GRID_GAP)
+                      grid_px=Image.open(io.BytesIO(grid)).width, picture_px=chrome.px(224), gap=cached.GRID_GAP)
         st.download_button("Download grid (PNG)", grid, "pca_plane.png", "image/png", key="gen_grid_download", on_click="ignore")

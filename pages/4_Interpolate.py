@@ -4,8 +4,8 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from vae_explorer.app import safety
-from vae_explorer.app import state
+from vae_explorer.app import cached, catalog, chrome, links, safety
+from vae_explorer.app.drawing import kept_drawing
 from vae_explorer.app.live import browser_decoding, interpolation_walk, pending_walk
 from vae_explorer.data import prepare_image
 from vae_explorer.errors import VaeExplorerError
@@ -14,12 +14,11 @@ from vae_explorer.latent import (centroid_arithmetic, class_centroids, corner_gr
                                  interpolation_paths, path_lengths)
 
 with safety.boundary():  # anything unexpected: one sentence on the page, the details in the server's log
-    checkpoint = state.page("Interpolate")
+    checkpoint = chrome.page("Interpolate")
     model = checkpoint.model
-    names = state.class_names(checkpoint)
-    path, saved = str(checkpoint.path), state.stamp(checkpoint.path)
-    data = state.dataset_of(checkpoint)
-    mu, _, labels = state.encoded_test_set(path, saved, 10_000)
+    names = catalog.class_names(checkpoint)
+    data = catalog.dataset_of(checkpoint)
+    mu, _, labels = cached.encoded_test_set(checkpoint, 10_000)
     if data is None or not len(mu):
         st.stop()
     n = len(mu)
@@ -29,11 +28,11 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         """One end point, a test image by index or an uploaded one: its posterior mean and class."""
         with column:
             index = st.number_input(f"Image {slot}: test image", 0, n - 1, key=f"interp_{slot}",
-                                    **state.from_url(f"interp_{slot}", state.in_range(0, n - 1), value=default))
+                                    **links.from_url(f"interp_{slot}", links.in_range(0, n - 1), value=default))
             upload = st.file_uploader(f"…or upload image {slot}", type=["png", "jpg", "jpeg", "bmp", "webp", "gif"], key=f"interp_upload_{slot}")
             z, label, image = mu[index], int(labels[index]), data.test_x[index: index + 1]
             caption = f"{slot}: test image {index}, {safety.plain(names[label])}"
-            drawing, drawing_label = state.kept_drawing(checkpoint)
+            drawing, drawing_label = kept_drawing(checkpoint)
             if upload is None and drawing is not None and st.checkbox(f"…or use your drawing as {slot}", key=f"interp_drawing_{slot}",
                                                                      help="The last drawing on the Reconstruct page's pad."):
                 encoding = encode_image(model, drawing, drawing_label, samples=0)
@@ -51,7 +50,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                     caption = f"{slot}: your upload" + (f", encoded as {safety.plain(names[label])}" if model.cond_dim else "")
                 except VaeExplorerError as exc:
                     st.error(safety.say(exc))
-            st.image(upscale(to_uint8(image)[0].squeeze(), 192), caption=caption, width=state.px(192), output_format="PNG")
+            st.image(upscale(to_uint8(image)[0].squeeze(), 192), caption=caption, width=chrome.px(192), output_format="PNG")
         return z, label
 
 
@@ -59,8 +58,8 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     z_a, label_a = pick("A", 0, ends[0])
     other = next((i for i in range(n) if int(labels[i]) != int(labels[0])), min(1, n - 1))  # B starts in another class than A
     z_b, _ = pick("B", other, ends[1])
-    steps = ends[2].slider("Steps", 5, 16, key="interp_steps", **state.from_url("interp_steps", state.in_range(5, 16), value=10))
-    state.to_url(interp_A=st.session_state["interp_A"], interp_B=st.session_state["interp_B"], interp_steps=steps)
+    steps = ends[2].slider("Steps", 5, 16, key="interp_steps", **links.from_url("interp_steps", links.in_range(5, 16), value=10))
+    links.to_url(interp_A=st.session_state["interp_A"], interp_B=st.session_state["interp_B"], interp_steps=steps)
     if model.cond_dim:
         ends[2].caption(f"This conditional model decodes the whole path as class {safety.plain(names[label_a])} (image A's class).")
 
@@ -71,7 +70,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
 
 
     def _walk_from_url() -> tuple[float, str]:
-        return state.from_link("interp_t", state.fraction, 0.5), state.from_link("interp_path", state.one_of(["linear", "slerp"]), "slerp")
+        return links.from_link("interp_t", links.fraction, 0.5), links.from_link("interp_path", links.one_of(["linear", "slerp"]), "slerp")
 
 
     walk_ends = (np.asarray(z_a, np.float32).tobytes(), np.asarray(z_b, np.float32).tobytes(), label_a)
@@ -90,10 +89,10 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
             t, method, seq = sent
             st.session_state.interp_walk_at = (t, method)
         t, method = st.session_state.interp_walk_at
-        image = state.picture(checkpoint, interpolation_at(z_a, z_b, t, method)[0], label_a)
-        live, notice = browser_decoding("interp_walk", checkpoint, saved, label_a)
-        interpolation_walk("interp_walk", z_a, z_b, version, t, method, image, seq, live, picture_px=state.px(240))
-        state.to_url(interp_t=f"{t:.2f}", interp_path=method)
+        image = cached.picture(checkpoint, interpolation_at(z_a, z_b, t, method)[0], label_a)
+        live, notice = browser_decoding("interp_walk", checkpoint, label_a)
+        interpolation_walk("interp_walk", z_a, z_b, version, t, method, image, seq, live, picture_px=chrome.px(240))
+        links.to_url(interp_t=f"{t:.2f}", interp_path=method)
         if notice:
             st.caption(notice)
 
@@ -120,7 +119,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
             figure.add_trace(go.Scatter(x=t, y=lengths, mode="lines+markers", name=method))
         figure.add_hline(y=float(np.sqrt(model.latent_dim)), line_dash="dot", annotation_text="√d")
         figure.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), title="length of z, |z|, along each path", xaxis_title="t from A to B")
-        state.chart(figure, "interp_norm")
+        chrome.chart(figure, "interp_norm")
     buttons = st.columns(3)  # the page's whole width: in the strip's column their names were cut at 1280 px
     buttons[0].download_button("Download (PNG)", strip, "interpolation.png", "image/png", key="interp_png", on_click="ignore")
     buttons[1].download_button("Download linear path (GIF)", lambda: gif_bytes(rows[:steps]), "interpolation.gif", "image/gif",
@@ -135,7 +134,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     index_d = corners[1].number_input("Image D: test image", 0, n - 1, min(3, n - 1), key="interp_D")
     side = corners[2].slider("Grid size", 4, 12, 7, key="interp_side")
     grid = png_bytes(generate(model, corner_grid(z_a, z_b, mu[index_c], mu[index_d], side), label_a), nrow=side, min_cell=48, padding=1)
-    st.image(grid, width=min(state.px(720), side * state.px(72)), caption="corners: A top-left, B top-right, C bottom-left, D bottom-right",
+    st.image(grid, width=min(chrome.px(720), side * chrome.px(72)), caption="corners: A top-left, B top-right, C bottom-left, D bottom-right",
              output_format="PNG")
     st.download_button("Download grid (PNG)", grid, "four_corners.png", "image/png", key="interp_grid_png", on_click="ignore")
 
@@ -152,7 +151,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     scale = terms[2].slider("amount", 0.0, 2.0, 1.0, 0.1, key="interp_amount")
     result = centroid_arithmetic(z_a, centroids, plus, minus, scale)
     parts = generate(model, np.stack([z_a, centroids[plus], centroids[minus], result]), label_a)
-    st.image(png_bytes(parts, nrow=4, min_cell=72), width=state.px(480),
+    st.image(png_bytes(parts, nrow=4, min_cell=72), width=chrome.px(480),
              caption=f"A,  centroid of {safety.plain(names[plus])},  centroid of {safety.plain(names[minus])},  A + {scale:g} × "
                           f"({safety.plain(names[plus])} − {safety.plain(names[minus])})",
              output_format="PNG")

@@ -6,8 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from vae_explorer.app import safety
-from vae_explorer.app import state
+from vae_explorer.app import cached, catalog, chrome, safety
 from vae_explorer.app.figures import dimension_history_figure, has_dimension_history, kl_bars
 from vae_explorer.app.replay import epoch_replay
 from vae_explorer.app.sentences import elbo_sum, iwae_comparison
@@ -16,7 +15,7 @@ from vae_explorer.latent import sample_prior, traverse, vamp_components
 from vae_explorer.models import kl_to_prior
 
 with safety.boundary():  # anything unexpected: one sentence on the page, the details in the server's log
-    checkpoint = state.page("Learn", "Kingma & Welling, *Auto-Encoding Variational Bayes*, ICLR 2014, arXiv:1312.6114.")
+    checkpoint = chrome.page("Learn", "Kingma & Welling, *Auto-Encoding Variational Bayes*, ICLR 2014, arXiv:1312.6114.")
 
     st.header("1. The objective: the evidence lower bound")
     st.write("We want a model p(x) = ∫ p(x|z) p(z) dz of images x, with a simple prior p(z) = N(0, I) over a small latent "
@@ -56,7 +55,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                                 name="q(z|x) = N(μ, σ²)", line=dict(color="#4c78a8")))
     figure.add_vline(x=z, line_color="#e45756", annotation_text=f"z = {mu:.1f} + {sigma:.2f} × {eps:.1f} = {z:.2f}")
     figure.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="z", yaxis_title="density")
-    state.chart(figure, "learn_reparam")
+    chrome.chart(figure, "learn_reparam")
     kl = kl_to_prior(mu, sigma)
     st.caption(f"∂z/∂μ = 1 and ∂z/∂σ = ε = {eps:.1f}: both are plain numbers, so backpropagation works. "
                f"KL of this q from the prior: {kl:.2f} nats (zero only at μ = 0, σ = 1).")
@@ -65,14 +64,14 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     st.write("A β-VAE (Higgins et al., 2017) weights the KL by β. β > 1 buys a smoother, more factorised latent space with "
              "blurrier reconstructions; β < 1 the opposite. Compare two shipped models, the same network trained on the "
              "same shapes with β = 1 and β = 4:")
-    refs = {Path(r.path).name: r.path for r in state.available_models()}
+    refs = {Path(r.path).name: r.path for r in catalog.available_models()}
     names = list(refs)
     pick = st.columns(2)
     for column, default in zip(pick, ["shapes-vae", "shapes-betavae"]):  # the same network and data, β = 1 and β = 4
         with column:
             name = st.selectbox("Model", names, index=names.index(default) if default in names else 0, key=f"learn_beta_{default}")
-            other = state.load(refs[name])
-            kl_dims, active = state.latent_stats(refs[name], state.stamp(refs[name]))
+            other = catalog.load(refs[name])
+            kl_dims, active = cached.latent_stats(other)
             st.markdown(f"**{name}**: β = {other.config.train.beta:g}, {int(active.sum())} of {other.model.latent_dim} dimensions active"
                         + (f", recon {other.metrics['recon']:.1f}, KL {other.metrics['kl']:.1f} nats" if other.metrics else ""))
             st.image(png_bytes(sample_prior(other.model, 16, seed=0), nrow=8, min_cell=40), caption="samples from the prior",
@@ -86,19 +85,19 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
              "for some (or all) dimensions: their KL drops to zero and they carry no information. Such dimensions are "
              "*collapsed* (inactive): moving them changes nothing. Strong decoders, a large β and a KL that is switched on "
              "too early all encourage it; a KL warm-up (β rising from 0) and a smaller β discourage it.")
-    kl_dims, active = state.latent_stats(str(checkpoint.path), state.stamp(checkpoint.path))
+    kl_dims, active = cached.latent_stats(checkpoint)
     bars = kl_bars(kl_dims, active, f"KL per dimension of {safety.label(checkpoint.name)}", 280)
-    state.chart(bars, "learn_collapse")
+    chrome.chart(bars, "learn_collapse")
     st.caption(f"{int(active.sum())} of {len(active)} dimensions are active. Try the Traverse page on a collapsed one: its row does "
                "not change.")
     if has_dimension_history(checkpoint.history):
-        state.chart(dimension_history_figure(checkpoint.history), "learn_dims_history")
+        chrome.chart(dimension_history_figure(checkpoint.history), "learn_dims_history")
         st.caption(f"How {safety.plain(checkpoint.name)}'s dimensions learned, epoch by epoch: a row that fades to zero is a dimension "
                    "collapsing; one that lights up later is waking up (a KL warm-up gives more of them time to).")
-    frames = state.epoch_frames(str(checkpoint.path), state.stamp(checkpoint.path))
+    frames = cached.epoch_frames(checkpoint)
     if len(frames) >= 2:
         st.subheader(f"How {safety.plain(checkpoint.name)} learned, epoch by epoch")
-        epoch_replay(frames, state.class_names(checkpoint), "learn")
+        epoch_replay(frames, catalog.class_names(checkpoint), "learn")
 
     st.header("5. Beyond the plain ELBO")
     st.write("Four changes to the recipe, each shipped as digits-mlp's network trained on the same digits, so they can be "
@@ -110,7 +109,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         "digits-vamp": "VampPrior: p(z) is a mixture of the posteriors of 50 learned pseudo-images (Tomczak & Welling 2018)",
         "digits-two-level": "two levels: z2 ~ N(0, I) above z, with p(z|z2) learned (a hierarchical VAE)",
     }
-    shipped = {name: state.load(refs[name]) for name in KINDS if name in refs}
+    shipped = {name: catalog.load(refs[name]) for name in KINDS if name in refs}
     if shipped:
         st.table({"model": list(shipped), "what changes": [KINDS[n] for n in shipped],
                       "neg-ELBO": [f"{c.metrics.get('neg_elbo', float('nan')):.2f}" for c in shipped.values()],

@@ -6,9 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from vae_explorer.app import safety
-from vae_explorer.app import state
-from vae_explorer.app import train_form as form
+from vae_explorer.app import catalog, chrome, safety, train_form as form
 from vae_explorer.app.figures import dimension_history_figure, has_dimension_history
 from vae_explorer.app.replay import epoch_replay
 from vae_explorer.app.live import CLASS_COLOURS, runtime_installed
@@ -20,7 +18,7 @@ from vae_explorer.models import ARCHITECTURES
 from vae_explorer.runs.jobs import MAX_RUNNING, SweepJob, TrainingJob, find, register, run_folder
 
 with safety.boundary():  # anything unexpected: one sentence on the page, the details in the server's log
-    state.page("Train", "Train your own VAE here. It trains in the background: you can watch it, stop it, or explore other "
+    chrome.page("Train", "Train your own VAE here. It trains in the background: you can watch it, stop it, or explore other "
                         "pages meanwhile. It is saved after every epoch on this server and appears in every page's model picker.")
     def watch(new_job) -> None:
         """This session follows `new_job`; its token goes in the URL, so a reload (a new session) follows it too."""
@@ -127,7 +125,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     def unused_name(config, taken: set[str]) -> str:
         """A name for an unnamed run: dataset-architecture-zD, numbered when taken."""
         base = f"{config.data.dataset.replace(':', '-').replace('/', '-')}-{config.model.architecture}-z{config.model.latent_dim}"
-        return next(f"{base}-{i}" for i in range(1, 10_000) if f"{base}-{i}" not in taken and not (state.TRAINED_DIR / f"{base}-{i}").exists())
+        return next(f"{base}-{i}" for i in range(1, 10_000) if f"{base}-{i}" not in taken and not (catalog.TRAINED_DIR / f"{base}-{i}").exists())
 
 
     if start or sweep:
@@ -136,8 +134,8 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
             config = form.config_from_form()
             config.data = check_form_data(config.data, data_root())  # no folder outside the data folder
             if start:
-                taken = {Path(ref.path).name for ref in state.available_models()}
-                job = TrainingJob(config, run_folder(name or unused_name(config, taken), state.TRAINED_DIR, taken),
+                taken = {Path(ref.path).name for ref in catalog.available_models()}
+                job = TrainingJob(config, run_folder(name or unused_name(config, taken), catalog.TRAINED_DIR, taken),
                                   export_onnx=runtime_installed()).start()
             else:
                 config.train.epochs = int(sweep_epochs)
@@ -149,7 +147,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
 
 
     # --- interrupted runs ----------------------------------------------------------------------------
-    stopped_runs = state.interrupted_runs()
+    stopped_runs = catalog.interrupted_runs()
     if stopped_runs:
         st.subheader("Unfinished trainings")
         st.caption("These runs were saved after their last finished epoch when their training ended early (stopped, the "
@@ -160,7 +158,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
             row[0].markdown(f"**{safety.plain(run_name)}**: {how} after epoch {training.get('epochs_done', '?')} of "
                             f"{training.get('target_epochs', '?')}")
             if row[1].button("Resume", key=f"train_resume_{run_name}", disabled=busy):
-                watch(TrainingJob(None, state.TRAINED_DIR / run_name, resume=True, export_onnx=runtime_installed()).start())
+                watch(TrainingJob(None, catalog.TRAINED_DIR / run_name, resume=True, export_onnx=runtime_installed()).start())
                 st.rerun()
 
 
@@ -220,23 +218,23 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
             st.success(safety.plain(safety.server_paths_named(snap.message)))
         if isinstance(job, TrainingJob):
             if snap.history:
-                state.chart(history_figure(snap.history), "train_history_chart")
+                chrome.chart(history_figure(snap.history), "train_history_chart")
                 if has_dimension_history(snap.history):  # dimensions waking up or collapsing, epoch by epoch
-                    state.chart(dimension_history_figure(snap.history), "train_dims_chart")
+                    chrome.chart(dimension_history_figure(snap.history), "train_dims_chart")
             if snap.strip_png is not None:
                 left, right = st.columns([3, 2])
                 left.image(snap.strip_png, width="stretch", output_format="PNG",
                            caption="Test images (top) and their reconstructions now (bottom)")
                 names = snap.class_names or [str(i) for i in range(int(snap.scatter_labels.max()) + 1)]
-                state.chart(scatter_figure(snap.scatter, snap.scatter_labels, names), "train_scatter", right)
+                chrome.chart(scatter_figure(snap.scatter, snap.scatter_labels, names), "train_scatter", right)
             if len(snap.frames) >= 2:  # the run so far, epoch by epoch; every epoch's scatter in one figure only at the end
                 st.markdown("**Epoch by epoch**")  # (not re-sent twice a second while it trains)
                 epoch_replay(snap.frames, names, "train", animate=snap.finished)
             if snap.saved and st.button("Explore it", key="train_explore", type="primary"):
-                st.session_state[state.MODEL_KEY] = Path(snap.saved).name
+                st.session_state[catalog.MODEL_KEY] = Path(snap.saved).name
                 st.switch_page("pages/1_Reconstruct.py")
         elif snap.results:
-            state.chart(rate_distortion_figure(snap.results), "train_rd_chart")
+            chrome.chart(rate_distortion_figure(snap.results), "train_rd_chart")
             st.dataframe([{k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()} for r in snap.results],
                          hide_index=True)
             collapsed = [r for r in snap.results if r["active_units"] < r["latent_dim"]]

@@ -7,13 +7,12 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
-from vae_explorer.app import safety
-from vae_explorer.app import state
+from vae_explorer.app import catalog, chrome, evaluations, safety
 
 with safety.boundary():  # anything unexpected: one sentence on the page, the details in the server's log
-    current = state.page("Evaluate", "Test-set metrics of any checkpoints side by side, per image in nats (lower is better "
+    current = chrome.page("Evaluate", "Test-set metrics of any checkpoints side by side, per image in nats (lower is better "
                                      "unless said otherwise). Results are kept, so switching back is instant.")
-    refs = {Path(ref.path).name: ref for ref in state.available_models()}
+    refs = {Path(ref.path).name: ref for ref in catalog.available_models()}
     controls = st.columns([4, 1, 1])
     chosen = controls[0].multiselect("Checkpoints", list(refs), default=[current.name], key="eval_models",
                                      format_func=lambda n: refs[n].label)
@@ -27,18 +26,18 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
 
     results, classifiers = {}, {}
     for name in chosen:
-        checkpoint = state.load(refs[name].path)
-        if state.dataset_of(checkpoint) is None:
+        checkpoint = catalog.load(refs[name].path)
+        if catalog.dataset_of(checkpoint) is None:
             continue
-        classifier = state.feature_classifier(checkpoint)
-        n = len(state.dataset_of(checkpoint).test_x)
+        classifier = evaluations.feature_classifier(checkpoint)
+        n = len(catalog.dataset_of(checkpoint).test_x)
         n = n if test_images is None else min(test_images, n)
         bar = st.empty()  # a first visit computes (a minute or two at most) with a bar; later ones find the figures kept
 
         def progress(fraction: float, what: str, name=name, n=n, bar=bar) -> None:
             bar.progress(min(max(fraction, 0.0), 1.0), text=f"Evaluating {safety.plain(name)} on {n:,} test images: {what}…")
 
-        results[name] = state.evaluation(str(checkpoint.path), state.stamp(checkpoint.path), k, test_images,
+        results[name] = evaluations.evaluation(checkpoint, k, test_images,
                                          classifier[1]["key"] if classifier else None, classifier, progress)
         bar.empty()
         classifiers[name] = classifier[1] if classifier else None
@@ -110,7 +109,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                    "for the saved figures.")
     scored = {name: checkpoint.model.describe_likelihood() for name, (checkpoint, _, _) in results.items()}
     st.caption("  \n".join(f"{safety.plain(name)}: {safety.plain(said)}" for name, said in scored.items()))
-    if not state.scored_alike(checkpoint.model for checkpoint, _, _ in results.values()):
+    if not catalog.scored_alike(checkpoint.model for checkpoint, _, _ in results.values()):
         st.warning("These models are scored with different likelihoods, so their neg-ELBO, reconstruction and IWAE "
                    "figures are in different units and not comparable; KL, active units and FID are.")
     accuracies = {info["key"]: info for info in classifiers.values() if info}
@@ -132,7 +131,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
             figure.add_trace(go.Bar(x=[f"z{i}" for i in range(len(metrics["kl_per_dim"]))], y=metrics["kl_per_dim"], name=safety.label(name)))
         figure.update_layout(barmode="group", height=340, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="nats per image",
                              legend=dict(orientation="h", y=-0.2))
-        state.chart(figure, "eval_kl_chart")
+        chrome.chart(figure, "eval_kl_chart")
         st.caption("A dimension near 0 nats says nothing about the image: the encoder leaves it at the prior (collapsed). "
                    "A β-VAE squeezes the information into fewer dimensions.")
     with right:
@@ -142,7 +141,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
             figure.add_trace(go.Histogram(x=gaps, name=safety.label(name), opacity=0.6, nbinsx=40))
         figure.update_layout(barmode="overlay", height=340, margin=dict(l=10, r=10, t=10, b=10),
                              xaxis_title=f"IWAE bound (k = {k}) − ELBO per image, nats", yaxis_title="images", legend=dict(orientation="h", y=-0.2))
-        state.chart(figure, "eval_gap_chart")
+        chrome.chart(figure, "eval_gap_chart")
         st.caption(
             "For each image, log p(x) − ELBO = KL(q(z|x) ‖ p(z|x)): how far the encoder's Gaussian is from the true posterior. "
             f"The IWAE bound with k = {k} samples climbs part of the way up to log p(x), so its gap to the ELBO (computed from "
@@ -159,7 +158,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                                      name=safety.label(name)))
         figure.update_layout(barmode="group", height=300, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="MIG",
                              legend=dict(orientation="h", y=-0.25))
-        state.chart(figure, "eval_mig_chart")
+        chrome.chart(figure, "eval_mig_chart")
         st.caption("For each true factor of the shapes set, the gap in mutual information between the two latent dimensions "
                    "that share most with it, divided by the factor's entropy: 1 when exactly one dimension encodes it.")
     else:

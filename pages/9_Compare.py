@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from vae_explorer.app import safety
-from vae_explorer.app import state
+from vae_explorer.app import cached, catalog, chrome, links, safety
+from vae_explorer.app.drawing import kept_drawing
 from vae_explorer.data import prepare_image
 from vae_explorer.errors import VaeExplorerError
 from vae_explorer.app.live import browser_decoding, latent_sliders, pending_values
@@ -15,23 +15,23 @@ from vae_explorer.images import png_bytes, to_uint8, upscale
 from vae_explorer.latent import encode_image, encode_means, interpolate, traverse, generate
 
 with safety.boundary():  # anything unexpected: one sentence on the page, the details in the server's log
-    first = state.page("Compare", "Two models side by side, driven by the same input: for example β = 1 against β = 4, a VAE "
+    first = chrome.page("Compare", "Two models side by side, driven by the same input: for example β = 1 against β = 4, a VAE "
                                   "against its conditional version, or one objective against another.")
-    refs = {Path(r.path).name: r for r in state.available_models()}
+    refs = {Path(r.path).name: r for r in catalog.available_models()}
     shape = first.config.model.image_shape
-    candidates = [name for name, ref in refs.items() if name != first.name and state.image_shape_of(ref.path) == shape]
+    candidates = [name for name, ref in refs.items() if name != first.name and catalog.image_shape_of(ref.path) == shape]
     if not candidates:
         st.info(f"No other model here sees {shape[2]}x{shape[1]} images like {safety.plain(first.name)}; train one on the Train page, or "
                 "pick another model in the sidebar.")
         st.stop()
-    preferred = state.comparable_first(first, candidates, {n: refs[n].path for n in candidates})
+    preferred = catalog.comparable_first(first, candidates, {n: refs[n].path for n in candidates})
     other_name = st.selectbox("Compare with", candidates, key="cmp_other", format_func=lambda n: refs[n].label,
-                              **state.from_url("cmp_other", lambda text: candidates[candidates.index(text)],
+                              **links.from_url("cmp_other", lambda text: candidates[candidates.index(text)],
                                                index=candidates.index(preferred)))
-    state.to_url(cmp_other=other_name)  # a shared link shows the same pair
-    second = state.load(refs[other_name].path)
+    links.to_url(cmp_other=other_name)  # a shared link shows the same pair
+    second = catalog.load(refs[other_name].path)
     models = {first.name: first, second.name: second}
-    kl, active = state.latent_stats(str(first.path), state.stamp(first.path))
+    kl, active = cached.latent_stats(first)
     by_kl = np.argsort(-kl)  # the first's dimensions, most KL first
     if first.config.data.dataset != second.config.data.dataset:
         first_data, second_data = safety.dataset_name(first.config.data.dataset), safety.dataset_name(second.config.data.dataset)
@@ -49,11 +49,11 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                             f"; neg-ELBO {metrics['neg_elbo']:.2f}, KL {metrics['kl']:.2f} nats, {metrics['active_units']} of "
                             f"{config.model.latent_dim} dimensions active" if "neg_elbo" in metrics else "; not evaluated yet"))
         column.caption(safety.plain(checkpoint.model.describe_likelihood()))
-    if not state.scored_alike(c.model for c in models.values()):
+    if not catalog.scored_alike(c.model for c in models.values()):
         st.caption("The two are scored with different likelihoods, so their neg-ELBOs are in different units: compare "
                    "their pictures, not those numbers.")
     conditional = [c for c in models.values() if c.model.cond_dim]
-    names = state.class_names(conditional[0] if conditional else first)
+    names = catalog.class_names(conditional[0] if conditional else first)
     label = st.selectbox("Class for " + " and ".join(c.name for c in conditional) + " (conditional)", range(len(names)),
                          format_func=lambda i: names[i], key="cmp_label") if conditional else None
 
@@ -71,13 +71,13 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                 "both. The image, interpolation and traversal below still compare them, each with its own codes.")
     else:
         if st.session_state.get("cmp_pair") != (first.name, second.name):  # a new pair keeps the z it had (or a link's)
-            z0, notice = state.z_from_link(st.query_params.get("z"), dim, first.name)
+            z0, notice = links.z_from_link(st.query_params.get("z"), dim, first.name)
             if notice:
                 st.warning(notice)
             st.session_state.update(cmp_pair=(first.name, second.name), cmp_z=z0.tolist(),
                                     cmp_version=st.session_state.get("cmp_version", 0) + 1)
         if st.button("Random sample", key="cmp_random", help=f"Draw z from {safety.plain(first.name)}'s prior."):
-            st.session_state.cmp_z = state.prior_code(first)
+            st.session_state.cmp_z = cached.prior_code(first)
             st.session_state.cmp_version += 1
 
         @st.fragment
@@ -88,29 +88,28 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
             if values is not None:
                 st.session_state.cmp_z = values
             z = st.session_state.cmp_z
-            saved = state.stamp(first.path)
-            live, notice = browser_decoding("cmp_sliders", first, saved, class_for(first, label))
-            twin_live, twin_notice = browser_decoding("cmp_sliders", second, state.stamp(second.path), class_for(second, label),
+            live, notice = browser_decoding("cmp_sliders", first, class_for(first, label))
+            twin_live, twin_notice = browser_decoding("cmp_sliders", second, class_for(second, label),
                                                       field="live_twin")
             # most KL in either model first; each slider names both models' KL, greyed where both collapsed
-            kl_b, active_b = state.latent_stats(str(second.path), state.stamp(second.path))
+            kl_b, active_b = cached.latent_stats(second)
             both = np.argsort(-np.maximum(kl, kl_b))
-            shown = both[:state.MAX_SLIDERS]
+            shown = both[:chrome.MAX_SLIDERS]
             dims = [{"index": int(i), "label": f"z{i}  ·  {kl[i]:.2f} | {kl_b[i]:.2f} nats",
                      "title": f"dimension {i} of both models' z: KL {kl[i]:.3f} nats per image in {first.name}"
                               + ("" if active[i] else " (collapsed)") + f", {kl_b[i]:.3f} in {second.name}"
                               + ("" if active_b[i] else " (collapsed)"),
                      "collapsed": bool(not active[i] and not active_b[i])} for i in shown]
-            if dim > state.MAX_SLIDERS:
-                st.caption(f"Sliders for the {state.MAX_SLIDERS} of {dim} dimensions that carry the most KL in either "
+            if dim > chrome.MAX_SLIDERS:
+                st.caption(f"Sliders for the {chrome.MAX_SLIDERS} of {dim} dimensions that carry the most KL in either "
                            "model; the others keep their values.")
-            latent_sliders("cmp_sliders", dims, z, version, state.picture(first, z, class_for(first, label)), seq, live,
-                           picture_px=state.px(220), caption=first.name,
-                           twin={"image": state.picture(second, z, class_for(second, label)), "live": twin_live,
+            latent_sliders("cmp_sliders", dims, z, version, cached.picture(first, z, class_for(first, label)), seq, live,
+                           picture_px=chrome.px(220), caption=first.name,
+                           twin={"image": cached.picture(second, z, class_for(second, label)), "live": twin_live,
                                  "caption": second.name})
             if notice or twin_notice:
                 st.caption(notice or twin_notice)
-            st.query_params["z"] = state.z_to_link(z)
+            st.query_params["z"] = links.z_to_link(z)
 
         same_z()
         st.caption(f"One slider per dimension moves both models' z at once; each picture is its own decoder's answer. "
@@ -118,9 +117,9 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                    "(nats per image; greyed: collapsed in both, it changes neither picture).")
 
     # --- 2. the same image ----------------------------------------------------------------------------
-    data = state.dataset_of(first)
+    data = catalog.dataset_of(first)
     st.subheader("The same image")
-    drawing, drawing_label = state.kept_drawing(first)
+    drawing, drawing_label = kept_drawing(first)
     sources = (["your drawing"] if drawing is not None else []) + ["a test image", "an upload"]
     source = st.radio("Input", sources, horizontal=True, key="cmp_source")
     image, true_label = None, None
@@ -139,11 +138,11 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         image, true_label = data.test_x[index], int(data.test_y[index])
     if image is not None:
         columns = st.columns(1 + len(models))
-        columns[0].image(upscale(to_uint8(image[None])[0].squeeze(), 160), caption="the input", width=state.px(160),
+        columns[0].image(upscale(to_uint8(image[None])[0].squeeze(), 160), caption="the input", width=chrome.px(160),
                          output_format="PNG")
         for column, checkpoint in zip(columns[1:], models.values()):
             encoding = encode_image(checkpoint.model, image, class_for(checkpoint, label if label is not None else true_label), samples=0)
-            column.image(upscale(to_uint8(encoding.reconstruction)[0].squeeze(), 160), width=state.px(160), output_format="PNG",
+            column.image(upscale(to_uint8(encoding.reconstruction)[0].squeeze(), 160), width=chrome.px(160), output_format="PNG",
                          caption=f"{safety.plain(checkpoint.name)}: reconstruction (its code {encoding.distance:.2f} from the origin)")
 
     # --- 3. the same end points, 4. the same traversal -----------------------------------------------

@@ -153,9 +153,9 @@ def test_traverse_from_a_test_image():
 def test_uploading_a_checkpoint_zip(tiny_checkpoint, tmp_path, monkeypatch):
     import zipfile
 
-    from vae_explorer.app import state
+    from vae_explorer.app import catalog
 
-    monkeypatch.setattr(state, "TRAINED_DIR", tmp_path / "runs")
+    monkeypatch.setattr(catalog, "TRAINED_DIR", tmp_path / "runs")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for f in tiny_checkpoint.iterdir():

@@ -351,7 +351,7 @@ def test_latent_map_umap_is_computed_in_the_background_then_shown():
     checkpoint, data = shipped("digits-mlp")
     at = run("pages/3_Latent_map.py", map_method="UMAP", map_neighbours="12")
     assert not [c for c in at.get("bidi_component") if c.proto.component_name.endswith(".latent_map")]  # not computed inline
-    from vae_explorer.app.state import stamp
+    from vae_explorer.app.catalog import stamp
 
     path = str(CHECKPOINTS / "digits-mlp")
     task = at.session_state["map_queue"].status((path, stamp(path), "umap", 12.0, "test", len(data.test_x)))
@@ -552,9 +552,9 @@ def test_evaluate_compares_the_objectives_on_the_same_data():
 
 def test_train_page_shows_the_saved_models_history_and_reconstructions(media, tmp_path, monkeypatch):
     from test_app_train import submit, train_page, wait_until_finished
-    from vae_explorer.app import state
+    from vae_explorer.app import catalog
 
-    monkeypatch.setattr(state, "TRAINED_DIR", tmp_path / "runs")
+    monkeypatch.setattr(catalog, "TRAINED_DIR", tmp_path / "runs")
     at = submit(train_page(train_name="watched", **{"train__train__epochs": 2}), "Start training")
     assert wait_until_finished(at).status == "done"
     trained = load_checkpoint(tmp_path / "runs" / "watched")
@@ -572,9 +572,9 @@ def test_train_page_shows_the_saved_models_history_and_reconstructions(media, tm
 
 def test_generate_shows_the_line_of_a_1d_model(media, tmp_path, monkeypatch, tiny_data):
     from vae_explorer import ModelConfig, RunConfig, TrainConfig, build_model, fit_to_data, save_checkpoint
-    from vae_explorer.app import state
+    from vae_explorer.app import catalog
 
-    monkeypatch.setattr(state, "TRAINED_DIR", tmp_path / "runs")
+    monkeypatch.setattr(catalog, "TRAINED_DIR", tmp_path / "runs")
     config = RunConfig(model=fit_to_data(ModelConfig(latent_dim=1, hidden_sizes=[8]), tiny_data.image_shape,
                                          tiny_data.class_names), train=TrainConfig(epochs=1))
     model = build_model(config.model, seed=0)
@@ -589,9 +589,9 @@ def test_generate_shows_the_line_of_a_1d_model(media, tmp_path, monkeypatch, tin
 def test_learn_shows_how_a_checkpoint_s_dimensions_learned_when_its_history_holds_it(tiny_checkpoint, tmp_path, monkeypatch):
     import shutil
 
-    from vae_explorer.app import state
+    from vae_explorer.app import catalog
 
-    monkeypatch.setattr(state, "TRAINED_DIR", tmp_path / "runs")
+    monkeypatch.setattr(catalog, "TRAINED_DIR", tmp_path / "runs")
     shutil.copytree(tiny_checkpoint, tmp_path / "runs" / "tiny")
     history = load_checkpoint(tmp_path / "runs" / "tiny").history
     at = AppTest.from_file(str(REPO / "pages/6_Learn.py"), default_timeout=PATIENCE_S)

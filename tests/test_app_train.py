@@ -11,12 +11,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import PATIENCE_S, REPO, shown
-from vae_explorer.app import state
+from vae_explorer.app import catalog
 
 
 @pytest.fixture
 def runs(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setattr(state, "TRAINED_DIR", tmp_path / "runs")
+    monkeypatch.setattr(catalog, "TRAINED_DIR", tmp_path / "runs")
     return tmp_path / "runs"
 
 

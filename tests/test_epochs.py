@@ -60,9 +60,9 @@ def test_a_damaged_frames_file_is_ignored_not_fatal(run_folder, tmp_path):
 def test_the_learn_page_replays_a_saved_run(run_folder, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from vae_explorer.app import state
+    from vae_explorer.app import catalog
 
-    monkeypatch.setattr(state, "TRAINED_DIR", run_folder.parent)
+    monkeypatch.setattr(catalog, "TRAINED_DIR", run_folder.parent)
     at = AppTest.from_file(str(REPO / "pages/6_Learn.py"), default_timeout=PATIENCE_S)
     at.query_params["model"] = "replayed"
     at.run()

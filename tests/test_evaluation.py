@@ -190,7 +190,7 @@ def test_the_app_computes_an_evaluation_once_for_sessions_asking_together(tiny_c
 
     import vae_explorer.evaluation as evaluation
     from conftest import PATIENCE_S
-    from vae_explorer.app import state
+    from vae_explorer.app import catalog, evaluations
 
     calls, release = [], threading.Event()
     real = evaluation.evaluate_with_gaps
@@ -201,12 +201,12 @@ def test_the_app_computes_an_evaluation_once_for_sessions_asking_together(tiny_c
         return real(*args, **kwargs)
 
     monkeypatch.setattr(evaluation, "evaluate_with_gaps", slow)
-    monkeypatch.setattr(state, "_evaluated", type(state._evaluated)())
-    key = (str(tiny_checkpoint), state.stamp(tiny_checkpoint), 5, 16, None)
+    monkeypatch.setattr(evaluations, "_evaluated", type(evaluations._evaluated)())
+    key = (catalog.load(tiny_checkpoint), 5, 16, None)
     results, heard = [None, None], [[], []]
 
     def session(i):
-        results[i] = state.evaluation(*key, None, lambda f, what: heard[i].append(what))
+        results[i] = evaluations.evaluation(*key, None, lambda f, what: heard[i].append(what))
 
     def wait_for(condition):
         for _ in range(PATIENCE_S * 100):
@@ -226,4 +226,4 @@ def test_the_app_computes_an_evaluation_once_for_sessions_asking_together(tiny_c
     second.join(PATIENCE_S)
     assert len(calls) == 1 and results[0] is results[1]
     assert heard[1] == ["the same figures are being computed for another visitor; waiting for them"]
-    assert state.evaluation(*key, None, lambda f, what: heard[1].append(what)) is results[0] and len(heard[1]) == 1
+    assert evaluations.evaluation(*key, None, lambda f, what: heard[1].append(what)) is results[0] and len(heard[1]) == 1

@@ -563,9 +563,9 @@ def imported_styles(vanilla, channels_last, conditional, learned_import, tmp_pat
 def test_every_page_opens_on_each_style(page, style, imported_styles, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from vae_explorer.app import safety, state
+    from vae_explorer.app import catalog, safety
 
-    monkeypatch.setattr(state, "TRAINED_DIR", imported_styles)
+    monkeypatch.setattr(catalog, "TRAINED_DIR", imported_styles)
     at = AppTest.from_file(str(REPO / page), default_timeout=PATIENCE_S)
     at.query_params["model"] = style
     at.run()
@@ -605,19 +605,19 @@ def test_a_latent_of_300_dimensions_gets_sliders_for_the_most_informative(tmp_pa
     """Latents up to 512 come in; Generate shows sliders for the 64 dimensions that carry the most KL."""
     from streamlit.testing.v1 import AppTest
 
-    from vae_explorer.app import state
+    from vae_explorer.app import cached, catalog
 
     model = WideVAE().eval()
     export(Call(model, "encode"), (torch.rand(2, 1, 8, 8),), tmp_path / "e.onnx", ["x"], ["mu", "logvar"])
     export(Call(model, "decode"), (torch.randn(2, 300),), tmp_path / "d.onnx", ["z"], ["logits"])
     import_onnx(tmp_path / "e.onnx", tmp_path / "d.onnx", tmp_path / "runs" / "wide", "digits", likelihood="bernoulli")
-    monkeypatch.setattr(state, "TRAINED_DIR", tmp_path / "runs")
+    monkeypatch.setattr(catalog, "TRAINED_DIR", tmp_path / "runs")
     at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=PATIENCE_S)
     at.query_params["model"] = "wide"
     at.run()
     assert not at.exception and not at.error, [e.message for e in at.exception]
     assert any("Sliders for the 64 of 300 dimensions that carry the most KL" in c.value for c in at.caption)
-    kl, _ = state.latent_stats(str(tmp_path / "runs" / "wide"), state.stamp(tmp_path / "runs" / "wide"))
+    kl, _ = cached.latent_stats(catalog.load(tmp_path / "runs" / "wide"))
     assert set(np.argsort(-kl)[:10]) == set(range(10))  # the ten that read the image come first
 
 
@@ -659,13 +659,13 @@ def test_evaluate_trains_a_missing_classifier_once_and_a_second_session_reads_it
     session then gets it from the shared cache (that replayed the first session's bar into a page that had none)."""
     from streamlit.testing.v1 import AppTest
 
-    from vae_explorer.app import state
+    from vae_explorer.app import catalog
 
     _, _, _, graphs = vanilla
     folder = rgb_folder(tmp_path / "new-pictures", n=60)
     import_onnx(graphs / "encoder.onnx", graphs / "decoder.onnx", tmp_path / "runs" / "fresh", f"folder:{folder}",
                 likelihood="gaussian", value_range="-1,1")
-    monkeypatch.setattr(state, "TRAINED_DIR", tmp_path / "runs")
+    monkeypatch.setattr(catalog, "TRAINED_DIR", tmp_path / "runs")
     for _ in range(2):
         at = AppTest.from_file(str(REPO / "pages/8_Evaluate.py"), default_timeout=PATIENCE_S)
         at.query_params["model"] = "fresh"

@@ -277,7 +277,7 @@ def test_pointing_at_the_pca_plane_decodes_the_place_under_the_pointer(page, app
     from pictures import posterior
     from test_app_content import pca_reference
     from vae_explorer import load_dataset
-    from vae_explorer.app.state import GRID_GAP
+    from vae_explorer.app.cached import GRID_GAP
 
     runtime_or_skip()
     open_page(page, app_url, "Generate")

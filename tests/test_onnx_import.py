@@ -143,9 +143,9 @@ PAGES = ["Home.py", "pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/3_La
 def test_every_page_opens_on_the_imported_model(page, imported, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from vae_explorer.app import state
+    from vae_explorer.app import catalog
 
-    monkeypatch.setattr(state, "TRAINED_DIR", imported.parent)
+    monkeypatch.setattr(catalog, "TRAINED_DIR", imported.parent)
     at = AppTest.from_file(str(REPO / page), default_timeout=PATIENCE_S)
     at.query_params["model"] = "theirs"
     at.run()

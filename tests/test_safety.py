@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 import hostile
 from conftest import PATIENCE_S, REPO, TINY_DATA, TINY_MODEL, shown
 from vae_explorer import RunConfig, TrainConfig, load_checkpoint
-from vae_explorer.app import state
+from vae_explorer.app import catalog
 from vae_explorer.app.safety import boundary, label, plain, say, server_paths_named
 from vae_explorer.checkpoints import import_checkpoint_zip
 from vae_explorer.config import DataConfig
@@ -131,7 +131,7 @@ def _texts(at: AppTest) -> list[str]:
 @pytest.mark.parametrize("model", ["odd-records", "markdown-names", "server-folder", "server-data-dir"])
 @pytest.mark.parametrize("page", [p if p == "Home.py" else pytest.param(p, marks=pytest.mark.slow) for p in PAGES])
 def test_every_page_opens_on_odd_and_hostile_uploads_without_a_traceback(page, model, uploads, monkeypatch):
-    monkeypatch.setattr(state, "TRAINED_DIR", uploads["runs"])
+    monkeypatch.setattr(catalog, "TRAINED_DIR", uploads["runs"])
     at = AppTest.from_file(str(REPO / page), default_timeout=PATIENCE_S)
     at.query_params["model"] = model
     at.run()

@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 
 from ..images import gif_bytes, mp4_bytes, png_bytes, scatter_frames
-from . import state
+from . import chrome
 from .figures import epochs_map_figure
 from .live import CLASS_COLOURS
 
@@ -27,7 +27,7 @@ def epoch_replay(frames: list[dict], names: list[str], key: str, animate: bool =
     then the decodes after a chosen epoch."""
     if animate:
         left, right = st.columns([3, 1], gap="medium")
-        state.chart(epochs_map_figure(frames, names, CLASS_COLOURS, [samples_png(f) for f in frames]), f"{key}_map_epochs", left)
+        chrome.chart(epochs_map_figure(frames, names, CLASS_COLOURS, [samples_png(f) for f in frames]), f"{key}_map_epochs", left)
         right.caption("Top: 8 fixed draws of z from the prior, decoded by the model as it was after the epoch on the slider "
                       "(0: before training). Below them: the test images' codes on that epoch's top-2 PCA plane. Press "
                       "play: classes pull apart as the code learns, and the draws turn into pictures.")

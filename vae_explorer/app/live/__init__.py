@@ -27,6 +27,7 @@ import streamlit as st
 
 from ...checkpoints import Checkpoint
 from ...errors import VaeExplorerError
+from .. import catalog
 
 _HERE = Path(__file__).resolve().parent
 PROJECT = "vae-explorer"  # [project] name in vae_explorer/pyproject.toml, which declares this folder
@@ -81,7 +82,7 @@ def _browser_decoder(path: str, saved: float, _checkpoint: Checkpoint) -> dict:
             "onnx": base64.b64encode(graph).decode("ascii")}
 
 
-def browser_decoding(key: str, checkpoint: Checkpoint, saved: float, label: int | None = None,
+def browser_decoding(key: str, checkpoint: Checkpoint, label: int | None = None,
                      field: str = "live") -> tuple[dict | None, str | None]:
     """The decoder spec to hand the component `key` (None: decode on the server) and, when the
     server decodes, the one line that says why. The graph travels only until the browser reports
@@ -93,7 +94,7 @@ def browser_decoding(key: str, checkpoint: Checkpoint, saved: float, label: int 
         return None, ("Pictures are decoded on the server: this app was not started from an installed vae-explorer; "
                       "run `pip install -e .` in the clone and restart the app.")
     try:
-        decoder = _browser_decoder(str(checkpoint.path), saved, checkpoint)
+        decoder = _browser_decoder(str(checkpoint.path), catalog.stamp(checkpoint.path), checkpoint)
     except VaeExplorerError as error:  # an export that fails: the server decodes
         return None, f"Pictures are decoded on the server: this model's decoder could not be prepared for the browser ({error})."
     except (ImportError, RuntimeError):  # the exporter's own words may name server files: not shown
@@ -136,13 +137,13 @@ def _browser_encoder(path: str, saved: float, _checkpoint: Checkpoint) -> dict:
             "cond_dim": int(_checkpoint.model.cond_dim), "onnx": base64.b64encode(graph).decode("ascii")}
 
 
-def browser_encoding(key: str, checkpoint: Checkpoint, saved: float) -> tuple[dict | None, str | None]:
+def browser_encoding(key: str, checkpoint: Checkpoint) -> tuple[dict | None, str | None]:
     """The encoder spec for the drawing pad `key` (None: the server encodes each stroke) and, when
     the server encodes, why. As for the decoder, the graph travels until the browser holds it."""
     if not runtime_installed() or not _declare("drawing_pad", "draw.js", "draw.css")[1]:
         return None, "The drawing is encoded on the server after each stroke: the browser runtime is not available here."
     try:
-        encoder = _browser_encoder(str(checkpoint.path), saved, checkpoint)
+        encoder = _browser_encoder(str(checkpoint.path), catalog.stamp(checkpoint.path), checkpoint)
     except VaeExplorerError as error:
         return None, f"The drawing is encoded on the server after each stroke: {error}."
     except (ImportError, RuntimeError):
