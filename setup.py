@@ -20,7 +20,10 @@ from setuptools import find_packages, setup
 
 ROOT = Path(__file__).resolve().parent
 SKIPPED_FOLDERS = {"__pycache__", "node_modules"}
-RUNTIME = ["node_modules/onnxruntime-web/dist/ort.wasm.bundle.min.mjs", "node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm"]
+RUNTIME = [
+    "node_modules/onnxruntime-web/dist/ort.wasm.bundle.min.mjs",
+    "node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm",
+]
 SHIPPED_FOLDERS = ["pages", "checkpoints", "configs"]  # under the clone's root, as vae_explorer.shipped.<name>
 
 

@@ -114,7 +114,9 @@ class Session:
         from streamlit.proto.WidgetStates_pb2 import WidgetState
 
         self.panel_state.update(values)
-        await self.send("Generate", self.fragment_id, [WidgetState(id=self.slider_id, json_value=json.dumps(self.panel_state))])
+        await self.send(
+            "Generate", self.fragment_id, [WidgetState(id=self.slider_id, json_value=json.dumps(self.panel_state))]
+        )
 
     async def take_graph(self, ok: bool = True) -> None:
         """As the browser does with the panel's decoder: a browser that has never seen the graph asks for
@@ -132,8 +134,11 @@ class Session:
                 self.finished.get_nowait()
             if ok:
                 self.held.add(self.live["model"])
-            report = {"model": self.live["model"], "ok": True} if ok else {"model": self.live["model"], "ok": False,
-                                                                           "reason": "a load test client"}
+            report = (
+                {"model": self.live["model"], "ok": True}
+                if ok
+                else {"model": self.live["model"], "ok": False, "reason": "a load test client"}
+            )
             await self.set_panel(live=report)
             await asyncio.wait_for(self.finished.get(), 60)
 
@@ -166,15 +171,21 @@ def _browser_cookie(base: str) -> str:
         return "; ".join(c.split(";")[0] for c in response.headers.get_all("Set-Cookie") or [])
 
 
-async def _client(base: str, model: str, dims: int, until: float, rng, results: dict, live: bool = True,
-                  think: float = 0.0) -> None:
+async def _client(
+    base: str, model: str, dims: int, until: float, rng, results: dict, live: bool = True, think: float = 0.0
+) -> None:
     import websockets
 
     url = base.replace("http://", "ws://") + "/_stcore/stream"
     try:
         cookie = await asyncio.to_thread(_browser_cookie, base)
-        async with websockets.connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=30,
-                                      additional_headers={"Cookie": cookie} if cookie else None) as ws:
+        async with websockets.connect(
+            url,
+            subprotocols=["streamlit"],
+            max_size=None,
+            open_timeout=30,
+            additional_headers={"Cookie": cookie} if cookie else None,
+        ) as ws:
             session = Session(ws, model)
             reader = asyncio.ensure_future(session.read())
             try:
@@ -202,8 +213,16 @@ async def _client(base: str, model: str, dims: int, until: float, rng, results: 
         results["errors"].append(type(exc).__name__)
 
 
-def protocol_load_test(sessions: int = 20, seconds: float = 60.0, model: str = "digits-mlp", while_training: bool = False,
-                       live: bool = True, processes: int = 0, address: str | None = None, think: float = 0.0) -> dict:
+def protocol_load_test(
+    sessions: int = 20,
+    seconds: float = 60.0,
+    model: str = "digits-mlp",
+    while_training: bool = False,
+    live: bool = True,
+    processes: int = 0,
+    address: str | None = None,
+    think: float = 0.0,
+) -> dict:
     """`sessions` websocket sessions drag sliders and open pages for `seconds` against a fresh server
     (`processes` = 0) or a classroom of that many app processes behind nginx (classroom.py). `live`:
     the sessions decode in the browser, as a browser with WebAssembly does (each drag sends its
@@ -215,6 +234,7 @@ def protocol_load_test(sessions: int = 20, seconds: float = 60.0, model: str = "
     from contextlib import contextmanager
 
     from common import rss_mb
+
     from vae_explorer import load_checkpoint
     from vae_explorer.app.server import app_environment, running_app
 
@@ -232,14 +252,20 @@ def protocol_load_test(sessions: int = 20, seconds: float = 60.0, model: str = "
                 yield base, [server]
 
     dims = load_checkpoint(model).model.latent_dim
-    results: dict = {"round_trips": [], "page_opens": [], "page_open_starts": [], "errors": [], "superseded": 0, "graph_bytes": 0}
+    results: dict = {
+        "round_trips": [],
+        "page_opens": [],
+        "page_open_starts": [],
+        "errors": [],
+        "superseded": 0,
+        "graph_bytes": 0,
+    }
     runs = tempfile.mkdtemp()
     with served(app_environment(runs)) as (base, servers):
         if while_training:
-            from playwright.sync_api import sync_playwright
-
             from app_speed import start_training
             from common import CHROMIUM, CHROMIUM_ARGS
+            from playwright.sync_api import sync_playwright
 
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -250,7 +276,8 @@ def protocol_load_test(sessions: int = 20, seconds: float = 60.0, model: str = "
             import websockets
 
             for url in [f"ws://127.0.0.1:{_port(server)}/_stcore/stream" for server in servers] or [
-                    base.replace("http://", "ws://") + "/_stcore/stream"]:  # each process directly, or the one address
+                base.replace("http://", "ws://") + "/_stcore/stream"
+            ]:  # each process directly, or the one address
                 async with websockets.connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=30) as ws:
                     session = Session(ws, model)
                     reader = asyncio.ensure_future(session.read())
@@ -261,8 +288,12 @@ def protocol_load_test(sessions: int = 20, seconds: float = 60.0, model: str = "
             await warm_up()
             results["started"] = time.perf_counter()
             until = time.perf_counter() + seconds
-            await asyncio.gather(*[_client(base, model, dims, until, np.random.default_rng(i), results, live, think)
-                                   for i in range(sessions)])
+            await asyncio.gather(
+                *[
+                    _client(base, model, dims, until, np.random.default_rng(i), results, live, think)
+                    for i in range(sessions)
+                ]
+            )
 
         start = time.perf_counter()
         asyncio.run(run())
@@ -308,35 +339,72 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=20, help="sessions at once (1 to 200)")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--while-training", action="store_true", help="while another session trains on the Train page")
-    parser.add_argument("--server-decodes", action="store_true",
-                        help="sessions send every slider value, as a browser without WebAssembly does")
-    parser.add_argument("--think", type=float, default=0.0,
-                        help="seconds each session pauses between its actions, as a person does (default 0: none)")
-    parser.add_argument("--processes", type=int, default=0,
-                        help="serve with this many app processes behind nginx (configs/serving/nginx-classroom.conf)")
+    parser.add_argument(
+        "--server-decodes",
+        action="store_true",
+        help="sessions send every slider value, as a browser without WebAssembly does",
+    )
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="seconds each session pauses between its actions, as a person does (default 0: none)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="serve with this many app processes behind nginx (configs/serving/nginx-classroom.conf)",
+    )
     args = parser.parse_args()
     if not 1 <= args.clients <= 200 or not 1 <= args.seconds <= 600:
         parser.error("--clients must be from 1 to 200 and --seconds from 1 to 600")
-    r = protocol_load_test(args.clients, args.seconds, while_training=args.while_training, live=not args.server_decodes,
-                           processes=args.processes, think=args.think)
+    r = protocol_load_test(
+        args.clients,
+        args.seconds,
+        while_training=args.while_training,
+        live=not args.server_decodes,
+        processes=args.processes,
+        think=args.think,
+    )
     trips, opens = r["round_trips"], r["page_opens"]
     where = f"{args.processes} app processes behind nginx" if args.processes else "one app process"
     pause = f", pausing ~{args.think:g} s between actions" if args.think else ", no pauses between actions"
-    print(f"Load: {args.clients} protocol-level sessions (no browser) for {r['seconds']:.0f} s on loopback, digits-mlp, {where}{pause}, "
-          + ("every slider value decoded on the server" if args.server_decodes else "pictures decoded in the browser "
-             "(each drag sends its released value)") + (", while another session trains:" if args.while_training else ":"))
-    print(f"  slider updates: {len(trips):,}, round trip p50 {percentile(trips, 0.5):.0f} ms, p95 {percentile(trips, 0.95):.0f} ms, "
-          f"max {max(trips, default=float('nan')):.0f} ms")
+    print(
+        f"Load: {args.clients} protocol-level sessions (no browser) for {r['seconds']:.0f} s on loopback, "
+        f"digits-mlp, {where}{pause}, "
+        + (
+            "every slider value decoded on the server"
+            if args.server_decodes
+            else "pictures decoded in the browser (each drag sends its released value)"
+        )
+        + (", while another session trains:" if args.while_training else ":")
+    )
+    print(
+        f"  slider updates: {len(trips):,}, round trip p50 {percentile(trips, 0.5):.0f} ms, "
+        f"p95 {percentile(trips, 0.95):.0f} ms, "
+        f"max {max(trips, default=float('nan')):.0f} ms"
+    )
     print(f"  page opens: {len(opens):,}, p50 {percentile(opens, 0.5):.0f} ms, p95 {percentile(opens, 0.95):.0f} ms")
-    later = [ms for at, ms in zip(r["page_open_starts"], opens) if at - r["started"] >= 10]  # after everyone's first visits
-    print(f"  page opens begun 10 s or more after the start (all sessions start at once): {len(later):,}, "
-          f"p50 {percentile(later, 0.5):.0f} ms, p95 {percentile(later, 0.95):.0f} ms")
-    print(f"  errors: {len(r['errors'])} {sorted(set(r['errors']))}; reruns stopped early for a newer one: {r['superseded']}")
-    print(f"  server memory (resident, all processes): {r['server_rss_mb']:.0f} MB; decoder graphs sent: "
-          f"{r['graph_bytes'] / 1e6:.1f} MB (base64)")
+    later = [
+        ms for at, ms in zip(r["page_open_starts"], opens) if at - r["started"] >= 10
+    ]  # after everyone's first visits
+    print(
+        f"  page opens begun 10 s or more after the start (all sessions start at once): {len(later):,}, "
+        f"p50 {percentile(later, 0.5):.0f} ms, p95 {percentile(later, 0.95):.0f} ms"
+    )
+    print(
+        f"  errors: {len(r['errors'])} {sorted(set(r['errors']))}; reruns stopped early for a newer one: {r['superseded']}"
+    )
+    print(
+        f"  server memory (resident, all processes): {r['server_rss_mb']:.0f} MB; decoder graphs sent: "
+        f"{r['graph_bytes'] / 1e6:.1f} MB (base64)"
+    )
     if args.while_training:
-        print(f"  the other session was still training at the end: {'yes' if r['training_throughout'] else 'NO'}; "
-              f"epochs it saved by then: {r['epochs_trained']}")
+        print(
+            f"  the other session was still training at the end: {'yes' if r['training_throughout'] else 'NO'}; "
+            f"epochs it saved by then: {r['epochs_trained']}"
+        )
     return 0
 
 

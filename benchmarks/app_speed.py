@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import CHROMIUM, CHROMIUM_ARGS, percentiles, rss_mb
+
 from vae_explorer.app.server import free_port, running_app, start_app
 
 
@@ -81,16 +81,20 @@ def main() -> int:
 
     if Path(CHROMIUM).exists():
         starts = [cold_start_seconds() for _ in range(3)]
-        print(f"Cold start, `streamlit run Home.py` to the home page showing a model: {statistics.median(starts):.2f} s "
-              f"(median of 3: {', '.join(f'{s:.2f}' for s in starts)})")
+        print(
+            f"Cold start, `streamlit run Home.py` to the home page showing a model: {statistics.median(starts):.2f} s "
+            f"(median of 3: {', '.join(f'{s:.2f}' for s in starts)})"
+        )
         if args.sessions:
             r = load_test(args.sessions, args.seconds)
             trips = percentiles(r["round_trips"]) if r["round_trips"] else (float("nan"),) * 2
             loads = percentiles(r["page_loads"]) if r["page_loads"] else (float("nan"),) * 2
-            print(f"Load: {args.sessions} sessions in one headless Chromium for {r['seconds']:.0f} s: {r['errors']} errors "
-                  f"{sorted(set(r['failures']))}; slider round trips {len(r['round_trips'])}, p50 {trips[0]:.0f} ms, "
-                  f"p95 {trips[1]:.0f} ms; page opens {len(r['page_loads'])}, p50 {loads[0]:.0f} ms, p95 {loads[1]:.0f} ms; "
-                  f"server memory {r['server_rss_mb']:.0f} MB")
+            print(
+                f"Load: {args.sessions} sessions in one headless Chromium for {r['seconds']:.0f} s: {r['errors']} errors "
+                f"{sorted(set(r['failures']))}; slider round trips {len(r['round_trips'])}, p50 {trips[0]:.0f} ms, "
+                f"p95 {trips[1]:.0f} ms; page opens {len(r['page_loads'])}, p50 {loads[0]:.0f} ms, p95 {loads[1]:.0f} ms; "
+                f"server memory {r['server_rss_mb']:.0f} MB"
+            )
 
     name = "fashion-mnist-conv" if "fashion-mnist-conv" in models else models[0]
     checkpoint = load_checkpoint(name)
@@ -113,7 +117,9 @@ def main() -> int:
             print(f"  t-SNE from scratch (perplexity 30, {len(mu):,} points): {time.perf_counter() - start:.1f} s")
     start = time.perf_counter()
     _, cached = load_or_compute_tsne(mu, checkpoint.path, 30.0)
-    print(f"  t-SNE revisit (read from disk{'' if cached else ', computed first'}): {time.perf_counter() - start:.3f} s")
+    print(
+        f"  t-SNE revisit (read from disk{'' if cached else ', computed first'}): {time.perf_counter() - start:.3f} s"
+    )
     return 0
 
 
@@ -163,13 +169,16 @@ async def _session(browser, base: str, until: float, rng, results: dict) -> None
             await page.wait_for_timeout(300)
             results["round_trips"] += await page.evaluate(
                 "() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)"
-                ".map(r => r.querySelector('.ls-root')).find(Boolean)._state.roundTrips")
+                ".map(r => r.querySelector('.ls-root')).find(Boolean)._state.roundTrips"
+            )
             start = time.perf_counter()
             await page.goto(f"{base}/{paths[int(rng.integers(len(paths)))]}?model=digits-mlp", timeout=30_000)
             await page.wait_for_selector("h1", timeout=30_000)
             await page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
             results["page_loads"].append((time.perf_counter() - start) * 1000)
-            results["errors"] += await page.locator("[data-testid='stException'], [data-testid='stAlertContentError']").count()
+            results["errors"] += await page.locator(
+                "[data-testid='stException'], [data-testid='stAlertContentError']"
+            ).count()
         except Exception as exc:  # a timeout or a crash counts as an error, and the session goes on
             results["errors"] += 1
             results["failures"].append(type(exc).__name__)
@@ -189,10 +198,11 @@ def load_test(sessions: int = 20, seconds: float = 60.0) -> dict:
 
         async def run() -> None:
             async with async_playwright() as p:
-                browser = await p.chromium.launch(executable_path=CHROMIUM,
-                                                  args=CHROMIUM_ARGS)
+                browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 until = time.perf_counter() + seconds
-                await asyncio.gather(*[_session(browser, base, until, np.random.default_rng(i), results) for i in range(sessions)])
+                await asyncio.gather(
+                    *[_session(browser, base, until, np.random.default_rng(i), results) for i in range(sessions)]
+                )
                 await browser.close()
 
         start = time.perf_counter()

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import REPO
 
 
@@ -69,27 +68,60 @@ def main() -> None:
         if args.folder is None:
             started = time.perf_counter()
             write_images(folder, args.images, args.size)
-            print(f"wrote {args.images:,} {args.size}x{args.size} PNGs in {time.perf_counter() - started:.0f} s "
-                  f"({sum(f.stat().st_size for f in folder.rglob('*.png')) / 2**20:.0f} MB)")
+            print(
+                f"wrote {args.images:,} {args.size}x{args.size} PNGs in {time.perf_counter() - started:.0f} s "
+                f"({sum(f.stat().st_size for f in folder.rglob('*.png')) / 2**20:.0f} MB)"
+            )
         env = dict(os.environ, VAE_EXPLORER_CACHE=str(work / "cache"))
         data = {"dataset": f"folder:{folder}", "image_size": args.size, "channels": 3}
-        seconds, rss, _ = timed([sys.executable, "-c", "import json, sys; from vae_explorer.config import DataConfig; "
-                                 "from vae_explorer.data import load_dataset; d = load_dataset(DataConfig(**json.loads(sys.argv[1]))); "
-                                 "print(len(d.train_x), len(d.test_x), type(d.train_x).__name__)", json.dumps(data)], env)
+        seconds, rss, _ = timed(
+            [
+                sys.executable,
+                "-c",
+                "import json, sys; from vae_explorer.config import DataConfig; "
+                "from vae_explorer.data import load_dataset; d = load_dataset(DataConfig(**json.loads(sys.argv[1]))); "
+                "print(len(d.train_x), len(d.test_x), type(d.train_x).__name__)",
+                json.dumps(data),
+            ],
+            env,
+        )
         n = len(list(folder.rglob("*.png")))
         cache_mb = sum(f.stat().st_size for f in (work / "cache").rglob("*") if f.is_file()) / 2**20
-        print(f"cache build: {seconds:.1f} s for {n:,} files ({n / seconds:,.0f} images/s), {cache_mb:,.0f} MB on disk, "
-              f"peak memory {rss:,.0f} MB")
+        print(
+            f"cache build: {seconds:.1f} s for {n:,} files ({n / seconds:,.0f} images/s), {cache_mb:,.0f} MB on disk, "
+            f"peak memory {rss:,.0f} MB"
+        )
         config = work / "big.yaml"
-        config.write_text(json.dumps({"data": data, "model": {"architecture": "mlp", "latent_dim": 16, "hidden_sizes": [512, 256]},
-                                      "train": {"epochs": 1, "batch_size": 128, "device": "cpu"}}))
-        seconds, rss, err = timed([sys.executable, "-m", "vae_explorer", "train", "--config", str(config), "--out",
-                                   str(work / "run"), "--quiet"], env)
+        config.write_text(
+            json.dumps(
+                {
+                    "data": data,
+                    "model": {"architecture": "mlp", "latent_dim": 16, "hidden_sizes": [512, 256]},
+                    "train": {"epochs": 1, "batch_size": 128, "device": "cpu"},
+                }
+            )
+        )
+        seconds, rss, err = timed(
+            [
+                sys.executable,
+                "-m",
+                "vae_explorer",
+                "train",
+                "--config",
+                str(config),
+                "--out",
+                str(work / "run"),
+                "--quiet",
+            ],
+            env,
+        )
         history = json.loads((work / "run" / "history.json").read_text())
         epoch = history[0]["seconds"]
         train_n = int(n * 0.8)
-        print(f"one epoch: {epoch:.1f} s inside train() ({train_n / epoch:,.0f} training images/s, test set evaluated too), "
-              f"{seconds:.1f} s for the whole command; peak memory {rss:,.0f} MB; test loss {history[0]['test_loss']:.1f}")
+        print(
+            f"one epoch: {epoch:.1f} s inside train() ({train_n / epoch:,.0f} training images/s, test set evaluated too), "
+            f"{seconds:.1f} s for the whole command; peak memory {rss:,.0f} MB; test loss {history[0]['test_loss']:.1f}"
+        )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

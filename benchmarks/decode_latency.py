@@ -1,6 +1,6 @@
 """How long decoding one latent vector into one image takes on the CPU, per shipped model.
 
-    python benchmarks/decode_latency.py [--repeats 2000]
+python benchmarks/decode_latency.py [--repeats 2000]
 """
 
 from __future__ import annotations

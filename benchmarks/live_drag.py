@@ -24,15 +24,15 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from common import CHROMIUM, CHROMIUM_ARGS, percentiles
+
 from vae_explorer.app.server import app_environment, running_app
 
 FIND_ROOT = """() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)
   .map(r => r.querySelector('.ls-root')).find(Boolean)"""
 
 DRIVE = """async (frames) => {
-  const root = (%s)();
+  const root = (FIND_ROOT)();
   const input = root.querySelector('.ls-row input');
   const state = root._state;
   state.waits.length = 0;
@@ -55,12 +55,14 @@ DRIVE = """async (frames) => {
   const waits = state.waits.slice();
   input.dispatchEvent(new Event('change', {bubbles: true}));
   return {fresh, frames, seconds: (times[times.length - 1] - times[0]) / 1000, waits, index: Number(input.dataset.index)};
-}""" % FIND_ROOT
+}""".replace("FIND_ROOT", FIND_ROOT)
 
-CANVAS = """() => { const root = (%s)(); const c = root.querySelector('canvas');
+CANVAS = """() => { const root = (FIND_ROOT)(); const c = root.querySelector('canvas');
   return {mode: root.dataset.mode, source: root.dataset.source, width: c.width, height: c.height,
           values: root._state.values,
-          pixels: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)}; }""" % FIND_ROOT
+          pixels: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)}; }""".replace(
+    "FIND_ROOT", FIND_ROOT
+)
 
 WEIGHT = """() => performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))
   .reduce((sum, e) => sum + (e.transferSize || 0), 0)"""
@@ -102,9 +104,17 @@ def drive(context, base: str, model: str, frames: int) -> dict:
     diff = int(np.abs(pixels.astype(int) - expected.astype(int)).max())
     page.close()
     p50, p95 = percentiles(result["waits"])
-    return {"mode": mode, "fresh": result["fresh"] / result["frames"], "frames": result["frames"],
-            "seconds": result["seconds"], "wait_p50": p50, "wait_p95": p95, "messages": during,
-            "settled_source": shown["source"], "settled_diff": diff}
+    return {
+        "mode": mode,
+        "fresh": result["fresh"] / result["frames"],
+        "frames": result["frames"],
+        "seconds": result["seconds"],
+        "wait_p50": p50,
+        "wait_p95": p95,
+        "messages": during,
+        "settled_source": shown["source"],
+        "settled_diff": diff,
+    }
 
 
 def page_weight(chromium, base: str, model: str) -> tuple[int, int]:
@@ -114,8 +124,9 @@ def page_weight(chromium, base: str, model: str) -> tuple[int, int]:
     for _ in range(2):
         page = context.new_page()
         page.goto(f"{base}/Generate?model={model}")
-        page.wait_for_function(f"() => {{ const r = ({FIND_ROOT})(); return r && r.dataset.mode === 'browser'; }}",
-                               timeout=60_000)
+        page.wait_for_function(
+            f"() => {{ const r = ({FIND_ROOT})(); return r && r.dataset.mode === 'browser'; }}", timeout=60_000
+        )
         page.wait_for_timeout(500)
         weights.append(int(page.evaluate(WEIGHT)))
         page.close()
@@ -126,11 +137,16 @@ def page_weight(chromium, base: str, model: str) -> tuple[int, int]:
 def main() -> int:
     from playwright.sync_api import sync_playwright
 
-    parser = argparse.ArgumentParser(description="A slider driven at every animation frame, in the browser and on the server.")
+    parser = argparse.ArgumentParser(
+        description="A slider driven at every animation frame, in the browser and on the server."
+    )
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--models", nargs="+", default=["digits-mlp", "fashion-mnist-conv"])
-    parser.add_argument("--while-training", action="store_true",
-                        help="first start a training in another session (the pytorch/examples MLP on Fashion-MNIST)")
+    parser.add_argument(
+        "--while-training",
+        action="store_true",
+        help="first start a training in another session (the pytorch/examples MLP on Fashion-MNIST)",
+    )
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         print(f"skipped: {CHROMIUM} is missing (apt-get install chromium)")
@@ -153,10 +169,12 @@ def main() -> int:
             for where, browser in browsers.items():
                 r = drive(browser, base, model, args.frames)
                 rows.append({"model": model, "decoded": where, **r})
-                print(f"  {model:<20} decoded in the {where:<7} (mode {r['mode']:<7}) new picture on {100 * r['fresh']:5.1f}% "
-                      f"of frames ({r['frames'] / r['seconds']:4.1f} frames/s); oldest input waited p50 {r['wait_p50']:5.1f} ms "
-                      f"p95 {r['wait_p95']:5.1f} ms; {r['messages']} websocket messages during the drag; settled picture "
-                      f"({r['settled_source']}) within {r['settled_diff']}/255 of Python's decode")
+                print(
+                    f"  {model:<20} decoded in the {where:<7} (mode {r['mode']:<7}) new picture on {100 * r['fresh']:5.1f}% "
+                    f"of frames ({r['frames'] / r['seconds']:4.1f} frames/s); oldest input waited p50 {r['wait_p50']:5.1f} ms "
+                    f"p95 {r['wait_p95']:5.1f} ms; {r['messages']} websocket messages during the drag; settled picture "
+                    f"({r['settled_source']}) within {r['settled_diff']}/255 of Python's decode"
+                )
         for model in args.models:
             first, again = page_weight(chromium, base, model)
             print(f"  page weight, Generate on {model}: first visit {first / 1e6:.2f} MB, revisit {again / 1e6:.2f} MB")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 
 from common import CHROMIUM, CHROMIUM_ARGS, percentiles
+
 from vae_explorer.app.server import running_app
 
 DRIVE = """async ([n, frames]) => {
@@ -38,7 +39,8 @@ DRIVE = """async ([n, frames]) => {
   const data = {cloud: {id: 'bench' + n, coords: b64(coords), labels: b64(labels), label_bytes: 1, mu: null},
     names: [...Array(10).keys()].map(String), colours: ['#332288', '#88ccee', '#44aa99', '#117733', '#999933', '#ddcc77',
     '#cc6677', '#882255', '#aa4499', '#555555'], method: 'PCA', axes: ['PC 1', 'PC 2'], shape: [8, 8],
-    plane: {mean: [0, 0], directions: [[1, 0], [0, 1]]}, star: null, picked: null, live: null, hint: '', height: 640, picture_px: 128};
+    plane: {mean: [0, 0], directions: [[1, 0], [0, 1]]}, star: null, picked: null, live: null, hint: '',
+    height: 640, picture_px: 128};
   let t0 = performance.now();
   module.default({data, setStateValue: () => {}, parentElement: host});
   const mount = performance.now() - t0;
@@ -62,8 +64,9 @@ DRIVE = """async ([n, frames]) => {
   const box = canvas.getBoundingClientRect(), hovers = [];
   for (let i = 0; i < 200; i++) {
     const t = performance.now();
-    canvas.dispatchEvent(new PointerEvent('pointermove', {clientX: box.left + box.width * (0.1 + 0.8 * random()),
-                                                          clientY: box.top + box.height * (0.1 + 0.8 * random()), bubbles: true}));
+    canvas.dispatchEvent(new PointerEvent('pointermove', {
+      clientX: box.left + box.width * (0.1 + 0.8 * random()),
+      clientY: box.top + box.height * (0.1 + 0.8 * random()), bubbles: true}));
     hovers.push(performance.now() - t);
   }
   return {mount, pans, hovers, fps: frames / ((stamps[stamps.length - 1] - stamps[0]) / 1000)};
@@ -85,7 +88,10 @@ def main() -> None:
         for n in args.points:
             got = page.evaluate(DRIVE, [n, args.frames])
             pan, hover = percentiles(got["pans"]), percentiles(got["hovers"])
-            print(f"{n:>8,}  {got['mount']:>8.1f}  {pan[0]:>10.1f} / {pan[1]:<9.1f}  {got['fps']:>5.1f}  {hover[0]:>9.2f} / {hover[1]:<8.2f}")
+            print(
+                f"{n:>8,}  {got['mount']:>8.1f}  {pan[0]:>10.1f} / {pan[1]:<9.1f}  {got['fps']:>5.1f}  "
+                f"{hover[0]:>9.2f} / {hover[1]:<8.2f}"
+            )
         browser.close()
 
 

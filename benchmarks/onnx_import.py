@@ -57,20 +57,41 @@ def export_pair(folder: Path, hidden: list[int], latent: int = 32) -> int:
 
     torch.manual_seed(0)
     sizes = [784, *hidden]
-    enc = nn.Sequential(nn.Flatten(), *[m for a, b in zip(sizes, sizes[1:]) for m in (nn.Linear(a, b), nn.ReLU())],
-                        nn.Linear(sizes[-1], 2 * latent))
+    enc = nn.Sequential(
+        nn.Flatten(),
+        *[m for a, b in zip(sizes, sizes[1:]) for m in (nn.Linear(a, b), nn.ReLU())],
+        nn.Linear(sizes[-1], 2 * latent),
+    )
     back = [latent, *hidden[::-1]]
-    dec = nn.Sequential(*[m for a, b in zip(back, back[1:]) for m in (nn.Linear(a, b), nn.ReLU())], nn.Linear(back[-1], 784))
+    dec = nn.Sequential(
+        *[m for a, b in zip(back, back[1:]) for m in (nn.Linear(a, b), nn.ReLU())], nn.Linear(back[-1], 784)
+    )
 
     class Encoder(nn.Module):
         def forward(self, x):
             return enc(x).chunk(2, dim=1)
 
     batch = torch.export.Dim("batch")
-    torch.onnx.export(Encoder().eval(), (torch.rand(2, 1, 28, 28),), str(folder / "encoder.onnx"), input_names=["x"],
-                      output_names=["mu", "logvar"], dynamic_shapes=({0: batch},), external_data=False, verbose=False)
-    torch.onnx.export(dec.eval(), (torch.randn(2, latent),), str(folder / "decoder.onnx"), input_names=["z"],
-                      output_names=["logits"], dynamic_shapes=({0: batch},), external_data=False, verbose=False)
+    torch.onnx.export(
+        Encoder().eval(),
+        (torch.rand(2, 1, 28, 28),),
+        str(folder / "encoder.onnx"),
+        input_names=["x"],
+        output_names=["mu", "logvar"],
+        dynamic_shapes=({0: batch},),
+        external_data=False,
+        verbose=False,
+    )
+    torch.onnx.export(
+        dec.eval(),
+        (torch.randn(2, latent),),
+        str(folder / "decoder.onnx"),
+        input_names=["z"],
+        output_names=["logits"],
+        dynamic_shapes=({0: batch},),
+        external_data=False,
+        verbose=False,
+    )
     return sum(p.numel() for p in [*enc.parameters(), *dec.parameters()])
 
 
@@ -88,15 +109,45 @@ def main() -> None:
         for repeat in range(args.repeats):
             out = folder / f"cli-{repeat}"
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "vae_explorer", "import-onnx", "--encoder", str(folder / "encoder.onnx"),
-                            "--decoder", str(folder / "decoder.onnx"), "--dataset", "fashion-mnist", "--out", str(out)],
-                           check=True, cwd=REPO, capture_output=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "vae_explorer",
+                    "import-onnx",
+                    "--encoder",
+                    str(folder / "encoder.onnx"),
+                    "--decoder",
+                    str(folder / "decoder.onnx"),
+                    "--dataset",
+                    "fashion-mnist",
+                    "--out",
+                    str(out),
+                ],
+                check=True,
+                cwd=REPO,
+                capture_output=True,
+            )
             results.setdefault("vae-explorer import-onnx (process wall)", []).append(time.perf_counter() - started)
-            inner = subprocess.run([sys.executable, "-c", IMPORT, str(folder / "encoder.onnx"), str(folder / "decoder.onnx"),
-                                    str(folder / f"api-{repeat}")], check=True, cwd=REPO, capture_output=True, text=True)
+            inner = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    IMPORT,
+                    str(folder / "encoder.onnx"),
+                    str(folder / "decoder.onnx"),
+                    str(folder / f"api-{repeat}"),
+                ],
+                check=True,
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+            )
             for key, value in json.loads(inner.stdout.splitlines()[-1]).items():
                 results.setdefault(key, []).append(value)
-            opened = subprocess.run([sys.executable, "-c", OPEN, str(out)], check=True, cwd=REPO, capture_output=True, text=True)
+            opened = subprocess.run(
+                [sys.executable, "-c", OPEN, str(out)], check=True, cwd=REPO, capture_output=True, text=True
+            )
             for key, value in json.loads(opened.stdout.splitlines()[-1]).items():
                 results.setdefault(key, []).append(value)
         for key, values in results.items():

@@ -31,16 +31,43 @@ from common import REPO
 
 sys.path.insert(0, str(REPO))
 
-PAGES = ["", "Reconstruct", "Generate", "Latent_map", "Interpolate", "Traverse", "Learn", "Train", "Evaluate", "Compare"]
-FILES = {"": "Home.py", "Reconstruct": "pages/1_Reconstruct.py", "Generate": "pages/2_Generate.py",
-         "Latent_map": "pages/3_Latent_map.py", "Interpolate": "pages/4_Interpolate.py", "Traverse": "pages/5_Traverse.py",
-         "Learn": "pages/6_Learn.py", "Train": "pages/7_Train.py", "Evaluate": "pages/8_Evaluate.py", "Compare": "pages/9_Compare.py"}
+PAGES = [
+    "",
+    "Reconstruct",
+    "Generate",
+    "Latent_map",
+    "Interpolate",
+    "Traverse",
+    "Learn",
+    "Train",
+    "Evaluate",
+    "Compare",
+]
+FILES = {
+    "": "Home.py",
+    "Reconstruct": "pages/1_Reconstruct.py",
+    "Generate": "pages/2_Generate.py",
+    "Latent_map": "pages/3_Latent_map.py",
+    "Interpolate": "pages/4_Interpolate.py",
+    "Traverse": "pages/5_Traverse.py",
+    "Learn": "pages/6_Learn.py",
+    "Train": "pages/7_Train.py",
+    "Evaluate": "pages/8_Evaluate.py",
+    "Compare": "pages/9_Compare.py",
+}
 # the functions whose time makes each part (module, name): none calls another part's
 PARTS = {
-    "catalogue": [("vae_explorer.app.catalog", "available_models"), ("vae_explorer.app.catalog", "_load"),
-                  ("vae_explorer.app.catalog", "dataset_of"), ("vae_explorer.app.catalog", "image_shape_of")],
-    "pictures": [("vae_explorer.images", "png_bytes"), ("vae_explorer.images", "array_png_bytes"),
-                 ("vae_explorer.app.live", "png_data_uri")],
+    "catalogue": [
+        ("vae_explorer.app.catalog", "available_models"),
+        ("vae_explorer.app.catalog", "_load"),
+        ("vae_explorer.app.catalog", "dataset_of"),
+        ("vae_explorer.app.catalog", "image_shape_of"),
+    ],
+    "pictures": [
+        ("vae_explorer.images", "png_bytes"),
+        ("vae_explorer.images", "array_png_bytes"),
+        ("vae_explorer.app.live", "png_data_uri"),
+    ],
     "payloads": [("vae_explorer.app.live", "browser_decoding"), ("vae_explorer.app.live", "browser_encoding")],
 }
 
@@ -54,12 +81,12 @@ def cpu_seconds(pid: int) -> float:
 async def one_open(base: str, pid: int, page: str, model: str) -> tuple[float, float]:
     """A new session opens `page`: (server CPU ms, wall ms)."""
     import websockets
-
     from app_load import Session
 
     cpu, start = cpu_seconds(pid), time.perf_counter()
-    async with websockets.connect(base.replace("http://", "ws://") + "/_stcore/stream", subprotocols=["streamlit"],
-                                  max_size=None, open_timeout=60) as ws:
+    async with websockets.connect(
+        base.replace("http://", "ws://") + "/_stcore/stream", subprotocols=["streamlit"], max_size=None, open_timeout=60
+    ) as ws:
         session = Session(ws, model)
         reader = asyncio.ensure_future(session.read())
         await session.open(page, timeout=600)  # the session's first run: the page the URL names, as a new tab asks
@@ -81,7 +108,10 @@ def served(model: str, repeats: int) -> dict:
             first = asyncio.run(one_open(base, server.pid, page, model))
             later = [asyncio.run(one_open(base, server.pid, page, model)) for _ in range(repeats)]
             rows[page] = (first, (statistics.fmean(c for c, _ in later), statistics.median(w for _, w in later)))
-            print(f"  served {page or 'Home'}: first {first[0]:.0f} ms CPU, later {rows[page][1][0]:.0f} ms CPU", flush=True)
+            print(
+                f"  served {page or 'Home'}: first {first[0]:.0f} ms CPU, later {rows[page][1][0]:.0f} ms CPU",
+                flush=True,
+            )
     return rows
 
 
@@ -107,12 +137,14 @@ def profiled(model: str) -> dict:
                 depth["now"] -= 1
                 if depth["now"] == 0:  # the outermost call only: a part calling a part is counted once
                     spent[part] = spent.get(part, 0.0) + (time.perf_counter() - start) * 1000
+
         return wrapper
 
     for part, functions in PARTS.items():
         for module_name, name in functions:
             module = importlib.import_module(module_name)
             setattr(module, name, timed(part, getattr(module, name)))
+
     def run_once(path: Path) -> float:
         at = AppTest.from_file(str(path), default_timeout=600)
         start = time.perf_counter()
@@ -122,8 +154,11 @@ def profiled(model: str) -> dict:
     empty = Path(tempfile.mkdtemp()) / "empty.py"  # AppTest's own cost of a run: a page that writes one line
     empty.write_text("import streamlit as st\nst.write('x')\n")
     harness = statistics.median(run_once(empty) for _ in range(5))
-    rows = {"AppTest's own run (an empty page)": {"later": {**{part: 0.0 for part in PARTS}, "the rest": harness,
-                                                             "total": harness}}}
+    rows = {
+        "AppTest's own run (an empty page)": {
+            "later": {**{part: 0.0 for part in PARTS}, "the rest": harness, "total": harness}
+        }
+    }
     for page in PAGES:
         rows[page] = {}
         for when in ("first", "later"):
@@ -145,13 +180,17 @@ def main() -> int:
     parser.add_argument("--model", default="digits-mlp")
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
-    print(f"Page opens of {args.model}, {os.cpu_count()} CPUs; server CPU ms (user + system) and the visitor's wait (wall ms):")
+    print(
+        f"Page opens of {args.model}, {os.cpu_count()} CPUs; server CPU ms (user + system) and the visitor's wait (wall ms):"
+    )
     served_rows = served(args.model, args.repeats)
     print("| page | first open: server CPU | first: wall | later open: server CPU | later: wall |")
     print("|---|---:|---:|---:|---:|")
     for page, ((c1, w1), (c2, w2)) in served_rows.items():
         print(f"| {page or 'Home'} | {c1:.0f} | {w1:.0f} | {c2:.0f} | {w2:.0f} |")
-    print("\nWhere a run of the page's script goes (AppTest in this process, wall ms; the rest: the script and Streamlit):")
+    print(
+        "\nWhere a run of the page's script goes (AppTest in this process, wall ms; the rest: the script and Streamlit):"
+    )
     rows = profiled(args.model)
     names = list(PARTS) + ["the rest", "total"]
     print("| page | run | " + " | ".join(names) + " |")

@@ -19,10 +19,30 @@ from pathlib import Path
 
 
 def run(processes: int, config: str, epochs: int, out: Path) -> list[dict]:
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--standalone"] if processes > 1 \
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--standalone"]
+        if processes > 1
         else [sys.executable]
-    subprocess.run([*launcher, "-m", "vae_explorer", "train", "--config", config, "--epochs", str(epochs), "--device", "cpu",
-                    "--out", str(out), "--quiet"], check=True, capture_output=True)
+    )
+    subprocess.run(
+        [
+            *launcher,
+            "-m",
+            "vae_explorer",
+            "train",
+            "--config",
+            config,
+            "--epochs",
+            str(epochs),
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return json.loads((out / "history.json").read_text())
 
 
@@ -37,10 +57,14 @@ def main() -> None:
     for n in (1, args.processes):
         history = run(n, args.config, args.epochs, work / f"p{n}")
         results[n] = (statistics.median(r["seconds"] for r in history[1:] or history), history[-1]["test_loss"])
-        print(f"{n} process{'es' if n > 1 else ''}: {results[n][0]:.2f} s per epoch (median of epochs 2-{args.epochs}), "
-              f"test loss {results[n][1]:.2f}")
+        print(
+            f"{n} process{'es' if n > 1 else ''}: {results[n][0]:.2f} s per epoch (median of epochs 2-{args.epochs}), "
+            f"test loss {results[n][1]:.2f}"
+        )
     one, many = results[1], results[args.processes]
-    print(f"speed-up {one[0] / many[0]:.2f}x with {args.processes} processes; test loss {100 * (many[1] / one[1] - 1):+.1f}%")
+    print(
+        f"speed-up {one[0] / many[0]:.2f}x with {args.processes} processes; test loss {100 * (many[1] / one[1] - 1):+.1f}%"
+    )
 
 
 if __name__ == "__main__":

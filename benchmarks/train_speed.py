@@ -41,18 +41,30 @@ def main() -> None:
     parser.add_argument("--reference", type=Path, help="pytorch/examples vae/main.py, edited for FashionMNIST")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--runs", type=int, default=2, help="runs of each command")
-    parser.add_argument("--ours", nargs="+", help="our command (default: the CLI on configs/fashion_mnist_mlp.yaml); "
-                                                  "--epochs N --out DIR are appended")
+    parser.add_argument(
+        "--ours",
+        nargs="+",
+        help="our command (default: the CLI on configs/fashion_mnist_mlp.yaml); --epochs N --out DIR are appended",
+    )
     args = parser.parse_args()
-    ours = args.ours or [sys.executable, "-m", "vae_explorer", "train", "--config", str(REPO / "configs/fashion_mnist_mlp.yaml"),
-                         "--quiet"]
+    ours = args.ours or [
+        sys.executable,
+        "-m",
+        "vae_explorer",
+        "train",
+        "--config",
+        str(REPO / "configs/fashion_mnist_mlp.yaml"),
+        "--quiet",
+    ]
     times: dict[str, list[float]] = {"reference": [], "ours": []}
     losses: dict[str, list[float]] = {"reference": [], "ours": []}
     epochs: list[float] = []
     with tempfile.TemporaryDirectory() as scratch:
         for run in range(args.runs):
             if args.reference:
-                seconds, out = timed([sys.executable, str(args.reference), "--epochs", str(args.epochs)], args.reference.parent)
+                seconds, out = timed(
+                    [sys.executable, str(args.reference), "--epochs", str(args.epochs)], args.reference.parent
+                )
                 times["reference"].append(seconds)
                 losses["reference"].append(float(re.findall(r"Test set loss: ([0-9.]+)", out)[-1]))
                 print(f"reference run {run + 1}: {seconds:.2f} s, test loss {losses['reference'][-1]:.2f}", flush=True)
@@ -65,13 +77,17 @@ def main() -> None:
             print(f"ours run {run + 1}: {seconds:.2f} s, test loss {losses['ours'][-1]:.2f}", flush=True)
     for who in ("reference", "ours"):
         if times[who]:
-            print(f"{who:>9}: median {statistics.median(times[who]):.2f} s over {len(times[who])} runs "
-                  f"({', '.join(f'{t:.2f}' for t in times[who])}), test loss {statistics.median(losses[who]):.2f}")
+            print(
+                f"{who:>9}: median {statistics.median(times[who]):.2f} s over {len(times[who])} runs "
+                f"({', '.join(f'{t:.2f}' for t in times[who])}), test loss {statistics.median(losses[who]):.2f}"
+            )
     if times["reference"]:
         print(f"speed-up: {statistics.median(times['reference']) / statistics.median(times['ours']):.2f}x")
     if epochs:
-        print(f"ours, steady state: {statistics.median(epochs):.3f} s per epoch (median of epochs 2-{args.epochs}, "
-              "test pass included)")
+        print(
+            f"ours, steady state: {statistics.median(epochs):.3f} s per epoch (median of epochs 2-{args.epochs}, "
+            "test pass included)"
+        )
 
 
 if __name__ == "__main__":

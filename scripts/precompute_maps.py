@@ -8,8 +8,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vae_explorer import load_checkpoint, load_dataset  # noqa: E402
-from vae_explorer.latent import load_or_compute_tsne  # noqa: E402
-from vae_explorer.latent import encode_means  # noqa: E402
+from vae_explorer.latent import (
+    encode_means,  # noqa: E402
+    load_or_compute_tsne,  # noqa: E402
+)
 
 PERPLEXITY = 30.0
 for folder in sorted((Path(__file__).resolve().parents[1] / "checkpoints").iterdir()):
@@ -22,4 +24,6 @@ for folder in sorted((Path(__file__).resolve().parents[1] / "checkpoints").iterd
         mu, _ = encode_means(checkpoint.model, data.test_x[:limit], y)
         start = time.perf_counter()
         _, cached = load_or_compute_tsne(mu.numpy(), folder, PERPLEXITY, beside_shipped=True)
-        print(f"{folder.name}: t-SNE of {limit} points {'was there' if cached else f'took {time.perf_counter() - start:.1f} s'}")
+        print(
+            f"{folder.name}: t-SNE of {limit} points {'was there' if cached else f'took {time.perf_counter() - start:.1f} s'}"
+        )

@@ -38,8 +38,10 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with running_app(app_environment(tempfile.mkdtemp())) as (base, _):  # the Train shot's model is not kept
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium",
-                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            )
             page = browser.new_page(viewport={"width": 1920, "height": 1080})
             for name, path, model, action in SHOTS:
                 if sys.argv[1:] and name not in sys.argv[1:]:
@@ -60,7 +62,11 @@ def main() -> None:
                     pad.evaluate("c => c.scrollIntoView({block: 'center'})")
                     page.wait_for_timeout(2500)
                     box = pad.bounding_box()
-                    for stroke in (((0.38, 0.12), (0.3, 0.9)), ((0.62, 0.12), (0.7, 0.9)), ((0.38, 0.12), (0.62, 0.12))):
+                    for stroke in (
+                        ((0.38, 0.12), (0.3, 0.9)),
+                        ((0.62, 0.12), (0.7, 0.9)),
+                        ((0.38, 0.12), (0.62, 0.12)),
+                    ):
                         (x0, y0), (x1, y1) = stroke
                         page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
                         page.mouse.down()
@@ -80,12 +86,22 @@ def main() -> None:
                     page.keyboard.press("Escape")
                     page.wait_for_timeout(1000)
                     page.locator('[data-testid="stTable"]').wait_for(timeout=180_000)
-                    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=180_000)
-                elif action == "click":  # keep one dot beside the map, then point at another (its card, decoded in the page)
-                    root = ("() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)"
-                            ".map(r => r.querySelector('.lm-root')).find(Boolean)")
-                    page.wait_for_function(f"() => {{ const r = ({root})(); return r && r.dataset.mode === 'browser'; }}", timeout=60_000)
-                    box = page.evaluate(f"() => {{ const b = ({root})().querySelector('.lm-map').getBoundingClientRect(); return [b.x, b.y]; }}")
+                    page.wait_for_function(
+                        "!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=180_000
+                    )
+                elif (
+                    action == "click"
+                ):  # keep one dot beside the map, then point at another (its card, decoded in the page)
+                    root = (
+                        "() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)"
+                        ".map(r => r.querySelector('.lm-root')).find(Boolean)"
+                    )
+                    page.wait_for_function(
+                        f"() => {{ const r = ({root})(); return r && r.dataset.mode === 'browser'; }}", timeout=60_000
+                    )
+                    box = page.evaluate(
+                        f"() => {{ const b = ({root})().querySelector('.lm-map').getBoundingClientRect(); return [b.x, b.y]; }}"
+                    )
                     for index, click in ((3, True), (40, False)):
                         x, y = page.evaluate(f"(i) => ({root})()._state.toScreen(i)", index)
                         (page.mouse.click if click else page.mouse.move)(box[0] + x, box[1] + y)

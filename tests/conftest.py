@@ -11,7 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from vae_explorer import DataConfig, ModelConfig, RunConfig, TrainConfig, build_model, fit_to_data, load_dataset, save_checkpoint, train
+from vae_explorer import (
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    build_model,
+    fit_to_data,
+    load_dataset,
+    save_checkpoint,
+    train,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = bool(os.environ.get("CI"))
@@ -80,15 +90,26 @@ def tiny_checkpoint(tiny_run, tmp_path_factory) -> Path:
 
 # --- the wheel `pip install .` makes (test_packaging.py, test_install.py): built once per run ----------
 
+
 def source_files() -> list[str]:
     """The files a commit of this tree would hold (tracked, and new ones git does not ignore), as
     paths relative to the repository."""
     try:
-        listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                                capture_output=True, check=True, timeout=PATIENCE_S).stdout.decode().split("\0")
+        listed = (
+            subprocess.run(
+                ["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                capture_output=True,
+                check=True,
+                timeout=PATIENCE_S,
+            )
+            .stdout.decode()
+            .split("\0")
+        )
     except (OSError, subprocess.CalledProcessError):
         listed = []
-    require(bool(listed), "git and the clone's .git folder (the packaging tests compare the wheel with the tracked files)")
+    require(
+        bool(listed), "git and the clone's .git folder (the packaging tests compare the wheel with the tracked files)"
+    )
     return sorted(name for name in listed if name and (REPO / name).is_file())
 
 
@@ -105,8 +126,23 @@ def wheel(tmp_path_factory) -> Path:
     for name in source_files() + runtime:
         (root / "source" / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, root / "source" / name)
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(root / "dist"),
-                            str(root / "source")], capture_output=True, text=True, timeout=PATIENCE_S)
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(root / "dist"),
+            str(root / "source"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE_S,
+    )
     assert built.returncode == 0, built.stderr
     (path,) = (root / "dist").glob("vae_explorer-*.whl")
     return path
@@ -115,9 +151,18 @@ def wheel(tmp_path_factory) -> Path:
 # --- the browser tests' app and Chromium (test_browser.py, test_live.py): one of each per run --------
 
 CHROMIUM = Path("/usr/bin/chromium")
-PAGES = {"": "Home", "Reconstruct": "Reconstruct", "Generate": "Generate", "Latent_map": "Latent map",
-         "Interpolate": "Interpolate", "Traverse": "Traverse", "Learn": "Learn", "Train": "Train", "Evaluate": "Evaluate",
-         "Compare": "Compare"}
+PAGES = {
+    "": "Home",
+    "Reconstruct": "Reconstruct",
+    "Generate": "Generate",
+    "Latent_map": "Latent map",
+    "Interpolate": "Interpolate",
+    "Traverse": "Traverse",
+    "Learn": "Learn",
+    "Train": "Train",
+    "Evaluate": "Evaluate",
+    "Compare": "Compare",
+}
 
 
 def _playwright_available() -> bool:
@@ -150,8 +195,9 @@ def browser(app_url):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM),
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        chromium = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
         yield chromium
         chromium.close()
 
@@ -175,7 +221,9 @@ def open_page(page, app_url: str, path: str, model: str = "digits-mlp"):
 
 
 def error_boxes(page) -> list[str]:
-    return [e.inner_text() for e in page.locator("[data-testid='stException'], [data-testid='stAlertContentError']").all()]
+    return [
+        e.inner_text() for e in page.locator("[data-testid='stException'], [data-testid='stAlertContentError']").all()
+    ]
 
 
 MAP_ROOT = """() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)
@@ -184,10 +232,13 @@ MAP_ROOT = """() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).f
 
 def map_position(page, index: int | None = None, fraction: tuple[float, float] | None = None) -> tuple[float, float]:
     """Where on the page the latent map draws test image `index` (or a fraction of its width and height)."""
-    page.wait_for_function(f"() => {{ const r = ({MAP_ROOT})(); return r && Number(r.dataset.points) > 0; }}", timeout=PATIENCE_MS)
+    page.wait_for_function(
+        f"() => {{ const r = ({MAP_ROOT})(); return r && Number(r.dataset.points) > 0; }}", timeout=PATIENCE_MS
+    )
     box = page.evaluate(f"""() => {{ const map = ({MAP_ROOT})().querySelector('.lm-map');
       let b = map.getBoundingClientRect();
-      if (b.top < 0 || b.bottom > innerHeight) {{ map.scrollIntoView({{block: 'center'}}); b = map.getBoundingClientRect(); }}  // as a person scrolls to it
+      if (b.top < 0 || b.bottom > innerHeight) {{  // as a person scrolls to it
+        map.scrollIntoView({{block: 'center'}}); b = map.getBoundingClientRect(); }}
       return [b.x, b.y, b.width, b.height]; }}""")
     if index is None:
         return box[0] + box[2] * fraction[0], box[1] + box[3] * fraction[1]

@@ -47,7 +47,9 @@ class Media:
 
     def image(self, at, caption: str) -> np.ndarray:
         found = [pixels for text, pixels in self.images(at) if text == caption]
-        assert len(found) == 1, f"{len(found)} images captioned {caption!r}; captions: {[c for c, _ in self.images(at)]}"
+        assert len(found) == 1, (
+            f"{len(found)} images captioned {caption!r}; captions: {[c for c, _ in self.images(at)]}"
+        )
         return found[0]
 
 
@@ -74,7 +76,7 @@ def tiles(grid: np.ndarray, n: int, nrow: int, side: tuple[int, int], padding: i
     for i in range(n):
         r, c = divmod(i, nrow)
         top, left = padding + r * (tile_h + padding), padding + c * (tile_w + padding)
-        out.append(grid[top: top + tile_h: scale, left: left + tile_w: scale])
+        out.append(grid[top : top + tile_h : scale, left : left + tile_w : scale])
     return np.stack(out)
 
 

@@ -49,8 +49,9 @@ class LinearGaussian:
         """E_q[log p(x|z)] - KL(q || p(z)) for q = N(mean, diag(var)), per image, in closed form."""
         residual = x.flatten(1) - mean @ self.W.T - self.b  # (B, P)
         spread = (var * self.scales**2).sum(1)  # tr(W diag(var) W^T)
-        expected_log_lik = -0.5 * self.pixels * (LOG_2PI + 2 * math.log(self.sigma)) \
-            - (residual.pow(2).sum(1) + spread) / (2 * self.sigma**2)
+        expected_log_lik = -0.5 * self.pixels * (LOG_2PI + 2 * math.log(self.sigma)) - (
+            residual.pow(2).sum(1) + spread
+        ) / (2 * self.sigma**2)
         return expected_log_lik - self.kl_to_prior(mean, var)
 
     @staticmethod
@@ -73,8 +74,15 @@ class LinearGaussian:
     def vae(self, mean_scale: float = 1.0, mean_shift: float = 0.0, log_var_shift: float = 0.0) -> VAE:
         """A VAE with this decoder and a linear encoder. With the defaults, q(z|x) is the true
         posterior; otherwise its mean is scaled and shifted and its log-variance shifted."""
-        config = ModelConfig(architecture="mlp", latent_dim=self.dim, hidden_sizes=[self.pixels], likelihood="gaussian",
-                             gaussian_sigma=self.sigma, image_shape=list(self.image_shape), num_classes=1)
+        config = ModelConfig(
+            architecture="mlp",
+            latent_dim=self.dim,
+            hidden_sizes=[self.pixels],
+            likelihood="gaussian",
+            gaussian_sigma=self.sigma,
+            image_shape=list(self.image_shape),
+            num_classes=1,
+        )
         model = build_model(config).double()
         var = 1.0 / (1.0 + self.scales**2 / self.sigma**2)
         head = nn.Linear(self.pixels, 2 * self.dim).double()
@@ -84,7 +92,7 @@ class LinearGaussian:
             head.weight.zero_()
             head.weight[: self.dim] = mean_scale * gain
             head.bias[: self.dim] = -mean_scale * gain @ self.b + mean_shift
-            head.bias[self.dim:] = var.log() + log_var_shift
+            head.bias[self.dim :] = var.log() + log_var_shift
             decoder.weight.copy_(self.W)
             decoder.bias.copy_(self.b)
         model.encoder = nn.Flatten()
@@ -96,7 +104,7 @@ class LinearGaussian:
         """The encoder's q(z|x) as (mean, var), read from its weights, not from `encode`."""
         head = model.to_latent
         out = x.flatten(1) @ head.weight.T.detach() + head.bias.detach()
-        return out[:, : self.dim], out[:, self.dim:].exp()
+        return out[:, : self.dim], out[:, self.dim :].exp()
 
 
 class _Reveal(nn.Module):
@@ -110,9 +118,15 @@ def revealing_model(latent_dim: int, conditional_classes: int = 0) -> VAE:
     """A VAE (Gaussian likelihood, so its mean image is the decoder's output) whose pictures show z.
 
     Conditional: the one-hot class is appended to z, so it shows in the last pixels too."""
-    config = ModelConfig(architecture="mlp", latent_dim=latent_dim, hidden_sizes=[4], likelihood="gaussian",
-                         image_shape=[1, 1, latent_dim + conditional_classes], num_classes=max(conditional_classes, 1),
-                         conditional=bool(conditional_classes))
+    config = ModelConfig(
+        architecture="mlp",
+        latent_dim=latent_dim,
+        hidden_sizes=[4],
+        likelihood="gaussian",
+        image_shape=[1, 1, latent_dim + conditional_classes],
+        num_classes=max(conditional_classes, 1),
+        conditional=bool(conditional_classes),
+    )
     model = build_model(config, seed=0)
     model.decoder = _Reveal()
     return model.eval()

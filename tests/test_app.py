@@ -4,16 +4,34 @@ answers at least one interaction."""
 import io
 
 import pytest
+from conftest import PATIENCE_S, REPO, fashion_available, require, shown
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from conftest import PATIENCE_S, REPO, fashion_available, require, shown
-
-PAGES = ["Home.py", "pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/3_Latent_map.py",
-         "pages/4_Interpolate.py", "pages/5_Traverse.py", "pages/6_Learn.py", "pages/7_Train.py",
-         "pages/8_Evaluate.py", "pages/9_Compare.py"]
-MODELS = ["digits-mlp", "digits-iwae", "digits-free-bits", "digits-vamp", "digits-two-level", "fashion-mnist-conv",
-          "fashion-mnist-2d", "fashion-mnist-cvae", "shapes-betavae", "shapes-vae"]
+PAGES = [
+    "Home.py",
+    "pages/1_Reconstruct.py",
+    "pages/2_Generate.py",
+    "pages/3_Latent_map.py",
+    "pages/4_Interpolate.py",
+    "pages/5_Traverse.py",
+    "pages/6_Learn.py",
+    "pages/7_Train.py",
+    "pages/8_Evaluate.py",
+    "pages/9_Compare.py",
+]
+MODELS = [
+    "digits-mlp",
+    "digits-iwae",
+    "digits-free-bits",
+    "digits-vamp",
+    "digits-two-level",
+    "fashion-mnist-conv",
+    "fashion-mnist-2d",
+    "fashion-mnist-cvae",
+    "shapes-betavae",
+    "shapes-vae",
+]
 
 
 def open_page(page: str, model: str = "digits-mlp") -> AppTest:
@@ -27,7 +45,9 @@ def open_page(page: str, model: str = "digits-mlp") -> AppTest:
 def assert_clean(at: AppTest) -> None:
     assert not at.exception, [e.message for e in at.exception]
     assert not at.error, [e.value for e in at.error]
-    assert at.title, "the page drew no title: it did not run (a page that fails to compile draws nothing, and no exception)"
+    assert at.title, (
+        "the page drew no title: it did not run (a page that fails to compile draws nothing, and no exception)"
+    )
 
 
 @pytest.mark.parametrize("model", [m if m == "digits-mlp" else pytest.param(m, marks=pytest.mark.slow) for m in MODELS])
@@ -57,8 +77,9 @@ def test_home_picker_switches_model():
 
 def test_reconstruct_upload_and_bad_file():
     at = open_page("pages/1_Reconstruct.py")
-    at.file_uploader(key="recon_uploads").set_value([("circle.png", drawing(), "image/png"),
-                                                     ("notes.png", b"this is not an image", "image/png")]).run()
+    at.file_uploader(key="recon_uploads").set_value(
+        [("circle.png", drawing(), "image/png"), ("notes.png", b"this is not an image", "image/png")]
+    ).run()
     assert not at.exception
     assert any("notes.png is not an image" in e.value for e in at.error)
     assert any("circle.png" in m.value for m in at.markdown)  # the good file is still shown
@@ -83,7 +104,11 @@ def test_generate_buttons_and_dragged_values():
     at.run()
     assert_clean(at)
     assert at.session_state["gen_z"][0] == 1.5
-    assert at.query_params["z"][0].startswith("1.50") if isinstance(at.query_params["z"], list) else at.query_params["z"].startswith("1.50")
+    assert (
+        at.query_params["z"][0].startswith("1.50")
+        if isinstance(at.query_params["z"], list)
+        else at.query_params["z"].startswith("1.50")
+    )
     at.button(key="gen_reset").click().run()
     assert at.session_state["gen_z"] == [0.0] * 8
 
@@ -95,14 +120,22 @@ def test_generate_reads_a_shared_url():
     at.run()
     assert_clean(at)
     assert at.session_state["gen_z"] == [0.5, -1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 3.0]  # clipped to the slider range
-    assert [w.value for w in at.warning] == ["Values of the z in this link outside -3 to 3 were set to the sliders' ends."]
+    assert [w.value for w in at.warning] == [
+        "Values of the z in this link outside -3 to 3 were set to the sliders' ends."
+    ]
 
 
-@pytest.mark.parametrize("z, notice", [
-    ("nan,inf,0,0,0,0,0,0", "The z in this link holds values that are not finite numbers (nan or inf); starting from zero."),
-    ("1,2,3", "The z in this link has 3 values, but digits-mlp has 8 latent dimensions; starting from zero."),
-    ("abc", "The z in this link could not be read (it should be numbers separated by commas); starting from zero."),
-])
+@pytest.mark.parametrize(
+    "z, notice",
+    [
+        (
+            "nan,inf,0,0,0,0,0,0",
+            "The z in this link holds values that are not finite numbers (nan or inf); starting from zero.",
+        ),
+        ("1,2,3", "The z in this link has 3 values, but digits-mlp has 8 latent dimensions; starting from zero."),
+        ("abc", "The z in this link could not be read (it should be numbers separated by commas); starting from zero."),
+    ],
+)
 def test_a_link_with_a_z_that_cannot_be_used_says_so_in_one_line(z, notice):
     at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=PATIENCE_S)
     at.query_params.update({"model": "digits-mlp", "z": z})
@@ -119,8 +152,10 @@ def test_a_link_naming_a_model_the_server_lacks_says_so_and_shows_the_default(na
     at.query_params["model"] = name
     at.run()
     assert_clean(at)
-    assert [shown(w.value) for w in at.warning] == [f"This link asks for a model called {name}, which this server does not have; "
-                                                    "showing digits-mlp instead (pick another in the sidebar)."]  # as typed, as text
+    assert [shown(w.value) for w in at.warning] == [
+        f"This link asks for a model called {name}, which this server does not have; "
+        "showing digits-mlp instead (pick another in the sidebar)."
+    ]  # as typed, as text
     assert at.session_state["model"] == "digits-mlp" and at.query_params["model"] == "digits-mlp"
     at.run()
     assert not at.warning
@@ -161,7 +196,9 @@ def test_uploading_a_checkpoint_zip(tiny_checkpoint, tmp_path, monkeypatch):
         for f in tiny_checkpoint.iterdir():
             archive.write(f, f"tiny/{f.name}")
     at = open_page("Home.py")
-    at.sidebar.file_uploader(key="upload_checkpoint").set_value(("my tiny.zip", buffer.getvalue(), "application/zip")).run()
+    at.sidebar.file_uploader(key="upload_checkpoint").set_value(
+        ("my tiny.zip", buffer.getvalue(), "application/zip")
+    ).run()
     assert_clean(at)
     assert at.session_state["model"] == "my-tiny"
     assert (tmp_path / "runs" / "uploaded" / "my-tiny" / "model.safetensors").is_file()

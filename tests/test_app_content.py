@@ -8,14 +8,24 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import PATIENCE_S, REPO, fashion_available, require
+from pictures import (
+    Media,
+    as_pixels,
+    assert_pixels_close,
+    data_uri_pixels,
+    decoded,
+    downscale,
+    plotly_spec,
+    plotly_values,
+    posterior,
+    tiles,
+)
 from safetensors.numpy import load_file
 from scipy.stats import norm
 from sklearn.decomposition import PCA
-
-from conftest import PATIENCE_S, REPO, fashion_available, require
-from pictures import (Media, as_pixels, assert_pixels_close, data_uri_pixels, decoded, downscale, plotly_spec, plotly_values,
-                      posterior, tiles)
 from streamlit.testing.v1 import AppTest
+
 from vae_explorer import load_checkpoint, load_dataset
 
 CHECKPOINTS = REPO / "checkpoints"
@@ -65,7 +75,9 @@ def test_home_shows_the_models_metrics_size_and_prior_samples(media):
     assert_pixels_close(samples, decoded(checkpoint.model, z), "prior samples")
     at.button(key="home_new_samples").click().run()
     again = tiles(media.image(at, "z ~ N(0, I), decoded"), 32, 8, (8, 8))
-    assert_pixels_close(again, decoded(checkpoint.model, torch.randn(32, 8, generator=torch.Generator().manual_seed(1))))
+    assert_pixels_close(
+        again, decoded(checkpoint.model, torch.randn(32, 8, generator=torch.Generator().manual_seed(1)))
+    )
 
 
 def test_home_samples_of_a_conditional_model_run_one_class_per_column(media):
@@ -85,8 +97,12 @@ def test_reconstruct_rows_show_each_test_image_over_its_own_reconstruction(media
     at = run("pages/1_Reconstruct.py")
     at.slider(key="recon_count").set_value(8).run()
     at.number_input(key="recon_start").set_value(16).run()
-    grid = tiles(media.image(at, "Rows alternate: test images, then their reconstructions from the posterior mean."),
-                 16, 8, (8, 8))
+    grid = tiles(
+        media.image(at, "Rows alternate: test images, then their reconstructions from the posterior mean."),
+        16,
+        8,
+        (8, 8),
+    )
     x = data.test_x[16:24]
     mu, _ = posterior(checkpoint.model, x)
     assert_pixels_close(grid[:8], as_pixels(x), "test images 16-23")
@@ -186,8 +202,8 @@ def test_generate_pca_plane_is_the_plane_of_the_encoded_test_set():
     assert gap >= 1 and (picture[:gap] == 255).all() and (picture[:, :gap] == 255).all()  # cells apart, on white
     scale = (picture.shape[1] - 8 * gap) // (7 * 8)
     assert scale >= 6  # 8x8 digits large enough for their pixels to be outlined: each block's last row is a line
-    block = picture[gap: gap + 8 * scale, gap: gap + 8 * scale]
-    assert (block[scale - 1::scale, ::scale] != block[::scale, ::scale]).all()
+    block = picture[gap : gap + 8 * scale, gap : gap + 8 * scale]
+    assert (block[scale - 1 :: scale, ::scale] != block[::scale, ::scale]).all()
     mu, _ = posterior(checkpoint.model, data.test_x)
     coords, directions, pca = pca_reference(mu)
     spread = coords.std(0, ddof=1)
@@ -206,7 +222,9 @@ def test_generate_manifold_of_a_2d_model_runs_z0_right_and_z1_up():
     grid = tiles(picture, 64, 8, (28, 28), padding=panel["gap"])
     q = norm.ppf(np.linspace(0.05, 0.95, 8))
     for row, col in ((0, 0), (0, 7), (7, 0), (3, 5)):
-        assert_pixels_close(grid[row * 8 + col], decoded(checkpoint.model, [q[col], q[7 - row]])[0], f"cell ({row}, {col})")
+        assert_pixels_close(
+            grid[row * 8 + col], decoded(checkpoint.model, [q[col], q[7 - row]])[0], f"cell ({row}, {col})"
+        )
         assert _cell_z(panel, col, row) == pytest.approx([q[col], q[7 - row]], abs=1e-6)
 
 
@@ -225,7 +243,9 @@ def test_generate_class_picker_of_a_conditional_model():
     grid, cells = _grid(at)
     side = cells["cols"]
     centre = tiles(grid, side * side, side, (28, 28), padding=cells["gap"])[0]
-    assert_pixels_close(centre, decoded(checkpoint.model, _cell_z(cells, 0, 0), label=7)[0], "the grid's first cell, as a Sneaker")
+    assert_pixels_close(
+        centre, decoded(checkpoint.model, _cell_z(cells, 0, 0), label=7)[0], "the grid's first cell, as a Sneaker"
+    )
     # a class from an older panel, or out of range: ignored
     for stale in ({"value": 3, "version": panel["version"] - 1}, {"value": 99, "version": panel["version"]}):
         at.session_state["gen_sliders"] = {"z": None, "live": None, "label": stale}
@@ -258,7 +278,9 @@ def test_latent_map_pca_places_each_test_image_by_its_posterior_mean():
     assert (labels == data.test_y.numpy()).all()
     # what the browser turns a place into: z = mean + x * direction0 + y * direction1
     plane = _map(at)["plane"]
-    assert plane["mean"] == pytest.approx(pca.mean_, abs=1e-5) and plane["directions"] == pytest.approx(directions, abs=1e-5)
+    assert plane["mean"] == pytest.approx(pca.mean_, abs=1e-5) and plane["directions"] == pytest.approx(
+        directions, abs=1e-5
+    )
     assert _map(at)["names"] == checkpoint.config.model.class_names
 
 
@@ -290,7 +312,7 @@ def test_latent_map_encodes_an_upload_to_a_conditional_model_with_the_class_aske
     at = run("pages/3_Latent_map.py", "fashion-mnist-cvae")
     at.sidebar.file_uploader(key="map_upload").set_value(("shoe.png", _png("ring"), "image/png")).run()
     at.sidebar.selectbox(key="map_upload_class").select(7).run()
-    mu = np.stack([posterior(checkpoint.model, data.test_x[i: i + 1], int(data.test_y[i]))[0][0] for i in range(2000)])
+    mu = np.stack([posterior(checkpoint.model, data.test_x[i : i + 1], int(data.test_y[i]))[0][0] for i in range(2000)])
     _, directions, pca = pca_reference(mu)
     z, _ = posterior(checkpoint.model, prepare_image(_png("ring"), (1, 28, 28))[None], 7)
     assert _map(at)["star"] == pytest.approx(((z - pca.mean_) @ directions.T)[0], abs=1e-4)
@@ -308,14 +330,21 @@ def test_latent_map_shows_a_clicked_dot_and_a_clicked_place(media):
     _click(at, {"index": 17})
     assert any(m.value == f"**Test image 17**: {int(data.test_y[17])}" for m in at.markdown)
     mu, _ = posterior(checkpoint.model, data.test_x[17:18])
-    assert_pixels_close(downscale(media.image(at, "the image"), (8, 8)), as_pixels(data.test_x[17:18])[0], "the clicked image")
-    assert_pixels_close(downscale(media.image(at, "its reconstruction"), (8, 8)), decoded(checkpoint.model, mu)[0], "its reconstruction")
+    assert_pixels_close(
+        downscale(media.image(at, "the image"), (8, 8)), as_pixels(data.test_x[17:18])[0], "the clicked image"
+    )
+    assert_pixels_close(
+        downscale(media.image(at, "its reconstruction"), (8, 8)), decoded(checkpoint.model, mu)[0], "its reconstruction"
+    )
     _click(at, {"x": 1.25, "y": -0.5, "label": 0})
     all_mu, _ = posterior(checkpoint.model, data.test_x)
     _, directions, pca = pca_reference(all_mu)
     z = pca.mean_ + np.array([1.25, -0.5]) @ directions
-    assert_pixels_close(downscale(media.image(at, "z = mean + position along the PCA plane"), (8, 8)),
-                        decoded(checkpoint.model, z)[0], "the clicked place")
+    assert_pixels_close(
+        downscale(media.image(at, "z = mean + position along the PCA plane"), (8, 8)),
+        decoded(checkpoint.model, z)[0],
+        "the clicked place",
+    )
     for nonsense in ({"index": 10_000}, {"index": "a"}, {"x": float("nan"), "y": 0}):  # never an error box
         _click(at, nonsense)
         assert any("Click a dot" in i.value for i in at.info)
@@ -325,7 +354,7 @@ def test_latent_map_place_of_a_conditional_model_decodes_with_the_nearest_class(
     checkpoint, data = shipped("fashion-mnist-cvae")
     at = run("pages/3_Latent_map.py", "fashion-mnist-cvae")
     _click(at, {"x": 0.5, "y": 0.25, "label": 7})
-    mu = np.stack([posterior(checkpoint.model, data.test_x[i: i + 1], int(data.test_y[i]))[0][0] for i in range(2000)])
+    mu = np.stack([posterior(checkpoint.model, data.test_x[i : i + 1], int(data.test_y[i]))[0][0] for i in range(2000)])
     _, directions, pca = pca_reference(mu)
     z = pca.mean_ + np.array([0.5, 0.25]) @ directions
     image = media.image(at, "z = mean + position along the PCA plane, class Sneaker")
@@ -338,10 +367,15 @@ def test_latent_map_of_every_image_puts_the_test_images_first_and_names_a_traini
     at = run("pages/3_Latent_map.py", map_points=str(n_all))
     coords, labels = _map_points(at)
     mu = np.concatenate([posterior(checkpoint.model, data.test_x)[0], posterior(checkpoint.model, data.train_x)[0]])
-    assert coords == pytest.approx(pca_reference(mu)[0], abs=1e-4) and (labels == np.concatenate([data.test_y, data.train_y])).all()
+    assert (
+        coords == pytest.approx(pca_reference(mu)[0], abs=1e-4)
+        and (labels == np.concatenate([data.test_y, data.train_y])).all()
+    )
     _click(at, {"index": n_test + 5})
     assert any(m.value == f"**Training image 5**: {int(data.train_y[5])}" for m in at.markdown)
-    assert_pixels_close(downscale(media.image(at, "the image"), (8, 8)), as_pixels(data.train_x[5:6])[0], "training image 5")
+    assert_pixels_close(
+        downscale(media.image(at, "the image"), (8, 8)), as_pixels(data.train_x[5:6])[0], "training image 5"
+    )
 
 
 @pytest.mark.slow
@@ -350,7 +384,9 @@ def test_latent_map_umap_is_computed_in_the_background_then_shown():
 
     checkpoint, data = shipped("digits-mlp")
     at = run("pages/3_Latent_map.py", map_method="UMAP", map_neighbours="12")
-    assert not [c for c in at.get("bidi_component") if c.proto.component_name.endswith(".latent_map")]  # not computed inline
+    assert not [
+        c for c in at.get("bidi_component") if c.proto.component_name.endswith(".latent_map")
+    ]  # not computed inline
     from vae_explorer.app.catalog import stamp
 
     path = str(CHECKPOINTS / "digits-mlp")
@@ -359,7 +395,9 @@ def test_latent_map_umap_is_computed_in_the_background_then_shown():
     at.run()
     coords, _ = _map_points(at)
     beside, in_cache = map_files(checkpoint.path, "umap", len(data.test_x), 12)
-    assert not beside.exists() and coords == pytest.approx(np.load(in_cache), abs=1e-5)  # a shipped model's map: the cache
+    assert not beside.exists() and coords == pytest.approx(
+        np.load(in_cache), abs=1e-5
+    )  # a shipped model's map: the cache
 
 
 def test_latent_map_points_travel_once_per_tab():
@@ -417,10 +455,15 @@ def test_an_upload_replaces_the_end_point_it_was_meant_for(media):
     assert_pixels_close(strip[0], decoded(checkpoint.model, a)[0], "A is still test image 5")
     assert_pixels_close(strip[4], decoded(checkpoint.model, upload)[0], "B is now the upload")
     ends = media.images(at)[:2]
-    assert [caption for caption, _ in ends] == [f"A: test image 5, {int(data.test_y[5])}", "B: your upload"]  # not a test image's class
+    assert [caption for caption, _ in ends] == [
+        f"A: test image 5, {int(data.test_y[5])}",
+        "B: your upload",
+    ]  # not a test image's class
     assert all(pixels.shape[0] >= 192 for _, pixels in ends)  # large enough to see from the back of a room
     assert_pixels_close(downscale(ends[0][1], (8, 8)), as_pixels(data.test_x[5:6])[0], "image A")
-    assert_pixels_close(downscale(ends[1][1], (8, 8)), as_pixels(prepare_image(_png("bar"), (1, 8, 8))[None])[0], "image B")
+    assert_pixels_close(
+        downscale(ends[1][1], (8, 8)), as_pixels(prepare_image(_png("bar"), (1, 8, 8))[None])[0], "image B"
+    )
 
 
 def test_an_upload_to_a_conditional_model_is_encoded_with_the_class_asked_for(media):
@@ -433,7 +476,9 @@ def test_an_upload_to_a_conditional_model_is_encoded_with_the_class_asked_for(me
     x = prepare_image(_png("bar"), (1, 28, 28))[None]
     a, _ = posterior(checkpoint.model, x, 7)
     strip = tiles(media.image(at, "top row: linear; bottom row: slerp"), 10, 5, (28, 28))
-    assert_pixels_close(strip[0], decoded(checkpoint.model, a, label=7)[0], "A: the upload encoded and decoded as a Sneaker")
+    assert_pixels_close(
+        strip[0], decoded(checkpoint.model, a, label=7)[0], "A: the upload encoded and decoded as a Sneaker"
+    )
     assert media.images(at)[0][0] == "A: your upload, encoded as Sneaker"
 
 
@@ -443,7 +488,9 @@ def test_four_corners_and_latent_arithmetic(media):
     at.number_input(key="interp_C").set_value(20).run()
     at.number_input(key="interp_D").set_value(33).run()
     at.slider(key="interp_side").set_value(4).run()
-    grid = tiles(media.image(at, "corners: A top-left, B top-right, C bottom-left, D bottom-right"), 16, 4, (8, 8), padding=1)
+    grid = tiles(
+        media.image(at, "corners: A top-left, B top-right, C bottom-left, D bottom-right"), 16, 4, (8, 8), padding=1
+    )
     mu, _ = posterior(checkpoint.model, data.test_x)
     for cell, index in ((0, 5), (3, 12), (12, 20), (15, 33)):
         assert_pixels_close(grid[cell], decoded(checkpoint.model, mu[index])[0], f"corner at test image {index}")
@@ -465,7 +512,7 @@ def test_each_traversal_row_varies_only_its_dimension(media):
     for row, dim in enumerate([4, 0, 6]):
         z = np.zeros((5, 8))
         z[:, dim] = values
-        assert_pixels_close(grid[row * 5: row * 5 + 5], decoded(checkpoint.model, z), f"row {row} (z{dim})")
+        assert_pixels_close(grid[row * 5 : row * 5 + 5], decoded(checkpoint.model, z), f"row {row} (z{dim})")
     at.selectbox(key="trav_start").set_value("a test image").run()
     at.number_input(key="trav_index").set_value(9).run()
     grid = tiles(media.images(at)[0][1], 15, 5, (8, 8))
@@ -476,7 +523,9 @@ def test_each_traversal_row_varies_only_its_dimension(media):
     kl = (0.5 * (mu**2 + sigma**2 - 1 - np.log(sigma**2))).mean(0)
     bars = plotly_spec(at.get("plotly_chart")[0])["data"][0]
     order = np.argsort(-kl)
-    assert list(bars["x"]) == [f"z{i}" for i in order] and plotly_values(bars["y"]) == pytest.approx(kl[order], rel=1e-4)
+    assert list(bars["x"]) == [f"z{i}" for i in order] and plotly_values(bars["y"]) == pytest.approx(
+        kl[order], rel=1e-4
+    )
 
 
 # --- Learn ----------------------------------------------------------------------------------------------
@@ -537,7 +586,10 @@ def test_evaluate_compares_the_objectives_on_the_same_data():
     table = at.table[0].value
     rows = {metric: i for i, metric in enumerate(table["metric"])}
     assert [table[name][rows["trained with"]] for name in ("digits-mlp", "digits-iwae", "digits-free-bits")] == [
-        "ELBO", "IWAE bound, k = 5", "ELBO, free bits 0.5 nats"]
+        "ELBO",
+        "IWAE bound, k = 5",
+        "ELBO, free bits 0.5 nats",
+    ]
     active = {}
     for name in ("digits-mlp", "digits-free-bits"):
         checkpoint, data = shipped(name)
@@ -552,6 +604,7 @@ def test_evaluate_compares_the_objectives_on_the_same_data():
 
 def test_train_page_shows_the_saved_models_history_and_reconstructions(media, tmp_path, monkeypatch):
     from test_app_train import submit, train_page, wait_until_finished
+
     from vae_explorer.app import catalog
 
     monkeypatch.setattr(catalog, "TRAINED_DIR", tmp_path / "runs")
@@ -559,8 +612,10 @@ def test_train_page_shows_the_saved_models_history_and_reconstructions(media, tm
     assert wait_until_finished(at).status == "done"
     trained = load_checkpoint(tmp_path / "runs" / "watched")
     data = load_dataset(trained.config.data)
-    curves = {(trace["name"], trace["xaxis"]): plotly_values(trace["y"])
-              for trace in plotly_spec(at.get("plotly_chart")[0])["data"]}
+    curves = {
+        (trace["name"], trace["xaxis"]): plotly_values(trace["y"])
+        for trace in plotly_spec(at.get("plotly_chart")[0])["data"]
+    }
     assert curves[("train", "x")] == pytest.approx([r["train_loss"] for r in trained.history])
     assert curves[("test", "x")] == pytest.approx([r["test_loss"] for r in trained.history])
     assert curves[("test", "x3")] == pytest.approx([r["test_kl"] for r in trained.history])
@@ -575,8 +630,10 @@ def test_generate_shows_the_line_of_a_1d_model(media, tmp_path, monkeypatch, tin
     from vae_explorer.app import catalog
 
     monkeypatch.setattr(catalog, "TRAINED_DIR", tmp_path / "runs")
-    config = RunConfig(model=fit_to_data(ModelConfig(latent_dim=1, hidden_sizes=[8]), tiny_data.image_shape,
-                                         tiny_data.class_names), train=TrainConfig(epochs=1))
+    config = RunConfig(
+        model=fit_to_data(ModelConfig(latent_dim=1, hidden_sizes=[8]), tiny_data.image_shape, tiny_data.class_names),
+        train=TrainConfig(epochs=1),
+    )
     model = build_model(config.model, seed=0)
     save_checkpoint(tmp_path / "runs" / "one-d", model, config, [])
     at = run("pages/2_Generate.py", "one-d")
@@ -586,7 +643,9 @@ def test_generate_shows_the_line_of_a_1d_model(media, tmp_path, monkeypatch, tin
     assert_pixels_close(line, decoded(model, norm.ppf(np.linspace(0.05, 0.95, 9))[:, None]), "the 1-D manifold")
 
 
-def test_learn_shows_how_a_checkpoint_s_dimensions_learned_when_its_history_holds_it(tiny_checkpoint, tmp_path, monkeypatch):
+def test_learn_shows_how_a_checkpoint_s_dimensions_learned_when_its_history_holds_it(
+    tiny_checkpoint, tmp_path, monkeypatch
+):
     import shutil
 
     from vae_explorer.app import catalog
@@ -598,10 +657,18 @@ def test_learn_shows_how_a_checkpoint_s_dimensions_learned_when_its_history_hold
     at.query_params["model"] = "tiny"
     at.run()
     assert not at.exception, [e.message for e in at.exception]
-    (figure,) = [plotly_spec(c) for c in at.get("plotly_chart") if any(t.get("type") == "heatmap" for t in plotly_spec(c)["data"])]
+    (figure,) = [
+        plotly_spec(c)
+        for c in at.get("plotly_chart")
+        if any(t.get("type") == "heatmap" for t in plotly_spec(c)["data"])
+    ]
     heatmap, active = figure["data"]
     z = heatmap["z"]
-    kl = plotly_values(z).reshape([int(v) for v in str(z["shape"]).split(",")]) if isinstance(z, dict) else np.array(z, float)
+    kl = (
+        plotly_values(z).reshape([int(v) for v in str(z["shape"]).split(",")])
+        if isinstance(z, dict)
+        else np.array(z, float)
+    )
     assert kl.shape == (2, len(history))  # one row per latent dimension, one column per epoch
     assert kl == pytest.approx(np.array([r["test_kl_per_dim"] for r in history]).T, rel=1e-6)
     assert list(plotly_values(active["y"])) == [sum(v > 0.01 for v in r["test_mu_var"]) for r in history]
@@ -612,7 +679,6 @@ def test_learn_shows_how_a_checkpoint_s_dimensions_learned_when_its_history_hold
 
 def test_learn_shows_the_vamp_prior_pseudo_inputs_and_the_comparison(media):
     import torch
-
     from pictures import tiles
 
     checkpoint, _ = shipped("digits-vamp")
@@ -628,10 +694,12 @@ def test_learn_shows_the_vamp_prior_pseudo_inputs_and_the_comparison(media):
 def test_home_and_generate_draw_from_the_models_own_prior(media):
     checkpoint, _ = shipped("digits-two-level")
     at = run("Home.py", "digits-two-level")
-    samples = tiles(media.image(at, "z from its two-level prior (z2 ~ N(0, I), then z ~ p(z|z2)), decoded"), 32, 8, (8, 8))
+    samples = tiles(
+        media.image(at, "z from its two-level prior (z2 ~ N(0, I), then z ~ p(z|z2)), decoded"), 32, 8, (8, 8)
+    )
     from vae_explorer.latent import sample_prior
 
-    expected = (sample_prior(checkpoint.model, 32, seed=0)[:, 0].numpy() * 255)
+    expected = sample_prior(checkpoint.model, 32, seed=0)[:, 0].numpy() * 255
     assert np.abs(samples.astype(float) - expected).max() <= 1.0
 
 
@@ -651,7 +719,9 @@ def test_a_drawing_from_the_pad_is_encoded_by_python_and_kept_for_other_pages(me
     grey[1, 2] = 128
     at = run("pages/1_Reconstruct.py")
     assert _pad(at)["result"] is None and _pad(at)["shape"] == [1, 8, 8]
-    at.session_state["recon_pad"] = {"drawing": {"pixels": base64.b64encode(grey.tobytes()).decode(), "seq": 3, "strokes": 2}}
+    at.session_state["recon_pad"] = {
+        "drawing": {"pixels": base64.b64encode(grey.tobytes()).decode(), "seq": 3, "strokes": 2}
+    }
     at.run()
     result = _pad(at)["result"]
     with torch.no_grad():
@@ -659,13 +729,20 @@ def test_a_drawing_from_the_pad_is_encoded_by_python_and_kept_for_other_pages(me
     assert result["seq"] == 3 and np.allclose(result["mu"], q.mean[0].numpy(), atol=1e-6)
     assert np.allclose(result["sigma"], q.stddev[0].numpy(), atol=1e-6)
     assert np.array_equal(data_uri_pixels(result["input"]), grey)
-    assert_pixels_close(data_uri_pixels(result["recon"]), decoded(checkpoint.model, q.mean.numpy())[0], "the reconstruction")
+    assert_pixels_close(
+        data_uri_pixels(result["recon"]), decoded(checkpoint.model, q.mean.numpy())[0], "the reconstruction"
+    )
     assert "six samples z ~ q(z|x) of your drawing, decoded" in [c for c, _ in media.images(at)]
     kept = at.session_state["drawing"]
-    assert kept["shape"] == [1, 8, 8] and np.array_equal((kept["image"][0].numpy() * 255).round().astype(np.uint8), grey)
+    assert kept["shape"] == [1, 8, 8] and np.array_equal(
+        (kept["image"][0].numpy() * 255).round().astype(np.uint8), grey
+    )
     # what a page cannot use is ignored, never an error: the wrong size, not base64, a cleared pad
-    for sent in ({"pixels": base64.b64encode(bytes(10)).decode(), "seq": 4, "strokes": 1}, {"pixels": "%%%", "seq": 5, "strokes": 1},
-                 {"pixels": base64.b64encode(grey.tobytes()).decode(), "seq": 6, "strokes": 0}):
+    for sent in (
+        {"pixels": base64.b64encode(bytes(10)).decode(), "seq": 4, "strokes": 1},
+        {"pixels": "%%%", "seq": 5, "strokes": 1},
+        {"pixels": base64.b64encode(grey.tobytes()).decode(), "seq": 6, "strokes": 0},
+    ):
         at.session_state["recon_pad"] = {"drawing": sent}
         at.run()
         assert not at.exception and not at.error and _pad(at)["result"] is None
@@ -685,7 +762,11 @@ def test_the_drawing_is_an_end_point_on_interpolate_and_a_star_on_the_latent_map
     at.run()
     at.checkbox(key="interp_drawing_A").check().run()
     assert not at.exception and "A: your drawing" in [i for e in at.get("image") for i in e.captions]
-    walk = next(json.loads(c.proto.json) for c in at.get("bidi_component") if c.proto.component_name.endswith(".interpolation_walk"))
+    walk = next(
+        json.loads(c.proto.json)
+        for c in at.get("bidi_component")
+        if c.proto.component_name.endswith(".interpolation_walk")
+    )
     assert np.allclose(walk["a"], mu, atol=1e-5)
     at = AppTest.from_file(str(REPO / "pages/3_Latent_map.py"), default_timeout=PATIENCE_S)
     at.session_state["drawing"] = drawing
@@ -705,7 +786,10 @@ def test_a_released_drag_is_offered_as_gif_and_mp4_and_a_bad_one_is_ignored():
         at.run()
         assert not at.exception and not at.error
         labels = [d.proto.label for d in at.get("download_button")]
-        assert ("Your last drag, 12 frames (GIF)" in labels and "Your last drag (MP4)" in labels) == offered, (drag, labels)
+        assert ("Your last drag, 12 frames (GIF)" in labels and "Your last drag (MP4)" in labels) == offered, (
+            drag,
+            labels,
+        )
     assert at.session_state["gen_drag"]["path"] == path
 
 
@@ -720,7 +804,9 @@ def _sliders(at) -> dict:
 def test_compare_decodes_the_same_z_with_both_models_and_reconstructs_the_same_image(media):
     first, data = shipped("digits-mlp")
     at = run("pages/9_Compare.py")
-    assert at.selectbox(key="cmp_other").value == "digits-free-bits"  # the same data and latent size first, in the picker's order
+    assert (
+        at.selectbox(key="cmp_other").value == "digits-free-bits"
+    )  # the same data and latent size first, in the picker's order
     at.selectbox(key="cmp_other").select("digits-vamp").run()
     second, _ = shipped("digits-vamp")
     version = at.session_state["cmp_version"]
@@ -730,12 +816,16 @@ def test_compare_decodes_the_same_z_with_both_models_and_reconstructs_the_same_i
     panel = _sliders(at)
     assert panel["caption"] == "digits-mlp" and panel["twin"]["caption"] == "digits-vamp"
     assert_pixels_close(data_uri_pixels(panel["image"]), decoded(first.model, z)[0], "the first model's picture of z")
-    assert_pixels_close(data_uri_pixels(panel["twin"]["image"]), decoded(second.model, z)[0], "the second model's picture of z")
+    assert_pixels_close(
+        data_uri_pixels(panel["twin"]["image"]), decoded(second.model, z)[0], "the second model's picture of z"
+    )
     at.number_input(key="cmp_image").set_value(7).run()
     for name, model in (("digits-mlp", first.model), ("digits-vamp", second.model)):
         caption = next(c for c, _ in media.images(at) if c.startswith(f"{name}: reconstruction"))
         mu, _ = posterior(model, data.test_x[7:8])
-        assert_pixels_close(downscale(media.image(at, caption), (8, 8)), decoded(model, mu)[0], f"{name}'s reconstruction")
+        assert_pixels_close(
+            downscale(media.image(at, caption), (8, 8)), decoded(model, mu)[0], f"{name}'s reconstruction"
+        )
     traversals = [c for c, _ in media.images(at) if c.endswith("the others at 0")]
     assert len(traversals) == 2
 
@@ -748,8 +838,12 @@ def test_a_compare_link_keeps_the_pair_and_z_and_its_sliders_name_both_models_kl
     assert at.selectbox(key="cmp_other").value == "digits-free-bits"
     panel = _sliders(at)
     assert panel["values"] == pytest.approx(z)
-    assert_pixels_close(data_uri_pixels(panel["twin"]["image"]), decoded(second.model, z)[0], "the link's z, second model")
-    assert at.query_params["cmp_other"] == "digits-free-bits" and at.query_params["z"] == ",".join(f"{v:.2f}" for v in z)
+    assert_pixels_close(
+        data_uri_pixels(panel["twin"]["image"]), decoded(second.model, z)[0], "the link's z, second model"
+    )
+    assert at.query_params["cmp_other"] == "digits-free-bits" and at.query_params["z"] == ",".join(
+        f"{v:.2f}" for v in z
+    )
     kls = []
     for checkpoint in (first, second):  # KL per dimension from the posteriors, as the sliders should say it
         mu, sigma = posterior(checkpoint.model, data.test_x)
@@ -772,8 +866,10 @@ def test_a_compare_link_keeps_the_pair_and_z_and_its_sliders_name_both_models_kl
 def test_compare_says_when_one_z_cannot_drive_both_and_offers_a_class_for_a_conditional_model(needs_fashion):
     at = run("pages/9_Compare.py", "fashion-mnist-2d")
     at.selectbox(key="cmp_other").select("fashion-mnist-cvae").run()
-    assert any("fashion-mnist-2d has 2 latent dimensions and fashion-mnist-cvae 16: one z cannot drive both" in i.value
-               for i in at.info)
+    assert any(
+        "fashion-mnist-2d has 2 latent dimensions and fashion-mnist-cvae 16: one z cannot drive both" in i.value
+        for i in at.info
+    )
     assert not [c for c in at.get("bidi_component") if c.proto.component_name.endswith(".latent_sliders")]
     assert at.selectbox(key="cmp_label").label == "Class for fashion-mnist-cvae (conditional)"
     assert not at.exception and not at.error
@@ -794,13 +890,24 @@ def test_compare_reconstructs_the_same_upload_with_both_models(media):
     for name, model in (("digits-mlp", first.model), ("digits-two-level", second.model)):
         caption = next(c for c, _ in media.images(at) if c.startswith(f"{name}: reconstruction"))
         mu, _ = posterior(model, x[None])
-        assert_pixels_close(downscale(media.image(at, caption), (8, 8)), decoded(model, mu)[0], f"{name}'s reconstruction")
+        assert_pixels_close(
+            downscale(media.image(at, caption), (8, 8)), decoded(model, mu)[0], f"{name}'s reconstruction"
+        )
     at.file_uploader(key="cmp_upload").set_value(("notes.png", b"not an image", "image/png")).run()
-    assert [e.value for e in at.error] == ["notes.png is not an image this app can read; upload a PNG, JPEG, BMP, WebP or GIF image."]
+    assert [e.value for e in at.error] == [
+        "notes.png is not an image this app can read; upload a PNG, JPEG, BMP, WebP or GIF image."
+    ]
 
 
-@pytest.mark.parametrize("t, path, expected", [("nan", "zigzag", (0.5, "slerp")), ("7", "linear", (1.0, "linear")),
-                                               ("-1", "slerp", (0.0, "slerp")), ("0.25", "", (0.25, "slerp"))])
+@pytest.mark.parametrize(
+    "t, path, expected",
+    [
+        ("nan", "zigzag", (0.5, "slerp")),
+        ("7", "linear", (1.0, "linear")),
+        ("-1", "slerp", (0.0, "slerp")),
+        ("0.25", "", (0.25, "slerp")),
+    ],
+)
 def test_a_walk_link_s_values_are_used_when_they_can_be_and_replaced_when_not(t, path, expected):
     at = run("pages/4_Interpolate.py", interp_t=t, interp_path=path)
     (walk,) = [c for c in at.get("bidi_component") if c.proto.component_name.endswith(".interpolation_walk")]

@@ -7,10 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-
+from conftest import PATIENCE_S, REPO, shown
 from streamlit.testing.v1 import AppTest
 
-from conftest import PATIENCE_S, REPO, shown
 from vae_explorer.app import catalog
 
 
@@ -27,8 +26,9 @@ def train_page(state: dict | None = None, **values) -> AppTest:
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     for key, value in {"train__data__max_train": 256, "train__train__epochs": 1, **values}.items():
-        widget = next(w for kind in (at.number_input, at.text_input, at.selectbox, at.checkbox)
-                      for w in kind if w.key == key)
+        widget = next(
+            w for kind in (at.number_input, at.text_input, at.selectbox, at.checkbox) for w in kind if w.key == key
+        )
         widget.set_value(value)
     return at
 
@@ -54,16 +54,23 @@ def test_one_epoch_from_the_form_makes_a_checkpoint_every_page_opens(runs):
     assert not at.exception and not at.error
     assert any("saved as my-first-VAE" in s.value for s in at.success)
     assert (runs / "my-first-VAE" / "model.safetensors").is_file()
-    charts = {c.key: c for c in at.get("plotly_chart")}  # loss curves, KL per dimension by epoch, latent scatter, its epochs
+    charts = {
+        c.key: c for c in at.get("plotly_chart")
+    }  # loss curves, KL per dimension by epoch, latent scatter, its epochs
     assert set(charts) == {"train_history_chart", "train_dims_chart", "train_scatter", "train_map_epochs"}
     animation = json.loads(charts["train_map_epochs"].proto.spec)
     assert [f["name"] for f in animation["frames"]] == [str(f["epoch"]) for f in snap.frames] and len(snap.frames) >= 2
     labels = [d.proto.label for d in at.get("download_button")]
     assert "Download the map's epochs (GIF)" in labels and "Download the map's epochs (MP4)" in labels
-    sources = [f["layout"]["images"][0]["source"] for f in animation["frames"]]  # each epoch's decodes, in the animation
-    assert sources == ["data:image/png;base64," + base64.b64encode(f["samples_png"]).decode("ascii") for f in snap.frames]
+    sources = [
+        f["layout"]["images"][0]["source"] for f in animation["frames"]
+    ]  # each epoch's decodes, in the animation
+    assert sources == [
+        "data:image/png;base64," + base64.b64encode(f["samples_png"]).decode("ascii") for f in snap.frames
+    ]
     assert "my-first-VAE" in at.sidebar.selectbox[0].options[-1] or any(
-        "my-first-VAE" in o for o in at.sidebar.selectbox[0].options)
+        "my-first-VAE" in o for o in at.sidebar.selectbox[0].options
+    )
     for page in ("pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/5_Traverse.py"):
         other = AppTest.from_file(str(REPO / page), default_timeout=PATIENCE_S)
         other.query_params["model"] = "my-first-VAE"
@@ -86,7 +93,9 @@ def test_stop_keeps_what_was_learned(runs):
     reloaded.run()
     assert not reloaded.exception and not reloaded.error
     assert reloaded.session_state["train_job"] is job and any(h.value == "Training" for h in reloaded.subheader)
-    assert not any(m.value.startswith("**stopped**:") for m in reloaded.markdown)  # not offered for resuming while it trains
+    assert not any(
+        m.value.startswith("**stopped**:") for m in reloaded.markdown
+    )  # not offered for resuming while it trains
     reloaded.button(key="train_stop").click().run()
     snap = wait_until_finished(reloaded)
     at.run()
@@ -96,7 +105,9 @@ def test_stop_keeps_what_was_learned(runs):
     # stopped early, it is offered for resuming (it was only resumable from the command line)
     fresh = AppTest.from_file(str(REPO / "pages/7_Train.py"), default_timeout=PATIENCE_S).run()
     done = json.loads((runs / "stopped" / "training.json").read_text())["epochs_done"]
-    assert any(f"**stopped**: stopped after epoch {done} of 5000" in m.value for m in fresh.markdown), [m.value for m in fresh.markdown]
+    assert any(f"**stopped**: stopped after epoch {done} of 5000" in m.value for m in fresh.markdown), [
+        m.value for m in fresh.markdown
+    ]
     assert fresh.button(key="train_resume_stopped")
     # a link to a training this server does not hold (restarted since) says so in one line
     gone = AppTest.from_file(str(REPO / "pages/7_Train.py"), default_timeout=PATIENCE_S)
@@ -108,7 +119,8 @@ def test_stop_keeps_what_was_learned(runs):
 def test_bad_form_values_give_one_clear_message(runs):
     at = submit(train_page(**{"train__model__hidden_sizes": "256, lots"}), "Start training")
     assert [shown(e.value) for e in at.error] == [
-        "Train form: model.hidden_sizes must be whole numbers separated by commas, got '256, lots'; write it like 256, 128."]
+        "Train form: model.hidden_sizes must be whole numbers separated by commas, got '256, lots'; write it like 256, 128."
+    ]
     at = submit(train_page(train_name="digits-mlp"), "Start training")
     assert "named digits-mlp already exists; choose another name" in at.error[0].value
     at = submit(train_page({"train__data__dataset": "nope"}, train_name="x"), "Start training")
@@ -154,13 +166,22 @@ def test_the_form_offers_every_config_key(runs):
 
 
 def test_the_form_trains_on_the_iwae_bound_and_refuses_it_with_a_beta(runs):
-    at = submit(train_page(train_name="iwae", **{"train__train__objective": "iwae", "train__train__beta": 4.0}), "Start training")
-    assert [shown(e.value) for e in at.error] == ["Train form: train.objective iwae trains the bound on log p(x) itself, so "
-                                           "train.beta must be 1, not 4; set it to 1, or use objective elbo for it."]
+    at = submit(
+        train_page(train_name="iwae", **{"train__train__objective": "iwae", "train__train__beta": 4.0}),
+        "Start training",
+    )
+    assert [shown(e.value) for e in at.error] == [
+        "Train form: train.objective iwae trains the bound on log p(x) itself, so "
+        "train.beta must be 1, not 4; set it to 1, or use objective elbo for it."
+    ]
     assert not runs.exists() or not any(runs.iterdir())
-    at = submit(train_page(train_name="iwae", **{"train__train__objective": "iwae", "train__train__iwae_samples": 3,
-                                                   "train__train__warmup_epochs": 0}),
-                "Start training")
+    at = submit(
+        train_page(
+            train_name="iwae",
+            **{"train__train__objective": "iwae", "train__train__iwae_samples": 3, "train__train__warmup_epochs": 0},
+        ),
+        "Start training",
+    )
     snap = wait_until_finished(at)
     assert snap.status == "done", snap.message
     saved = json.loads((runs / "iwae" / "config.json").read_text())["train"]

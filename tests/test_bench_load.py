@@ -3,7 +3,6 @@
 import sys
 
 import pytest
-
 from conftest import REPO, require
 
 sys.path.insert(0, str(REPO / "benchmarks"))

@@ -7,9 +7,8 @@ from __future__ import annotations
 import io
 
 import pytest
-from PIL import Image, ImageDraw
-
 from conftest import PAGES, PATIENCE_MS, REPO, error_boxes, map_position, open_page
+from PIL import Image, ImageDraw
 
 pytestmark = pytest.mark.slow  # a browser per module: the full suite, not the fast tier
 
@@ -26,7 +25,9 @@ def _picture_pixels(page, src: str):
 
     if src.startswith("data:"):
         return data_uri_pixels(src)
-    return decode_png(page.request.get(page.url.split("?")[0].rsplit("/", 1)[0] + src if src.startswith("/") else src).body())
+    return decode_png(
+        page.request.get(page.url.split("?")[0].rsplit("/", 1)[0] + src if src.startswith("/") else src).body()
+    )
 
 
 def _png(draw=True, size=(120, 90)) -> bytes:
@@ -46,7 +47,8 @@ def test_uploads_good_bad_and_huge(page, app_url, tmp_path):
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     page.locator("[data-testid='stFileUploaderDropzoneInput'][multiple]").first.set_input_files(
-        [str(tmp_path / name) for name in files])
+        [str(tmp_path / name) for name in files]
+    )
     page.get_by_text("reconstruction", exact=True).first.wait_for(timeout=PATIENCE_MS)
     page.wait_for_timeout(1000)
     errors = " ".join(error_boxes(page))
@@ -62,8 +64,8 @@ def test_clicking_the_latent_map_shows_the_image(page, app_url):
     import re
 
     import numpy as np
-
     from pictures import as_pixels, assert_pixels_close, decoded, downscale, posterior
+
     from vae_explorer import load_checkpoint, load_dataset
 
     checkpoint = load_checkpoint(REPO / "checkpoints" / "digits-mlp")
@@ -72,15 +74,25 @@ def test_clicking_the_latent_map_shows_the_image(page, app_url):
     open_page(page, app_url, "Latent_map")
     page.mouse.click(*map_position(page, wanted))
     page.get_by_text("its reconstruction").wait_for(timeout=PATIENCE_MS)
-    label = page.locator("[data-testid='stMarkdownContainer']", has_text=re.compile(r"Test image \d+")).first.inner_text()
+    label = page.locator(
+        "[data-testid='stMarkdownContainer']", has_text=re.compile(r"Test image \d+")
+    ).first.inner_text()
     index, name = re.match(r"Test image (\d+): (.+)", label).groups()
     index = int(index)
     assert index == wanted and name == "2"
-    shown = {caption: _picture_pixels(page, page.locator("[data-testid='stImage']", has_text=caption).locator("img")
-                                      .get_attribute("src")) for caption in ("the image", "its reconstruction")}
-    mu, _ = posterior(checkpoint.model, data.test_x[index: index + 1])
-    assert_pixels_close(downscale(shown["the image"], (8, 8)), as_pixels(data.test_x[index: index + 1])[0], "the image")
-    assert_pixels_close(downscale(shown["its reconstruction"], (8, 8)), decoded(checkpoint.model, mu)[0], "its reconstruction")
+    shown = {
+        caption: _picture_pixels(
+            page, page.locator("[data-testid='stImage']", has_text=caption).locator("img").get_attribute("src")
+        )
+        for caption in ("the image", "its reconstruction")
+    }
+    mu, _ = posterior(checkpoint.model, data.test_x[index : index + 1])
+    assert_pixels_close(
+        downscale(shown["the image"], (8, 8)), as_pixels(data.test_x[index : index + 1])[0], "the image"
+    )
+    assert_pixels_close(
+        downscale(shown["its reconstruction"], (8, 8)), decoded(checkpoint.model, mu)[0], "its reconstruction"
+    )
 
 
 def test_interpolation_moves_and_downloads_a_png(page, app_url, tmp_path):
@@ -89,8 +101,11 @@ def test_interpolation_moves_and_downloads_a_png(page, app_url, tmp_path):
     before = strip.get_attribute("src")
     page.get_by_label("Image B: test image").fill("7")
     page.get_by_label("Image B: test image").press("Enter")
-    page.wait_for_function("(src) => document.querySelectorAll(\"[data-testid='stImage'] img\")[2].src !== src", arg=before,
-                           timeout=PATIENCE_MS)
+    page.wait_for_function(
+        "(src) => document.querySelectorAll(\"[data-testid='stImage'] img\")[2].src !== src",
+        arg=before,
+        timeout=PATIENCE_MS,
+    )
     with page.expect_download() as download:
         page.get_by_role("button", name="Download (PNG)").click()
     path = tmp_path / "interpolation.png"

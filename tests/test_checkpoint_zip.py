@@ -14,7 +14,7 @@ def zip_of(files: dict[str, bytes], links=()) -> bytes:
             archive.writestr(name, data)
         for name in links:
             info = zipfile.ZipInfo(name)
-            info.external_attr = (0o120777 << 16)  # a symbolic link
+            info.external_attr = 0o120777 << 16  # a symbolic link
             archive.writestr(info, "/etc/passwd")
     return buffer.getvalue()
 
@@ -90,7 +90,9 @@ def test_a_bomb_under_the_size_cap_is_refused_by_its_compression_ratio(files, tm
     # 20 MB of zeros passes the 200 MB cap on model.safetensors but deflates about 1,000-fold.
     bomb = zip_of({**files, "model.safetensors": b"\x00" * (20 * 2**20)})
     assert len(bomb) < 100_000
-    with pytest.raises(CheckpointError, match="bomb.zip: model.safetensors expands [0-9]+-fold, like a zip bomb; refused."):
+    with pytest.raises(
+        CheckpointError, match="bomb.zip: model.safetensors expands [0-9]+-fold, like a zip bomb; refused."
+    ):
         import_checkpoint_zip(bomb, "bomb.zip", tmp_path / "models")
     assert nothing_written(tmp_path)
 
@@ -116,14 +118,22 @@ def test_a_member_larger_than_its_header_claims_is_refused(files, tmp_path):
     with pytest.raises(CheckpointError, match="lying.zip could not be unpacked"):
         import_checkpoint_zip(lying, "lying.zip", tmp_path / "models")
     assert nothing_written(tmp_path)
-    huge = _lie_about_size(honest, "tiny/model.safetensors", 300 * 2**20)  # a header over the cap: refused before reading
+    huge = _lie_about_size(
+        honest, "tiny/model.safetensors", 300 * 2**20
+    )  # a header over the cap: refused before reading
     with pytest.raises(CheckpointError, match="model.safetensors is 300.0 MB, over the 200 MB limit"):
         import_checkpoint_zip(huge, "huge.zip", tmp_path / "models")
     assert nothing_written(tmp_path)
 
 
-@pytest.mark.parametrize("names", [["config.json", "config.json"], ["a/config.json", "b/config.json"],
-                                   ["model.safetensors", "tiny/model.safetensors"]])
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["config.json", "config.json"],
+        ["a/config.json", "b/config.json"],
+        ["model.safetensors", "tiny/model.safetensors"],
+    ],
+)
 def test_duplicate_names_are_refused(files, tmp_path, names):
     import warnings
 
@@ -141,8 +151,18 @@ def test_duplicate_names_are_refused(files, tmp_path, names):
     assert nothing_written(tmp_path)
 
 
-@pytest.mark.parametrize("name", ["..\\..\\evil.json", "\\evil.json", "tiny\\..\\..\\config.json", "C:evil.json",
-                                  "C:\\Windows\\config.json", "c:/x/config.json", "\\\\server\\share\\config.json"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "..\\..\\evil.json",
+        "\\evil.json",
+        "tiny\\..\\..\\config.json",
+        "C:evil.json",
+        "C:\\Windows\\config.json",
+        "c:/x/config.json",
+        "\\\\server\\share\\config.json",
+    ],
+)
 def test_backslash_and_drive_letter_names_are_refused(files, tmp_path, name):
     with pytest.raises(CheckpointError, match="unsafe path"):
         import_checkpoint_zip(zip_of({**files, name: b"{}"}), "windows.zip", tmp_path / "models")
@@ -155,8 +175,12 @@ def test_a_windows_zip_with_backslash_folders_is_imported(files, tmp_path):
 
 
 def test_hidden_files_and_mac_folders_are_skipped_wherever_they_come(files, tmp_path):
-    junk = {"__MACOSX/tiny/._config.json": b"\x00\x05\x16\x07", "__MACOSX/notes.txt": b"resource fork",
-            ".DS_Store": b"\x00\x00\x00\x01Bud1", "tiny/.hidden": b"x"}
+    junk = {
+        "__MACOSX/tiny/._config.json": b"\x00\x05\x16\x07",
+        "__MACOSX/notes.txt": b"resource fork",
+        ".DS_Store": b"\x00\x00\x00\x01Bud1",
+        "tiny/.hidden": b"x",
+    }
     folder = import_checkpoint_zip(zip_of({**junk, **{f"tiny/{k}": v for k, v in files.items()}}), "mac.zip", tmp_path)
     assert sorted(p.name for p in folder.iterdir()) == sorted(files)
 
@@ -164,10 +188,12 @@ def test_hidden_files_and_mac_folders_are_skipped_wherever_they_come(files, tmp_
 def test_the_refusal_names_the_allowed_files(files, tmp_path):
     with pytest.raises(CheckpointError) as refused:
         import_checkpoint_zip(zip_of({**files, "notes.txt": b"hi"}), "extra.zip", tmp_path)
-    assert str(refused.value) == ("extra.zip holds 'notes.txt', which is not a checkpoint file; a checkpoint zip holds only "
-                                  "config.json, history.json, metrics.json, model.safetensors (and epochs.safetensors), or an imported pair's "
-                                  "onnx_encoder.onnx, "
-                                  "onnx_decoder.onnx, onnx.json (nothing pickled).")
+    assert str(refused.value) == (
+        "extra.zip holds 'notes.txt', which is not a checkpoint file; a checkpoint zip holds only "
+        "config.json, history.json, metrics.json, model.safetensors (and epochs.safetensors), or an imported pair's "
+        "onnx_encoder.onnx, "
+        "onnx_decoder.onnx, onnx.json (nothing pickled)."
+    )
 
 
 def test_sizes_at_the_limits(files, tmp_path):
@@ -179,12 +205,20 @@ def test_sizes_at_the_limits(files, tmp_path):
     assert (folder / "config.json").stat().st_size == 2**20
     with pytest.raises(CheckpointError) as refused:
         import_checkpoint_zip(zip_of({**files, "config.json": padded + b" "}), "over.zip", tmp_path / "b")
-    assert str(refused.value) == ("over.zip: config.json is 1.1 MB, over the 1 MB limit for uploads; copy a checkpoint that "
-                                  "large into the server's runs folder instead.")
+    assert str(refused.value) == (
+        "over.zip: config.json is 1.1 MB, over the 1 MB limit for uploads; copy a checkpoint that "
+        "large into the server's runs folder instead."
+    )
     rng = __import__("random").Random(0)
     keys = ("train_loss", "train_recon", "train_kl", "test_loss", "test_recon", "test_kl")
-    history = ("[" + ", ".join("{" + f'"epoch": {i + 1}, ' + ", ".join(f'"{k}": {rng.random()!r}' for k in keys) + "}"
-                               for i in range(20_000)) + "]").encode()
+    history = (
+        "["
+        + ", ".join(
+            "{" + f'"epoch": {i + 1}, ' + ", ".join(f'"{k}": {rng.random()!r}' for k in keys) + "}"
+            for i in range(20_000)
+        )
+        + "]"
+    ).encode()
     assert len(history) > 2 * 2**20
     folder = import_checkpoint_zip(zip_of({**files, "history.json": history}), "long.zip", tmp_path / "c")
     assert len(load_checkpoint(folder).history) == 20_000

@@ -24,7 +24,7 @@ def test_save_then_load_gives_the_same_outputs(tiny_run, tiny_checkpoint):
 
 def test_weights_file_holds_no_pickle(tiny_checkpoint):
     header_size = int.from_bytes((tiny_checkpoint / "model.safetensors").read_bytes()[:8], "little")
-    header = json.loads((tiny_checkpoint / "model.safetensors").read_bytes()[8: 8 + header_size])
+    header = json.loads((tiny_checkpoint / "model.safetensors").read_bytes()[8 : 8 + header_size])
     assert all(v["dtype"] == "F32" for k, v in header.items() if k != "__metadata__")
 
 
@@ -74,9 +74,15 @@ def test_saving_over_an_existing_checkpoint(tiny_run, copy):
         (lambda p: (p / "model.safetensors").unlink(), "model.safetensors is missing"),
         (lambda p: (p / "config.json").write_text("{not json"), "config.json is corrupt"),
         (lambda p: (p / "config.json").write_text("[1, 2]"), "config.json holds a list"),
-        (lambda p: (p / "history.json").write_text("{\"a\""), "history.json is corrupt"),
-        (lambda p: (p / "model.safetensors").write_bytes(b"\x00" * 20), "model.safetensors is not a valid safetensors file"),
-        (lambda p: (p / "model.safetensors").write_bytes((p / "model.safetensors").read_bytes()[:-50]), "model.safetensors is not a valid"),
+        (lambda p: (p / "history.json").write_text('{"a"'), "history.json is corrupt"),
+        (
+            lambda p: (p / "model.safetensors").write_bytes(b"\x00" * 20),
+            "model.safetensors is not a valid safetensors file",
+        ),
+        (
+            lambda p: (p / "model.safetensors").write_bytes((p / "model.safetensors").read_bytes()[:-50]),
+            "model.safetensors is not a valid",
+        ),
     ],
 )
 def test_corrupt_checkpoints_name_the_file(copy, damage, match):
@@ -132,8 +138,10 @@ def test_write_metrics_merges(copy):
     write_metrics(copy, {"a key of another version": 1.0})  # kept in the file, left out of what the pages see
     checkpoint = load_checkpoint(copy)
     assert "a key of another version" not in checkpoint.metrics and len(checkpoint.metrics) == 5
-    assert checkpoint.notes == ["metrics.json: a key of another version left out: not what vae-explorer writes there "
-                                "(the Evaluate page or vae-explorer evaluate computes them again)."]
+    assert checkpoint.notes == [
+        "metrics.json: a key of another version left out: not what vae-explorer writes there "
+        "(the Evaluate page or vae-explorer evaluate computes them again)."
+    ]
 
 
 def test_a_format_1_checkpoint_loads_and_says_it_cannot_be_resumed(copy):
@@ -143,7 +151,9 @@ def test_a_format_1_checkpoint_loads_and_says_it_cannot_be_resumed(copy):
     _edit_config(copy, lambda raw: (raw.update(format_version=1), raw["train"].update(precision="fast")))
     loaded = load_checkpoint(copy)
     assert loaded.config.train.precision == "float32" and not loaded.resumable and loaded.training == {}
-    with pytest.raises(CheckpointError, match="saved without its optimizer state .* it can be explored but not resumed"):
+    with pytest.raises(
+        CheckpointError, match="saved without its optimizer state .* it can be explored but not resumed"
+    ):
         load_training_state(copy, loaded.model)
 
 

@@ -2,15 +2,23 @@
 
 import numpy as np
 import pytest
-
 from conftest import TINY_DATA
+
 from vae_explorer import build_model
 from vae_explorer.config import DataConfig
 from vae_explorer.errors import CheckpointError, ConfigError
-from vae_explorer.evaluation.fid import (cache_dir, classifier_key, default_epochs, find_classifier, frechet_distance, get_classifier,
-                                         load_classifier, train_classifier)
-from vae_explorer.paths import shipped_classifiers_dir
 from vae_explorer.evaluation import sample_quality
+from vae_explorer.evaluation.fid import (
+    cache_dir,
+    classifier_key,
+    default_epochs,
+    find_classifier,
+    frechet_distance,
+    get_classifier,
+    load_classifier,
+    train_classifier,
+)
+from vae_explorer.paths import shipped_classifiers_dir
 
 
 def test_frechet_distance_matches_the_matrix_square_root_formula():
@@ -20,7 +28,9 @@ def test_frechet_distance_matches_the_matrix_square_root_formula():
     a = rng.normal(size=(400, 6)) @ rng.normal(size=(6, 6))
     b = rng.normal(size=(300, 6)) @ rng.normal(size=(6, 6)) + 2.0
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    expected = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(cov_a + cov_b - 2 * scipy_linalg.sqrtm(cov_a @ cov_b).real)
+    expected = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(
+        cov_a + cov_b - 2 * scipy_linalg.sqrtm(cov_a @ cov_b).real
+    )
     assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
     assert frechet_distance(a, b) == pytest.approx(frechet_distance(b, a), rel=1e-6)
 
@@ -53,7 +63,9 @@ def test_classifier_is_trained_once_on_the_whole_dataset_kept_and_found(tiny_dat
 
 
 def test_classifier_key_ignores_where_the_files_are():
-    assert classifier_key(DataConfig("fashion-mnist")) == classifier_key(DataConfig("fashion-mnist", data_dir="/elsewhere"))
+    assert classifier_key(DataConfig("fashion-mnist")) == classifier_key(
+        DataConfig("fashion-mnist", data_dir="/elsewhere")
+    )
     assert classifier_key(DataConfig("fashion-mnist")) == classifier_key(DataConfig("fashion-mnist", max_train=10))
     assert classifier_key(DataConfig("fashion-mnist")) != classifier_key(DataConfig("fashion-mnist", image_size=32))
     assert find_classifier(TINY_DATA).parent == shipped_classifiers_dir()  # digits' is shipped, for any subset

@@ -1,7 +1,7 @@
 """Serving a class: two app processes behind nginx with configs/serving/nginx-classroom.conf
-(vae_explorer.app.serving, what `vae-explorer app --workers N` runs, starts them on loopback). Each browser stays on one process (a picture
-made by one process is only there), sessions run through the proxy without errors, and a real
-browser decodes in the page through it (the websocket and the 14 MB runtime pass)."""
+(vae_explorer.app.serving, what `vae-explorer app --workers N` runs, starts them on loopback). Each
+browser stays on one process (a picture made by one process is only there), sessions run through the
+proxy without errors, and a real browser decodes in the page through it (the websocket and the 14 MB runtime pass)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import urllib.request
 import uuid
 
 import pytest
-
 from conftest import CHROMIUM, PATIENCE_MS, PATIENCE_S, REPO, require
 
 pytestmark = pytest.mark.slow  # two app processes behind nginx
@@ -47,8 +46,12 @@ async def _home_picture(base: str, cookie: str) -> str:
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-    async with websockets.connect(base.replace("http://", "ws://") + "/_stcore/stream", subprotocols=["streamlit"],
-                                  max_size=None, additional_headers={"Cookie": f"vae_explorer_browser={cookie}"}) as ws:
+    async with websockets.connect(
+        base.replace("http://", "ws://") + "/_stcore/stream",
+        subprotocols=["streamlit"],
+        max_size=None,
+        additional_headers={"Cookie": f"vae_explorer_browser={cookie}"},
+    ) as ws:
         request = BackMsg()
         request.rerun_script.query_string = "model=digits-mlp"
         await ws.send(request.SerializeToString())
@@ -92,17 +95,18 @@ def test_a_browser_decodes_in_the_page_through_the_proxy(proxied):
     require(CHROMIUM.exists(), "Chromium (apt-get install chromium)")
     require(runtime_installed(), "onnxruntime-web (npm ci --prefix vae_explorer/app/live)")
     from playwright.sync_api import sync_playwright
-
     from test_live import ROOT
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu",
-                                                                         "--disable-background-networking"])
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
         try:
             page = browser.new_page()
             page.goto(f"{proxied}/Generate?model=digits-mlp")
-            page.wait_for_function(f"() => {{ const r = ({ROOT})(); return r && r.dataset.mode === 'browser'; }}",
-                                   timeout=PATIENCE_MS)
+            page.wait_for_function(
+                f"() => {{ const r = ({ROOT})(); return r && r.dataset.mode === 'browser'; }}", timeout=PATIENCE_MS
+            )
             assert page.context.cookies()[0]["name"] == "vae_explorer_browser"
         finally:
             browser.close()
@@ -120,19 +124,39 @@ def test_one_command_serves_a_class_and_ctrl_c_stops_every_process(tmp_path):
 
     require(nginx_path() is not None, "nginx (apt-get install nginx)")
     port = free_port()
-    command = subprocess.Popen([sys.executable, "-m", "vae_explorer", "app", "--workers", "2", "--runs-dir", str(tmp_path),
-                                "--server.port", str(port), "--server.address", "127.0.0.1"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    command = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vae_explorer",
+            "app",
+            "--workers",
+            "2",
+            "--runs-dir",
+            str(tmp_path),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         line = command.stdout.readline()  # printed once every process answers
-        found = re.match(r"Serving 2 app processes \(127\.0\.0\.1:(\d+), (\d+)\) behind nginx at http://127\.0\.0\.1:(\d+)/", line)
+        found = re.match(
+            r"Serving 2 app processes \(127\.0\.0\.1:(\d+), (\d+)\) behind nginx at http://127\.0\.0\.1:(\d+)/", line
+        )
         assert found, line
         assert int(found.group(3)) == port
         workers = [int(found.group(1)), int(found.group(2))]
         for where in [port, *workers]:
             assert _status(f"http://127.0.0.1:{where}/_stcore/health", uuid.uuid4().hex) == 200
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=PATIENCE_S) as response:
-            assert "vae_explorer_browser=" in (response.headers.get("Set-Cookie") or "")  # the proxy keeps each browser on one
+            assert "vae_explorer_browser=" in (
+                response.headers.get("Set-Cookie") or ""
+            )  # the proxy keeps each browser on one
         command.send_signal(signal.SIGINT)
         assert command.wait(timeout=PATIENCE_S) == 0
         assert "Stopped: every app process and nginx." in command.stdout.read()
@@ -149,12 +173,15 @@ def test_workers_without_nginx_or_with_a_bad_count_are_one_sentence(monkeypatch,
     from vae_explorer.app import serving
 
     assert cli.main(["app", "--workers", "many"]) == 2
-    assert capsys.readouterr().err.strip() == ("error: --workers many is not a number of app processes; write --workers N "
-                                               "(1 to 64) or --workers auto.")
+    assert capsys.readouterr().err.strip() == (
+        "error: --workers many is not a number of app processes; write --workers N (1 to 64) or --workers auto."
+    )
     monkeypatch.setattr(serving, "nginx_path", lambda: None)
     assert cli.main(["app", "--workers", "2"]) == 2
-    assert capsys.readouterr().err.strip() == ("error: Serving several app processes needs nginx in front of them, and it is not "
-                                               "installed: `sudo apt-get install nginx`, or start one process with `vae-explorer app`.")
+    assert capsys.readouterr().err.strip() == (
+        "error: Serving several app processes needs nginx in front of them, and it is not "
+        "installed: `sudo apt-get install nginx`, or start one process with `vae-explorer app`."
+    )
     assert cli.main(["app", "--workers"]) == 2
     assert "--workers needs a value; write --workers N (1 to 64) or auto." in capsys.readouterr().err
     assert 1 <= serving.auto_workers() <= serving.MAX_AUTO_WORKERS

@@ -1,8 +1,8 @@
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
+
 from vae_explorer.config import RunConfig, apply_overrides, config_from_dict, load_config
 from vae_explorer.errors import ConfigError
 

@@ -11,8 +11,8 @@ from vae_explorer.config import DataConfig
 from vae_explorer.data import DATASETS, list_datasets, load_dataset
 from vae_explorer.data.folder import skipped_message
 from vae_explorer.data.idx import read_idx
-from vae_explorer.errors import DatasetError
 from vae_explorer.data.shapes import FACTOR_NAMES, generate_shapes
+from vae_explorer.errors import DatasetError
 
 
 def check_dataset(data, shape, classes):
@@ -63,11 +63,17 @@ def test_shapes_factors_are_right():
     area_big = pick(shape=0, scale=3, rotation=0, pos_x=3, pos_y=3)[0].sum()
     assert area_big == pytest.approx(area_small * 4, rel=0.15)  # radius doubles -> area x4
     ys, xs = np.indices((32, 32))
-    left, right = pick(shape=1, scale=2, rotation=0, pos_x=0, pos_y=4)[0], pick(shape=1, scale=2, rotation=0, pos_x=7, pos_y=4)[0]
+    left, right = (
+        pick(shape=1, scale=2, rotation=0, pos_x=0, pos_y=4)[0],
+        pick(shape=1, scale=2, rotation=0, pos_x=7, pos_y=4)[0],
+    )
     assert (xs * left).sum() / left.sum() < 10 < 22 < (xs * right).sum() / right.sum()
     top = pick(shape=2, scale=2, rotation=0, pos_x=4, pos_y=0)[0]
     assert (ys * top).sum() / top.sum() < 10
-    a, b = pick(shape=1, scale=3, rotation=0, pos_x=4, pos_y=4)[0], pick(shape=1, scale=3, rotation=4, pos_x=4, pos_y=4)[0]
+    a, b = (
+        pick(shape=1, scale=3, rotation=0, pos_x=4, pos_y=4)[0],
+        pick(shape=1, scale=3, rotation=4, pos_x=4, pos_y=4)[0],
+    )
     assert a.sum() == pytest.approx(b.sum(), rel=0.05) and np.abs(a - b).sum() > 10  # rotation moves pixels, keeps area
 
 
@@ -96,7 +102,9 @@ def make_idx_folder(folder: Path, n_train=20, n_test=10) -> None:
     write_idx(folder / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, n_test))
 
 
-@pytest.mark.parametrize("name, folder", [("mnist", "MNIST/raw"), ("kmnist", "kmnist"), ("fashion-mnist", "fashion-mnist")])
+@pytest.mark.parametrize(
+    "name, folder", [("mnist", "MNIST/raw"), ("kmnist", "kmnist"), ("fashion-mnist", "fashion-mnist")]
+)
 def test_idx_datasets_load_from_data_dir(tmp_path, name, folder):
     make_idx_folder(tmp_path / folder)
     data = load_dataset(DataConfig(dataset=name, data_dir=str(tmp_path)))
@@ -153,7 +161,10 @@ def test_flat_folder_grayscale_and_unreadable_files(tmp_path):
     data = load_dataset(DataConfig(dataset=f"folder:{tmp_path}", image_size=8))
     check_dataset(data, (1, 8, 8), 1)
     assert data.skipped == ["broken.png"] and len(data.train_x) + len(data.test_x) == 4
-    assert skipped_message(data) == f"skipped 1 unreadable file in {tmp_path} (broken.png): it is left out of the set; fix or delete it."
+    assert (
+        skipped_message(data)
+        == f"skipped 1 unreadable file in {tmp_path} (broken.png): it is left out of the set; fix or delete it."
+    )
 
 
 def test_folder_errors(tmp_path):

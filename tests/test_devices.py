@@ -5,8 +5,8 @@ import dataclasses
 
 import pytest
 import torch
-
 from conftest import TINY_TRAIN
+
 from vae_explorer import build_model, load_checkpoint, save_checkpoint, train
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
@@ -42,8 +42,12 @@ def test_resume_on_the_gpu_is_four_straight_epochs(tiny_run, tiny_data):
     train_config = dataclasses.replace(TINY_TRAIN, epochs=4, device="cuda")
     whole = train(build_model(config.model, seed=0), tiny_data, train_config)
     model, states = build_model(config.model, seed=0), []
-    part = train(model, tiny_data, train_config, [lambda e: states.append(e.state) if e.kind == "epoch" else None,
-                                                  lambda e: e.kind == "epoch" and e.epoch == 2])
+    part = train(
+        model,
+        tiny_data,
+        train_config,
+        [lambda e: states.append(e.state) if e.kind == "epoch" else None, lambda e: e.kind == "epoch" and e.epoch == 2],
+    )
     rest = train(model, tiny_data, train_config, resume=states[-1])
     assert [r["test_loss"] for r in part + rest] == pytest.approx([r["test_loss"] for r in whole], rel=1e-5)
 
@@ -52,8 +56,11 @@ def test_resume_on_the_gpu_is_four_straight_epochs(tiny_run, tiny_data):
 @pytest.mark.slow
 def test_compiled_training_on_the_gpu(tiny_run, tiny_data):
     _, config, _ = tiny_run
-    history = train(build_model(config.model, seed=0), tiny_data,
-                    dataclasses.replace(TINY_TRAIN, epochs=1, device="cuda", compile=True, precision="bfloat16"))
+    history = train(
+        build_model(config.model, seed=0),
+        tiny_data,
+        dataclasses.replace(TINY_TRAIN, epochs=1, device="cuda", compile=True, precision="bfloat16"),
+    )
     assert history[-1]["test_loss"] > 0
 
 
@@ -70,14 +77,22 @@ def test_the_same_seed_gives_the_same_figures_on_the_gpu(name):
     cpu, gpu = load_checkpoint(name), load_checkpoint(name, device="cuda")
     data = load_dataset(cpu.config.data)
     z = torch.randn(16, cpu.model.latent_dim, generator=torch.Generator().manual_seed(0))
-    pictures = {"decoded": (generate(gpu.model, z), generate(cpu.model, z)),
-                "prior samples": (sample_prior(gpu.model, 16, seed=3), sample_prior(cpu.model, 16, seed=3)),
-                "samples of q(z|x)": (encode_image(gpu.model, data.test_x[0]).samples, encode_image(cpu.model, data.test_x[0]).samples)}
+    pictures = {
+        "decoded": (generate(gpu.model, z), generate(cpu.model, z)),
+        "prior samples": (sample_prior(gpu.model, 16, seed=3), sample_prior(cpu.model, 16, seed=3)),
+        "samples of q(z|x)": (
+            encode_image(gpu.model, data.test_x[0]).samples,
+            encode_image(cpu.model, data.test_x[0]).samples,
+        ),
+    }
     classifier, _ = load_classifier(find_classifier(cpu.config.data))
     on_cpu, on_gpu = (evaluate(c.model, data, k=20, classifier=classifier) for c in (cpu, gpu))
     keys = ("neg_elbo", "recon", "kl", "iwae_nll", "elbo_iwae_gap", "fid")
-    print(name, {what: float((a.cpu() - b).abs().max()) for what, (a, b) in pictures.items()},
-          {key: (on_cpu[key], on_gpu[key]) for key in keys})
+    print(
+        name,
+        {what: float((a.cpu() - b).abs().max()) for what, (a, b) in pictures.items()},
+        {key: (on_cpu[key], on_gpu[key]) for key in keys},
+    )
     # convolutions on the GPU run in TF32 by default (cuDNN), a rounding of about 1e-3: within one grey level
     for what, (a, b) in pictures.items():
         assert torch.allclose(a.cpu(), b, atol=1 / 255), what

@@ -4,11 +4,15 @@ import pytest
 from vae_explorer.evaluation.disentanglement import factor_vae_score, mig
 
 rng = np.random.default_rng(0)
-FACTORS = np.stack(np.meshgrid(np.arange(4), np.arange(5), np.arange(6), indexing="ij"), -1).reshape(-1, 3).repeat(20, 0)  # (2400, 3)
+FACTORS = (
+    np.stack(np.meshgrid(np.arange(4), np.arange(5), np.arange(6), indexing="ij"), -1).reshape(-1, 3).repeat(20, 0)
+)  # (2400, 3)
 
 
 def test_one_dimension_per_factor_scores_one():
-    codes = FACTORS[:, [2, 0, 1]].astype(float) + 0.01 * rng.standard_normal((len(FACTORS), 3))  # permuted, lightly noisy
+    codes = FACTORS[:, [2, 0, 1]].astype(float) + 0.01 * rng.standard_normal(
+        (len(FACTORS), 3)
+    )  # permuted, lightly noisy
     codes = np.hstack([codes, 0.001 * rng.standard_normal((len(FACTORS), 2))])  # two collapsed extra dimensions
     score, per_factor = mig(codes, FACTORS)
     assert score == pytest.approx(1.0, abs=0.05) and len(per_factor) == 3
@@ -75,10 +79,18 @@ def test_factor_vae_score_normalises_each_dimension():
     # scale of 10. With v0 fixed, z0 keeps a fifth of its variance: the least once each dimension is
     # divided by its spread, but 20, more than all of z1's or z2's, if it were not.
     f, noise = FACTORS.astype(float), rng.standard_normal((len(FACTORS), 2))
-    codes = np.stack([8 * f[:, 0] + np.sqrt(20) * noise[:, 0], np.sqrt(4.5) * f[:, 1] + noise[:, 1],
-                      np.sqrt(10 / f[:, 2].var()) * f[:, 2]], 1)
+    codes = np.stack(
+        [
+            8 * f[:, 0] + np.sqrt(20) * noise[:, 0],
+            np.sqrt(4.5) * f[:, 1] + noise[:, 1],
+            np.sqrt(10 / f[:, 2].var()) * f[:, 2],
+        ],
+        1,
+    )
     assert factor_vae_score(codes, FACTORS) == pytest.approx(1.0, abs=0.01)
-    assert factor_vae_score(10 * codes, FACTORS) == pytest.approx(1.0, abs=0.01)  # variances 10,000 and 1,000: all carry
+    assert factor_vae_score(10 * codes, FACTORS) == pytest.approx(
+        1.0, abs=0.01
+    )  # variances 10,000 and 1,000: all carry
 
 
 def test_mig_with_exactly_two_dimensions_and_its_message():
@@ -103,7 +115,9 @@ def test_mig_cuts_each_dimension_into_twenty_bins():
         merged = entropy - (2 / levels) * np.log(2)  # two values of 4 codes each share one bin
         assert exact or info == pytest.approx(merged)
         assert mig(codes, factors)[1][0] == pytest.approx(info / entropy)
-        assert mig(codes, factors, bins=10)[1][0] == pytest.approx(mutual_information(codes, factors, bins=10)[0, 0] / entropy)
+        assert mig(codes, factors, bins=10)[1][0] == pytest.approx(
+            mutual_information(codes, factors, bins=10)[0, 0] / entropy
+        )
         assert mig(codes, factors, bins=10)[1][0] < info / entropy  # fewer bins merge more values
 
 
@@ -113,8 +127,14 @@ def test_factor_vae_score_is_repeatable_and_normalises_small_scales():
     assert factor_vae_score(codes, FACTORS) == factor_vae_score(codes, FACTORS)  # seeded
     assert factor_vae_score(codes, FACTORS) == factor_vae_score(codes, FACTORS, seed=0)
     noise = rng.standard_normal((len(FACTORS), 2))
-    small = 0.01 * np.stack([8 * f[:, 0] + np.sqrt(20) * noise[:, 0], np.sqrt(4.5) * f[:, 1] + noise[:, 1],
-                             np.sqrt(10 / f[:, 2].var()) * f[:, 2]], 1)  # every spread below 1
+    small = 0.01 * np.stack(
+        [
+            8 * f[:, 0] + np.sqrt(20) * noise[:, 0],
+            np.sqrt(4.5) * f[:, 1] + noise[:, 1],
+            np.sqrt(10 / f[:, 2].var()) * f[:, 2],
+        ],
+        1,
+    )  # every spread below 1
     assert factor_vae_score(small, FACTORS) == pytest.approx(1.0, abs=0.01)
 
 

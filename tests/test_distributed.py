@@ -10,18 +10,45 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import PATIENCE_S
+
 from vae_explorer import load_checkpoint
 
 pytestmark = pytest.mark.slow  # torchrun processes
 
-TRAIN = ["train", "--dataset", "digits", "--latent-dim", "4", "--epochs", "3", "--batch-size", "64", "--device", "cpu", "--quiet"]
+TRAIN = [
+    "train",
+    "--dataset",
+    "digits",
+    "--latent-dim",
+    "4",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "64",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 
 
 def torchrun(*argv: str, processes: int = 2) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--standalone",
-                           "-m", "vae_explorer", *argv], capture_output=True, text=True, timeout=PATIENCE_S)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            str(processes),
+            "--standalone",
+            "-m",
+            "vae_explorer",
+            *argv,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE_S,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +56,12 @@ def runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ddp")
     two = torchrun(*TRAIN, "--out", str(folder / "two"))
     assert two.returncode == 0, two.stderr[-3000:]
-    one = subprocess.run([sys.executable, "-m", "vae_explorer", *TRAIN, "--out", str(folder / "one")], capture_output=True,
-                         text=True, timeout=PATIENCE_S)
+    one = subprocess.run(
+        [sys.executable, "-m", "vae_explorer", *TRAIN, "--out", str(folder / "one")],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE_S,
+    )
     assert one.returncode == 0, one.stderr[-3000:]
     return folder, two, one
 
@@ -47,7 +78,9 @@ def test_two_processes_learn_what_one_does(runs):
     assert both["two"][0]["test_loss"] > two_loss  # it learned
     # the saved model is the one that was trained: its test loss is the last epoch's
     checkpoint = load_checkpoint(folder / "two")
-    assert checkpoint.training["status"] == "finished" and checkpoint.metrics["neg_elbo"] == pytest.approx(two_loss, rel=1e-6)
+    assert checkpoint.training["status"] == "finished" and checkpoint.metrics["neg_elbo"] == pytest.approx(
+        two_loss, rel=1e-6
+    )
 
 
 def test_only_rank_0_prints(runs):
@@ -69,8 +102,8 @@ def test_a_torchrun_run_resumes_under_torchrun(runs):
 def _train_one_rank(rank: int, world: int, port: int, out: str) -> None:
     """One process of a 2-process group made here (no torchrun): rank 0's callback ends after epoch 1."""
     import torch.distributed as dist
-
     from conftest import TINY_DATA, TINY_MODEL
+
     from vae_explorer import TrainConfig
     from vae_explorer.data import load_dataset
     from vae_explorer.models import build_model, fit_to_data
@@ -80,7 +113,12 @@ def _train_one_rank(rank: int, world: int, port: int, out: str) -> None:
     try:
         data = load_dataset(TINY_DATA)
         model = build_model(fit_to_data(TINY_MODEL, data.image_shape, data.class_names), seed=0)
-        history = train(model, data, TrainConfig(epochs=3, batch_size=16, seed=0, device="cpu"), [lambda event: event.kind == "epoch"])
+        history = train(
+            model,
+            data,
+            TrainConfig(epochs=3, batch_size=16, seed=0, device="cpu"),
+            [lambda event: event.kind == "epoch"],
+        )
         (Path(out) / f"{rank}.json").write_text(json.dumps([len(history), float(next(model.parameters()).sum())]))
     finally:
         dist.destroy_process_group()
@@ -94,7 +132,9 @@ def test_a_stop_decided_on_rank_0_ends_every_process(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    context = mp.start_processes(_train_one_rank, args=(2, port, str(tmp_path)), nprocs=2, join=False, start_method="spawn")
+    context = mp.start_processes(
+        _train_one_rank, args=(2, port, str(tmp_path)), nprocs=2, join=False, start_method="spawn"
+    )
     import time
 
     deadline = time.monotonic() + PATIENCE_S

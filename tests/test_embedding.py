@@ -6,12 +6,22 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 
-from vae_explorer.latent.maps import (load_or_compute_tsne, pca_2d, pca_inverse, place_by_neighbours, tsne_2d, tsne_cache_files,
-                                    weights_digest)
+from vae_explorer.latent.maps import (
+    load_or_compute_tsne,
+    pca_2d,
+    pca_inverse,
+    place_by_neighbours,
+    tsne_2d,
+    tsne_cache_files,
+    weights_digest,
+)
 
 rng = np.random.default_rng(0)
 # 300 points in 5-D, spread unevenly and away from the origin, so centring and ordering matter.
-POINTS = rng.standard_normal((300, 5)) @ np.diag([3.0, 0.2, 1.5, 0.1, 0.5]) @ np.linalg.qr(rng.standard_normal((5, 5)))[0] + 4.0
+POINTS = (
+    rng.standard_normal((300, 5)) @ np.diag([3.0, 0.2, 1.5, 0.1, 0.5]) @ np.linalg.qr(rng.standard_normal((5, 5)))[0]
+    + 4.0
+)
 
 
 def test_pca_matches_scikit_learn():
@@ -97,11 +107,14 @@ def test_a_checkpoint_that_cannot_hold_its_map_keeps_it_in_the_cache(checkpoint_
 def test_a_map_of_a_shipped_checkpoint_goes_to_the_cache_never_into_checkpoints(tmp_path, monkeypatch):
     import shutil
 
-    import vae_explorer.paths as paths
     from conftest import REPO
 
+    import vae_explorer.paths as paths
+
     shipped = tmp_path / "checkpoints"
-    shutil.copytree(REPO / "checkpoints" / "digits-mlp", shipped / "digits-mlp", ignore=shutil.ignore_patterns("embeddings"))
+    shutil.copytree(
+        REPO / "checkpoints" / "digits-mlp", shipped / "digits-mlp", ignore=shutil.ignore_patterns("embeddings")
+    )
     monkeypatch.setattr(paths, "shipped_checkpoints_dir", lambda: shipped)
     before = sorted(p.relative_to(shipped) for p in shipped.rglob("*"))
     coords, cached = load_or_compute_tsne(POINTS[:30], shipped / "digits-mlp", perplexity=5)
@@ -118,9 +131,13 @@ def test_tsne_is_scikit_learns_with_the_perplexity_capped_for_small_sets():
     reference = TSNE(n_components=2, perplexity=4.0, init="pca", random_state=0).fit_transform(small)
     assert tsne_2d(small, perplexity=30) == pytest.approx(reference, abs=1e-4)
     tiny = POINTS[:4]  # and never below 2
-    assert tsne_2d(tiny) == pytest.approx(TSNE(perplexity=2.0, init="pca", random_state=0).fit_transform(tiny), abs=1e-4)
+    assert tsne_2d(tiny) == pytest.approx(
+        TSNE(perplexity=2.0, init="pca", random_state=0).fit_transform(tiny), abs=1e-4
+    )
     some = POINTS[:100]  # 30 by default
-    assert tsne_2d(some) == pytest.approx(TSNE(perplexity=30.0, init="pca", random_state=0).fit_transform(some), abs=1e-4)
+    assert tsne_2d(some) == pytest.approx(
+        TSNE(perplexity=30.0, init="pca", random_state=0).fit_transform(some), abs=1e-4
+    )
 
 
 def test_the_weights_digest_is_the_sha1_of_the_file(checkpoint_copy):
@@ -187,21 +204,26 @@ def test_maps_of_other_splits_are_kept_under_their_own_names(checkpoint_copy):
     beside, _ = map_files(checkpoint_copy, "umap", 50, 5, "all")
     assert beside.name == f"umap-all-n50-k5-{weights_digest(checkpoint_copy)}.npy" and beside.is_file()
     assert kept_map(checkpoint_copy, "umap", 50, 5, "all") == pytest.approx(coords)
-    assert kept_map(checkpoint_copy, "umap", 50, 5, "test") is None and kept_map(checkpoint_copy, "umap", 50, 6, "all") is None
+    assert (
+        kept_map(checkpoint_copy, "umap", 50, 5, "test") is None
+        and kept_map(checkpoint_copy, "umap", 50, 6, "all") is None
+    )
 
 
 def test_codes_of_every_split_are_the_encoders_means_test_first():
+    from conftest import REPO
     from pictures import posterior
+
     from vae_explorer import load_checkpoint, load_dataset
     from vae_explorer.errors import ConfigError
     from vae_explorer.latent.maps import split_codes
 
-    from conftest import REPO
-
     checkpoint = load_checkpoint(REPO / "checkpoints" / "digits-mlp")
     data = load_dataset(checkpoint.config.data)
     mu, labels = split_codes(checkpoint.model, data, "all")
-    expected = np.concatenate([posterior(checkpoint.model, data.test_x)[0], posterior(checkpoint.model, data.train_x)[0]])
+    expected = np.concatenate(
+        [posterior(checkpoint.model, data.test_x)[0], posterior(checkpoint.model, data.train_x)[0]]
+    )
     assert mu == pytest.approx(expected, abs=1e-5) and (labels == np.concatenate([data.test_y, data.train_y])).all()
     assert len(split_codes(checkpoint.model, data, "train")[0]) == len(data.train_x)
     with pytest.raises(ConfigError, match="the split must be test, train or all, got 'both'"):

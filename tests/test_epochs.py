@@ -8,8 +8,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import PATIENCE_S, REPO, TINY_DATA, TINY_MODEL
+
 from vae_explorer import RunConfig, TrainConfig, build_model, fit_to_data, load_checkpoint, load_dataset
 from vae_explorer.checkpoints import read_epoch_frames
 from vae_explorer.latent import encode_means, sample_prior
@@ -78,6 +78,7 @@ def test_the_learn_page_replays_a_saved_run(run_folder, monkeypatch):
     assert plotly_values(trace["x"]) == pytest.approx(frames[-1]["scatter"][mask, 0], abs=1e-5)
     # the same prior draws decoded after each epoch ride in the same animation: one slider, one play button
     from vae_explorer.app.replay import samples_png
+
     for shown, frame in zip(animation["frames"], frames):
         (strip,) = shown["layout"]["images"]
         assert strip["source"] == "data:image/png;base64," + base64.b64encode(samples_png(frame)).decode("ascii")

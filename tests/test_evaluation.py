@@ -29,7 +29,10 @@ def test_iwae_bound_is_tighter_than_the_elbo(metrics):
 def test_iwae_tightens_with_k(tiny_run, tiny_data):
     model, _, _ = tiny_run
     x = tiny_data.test_x
-    bound = {k: float(iwae_log_likelihood(model, x, k=k, generator=torch.Generator().manual_seed(0)).mean()) for k in (1, 10, 200)}
+    bound = {
+        k: float(iwae_log_likelihood(model, x, k=k, generator=torch.Generator().manual_seed(0)).mean())
+        for k in (1, 10, 200)
+    }
     assert bound[1] < bound[10] < bound[200]
 
 
@@ -66,8 +69,14 @@ def test_shapes_models_get_disentanglement_metrics():
     from vae_explorer import DataConfig, ModelConfig, build_model, fit_to_data, load_dataset
 
     data = load_dataset(DataConfig(dataset="shapes", max_train=32, max_test=400))
-    model = build_model(fit_to_data(ModelConfig(architecture="conv", latent_dim=3, channels=[4, 4], hidden_sizes=[8]),
-                                    data.image_shape, data.class_names), seed=0)
+    model = build_model(
+        fit_to_data(
+            ModelConfig(architecture="conv", latent_dim=3, channels=[4, 4], hidden_sizes=[8]),
+            data.image_shape,
+            data.class_names,
+        ),
+        seed=0,
+    )
     metrics = evaluate(model, data, k=2)
     assert 0.0 <= metrics["mig"] <= 1.0 and 0.0 <= metrics["factor_vae_score"] <= 1.0
     assert set(metrics["mig_per_factor"]) == {"shape", "scale", "rotation", "pos_x", "pos_y"}
@@ -139,8 +148,8 @@ def test_the_iwae_helper_is_the_importance_weighted_bound(tiny_run, tiny_data):
 
 
 def test_evaluate_defaults_and_a_feature_classifier(tiny_run, tiny_data):
-    from vae_explorer.evaluation.fid import frechet_distance
     from vae_explorer.evaluation import first_test_images
+    from vae_explorer.evaluation.fid import frechet_distance
 
     class Pixels:  # a stand-in classifier whose features are the pixels themselves
         @staticmethod
@@ -154,7 +163,9 @@ def test_evaluate_defaults_and_a_feature_classifier(tiny_run, tiny_data):
     assert metrics["iwae_k"] == 100 and metrics["eval_seed"] == 0 and "beta_loss" not in metrics
     assert metrics["fid_classifier"] == {"key": "pixels-0", "test_accuracy": 1.0, "epochs": 0}
     assert metrics["fid_n"] == 40
-    assert metrics["fid_floor"] == pytest.approx(frechet_distance(Pixels.embed(data.test_x), Pixels.embed(data.train_x[:40])))
+    assert metrics["fid_floor"] == pytest.approx(
+        frechet_distance(Pixels.embed(data.test_x), Pixels.embed(data.train_x[:40]))
+    )
     weighted = evaluate(model, data, k=3, beta=4.0)
     assert weighted["beta_loss"] == pytest.approx(weighted["recon"] + 4.0 * weighted["kl"])
 
@@ -175,12 +186,16 @@ def test_an_evaluation_reports_its_progress_and_computes_the_same_figures(tiny_r
     model, _, _ = tiny_run
     data = first_test_images(tiny_data, 40)
     heard = []
-    metrics, gaps = evaluate_with_gaps(model, data, k=50, batch_size=100, progress=lambda f, what: heard.append((f, what)))
+    metrics, gaps = evaluate_with_gaps(
+        model, data, k=50, batch_size=100, progress=lambda f, what: heard.append((f, what))
+    )
     fractions = [f for f, _ in heard]
     assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
     # k = 50 with batch_size 100: 20 images a chunk, so two chunks of the IWAE bound, each said with its images
     assert [w for _, w in heard if w.startswith("the IWAE bound")] == [
-        "the IWAE bound, images 1 to 20 of 40, 50 samples each", "the IWAE bound, images 21 to 40 of 40, 50 samples each"]
+        "the IWAE bound, images 1 to 20 of 40, 50 samples each",
+        "the IWAE bound, images 21 to 40 of 40, 50 samples each",
+    ]
     quiet, quiet_gaps = evaluate_with_gaps(model, data, k=50, batch_size=100)
     assert quiet == metrics and (quiet_gaps == gaps).all()  # listening changes nothing
 
@@ -188,8 +203,9 @@ def test_an_evaluation_reports_its_progress_and_computes_the_same_figures(tiny_r
 def test_the_app_computes_an_evaluation_once_for_sessions_asking_together(tiny_checkpoint, monkeypatch):
     import threading
 
-    import vae_explorer.evaluation as evaluation
     from conftest import PATIENCE_S
+
+    import vae_explorer.evaluation as evaluation
     from vae_explorer.app import catalog, evaluations
 
     calls, release = [], threading.Event()
@@ -226,4 +242,6 @@ def test_the_app_computes_an_evaluation_once_for_sessions_asking_together(tiny_c
     second.join(PATIENCE_S)
     assert len(calls) == 1 and results[0] is results[1]
     assert heard[1] == ["the same figures are being computed for another visitor; waiting for them"]
-    assert evaluations.evaluation(*key, None, lambda f, what: heard[1].append(what)) is results[0] and len(heard[1]) == 1
+    assert (
+        evaluations.evaluation(*key, None, lambda f, what: heard[1].append(what)) is results[0] and len(heard[1]) == 1
+    )

@@ -60,13 +60,19 @@ def theirs():
 def test_evaluate_gives_their_own_test_loss(theirs):
     model, data = theirs
     with torch.no_grad():
-        own = float(torch.cat([model.neg_elbo(data.test_x, torch.Generator().manual_seed(s)) for s in range(20)]).mean())
+        own = float(
+            torch.cat([model.neg_elbo(data.test_x, torch.Generator().manual_seed(s)) for s in range(20)]).mean()
+        )
     wrapped = wrap_model(model.encode, model.decode, (1, 8, 8), module=model)
     metrics, mu = basic_metrics(wrapped, data)
-    assert wrapped.latent_dim == 3 and metrics["neg_elbo"] == pytest.approx(own, abs=1.5)  # one noise draw against twenty
+    assert wrapped.latent_dim == 3 and metrics["neg_elbo"] == pytest.approx(
+        own, abs=1.5
+    )  # one noise draw against twenty
     with torch.no_grad():
         expected_mu, _ = model.encode(data.test_x)
-    assert mu.numpy() == pytest.approx(expected_mu.numpy(), abs=1e-6) and encode_means(wrapped, data.test_x)[0].shape == (359, 3)
+    assert mu.numpy() == pytest.approx(expected_mu.numpy(), abs=1e-6) and encode_means(wrapped, data.test_x)[
+        0
+    ].shape == (359, 3)
     full = evaluate(wrapped, data, k=20)  # the importance-weighted bound too (Burda et al.): tighter than the ELBO
     assert full["iwae_nll"] <= full["neg_elbo"] + 1e-6 and full["active_units"] <= 3
 
@@ -88,7 +94,9 @@ def test_pictures_and_latent_operations_are_their_decoder_s(theirs):
 def test_a_decoder_that_returns_probabilities_is_the_same_bernoulli(theirs):
     model, data = theirs
     as_logits = wrap_model(model.encode, model.decode, (1, 8, 8), module=model)
-    as_probabilities = wrap_model(model.encode, lambda z: torch.sigmoid(model.decode(z)), (1, 8, 8), "probabilities", module=model)
+    as_probabilities = wrap_model(
+        model.encode, lambda z: torch.sigmoid(model.decode(z)), (1, 8, 8), "probabilities", module=model
+    )
     z = torch.randn(4, 3, generator=torch.Generator().manual_seed(2))
     assert torch.allclose(generate(as_logits, z), generate(as_probabilities, z), atol=1e-5)
     first, second = (basic_metrics(m, data)[0]["neg_elbo"] for m in (as_logits, as_probabilities))
@@ -99,10 +107,15 @@ def test_a_wrong_contract_is_one_clear_message(theirs):
     model, _ = theirs
     with pytest.raises(ConfigError, match=r"encode\(x\) must return \(mu, logvar\)"):
         wrap_model(lambda x: model.encode(x)[0], model.decode, (1, 8, 8))
-    with pytest.raises(ConfigError, match=r"decode\(z\) gave 784 numbers per image, but image_shape \(1, 8, 8\) holds 64"):
+    with pytest.raises(
+        ConfigError, match=r"decode\(z\) gave 784 numbers per image, but image_shape \(1, 8, 8\) holds 64"
+    ):
         wrap_model(model.encode, lambda z: torch.zeros(len(z), 784), (1, 8, 8))
-    with pytest.raises(ConfigError, match=r"encode\(x\) raised on a blank batch of shape \(1, 1, 28, 28\): mat1 and mat2 "
-                       r"shapes cannot be multiplied \(1x784 and 64x48\)"):  # the person's own message
+    with pytest.raises(
+        ConfigError,
+        match=r"encode\(x\) raised on a blank batch of shape \(1, 1, 28, 28\): mat1 and mat2 "
+        r"shapes cannot be multiplied \(1x784 and 64x48\)",
+    ):  # the person's own message
         wrap_model(model.encode, model.decode, (1, 28, 28))
     with pytest.raises(ConfigError, match=r"decode\(z\) raised on z of shape \(1, 3\)"):
         wrap_model(model.encode, lambda z: model.decode(torch.cat([z, z], 1)), (1, 8, 8))

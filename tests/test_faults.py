@@ -10,8 +10,8 @@ import time
 
 import pytest
 import torch
-
 from conftest import PATIENCE_S
+
 from vae_explorer import load_checkpoint, save_checkpoint
 
 SAVER = textwrap.dedent("""

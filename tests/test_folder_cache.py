@@ -78,7 +78,9 @@ def test_the_cache_is_reused_until_the_folder_changes(tmp_path, monkeypatch):
     assert not torch.equal(torch.cat([first.train_x, first.test_x]), torch.cat([changed.train_x, changed.test_x]))
 
 
-@pytest.mark.parametrize("damage", ["overwritten at the same length", "cut short", "meta.json truncated", "labels.npy removed"])
+@pytest.mark.parametrize(
+    "damage", ["overwritten at the same length", "cut short", "meta.json truncated", "labels.npy removed"]
+)
 def test_a_damaged_cache_is_read_again_from_the_folder(damage, tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_EXPLORER_CACHE", str(tmp_path / "cache"))
     blobs(tmp_path / "set")
@@ -110,10 +112,14 @@ def test_a_large_set_is_read_from_disk_and_trains_exactly_as_in_memory(tmp_path,
     assert on_disk.image_shape == in_memory.image_shape == (3, 8, 8) and len(on_disk.train_x) == 30
     index = torch.tensor([7, 0, 29, 3, 3])
     assert torch.equal(on_disk.train_x[index], in_memory.train_x[index])  # any order, repeats
-    assert torch.equal(on_disk.test_x[2:9], in_memory.test_x[2:9]) and torch.equal(on_disk.test_x[-1], in_memory.test_x[-1])
+    assert torch.equal(on_disk.test_x[2:9], in_memory.test_x[2:9]) and torch.equal(
+        on_disk.test_x[-1], in_memory.test_x[-1]
+    )
     trained = []
     for data in (in_memory, on_disk):
-        model = build_model(fit_to_data(ModelConfig(latent_dim=2, hidden_sizes=[16]), data.image_shape, data.class_names), seed=0)
+        model = build_model(
+            fit_to_data(ModelConfig(latent_dim=2, hidden_sizes=[16]), data.image_shape, data.class_names), seed=0
+        )
         history = train(model, data, TrainConfig(epochs=2, batch_size=8, seed=0, device="cpu"))
         trained.append((model.state_dict(), history))
     for name, weight in trained[0][0].items():

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import PATIENCE_S, REPO
 from torch import nn
 
-from conftest import PATIENCE_S, REPO
 from vae_explorer import load_checkpoint
 from vae_explorer.checkpoints import decoder_onnx
 from vae_explorer.checkpoints.onnx_import import import_onnx
@@ -61,7 +61,9 @@ def their_test_loss(model, x, y=None) -> float:
     generator seeded 0, 1, ...: test sets here are under the evaluation's batch of 1,000), so what
     differs between the two numbers is how the likelihood is computed, not the noise."""
     with torch.no_grad():
-        return float(torch.stack([model.loss(x, torch.Generator().manual_seed(s), y).mean() for s in range(SEEDS)]).mean())
+        return float(
+            torch.stack([model.loss(x, torch.Generator().manual_seed(s), y).mean() for s in range(SEEDS)]).mean()
+        )
 
 
 def our_neg_elbo(wrapped, data) -> float:
@@ -70,8 +72,15 @@ def our_neg_elbo(wrapped, data) -> float:
 
 def export(module, args, path, input_names, output_names):
     batch = torch.export.Dim("batch")
-    torch.onnx.export(module.eval(), args, str(path), input_names=input_names, output_names=output_names,
-                      dynamic_shapes=tuple({0: batch} for _ in args), external_data=False)
+    torch.onnx.export(
+        module.eval(),
+        args,
+        str(path),
+        input_names=input_names,
+        output_names=output_names,
+        dynamic_shapes=tuple({0: batch} for _ in args),
+        external_data=False,
+    )
     return path
 
 
@@ -110,17 +119,31 @@ def rgb_folder(root: Path, n: int = 150, size: int = 64) -> Path:
 
 # --- PyTorch-VAE: VanillaVAE-like, 64x64 RGB, Tanh output, Gaussian (MSE) on images in [-1, 1] ----------------
 
+
 class VanillaVAE(nn.Module):
     SIGMA = 0.1  # their fixed sigma, in [-1, 1] units
 
     def __init__(self, latent=8):
         super().__init__()
-        self.encoder = nn.Sequential(nn.Conv2d(3, 8, 4, 2, 1), nn.LeakyReLU(), nn.Conv2d(8, 16, 4, 2, 1), nn.LeakyReLU(),
-                                     nn.Conv2d(16, 16, 4, 2, 1), nn.LeakyReLU(), nn.Flatten())
+        self.encoder = nn.Sequential(
+            nn.Conv2d(3, 8, 4, 2, 1),
+            nn.LeakyReLU(),
+            nn.Conv2d(8, 16, 4, 2, 1),
+            nn.LeakyReLU(),
+            nn.Conv2d(16, 16, 4, 2, 1),
+            nn.LeakyReLU(),
+            nn.Flatten(),
+        )
         self.fc_mu, self.fc_var = nn.Linear(1024, latent), nn.Linear(1024, latent)
         self.decoder_input = nn.Linear(latent, 1024)
-        self.decoder = nn.Sequential(nn.ConvTranspose2d(16, 16, 4, 2, 1), nn.LeakyReLU(), nn.ConvTranspose2d(16, 8, 4, 2, 1),
-                                     nn.LeakyReLU(), nn.ConvTranspose2d(8, 3, 4, 2, 1), nn.Tanh())
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(16, 16, 4, 2, 1),
+            nn.LeakyReLU(),
+            nn.ConvTranspose2d(16, 8, 4, 2, 1),
+            nn.LeakyReLU(),
+            nn.ConvTranspose2d(8, 3, 4, 2, 1),
+            nn.Tanh(),
+        )
 
     def encode(self, x):  # x in [-1, 1]: their transform is Normalize(0.5, 0.5)
         h = self.encoder(x)
@@ -151,13 +174,21 @@ def vanilla(tmp_path_factory):
 def test_a_tanh_mse_model_on_rgb_is_scored_by_its_own_gaussian_through_either_door(vanilla, tmp_path):
     model, data, folder, graphs = vanilla
     own = their_test_loss(model, data.test_x)
-    wrapped = wrap_model(model.encode, model.decode, (3, 64, 64), module=model, likelihood="gaussian", sigma=0.1,
-                         value_range="-1,1")
+    wrapped = wrap_model(
+        model.encode, model.decode, (3, 64, 64), module=model, likelihood="gaussian", sigma=0.1, value_range="-1,1"
+    )
     assert our_neg_elbo(wrapped, data) == pytest.approx(own, abs=1.5)
     assert wrapped.describe_likelihood() == "scored as a Gaussian, sigma 0.1 per pixel, inputs in [-1, 1]"
     # import-onnx: the image size and channels come from the encoder's input, not from flags
-    out, notes = import_onnx(graphs / "encoder.onnx", graphs / "decoder.onnx", tmp_path / "vanilla", f"folder:{folder}",
-                             likelihood="gaussian", sigma=0.1, value_range="-1,1")
+    out, notes = import_onnx(
+        graphs / "encoder.onnx",
+        graphs / "decoder.onnx",
+        tmp_path / "vanilla",
+        f"folder:{folder}",
+        likelihood="gaussian",
+        sigma=0.1,
+        value_range="-1,1",
+    )
     checkpoint = load_checkpoint(out)
     assert notes == [] and checkpoint.config.model.image_shape == [3, 64, 64] and checkpoint.config.data.channels == 3
     assert our_neg_elbo(checkpoint.model, data) == pytest.approx(own, abs=1.5)
@@ -172,9 +203,23 @@ def test_the_cli_takes_the_declaration_and_says_it(vanilla, tmp_path, capsys):
     from vae_explorer.cli import main
 
     _, _, folder, graphs = vanilla
-    argv = ["import-onnx", "--encoder", str(graphs / "encoder.onnx"), "--decoder", str(graphs / "decoder.onnx"),
-            "--dataset", f"folder:{folder}", "--likelihood", "gaussian", "--sigma", "0.1", "--range", "-1,1",
-            "--out", str(tmp_path / "cli")]
+    argv = [
+        "import-onnx",
+        "--encoder",
+        str(graphs / "encoder.onnx"),
+        "--decoder",
+        str(graphs / "decoder.onnx"),
+        "--dataset",
+        f"folder:{folder}",
+        "--likelihood",
+        "gaussian",
+        "--sigma",
+        "0.1",
+        "--range",
+        "-1,1",
+        "--out",
+        str(tmp_path / "cli"),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "3x64x64 images" in out and "scored as a Gaussian, sigma 0.1 per pixel, inputs in [-1, 1]" in out
@@ -187,8 +232,15 @@ def test_the_cli_takes_the_declaration_and_says_it(vanilla, tmp_path, capsys):
 
 def test_a_fitted_sigma_is_the_maximum_likelihood_one(vanilla):
     model, data, _, _ = vanilla
-    wrapped = wrap_model(model.encode, model.decode, (3, 64, 64), module=model, likelihood="gaussian", value_range="-1,1",
-                         fit_images=data.test_x)
+    wrapped = wrap_model(
+        model.encode,
+        model.decode,
+        (3, 64, 64),
+        module=model,
+        likelihood="gaussian",
+        value_range="-1,1",
+        fit_images=data.test_x,
+    )
     # independently: one z per image from the same seeded draws, sigma^2 = mean squared error in [-1, 1] units
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -199,27 +251,64 @@ def test_a_fitted_sigma_is_the_maximum_likelihood_one(vanilla):
     assert wrapped.observation.sigma == pytest.approx(expected, rel=1e-5) and wrapped.observation.sigma_fitted
     assert "fitted on the test images" in wrapped.describe_likelihood()
     # the fitted sigma is where the one-sample reconstruction term is smallest
-    recon = [basic_metrics(wrap_model(model.encode, model.decode, (3, 64, 64), module=model, likelihood="gaussian",
-                                      sigma=s, value_range="-1,1"), data)[0]["recon"] for s in (expected * 0.9, expected, expected * 1.1)]
+    recon = [
+        basic_metrics(
+            wrap_model(
+                model.encode,
+                model.decode,
+                (3, 64, 64),
+                module=model,
+                likelihood="gaussian",
+                sigma=s,
+                value_range="-1,1",
+            ),
+            data,
+        )[0]["recon"]
+        for s in (expected * 0.9, expected, expected * 1.1)
+    ]
     assert recon[1] < recon[0] and recon[1] < recon[2]
     assert fit_sigma(wrapped, data.test_x) == pytest.approx(expected, rel=1e-5)
 
 
 def test_wrong_declarations_are_one_sentence(vanilla, tmp_path):
     model, data, folder, graphs = vanilla
-    with pytest.raises(CheckpointError, match=r"^decoder.onnx: the decoder's means run from -[0-9.]+ to [0-9.]+, outside the "
-                                              r"declared range \[0, 1\]; import it with --range -1,1\.$"):
-        import_onnx(graphs / "encoder.onnx", graphs / "decoder.onnx", tmp_path / "a", f"folder:{folder}", likelihood="gaussian")
+    with pytest.raises(
+        CheckpointError,
+        match=r"^decoder.onnx: the decoder's means run from -[0-9.]+ to [0-9.]+, outside the "
+        r"declared range \[0, 1\]; import it with --range -1,1\.$",
+    ):
+        import_onnx(
+            graphs / "encoder.onnx", graphs / "decoder.onnx", tmp_path / "a", f"folder:{folder}", likelihood="gaussian"
+        )
     with pytest.raises(CheckpointError, match=r"^sigma 0 is not a pixel noise a model can have; give a sigma between"):
-        import_onnx(graphs / "encoder.onnx", graphs / "decoder.onnx", tmp_path / "b", f"folder:{folder}", likelihood="gaussian",
-                    sigma=0.0, value_range="-1,1")
-    with pytest.raises(CheckpointError, match=r"^decoder.onnx: the decoder gives one value per pixel and no log-variance output"):
-        import_onnx(graphs / "encoder.onnx", graphs / "decoder.onnx", tmp_path / "c", f"folder:{folder}",
-                    likelihood="gaussian-learned", value_range="-1,1")
+        import_onnx(
+            graphs / "encoder.onnx",
+            graphs / "decoder.onnx",
+            tmp_path / "b",
+            f"folder:{folder}",
+            likelihood="gaussian",
+            sigma=0.0,
+            value_range="-1,1",
+        )
+    with pytest.raises(
+        CheckpointError, match=r"^decoder.onnx: the decoder gives one value per pixel and no log-variance output"
+    ):
+        import_onnx(
+            graphs / "encoder.onnx",
+            graphs / "decoder.onnx",
+            tmp_path / "c",
+            f"folder:{folder}",
+            likelihood="gaussian-learned",
+            value_range="-1,1",
+        )
     with pytest.raises(CheckpointError, match=r"^a Bernoulli likelihood needs images in \[0, 1\]"):
-        import_onnx(graphs / "encoder.onnx", graphs / "decoder.onnx", tmp_path / "d", f"folder:{folder}", value_range="-1,1")
+        import_onnx(
+            graphs / "encoder.onnx", graphs / "decoder.onnx", tmp_path / "d", f"folder:{folder}", value_range="-1,1"
+        )
     with pytest.raises(ConfigError, match=r"^the normalisation's std must be positive"):
-        wrap_model(model.encode, model.decode, (3, 64, 64), likelihood="gaussian", sigma=0.1, mean=[0.5] * 3, std=[0.5, 0, 0.5])
+        wrap_model(
+            model.encode, model.decode, (3, 64, 64), likelihood="gaussian", sigma=0.1, mean=[0.5] * 3, std=[0.5, 0, 0.5]
+        )
     assert not any(tmp_path.iterdir())  # nothing written by a refusal
     # undeclared, the Tanh outputs are pointed out, and the assumed likelihood is said
     out, notes = import_onnx(graphs / "encoder.onnx", graphs / "decoder.onnx", tmp_path / "e", f"folder:{folder}")
@@ -228,6 +317,7 @@ def test_wrong_declarations_are_one_sentence(vanilla, tmp_path):
 
 
 # --- pythae: encoder and decoder return ModelOutput; sigmoid output; MSE (a Gaussian with sigma 1) --------------
+
 
 class ModelOutput(OrderedDict):
     """pythae's: a dict whose fields are also attributes."""
@@ -277,6 +367,7 @@ def test_pythae_model_outputs_come_in_with_their_named_fields(digits):
 
 # --- Keras / JAX: channels-last images in and out ---------------------------------------------------------------
 
+
 class ChannelsLastVAE(nn.Module):
     """Images (B, H, W, C) in, logits (B, H, W, C) out, Bernoulli."""
 
@@ -308,8 +399,13 @@ def channels_last(vanilla, tmp_path_factory):
     graphs = tmp_path_factory.mktemp("channels-last")
     export(Call(model, "encode"), (torch.rand(2, 16, 16, 3),), graphs / "encoder.onnx", ["x"], ["z_mean", "z_log_var"])
     export(Call(model, "decode"), (torch.randn(2, 4),), graphs / "decoder.onnx", ["z"], ["logits"])
-    out, notes = import_onnx(graphs / "encoder.onnx", graphs / "decoder.onnx", tmp_path_factory.mktemp("runs") / "keras",
-                             f"folder:{folder}", likelihood="bernoulli")
+    out, notes = import_onnx(
+        graphs / "encoder.onnx",
+        graphs / "decoder.onnx",
+        tmp_path_factory.mktemp("runs") / "keras",
+        f"folder:{folder}",
+        likelihood="bernoulli",
+    )
     return model, data, out, notes
 
 
@@ -344,6 +440,7 @@ def _check_browser_graph(checkpoint, z, expected, label=None):
 
 # --- a conditional pair: the encoder takes a one-hot label, the decoder a class index ---------------------------
 
+
 class ConditionalVAE(nn.Module):
     def __init__(self):
         super().__init__()
@@ -367,12 +464,27 @@ class ConditionalVAE(nn.Module):
 def conditional(digits, tmp_path_factory):
     model = train(ConditionalVAE(), digits.train_x, steps=300, y=digits.train_y)
     graphs = tmp_path_factory.mktemp("conditional")
-    export(CallWithLabel(model, "encode"), (torch.rand(2, 1, 8, 8), torch.eye(10)[:2]), graphs / "encoder.onnx", ["x", "label"],
-           ["mu", "logvar"])
-    export(CallWithLabel(model, "decode"), (torch.randn(2, 3), torch.tensor([1, 2])), graphs / "decoder.onnx", ["z", "y"],
-           ["logits"])
-    out, notes = import_onnx(graphs / "encoder.onnx", graphs / "decoder.onnx", tmp_path_factory.mktemp("runs") / "cvae",
-                             "digits", likelihood="bernoulli")
+    export(
+        CallWithLabel(model, "encode"),
+        (torch.rand(2, 1, 8, 8), torch.eye(10)[:2]),
+        graphs / "encoder.onnx",
+        ["x", "label"],
+        ["mu", "logvar"],
+    )
+    export(
+        CallWithLabel(model, "decode"),
+        (torch.randn(2, 3), torch.tensor([1, 2])),
+        graphs / "decoder.onnx",
+        ["z", "y"],
+        ["logits"],
+    )
+    out, notes = import_onnx(
+        graphs / "encoder.onnx",
+        graphs / "decoder.onnx",
+        tmp_path_factory.mktemp("runs") / "cvae",
+        "digits",
+        likelihood="bernoulli",
+    )
     return model, out, notes
 
 
@@ -387,12 +499,20 @@ def test_a_conditional_pair_comes_in_like_the_tool_s_own(conditional, digits):
         theirs = torch.sigmoid(model.decode(z, y)).view(5, 1, 8, 8)
     assert torch.allclose(checkpoint.model.generate(z, y), theirs, atol=1e-5)
     _check_browser_graph(checkpoint, z, theirs, label=y)
-    wrapped = wrap_model(lambda x, y: model.encode(x, nn.functional.one_hot(y, 10).float()), model.decode, (1, 8, 8),
-                         module=model, likelihood="bernoulli", conditional=True, class_names=digits.class_names)
+    wrapped = wrap_model(
+        lambda x, y: model.encode(x, nn.functional.one_hot(y, 10).float()),
+        model.decode,
+        (1, 8, 8),
+        module=model,
+        likelihood="bernoulli",
+        conditional=True,
+        class_names=digits.class_names,
+    )
     assert our_neg_elbo(wrapped, digits) == pytest.approx(own, abs=1.5)
 
 
 # --- a decoder with a learned variance per pixel ----------------------------------------------------------------
+
 
 class LearnedVarianceVAE(nn.Module):
     def __init__(self):
@@ -424,8 +544,13 @@ def learned_import(learned, tmp_path_factory):
     graphs = tmp_path_factory.mktemp("learned")
     export(Call(learned, "encode"), (torch.rand(2, 1, 8, 8),), graphs / "e.onnx", ["x"], ["mu", "logvar"])
     export(Call(learned, "decode"), (torch.randn(2, 4),), graphs / "d.onnx", ["z"], ["mean", "log_var"])
-    out, _ = import_onnx(graphs / "e.onnx", graphs / "d.onnx", tmp_path_factory.mktemp("runs") / "learned", "digits",
-                         likelihood="gaussian-learned")
+    out, _ = import_onnx(
+        graphs / "e.onnx",
+        graphs / "d.onnx",
+        tmp_path_factory.mktemp("runs") / "learned",
+        "digits",
+        likelihood="gaussian-learned",
+    )
     return out
 
 
@@ -441,13 +566,17 @@ def test_a_learned_variance_is_read_from_the_decoder_s_second_output(learned, le
         theirs = model.decode(z)[0].view(3, 1, 8, 8)
     assert torch.allclose(generate(checkpoint.model, z), theirs, atol=1e-5)
     _check_browser_graph(checkpoint, z, theirs)
-    assert checkpoint.model.describe_likelihood() == ("scored as a Gaussian with the decoder's own variance per pixel, "
-                                                     "inputs in [0, 1]")
-    with pytest.raises(ConfigError, match=r"decode\(z\) gives no variance, so the gaussian-learned likelihood cannot be computed"):
+    assert checkpoint.model.describe_likelihood() == (
+        "scored as a Gaussian with the decoder's own variance per pixel, inputs in [0, 1]"
+    )
+    with pytest.raises(
+        ConfigError, match=r"decode\(z\) gives no variance, so the gaussian-learned likelihood cannot be computed"
+    ):
         wrap_model(model.encode, lambda z: model.decode(z)[0], (1, 8, 8), likelihood="gaussian-learned")
 
 
 # --- what encoders return in real code, and errors inside the person's functions --------------------------------
+
 
 class TinyMLP(nn.Module):
     """pytorch/examples' VAE in small: encode takes flat (B, 64) images."""
@@ -473,14 +602,18 @@ RETURNS = {
     "a dict": lambda mu, logvar: {"mean": mu, "log_var": logvar},
     "one tensor of both": lambda mu, logvar: torch.cat([mu, logvar], 1),
     "a Normal": lambda mu, logvar: torch.distributions.Normal(mu, torch.exp(0.5 * logvar)),
-    "an Independent Normal": lambda mu, logvar: torch.distributions.Independent(torch.distributions.Normal(mu, torch.exp(0.5 * logvar)), 1),
+    "an Independent Normal": lambda mu, logvar: torch.distributions.Independent(
+        torch.distributions.Normal(mu, torch.exp(0.5 * logvar)), 1
+    ),
 }
 
 
 @pytest.mark.parametrize("kind", RETURNS)
 def test_every_form_an_encoder_returns_gives_the_same_posterior(kind, digits):
     model = TinyMLP().eval()
-    wrapped = wrap_model(lambda x: RETURNS[kind](*model.encode(x)), model.decode, (1, 8, 8), "probabilities", module=model)
+    wrapped = wrap_model(
+        lambda x: RETURNS[kind](*model.encode(x)), model.decode, (1, 8, 8), "probabilities", module=model
+    )
     assert wrapped.layout == "flat"  # (1, 1, 8, 8) failed in their Linear; the flat image worked
     q = wrapped.encode(digits.test_x[:10])
     with torch.no_grad():
@@ -494,18 +627,23 @@ def test_an_error_inside_their_function_is_shown_in_its_own_words():
     def broken(z):
         raise ValueError("the decoder expects a batch of 128")
 
-    with pytest.raises(ConfigError, match=r"^decode\(z\) raised on z of shape \(1, 3\), the size encode gives: the decoder "
-                                          r"expects a batch of 128;"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^decode\(z\) raised on z of shape \(1, 3\), the size encode gives: the decoder "
+        r"expects a batch of 128;",
+    ):
         wrap_model(model.encode, broken, (1, 8, 8), "probabilities")
     with pytest.raises(ConfigError, match=r"encode\(x\) returned fields code, spread; name the mean mu"):
         wrap_model(lambda x: {"code": x, "spread": x}, model.decode, (1, 8, 8))
-    with pytest.raises(ConfigError, match="the latent size is 600; vae-explorer explores codes of up to 512 dimensions"):
+    with pytest.raises(
+        ConfigError, match="the latent size is 600; vae-explorer explores codes of up to 512 dimensions"
+    ):
         wrap_model(lambda x: (torch.zeros(len(x), 600), torch.zeros(len(x), 600)), model.decode, (1, 8, 8))
 
 
 def _readme_export_lines() -> str:
     text = (REPO / "README.md").read_text()
-    section = text[text.index("## Bring your own model"):]
+    section = text[text.index("## Bring your own model") :]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
@@ -539,16 +677,32 @@ def test_the_readme_s_export_lines_work_for_flat_mlps_and_list_returning_encoder
 
 # --- every page on each imported style --------------------------------------------------------------------------
 
-PAGES = ["Home.py", "pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/3_Latent_map.py", "pages/4_Interpolate.py",
-         "pages/5_Traverse.py", "pages/6_Learn.py", "pages/7_Train.py", "pages/8_Evaluate.py", "pages/9_Compare.py"]
+PAGES = [
+    "Home.py",
+    "pages/1_Reconstruct.py",
+    "pages/2_Generate.py",
+    "pages/3_Latent_map.py",
+    "pages/4_Interpolate.py",
+    "pages/5_Traverse.py",
+    "pages/6_Learn.py",
+    "pages/7_Train.py",
+    "pages/8_Evaluate.py",
+    "pages/9_Compare.py",
+]
 
 
 @pytest.fixture(scope="module")
 def imported_styles(vanilla, channels_last, conditional, learned_import, tmp_path_factory):
     _, _, folder, graphs = vanilla
     runs = tmp_path_factory.mktemp("styles")
-    import_onnx(graphs / "encoder.onnx", graphs / "decoder.onnx", runs / "vanilla", f"folder:{folder}", likelihood="gaussian",
-                value_range="-1,1")
+    import_onnx(
+        graphs / "encoder.onnx",
+        graphs / "decoder.onnx",
+        runs / "vanilla",
+        f"folder:{folder}",
+        likelihood="gaussian",
+        value_range="-1,1",
+    )
     import_onnx(graphs / "encoder.onnx", graphs / "decoder.onnx", runs / "vanilla-undeclared", f"folder:{folder}")
     for name, out in (("keras", channels_last[2]), ("cvae", conditional[1]), ("learned", learned_import)):
         import shutil
@@ -577,8 +731,10 @@ def test_every_page_opens_on_each_style(page, style, imported_styles, monkeypatc
         said = safety.plain(load_checkpoint(imported_styles / style).model.describe_likelihood())
         assert said in text, said
     if page == "pages/9_Compare.py" and style == "vanilla":  # beside the same graphs scored as an assumed Bernoulli
-        assert safety.plain("(assumed: no likelihood was declared)") in text and "scored with different likelihoods" in text
-
+        assert (
+            safety.plain("(assumed: no likelihood was declared)") in text
+            and "scored with different likelihoods" in text
+        )
 
 
 class WideVAE(nn.Module):
@@ -650,7 +806,9 @@ def test_an_odd_likelihood_record_in_an_imported_folder_is_one_sentence(case, tm
 def test_an_image_size_out_of_bounds_is_refused_before_anything_is_read(vanilla, tmp_path):
     _, _, folder, graphs = vanilla
     with pytest.raises(ConfigError, match=r"import-onnx: data.image_size must be from 4 to 256, got 10000"):
-        import_onnx(graphs / "encoder.onnx", graphs / "decoder.onnx", tmp_path / "a", f"folder:{folder}", image_size=10_000)
+        import_onnx(
+            graphs / "encoder.onnx", graphs / "decoder.onnx", tmp_path / "a", f"folder:{folder}", image_size=10_000
+        )
 
 
 @pytest.mark.slow
@@ -663,8 +821,14 @@ def test_evaluate_trains_a_missing_classifier_once_and_a_second_session_reads_it
 
     _, _, _, graphs = vanilla
     folder = rgb_folder(tmp_path / "new-pictures", n=60)
-    import_onnx(graphs / "encoder.onnx", graphs / "decoder.onnx", tmp_path / "runs" / "fresh", f"folder:{folder}",
-                likelihood="gaussian", value_range="-1,1")
+    import_onnx(
+        graphs / "encoder.onnx",
+        graphs / "decoder.onnx",
+        tmp_path / "runs" / "fresh",
+        f"folder:{folder}",
+        likelihood="gaussian",
+        value_range="-1,1",
+    )
     monkeypatch.setattr(catalog, "TRAINED_DIR", tmp_path / "runs")
     for _ in range(2):
         at = AppTest.from_file(str(REPO / "pages/8_Evaluate.py"), default_timeout=PATIENCE_S)
@@ -685,7 +849,9 @@ def test_a_mean_and_std_normalisation_maps_as_torchvision_s_normalize_does():
     x = torch.rand(4, 3, 5, 5, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(observation.to_model(x), Normalize(mean, std)(x), atol=1e-6)
     assert torch.allclose(observation.to_image(observation.to_model(x)), x, atol=1e-6)
-    assert observation.describe() == ("scored as a Gaussian, sigma 0.5 per pixel, inputs normalised by mean (0.485, 0.456, "
-                                      "0.406) and std (0.229, 0.224, 0.225)")
+    assert observation.describe() == (
+        "scored as a Gaussian, sigma 0.5 per pixel, inputs normalised by mean (0.485, 0.456, "
+        "0.406) and std (0.229, 0.224, 0.225)"
+    )
     with pytest.raises(ConfigError, match=r"the normalisation's mean has 2 values; give one, or one per channel \(3\)"):
         Observation.declare("gaussian", sigma=0.5, mean=[0.5, 0.5], std=[0.5], channels=3)

@@ -69,8 +69,10 @@ def test_the_mp4_holds_the_same_frames_within_compression_noise():
 def test_the_training_map_frames_put_each_dot_where_its_code_is_on_fixed_axes():
     from vae_explorer.images import scatter_frames
 
-    frames = [{"epoch": 1, "scatter": np.array([[1.0, 0.0], [-0.5, 0.5]]), "labels": np.array([0, 1])},
-              {"epoch": 2, "scatter": np.array([[2.0, -2.0], [0.0, 0.0]]), "labels": np.array([0, 1])}]
+    frames = [
+        {"epoch": 1, "scatter": np.array([[1.0, 0.0], [-0.5, 0.5]]), "labels": np.array([0, 1])},
+        {"epoch": 2, "scatter": np.array([[2.0, -2.0], [0.0, 0.0]]), "labels": np.array([0, 1])},
+    ]
     pictures = scatter_frames(frames, ["#ff0000", "#0000ff"], side=201, dot=2)
     assert pictures.shape == (2, 3, 201, 201)
     span = 2.0 * 1.05 + 1e-6  # the largest extent over both epochs, on both axes

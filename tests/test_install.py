@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import CHROMIUM, PATIENCE_MS, PATIENCE_S, REPO, _playwright_available, require
+
 from vae_explorer.app.live import RUNTIME_FILES, runtime_installed
 
 BROWSER_FILES = ("sliders.js", "live.js", *RUNTIME_FILES)
@@ -47,42 +47,84 @@ def installed(wheel, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("install")
     subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True, timeout=PATIENCE_S)
     bin_dir = root / "venv" / "bin"
-    site_packages = subprocess.run([str(bin_dir / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                   capture_output=True, text=True, check=True, timeout=PATIENCE_S).stdout.strip()
-    Path(site_packages, "zz_dependencies_of_the_test_environment.pth").write_text("\n".join(dependency_folders()) + "\n")
-    result = subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
-                            capture_output=True, text=True, timeout=PATIENCE_S)
+    site_packages = subprocess.run(
+        [str(bin_dir / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=PATIENCE_S,
+    ).stdout.strip()
+    Path(site_packages, "zz_dependencies_of_the_test_environment.pth").write_text(
+        "\n".join(dependency_folders()) + "\n"
+    )
+    result = subprocess.run(
+        [str(bin_dir / "python"), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE_S,
+    )
     assert result.returncode == 0, result.stderr
     elsewhere = root / "elsewhere"
     elsewhere.mkdir()
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
-    env.update({"VAE_EXPLORER_RUNS": str(root / "runs"), "VAE_EXPLORER_CACHE": str(root / "cache"),
-                "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}", "VIRTUAL_ENV": str(root / "venv")})
+    env.update(
+        {
+            "VAE_EXPLORER_RUNS": str(root / "runs"),
+            "VAE_EXPLORER_CACHE": str(root / "cache"),
+            "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}",
+            "VIRTUAL_ENV": str(root / "venv"),
+        }
+    )
     return {"root": root, "bin": bin_dir, "cwd": elsewhere, "env": env, "site": Path(site_packages)}
 
 
 def run(installed, *argv) -> subprocess.CompletedProcess:
-    return subprocess.run([str(installed["bin"] / "vae-explorer"), *argv], cwd=installed["cwd"], env=installed["env"],
-                          capture_output=True, text=True, timeout=PATIENCE_S)
+    return subprocess.run(
+        [str(installed["bin"] / "vae-explorer"), *argv],
+        cwd=installed["cwd"],
+        env=installed["env"],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE_S,
+    )
 
 
 def python(installed, code: str) -> str:
-    result = subprocess.run([str(installed["bin"] / "python"), "-c", code], cwd=installed["cwd"], env=installed["env"],
-                            capture_output=True, text=True, timeout=PATIENCE_S)
+    result = subprocess.run(
+        [str(installed["bin"] / "python"), "-c", code],
+        cwd=installed["cwd"],
+        env=installed["env"],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE_S,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
 @pytest.mark.slow
 def test_the_installed_package_is_the_wheel_and_the_clone_is_out_of_reach(installed):
-    code = ("import json, sys, vae_explorer, vae_explorer.paths as p; print(vae_explorer.__file__); print(p.shipped_root()); "
-            "print(any('editable' in type(f).__name__.lower() for f in sys.meta_path)); print(json.dumps(sys.path))")
+    code = (
+        "import json, sys, vae_explorer, vae_explorer.paths as p; print(vae_explorer.__file__); print(p.shipped_root()); "
+        "print(any('editable' in type(f).__name__.lower() for f in sys.meta_path)); print(json.dumps(sys.path))"
+    )
     module, shipped, editable_finder, path = python(installed, code).splitlines()
-    assert Path(module).parent == installed["site"] / "vae_explorer" and Path(shipped) == installed["site"] / "vae_explorer" / "shipped"
+    assert (
+        Path(module).parent == installed["site"] / "vae_explorer"
+        and Path(shipped) == installed["site"] / "vae_explorer" / "shipped"
+    )
     assert editable_finder == "False" and all(Path(entry).resolve() != REPO for entry in json.loads(path) if entry)
     # the same interpreter cannot import what the wheel does not hold, even where the clone has it
-    assert "ModuleNotFoundError" in subprocess.run([str(installed["bin"] / "python"), "-c", "import vae_explorer.no_such_module"],
-                                                   cwd=REPO, env=installed["env"], capture_output=True, text=True).stderr
+    assert (
+        "ModuleNotFoundError"
+        in subprocess.run(
+            [str(installed["bin"] / "python"), "-c", "import vae_explorer.no_such_module"],
+            cwd=REPO,
+            env=installed["env"],
+            capture_output=True,
+            text=True,
+        ).stderr
+    )
 
 
 @pytest.mark.slow
@@ -95,7 +137,9 @@ def test_every_command_works_from_a_folder_outside_the_repository(installed):
     assert (cwd / "samples.png").stat().st_size > 500
     result = run(installed, "train", "--config", "digits_mlp", "--epochs", "1", "--name", "first", "--quiet")
     assert result.returncode == 0, result.stderr
-    assert (runs / "first" / "model.safetensors").is_file() and json.loads((runs / "first" / "metrics.json").read_text())["neg_elbo"] > 0
+    assert (runs / "first" / "model.safetensors").is_file() and json.loads(
+        (runs / "first" / "metrics.json").read_text()
+    )["neg_elbo"] > 0
     result = run(installed, "evaluate", "--model-path", "first", "--k", "5")  # FID with the shipped digits classifier
     assert result.returncode == 0, result.stderr
     metrics = json.loads((runs / "first" / "metrics.json").read_text())
@@ -107,10 +151,25 @@ def test_every_command_works_from_a_folder_outside_the_repository(installed):
     # the run's graphs out and back in: its decoder by export-onnx, its encoder by the package's exporter
     result = run(installed, "export-onnx", "--model-path", "first", "--out", "decoder.onnx")
     assert result.returncode == 0, result.stderr
-    python(installed, "from vae_explorer import load_checkpoint; from vae_explorer.checkpoints.onnx import export_encoder; "
-                      "export_encoder(load_checkpoint('first').model, 'encoder.onnx')")
-    result = run(installed, "import-onnx", "--encoder", "encoder.onnx", "--decoder", "decoder.onnx", "--dataset", "digits",
-                 "--output", "probabilities", "--name", "theirs")
+    python(
+        installed,
+        "from vae_explorer import load_checkpoint; from vae_explorer.checkpoints.onnx import export_encoder; "
+        "export_encoder(load_checkpoint('first').model, 'encoder.onnx')",
+    )
+    result = run(
+        installed,
+        "import-onnx",
+        "--encoder",
+        "encoder.onnx",
+        "--decoder",
+        "decoder.onnx",
+        "--dataset",
+        "digits",
+        "--output",
+        "probabilities",
+        "--name",
+        "theirs",
+    )
     assert result.returncode == 0, result.stderr
     result = run(installed, "generate", "--model-path", "theirs", "--n", "4", "--out", "theirs.png")
     assert result.returncode == 0, result.stderr
@@ -123,6 +182,7 @@ def test_every_command_works_from_a_folder_outside_the_repository(installed):
 @pytest.mark.slow
 def test_the_installed_app_serves_its_pages_and_trains_from_its_train_page(installed):
     from test_readme import _open_home
+
     from vae_explorer.app.server import free_port, wait_until_healthy
 
     require(CHROMIUM.exists(), "Chromium (apt-get install chromium)")
@@ -130,18 +190,34 @@ def test_the_installed_app_serves_its_pages_and_trains_from_its_train_page(insta
     from playwright.sync_api import sync_playwright
 
     port = free_port()
-    server = subprocess.Popen([str(installed["bin"] / "vae-explorer"), "app", "--server.port", str(port),
-                               "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=installed["cwd"],
-                              env=installed["env"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            str(installed["bin"] / "vae-explorer"),
+            "app",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=installed["cwd"],
+        env=installed["env"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     before = sorted(p.name for p in installed["cwd"].iterdir())
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(base, server=server)
         status, kinds, headings = asyncio.run(_open_home(base))
-        served = {name: _get(f"{base}/_stcore/bidi-components/vae-explorer.latent_sliders/{name}") for name in BROWSER_FILES}
+        served = {
+            name: _get(f"{base}/_stcore/bidi-components/vae-explorer.latent_sliders/{name}") for name in BROWSER_FILES
+        }
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM),
-                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = p.chromium.launch(
+                executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+            )
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(PATIENCE_MS)
             page.goto(f"{base}/Train")
@@ -162,10 +238,14 @@ def test_the_installed_app_serves_its_pages_and_trains_from_its_train_page(insta
     assert "vae-explorer" in headings and "Model: digits-mlp" in headings
     assert errors == 0
     trained = installed["root"] / "runs" / "from-the-app"
-    assert (trained / "model.safetensors").is_file() and json.loads((trained / "training.json").read_text())["status"] == "finished"
+    assert (trained / "model.safetensors").is_file() and json.loads((trained / "training.json").read_text())[
+        "status"
+    ] == "finished"
     # the browser decoder's files, served by the installed app from the wheel, with types a browser accepts
     require(runtime_installed(), "onnxruntime-web (npm ci --prefix vae_explorer/app/live)")
     for name, (kind, body) in served.items():
         assert body == (REPO / "vae_explorer" / "app" / "live" / name).read_bytes(), name
-        assert kind in ({"application/wasm"} if name.endswith(".wasm") else {"text/javascript", "application/javascript"}), (name, kind)
+        assert kind in (
+            {"application/wasm"} if name.endswith(".wasm") else {"text/javascript", "application/javascript"}
+        ), (name, kind)
     assert sorted(p.name for p in installed["cwd"].iterdir()) == before  # the app wrote nothing where it ran

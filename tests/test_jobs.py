@@ -8,8 +8,8 @@ import time
 
 import pytest
 import torch
-
 from conftest import PATIENCE_S, TINY_DATA, TINY_MODEL
+
 from vae_explorer import RunConfig, TrainConfig, load_checkpoint
 from vae_explorer.errors import ConfigError
 from vae_explorer.runs.jobs import SweepJob, TrainingJob, run_folder
@@ -39,12 +39,11 @@ def test_training_job_saves_a_checkpoint_with_previews_and_metrics(tmp_path):
     assert not (tmp_path / "run" / "decoder.onnx").exists()  # exported only for the app's browser decoding
 
 
-
 def test_a_training_job_for_the_app_leaves_the_browser_decoder_ready(tmp_path):
     import numpy as np
     import onnxruntime
-
     from pictures import decoded
+
     from vae_explorer.checkpoints import weights_sha1
     from vae_explorer.checkpoints.onnx import DECODER_FILE, recorded_weights
 
@@ -56,6 +55,7 @@ def test_a_training_job_for_the_app_leaves_the_browser_decoder_ready(tmp_path):
     (image,) = onnxruntime.InferenceSession(str(graph), providers=["CPUExecutionProvider"]).run(None, {"z": z})
     expected = decoded(load_checkpoint(tmp_path / "run").model, z)
     assert np.abs(np.rint(np.clip(image[:, 0], 0, 1) * 255) - expected.astype(float)).max() <= 1
+
 
 def test_stop_keeps_what_was_learned(tmp_path):
     config = RunConfig(TINY_DATA, TINY_MODEL, TrainConfig(epochs=10_000, batch_size=16, device="cpu"))
@@ -163,21 +163,26 @@ def test_a_folder_s_unreadable_files_are_shown_by_the_job(tmp_path):
     for i in range(10):
         Image.fromarray(np.full((10, 10, 3), i * 20, np.uint8)).save(tmp_path / f"{i}.png")
     (tmp_path / "broken.png").write_bytes(b"not an image")
-    config = dataclasses.replace(QUICK, data=dataclasses.replace(TINY_DATA, dataset=f"folder:{tmp_path}", image_size=8,
-                                                                 max_train=None, max_test=None),
-                                 train=dataclasses.replace(QUICK.train, batch_size=4, epochs=1))
+    config = dataclasses.replace(
+        QUICK,
+        data=dataclasses.replace(TINY_DATA, dataset=f"folder:{tmp_path}", image_size=8, max_train=None, max_test=None),
+        train=dataclasses.replace(QUICK.train, batch_size=4, epochs=1),
+    )
     snap = finish(TrainingJob(config, tmp_path / "run").start())
     assert snap.status == "done", snap.message
-    assert snap.warning == f"Skipped 1 unreadable file in {tmp_path} (broken.png): it is left out of the set; fix or delete it."
+    assert (
+        snap.warning
+        == f"Skipped 1 unreadable file in {tmp_path} (broken.png): it is left out of the set; fix or delete it."
+    )
 
 
 def test_a_training_job_keeps_one_preview_per_epoch_with_samples_from_the_same_z(tmp_path):
     import io
 
     import numpy as np
+    from pictures import decoded, tiles
     from PIL import Image
 
-    from pictures import decoded, tiles
     from vae_explorer.latent import encode_means, pca_2d
 
     snap = finish(TrainingJob(QUICK, tmp_path / "run").start())

@@ -6,12 +6,26 @@ import math
 import numpy as np
 import pytest
 import torch
+from probes import revealed_z, revealing_model
 from scipy.stats import norm
 
-from probes import revealed_z, revealing_model
-from vae_explorer.latent import (class_centroids, class_labels, corner_grid, encode_image, encode_means, generate,
-                                 interpolate, interpolation_paths, manifold_grid, normal_quantiles, plane_grid,
-                                 reconstruction_rows, sample_prior, traversal_frames, traverse)
+from vae_explorer.latent import (
+    class_centroids,
+    class_labels,
+    corner_grid,
+    encode_image,
+    encode_means,
+    generate,
+    interpolate,
+    interpolation_paths,
+    manifold_grid,
+    normal_quantiles,
+    plane_grid,
+    reconstruction_rows,
+    sample_prior,
+    traversal_frames,
+    traverse,
+)
 from vae_explorer.models.losses import kl_to_prior
 
 
@@ -112,8 +126,10 @@ def test_interpolate_is_linear_unless_told_otherwise():
 def test_slerp_between_short_vectors_and_at_a_small_angle():
     # |z0| |z1| < 1 and an angle of 0.5 rad: the formula still holds (no clamping of the norms, no
     # falling back to the line above the smallest angles)
-    for z0, z1 in ((torch.tensor([0.3, 0.1]), torch.tensor([0.1, 0.2])),
-                   (torch.tensor([2.0, 0.0]), 3.0 * torch.tensor([math.cos(0.5), math.sin(0.5)]))):
+    for z0, z1 in (
+        (torch.tensor([0.3, 0.1]), torch.tensor([0.1, 0.2])),
+        (torch.tensor([2.0, 0.0]), 3.0 * torch.tensor([math.cos(0.5), math.sin(0.5)])),
+    ):
         omega = math.acos(float(z0 @ z1 / (z0.norm() * z1.norm())))
         t = np.linspace(0, 1, 5)[:, None]
         expected = (np.sin((1 - t) * omega) * z0.numpy() + np.sin(t * omega) * z1.numpy()) / math.sin(omega)
@@ -122,7 +138,9 @@ def test_slerp_between_short_vectors_and_at_a_small_angle():
 
 def test_slerp_between_opposite_points_is_the_line():
     # z1 = -2.5 z0: no great circle is the one; cos rounds to -1.0000001 here, which must not give NaN
-    z0 = torch.tensor([1.5409960746765137, -0.293428897857666, -2.1787893772125244, 0.5684, -1.0845, -1.3986, 0.4033, 0.8380])
+    z0 = torch.tensor(
+        [1.5409960746765137, -0.293428897857666, -2.1787893772125244, 0.5684, -1.0845, -1.3986, 0.4033, 0.8380]
+    )
     z1 = -2.5 * z0
     path = interpolate(z0, z1, 5, "slerp")
     assert torch.isfinite(path).all() and torch.allclose(path, interpolate(z0, z1, 5, "linear"), atol=1e-6)
@@ -202,7 +220,9 @@ def test_encode_image_samples_spread_as_the_posterior(tiny_run, tiny_data):
         model.to_latent.weight.zero_()
         model.to_latent.bias.copy_(torch.tensor([0.5, -1.0, 1.0, -2.0]))
     encoding = encode_image(model, torch.zeros(1, 1, 2), samples=20_000)
-    assert encoding.mean == pytest.approx([0.5, -1.0]) and encoding.stddev == pytest.approx([math.exp(0.5), 1 / math.e], rel=1e-5)
+    assert encoding.mean == pytest.approx([0.5, -1.0]) and encoding.stddev == pytest.approx(
+        [math.exp(0.5), 1 / math.e], rel=1e-5
+    )
     z = revealed_z(encoding.samples, 2)
     assert z.mean(0).numpy() == pytest.approx([0.5, -1.0], abs=0.05)
     assert z.std(0).numpy() == pytest.approx([math.exp(0.5), 1 / math.e], rel=0.02)
@@ -242,7 +262,11 @@ def test_interpolation_paths_are_linear_and_spherical_between_the_end_points():
 def test_corner_grid_and_centroids_by_hand():
     a, b, c, d = (np.array(v, dtype=float) for v in ([0, 0], [4, 0], [0, 2], [4, 6]))
     grid = corner_grid(a, b, c, d, 3).reshape(3, 3, 2)
-    assert grid[0, 1] == pytest.approx([2, 0]) and grid[2, 1] == pytest.approx([2, 4]) and grid[1, 0] == pytest.approx([0, 1])
+    assert (
+        grid[0, 1] == pytest.approx([2, 0])
+        and grid[2, 1] == pytest.approx([2, 4])
+        and grid[1, 0] == pytest.approx([0, 1])
+    )
     assert grid[1, 1] == pytest.approx([2, 2]) and grid[1, 2] == pytest.approx([4, 3])
     mu = np.array([[1.0, 2.0], [3.0, -2.0], [5.0, 5.0], [-1.0, 0.0]])
     assert class_centroids(mu, np.array([1, 1, 0, 1]), 3) == pytest.approx(np.array([[5, 5], [1, 0], [0, 0]]))
@@ -253,18 +277,23 @@ def test_traverse_starts_from_the_given_point_and_runs_low_to_high():
     z = revealed_z(traverse(revealing_model(3), [1], 4, start, low=-2.0, high=1.0), 3).numpy()
     assert z[:, 1] == pytest.approx([-2.0, -1.0, 0.0, 1.0], abs=1e-5)
     assert z[:, 0] == pytest.approx(np.full(4, 0.5), abs=1e-5) and z[:, 2] == pytest.approx(np.full(4, 2.0), abs=1e-5)
-    assert revealed_z(traverse(revealing_model(3), [0], 3), 3).numpy()[:, 1:] == pytest.approx(np.zeros((3, 2)), abs=1e-5)
+    assert revealed_z(traverse(revealing_model(3), [0], 3), 3).numpy()[:, 1:] == pytest.approx(
+        np.zeros((3, 2)), abs=1e-5
+    )
 
 
 def test_grids_and_traversals_of_a_conditional_model_keep_the_class_and_the_default_ranges():
     model = revealing_model(2, conditional_classes=3)
     plane = plane_grid(model, np.zeros(2), np.eye(2), np.ones(2), 3, label=2).reshape(9, -1)
     assert plane[:, 2:].numpy() == pytest.approx(np.tile([0.5, 0.5, 0.55], (9, 1)), abs=1e-6)
-    assert revealed_z(plane_grid(revealing_model(2), np.zeros(2), np.eye(2), np.ones(2), 3), 2)[0].numpy() == \
-        pytest.approx([-2.5, 2.5], abs=1e-5)  # the default extent: 2.5 spreads each way
+    assert revealed_z(plane_grid(revealing_model(2), np.zeros(2), np.eye(2), np.ones(2), 3), 2)[
+        0
+    ].numpy() == pytest.approx([-2.5, 2.5], abs=1e-5)  # the default extent: 2.5 spreads each way
     swept = traverse(model, [0], 3, label=1).reshape(3, -1)
     assert swept[:, 2:].numpy() == pytest.approx(np.tile([0.5, 0.55, 0.5], (3, 1)), abs=1e-6)
-    assert revealed_z(traverse(revealing_model(2), [0], 3), 2)[:, 0].numpy() == pytest.approx([-3.0, 0.0, 3.0], abs=1e-5)
+    assert revealed_z(traverse(revealing_model(2), [0], 3), 2)[:, 0].numpy() == pytest.approx(
+        [-3.0, 0.0, 3.0], abs=1e-5
+    )
 
 
 def test_traverse_takes_a_float64_start_for_a_float32_model(tiny_run):
@@ -288,6 +317,9 @@ def test_centroid_arithmetic_and_path_lengths_by_hand():
     mu = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 4.0], [0.0, 2.0]])
     centroids = class_centroids(mu, np.array([0, 0, 1, 1]), 3)
     assert centroids.tolist() == [[1.0, 0.0], [0.0, 3.0], [0.0, 0.0]]  # a class with no image: zeros
-    assert centroid_arithmetic([1.0, 1.0], centroids, 1, 0, 0.5).tolist() == [0.5, 2.5]  # (1, 1) + 0.5 * ((0, 3) - (1, 0))
+    assert centroid_arithmetic([1.0, 1.0], centroids, 1, 0, 0.5).tolist() == [
+        0.5,
+        2.5,
+    ]  # (1, 1) + 0.5 * ((0, 3) - (1, 0))
     lengths = path_lengths({"linear": np.array([[3.0, 4.0], [0.0, 0.0]]), "slerp": np.array([[1.0, 0.0]])})
     assert lengths["linear"].tolist() == [5.0, 0.0] and lengths["slerp"].tolist() == [1.0]

@@ -12,8 +12,17 @@ from pathlib import Path
 
 from conftest import REPO
 
-LAYERS = [{"errors", "paths", "config", "images"}, {"data"}, {"models"}, {"training"}, {"checkpoints"}, {"latent"},
-          {"evaluation"}, {"runs"}, {"app", "cli", "__main__"}]
+LAYERS = [
+    {"errors", "paths", "config", "images"},
+    {"data"},
+    {"models"},
+    {"training"},
+    {"checkpoints"},
+    {"latent"},
+    {"evaluation"},
+    {"runs"},
+    {"app", "cli", "__main__"},
+]
 PACKAGE = REPO / "vae_explorer"
 
 
@@ -38,8 +47,11 @@ def imports_of(path: Path) -> list[tuple[int, str]]:
             elif node.module and node.module.split(".")[0] == "vae_explorer":
                 found.append((node.lineno, node.module.removeprefix("vae_explorer").lstrip(".")))
         elif isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name.removeprefix("vae_explorer").lstrip(".")) for alias in node.names
-                      if alias.name.split(".")[0] == "vae_explorer"]
+            found += [
+                (node.lineno, alias.name.removeprefix("vae_explorer").lstrip("."))
+                for alias in node.names
+                if alias.name.split(".")[0] == "vae_explorer"
+            ]
     return found
 
 

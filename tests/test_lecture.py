@@ -7,12 +7,14 @@ from __future__ import annotations
 import base64
 
 import pytest
-
 from conftest import PATIENCE_MS, REPO
 
 pytestmark = pytest.mark.slow  # a browser per module: the full suite, not the fast tier
 
-VIEWS = {"projector, presenting": ({"width": 1920, "height": 1080}, True), "laptop": ({"width": 1280, "height": 720}, False)}
+VIEWS = {
+    "projector, presenting": ({"width": 1920, "height": 1080}, True),
+    "laptop": ({"width": 1280, "height": 720}, False),
+}
 
 
 @pytest.fixture(params=list(VIEWS))
@@ -40,28 +42,42 @@ def test_the_epoch_replay_plays_when_its_button_is_clicked(view, app_url):
     box = chart.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 3)  # over the chart: a toolbar shows if any
     page.wait_for_timeout(500)
-    x_range = page.evaluate("(el) => el.querySelector('.js-plotly-plot').layout.xaxis.range.slice()", chart.element_handle())
+    x_range = page.evaluate(
+        "(el) => el.querySelector('.js-plotly-plot').layout.xaxis.range.slice()", chart.element_handle()
+    )
     button = chart.locator(".updatemenu-button").first.bounding_box()
     target = (button["x"] + button["width"] / 2, button["y"] + button["height"] / 2)
-    hit = page.evaluate("([x, y]) => { const e = document.elementFromPoint(x, y); return e.closest('.updatemenu-button') !== null; }",
-                        list(target))
+    hit = page.evaluate(
+        "([x, y]) => { const e = document.elementFromPoint(x, y); return e.closest('.updatemenu-button') !== null; }",
+        list(target),
+    )
     assert hit, "something covers the play button's centre"
     last = chart.locator(".slider-group > .slider-label").text_content()
     # the row of decodes above the map belongs to the same animation: each epoch shows that epoch's samples
     from vae_explorer.app.replay import samples_png
     from vae_explorer.checkpoints import read_epoch_frames
 
-    uris = {f"epoch {f['epoch']}": "data:image/png;base64," + base64.b64encode(samples_png(f)).decode("ascii")
-            for f in read_epoch_frames(REPO / "checkpoints" / "digits-iwae")}
+    uris = {
+        f"epoch {f['epoch']}": "data:image/png;base64," + base64.b64encode(samples_png(f)).decode("ascii")
+        for f in read_epoch_frames(REPO / "checkpoints" / "digits-iwae")
+    }
     shown = "(el) => { const i = el.querySelector('.imagelayer image'); return i && i.getAttribute('href'); }"
     assert page.evaluate(shown, chart.element_handle()) == uris[last]
     page.mouse.click(*target)
-    page.wait_for_function(f"""([el, last, uris]) => {{ const label = el.querySelector('.slider-group > .slider-label').textContent;
+    page.wait_for_function(
+        f"""([el, last, uris]) => {{ const label = el.querySelector('.slider-group > .slider-label').textContent;
       return label !== last && ({shown})(el) === uris[label]; }}""",
-                           arg=[chart.element_handle(), last, uris], timeout=PATIENCE_MS)  # moved off the last epoch, both together
-    assert page.evaluate("(el) => el.querySelector('.js-plotly-plot').layout.xaxis.range.slice()", chart.element_handle()) == x_range
+        arg=[chart.element_handle(), last, uris],
+        timeout=PATIENCE_MS,
+    )  # moved off the last epoch, both together
+    assert (
+        page.evaluate("(el) => el.querySelector('.js-plotly-plot').layout.xaxis.range.slice()", chart.element_handle())
+        == x_range
+    )
     if presenting:  # no toolbar at all on a projector
-        assert chart.locator(".modebar-container .modebar-btn").count() == 0 or not chart.locator(".modebar").is_visible()
+        assert (
+            chart.locator(".modebar-container .modebar-btn").count() == 0 or not chart.locator(".modebar").is_visible()
+        )
 
 
 def click_centre(page, locator) -> None:
@@ -127,6 +143,7 @@ def test_a_photo_unlike_the_data_is_said_to_be_far_from_it(page, app_url, tmp_pa
 
 # --- every demo with the real mouse, at projector size in presentation mode ---------------------------------
 
+
 @pytest.fixture
 def projector(browser):
     """A 1920x1080 page whose app pages open in presentation mode (conftest.open_page reads `presenting`)."""
@@ -144,14 +161,16 @@ def _mouse_demos() -> list:
     import test_browser
     import test_live
 
-    return [test_live.test_a_drag_is_decoded_in_the_browser_with_the_server_cut_off_and_settles_on_python,
-            test_live.test_a_conditional_model_s_class_switches_in_the_browser_before_python_answers,
-            test_live.test_pointing_at_the_pca_plane_decodes_the_place_under_the_pointer,
-            test_live.test_pointing_at_the_latent_map_decodes_dots_and_empty_places_with_the_server_cut_off,
-            test_live.test_drawing_is_encoded_and_decoded_in_the_browser_while_the_server_is_cut_off,
-            test_live.test_a_released_drag_downloads_as_a_gif_of_its_path,
-            test_live.test_compare_decodes_the_same_z_with_both_models_in_the_browser,
-            test_browser.test_clicking_the_latent_map_shows_the_image]
+    return [
+        test_live.test_a_drag_is_decoded_in_the_browser_with_the_server_cut_off_and_settles_on_python,
+        test_live.test_a_conditional_model_s_class_switches_in_the_browser_before_python_answers,
+        test_live.test_pointing_at_the_pca_plane_decodes_the_place_under_the_pointer,
+        test_live.test_pointing_at_the_latent_map_decodes_dots_and_empty_places_with_the_server_cut_off,
+        test_live.test_drawing_is_encoded_and_decoded_in_the_browser_while_the_server_is_cut_off,
+        test_live.test_a_released_drag_downloads_as_a_gif_of_its_path,
+        test_live.test_compare_decodes_the_same_z_with_both_models_in_the_browser,
+        test_browser.test_clicking_the_latent_map_shows_the_image,
+    ]
 
 
 @pytest.mark.parametrize("demo", _mouse_demos(), ids=lambda demo: demo.__name__.removeprefix("test_")[:60])
@@ -162,10 +181,10 @@ def test_each_mouse_demo_at_projector_size(projector, app_url, demo):
 
 def test_the_walk_reaches_a_and_b_when_its_slider_is_dragged_to_the_ends(projector, app_url):
     import numpy as np
-
     from conftest import open_page
     from pictures import assert_pixels_close, decoded, posterior
     from test_live import WALK, runtime_or_skip
+
     from vae_explorer import load_checkpoint, load_dataset
 
     runtime_or_skip()
@@ -184,12 +203,17 @@ def test_the_walk_reaches_a_and_b_when_its_slider_is_dragged_to_the_ends(project
                pixels: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)}}; }}"""
     projector.mouse.move(box["x"] + box["width"] * 0.5, y)
     projector.mouse.down()
-    for end, code, name in ((1.08, mu[1], "B"), (-0.08, mu[0], "A")):  # past each end of the track, as a hand overshoots
+    for end, code, name in (
+        (1.08, mu[1], "B"),
+        (-0.08, mu[0], "A"),
+    ):  # past each end of the track, as a hand overshoots
         for i in range(1, 13):
             projector.mouse.move(box["x"] + box["width"] * (0.5 + (end - 0.5) * i / 12), y)
             projector.wait_for_timeout(20)
-        projector.wait_for_function(f"(t) => {{ const s = ({read})(); return s.t === t && !s.drawing && s.source === 'browser'; }}",
-                                    arg=float(end > 0))
+        projector.wait_for_function(
+            f"(t) => {{ const s = ({read})(); return s.t === t && !s.drawing && s.source === 'browser'; }}",
+            arg=float(end > 0),
+        )
         shown = projector.evaluate(read)
         pixels = np.array(shown["pixels"], dtype=np.uint8).reshape(8, 8, 4)[..., 0]
         assert_pixels_close(pixels, decoded(checkpoint.model, code)[0], f"the walk at {name}")
@@ -224,10 +248,10 @@ def test_traverse_downloads_its_animation_with_a_click(projector, app_url, tmp_p
     import re
 
     import numpy as np
-    from PIL import Image, ImageSequence
-
     from conftest import open_page
     from pictures import assert_pixels_close, decoded, downscale
+    from PIL import Image, ImageSequence
+
     from vae_explorer import load_checkpoint
 
     model = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
@@ -247,4 +271,4 @@ def test_traverse_downloads_its_animation_with_a_click(projector, app_url, tmp_p
         for k, d in enumerate(rows):
             z = np.zeros(model.latent_dim)
             z[d] = value
-            assert_pixels_close(strip[:, 8 * k: 8 * k + 8], decoded(model, z)[0], f"frame {index}, z{d} = {value}")
+            assert_pixels_close(strip[:, 8 * k : 8 * k + 8], decoded(model, z)[0], f"frame {index}, z{d} = {value}")

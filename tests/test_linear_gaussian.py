@@ -5,8 +5,8 @@ import math
 
 import pytest
 import torch
-
 from probes import LinearGaussian
+
 from vae_explorer.data import Dataset
 from vae_explorer.evaluation import evaluate, evaluate_with_gaps, importance_bounds
 

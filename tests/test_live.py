@@ -11,9 +11,9 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import PATIENCE_MS, PATIENCE_S, REPO, error_boxes, open_page, require
 from pictures import assert_pixels_close, decoded
+
 from vae_explorer import load_checkpoint
 
 pytestmark = pytest.mark.slow  # a browser per module: the full suite, not the fast tier
@@ -65,12 +65,16 @@ def grab_slider(page):
     y = box["y"] + box["height"] / 2
     page.mouse.move(box["x"] + box["width"] * 0.5, y)
     page.mouse.down()
-    return int(slider.get_attribute("data-index")), lambda fraction: page.mouse.move(box["x"] + box["width"] * fraction, y)
+    return int(slider.get_attribute("data-index")), lambda fraction: page.mouse.move(
+        box["x"] + box["width"] * fraction, y
+    )
 
 
 def wait_for_mode(page, mode: str) -> None:
-    page.wait_for_function(f"() => {{ const r = ({ROOT})(); return r && r.dataset.mode === '{mode}' && r._state.drawn > 0; }}",
-                           timeout=PATIENCE_MS)
+    page.wait_for_function(
+        f"() => {{ const r = ({ROOT})(); return r && r.dataset.mode === '{mode}' && r._state.drawn > 0; }}",
+        timeout=PATIENCE_MS,
+    )
 
 
 def test_a_drag_is_decoded_in_the_browser_with_the_server_cut_off_and_settles_on_python(page, app_url):
@@ -137,12 +141,16 @@ def test_a_conditional_model_s_class_switches_in_the_browser_before_python_answe
     for k in (7, 1, 9):  # Sneaker, Trouser, Ankle boot
         drawn = page.evaluate(f"() => ({ROOT})()._state.drawn")
         page.locator(".ls-classes button").nth(k).click()
-        page.wait_for_function(f"(n) => ({ROOT})()._state.drawn > n && !({ROOT})()._state.decoding", arg=drawn, timeout=PATIENCE_MS)
+        page.wait_for_function(
+            f"(n) => ({ROOT})()._state.drawn > n && !({ROOT})()._state.decoding", arg=drawn, timeout=PATIENCE_MS
+        )
         state, pixels = shown(page)
         assert state["source"] == "browser"
         assert_pixels_close(pixels, decoded(model, state["values"], k)[0], f"class {k}, drawn with the server cut off")
     assert page.locator(".ls-classes button[aria-checked=true]").inner_text() == "Ankle boot"
-    assert cut["held"] == 3, "one message per switch (the class, for Python), and the picture did not wait for an answer"
+    assert cut["held"] == 3, (
+        "one message per switch (the class, for Python), and the picture did not wait for an answer"
+    )
 
 
 def test_without_webassembly_the_page_says_so_and_the_server_decodes(browser, app_url):
@@ -153,7 +161,9 @@ def test_without_webassembly_the_page_says_so_and_the_server_decodes(browser, ap
         open_page(page, app_url, "Generate")
         notice = page.get_by_text("This browser could not run the decoder")
         notice.wait_for(timeout=PATIENCE_MS)
-        assert "this browser has no WebAssembly" in notice.inner_text() and "decoded on the server" in notice.inner_text()
+        assert (
+            "this browser has no WebAssembly" in notice.inner_text() and "decoded on the server" in notice.inner_text()
+        )
         wait_for_mode(page, "server")
         model = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
         before = shown(page)[1]
@@ -203,17 +213,24 @@ def test_the_graph_handed_to_the_browser_decodes_as_the_model_and_travels_once()
     z = np.random.default_rng(0).standard_normal((16, 8)).astype(np.float32)
     (image,) = session.run(None, {"z": z})
     assert live["shape"] == [1, 8, 8] and live["cond_dim"] == 0 and image.shape == (16, 1, 8, 8)
-    assert_pixels_close(np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)[:, 0], decoded(model, z), "the graph's pictures")
+    assert_pixels_close(
+        np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)[:, 0], decoded(model, z), "the graph's pictures"
+    )
     # the browser says it holds these weights: the next answers carry no graph
     at.session_state["gen_sliders"] = {"z": None, "live": {"model": live["model"], "ok": True}}
     at.run()
     assert "onnx" not in _panel(at)["live"] and _panel(at)["live"]["model"] == live["model"]
     # the browser could not run it: the server decodes, and the page says why in one line
-    at.session_state["gen_sliders"] = {"z": None, "live": {"model": live["model"], "ok": False, "reason": "out of memory"}}
+    at.session_state["gen_sliders"] = {
+        "z": None,
+        "live": {"model": live["model"], "ok": False, "reason": "out of memory"},
+    }
     at.run()
     assert _panel(at)["live"] is None
-    assert any(c.value == "This browser could not run the decoder (out of memory); pictures are decoded on the server."
-               for c in at.caption)
+    assert any(
+        c.value == "This browser could not run the decoder (out of memory); pictures are decoded on the server."
+        for c in at.caption
+    )
 
 
 def test_without_the_runtime_installed_the_page_says_how_to_install_it(monkeypatch):
@@ -236,24 +253,29 @@ WALK = """() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).filte
 
 def test_the_walk_from_a_to_b_draws_the_point_at_t_in_the_browser(page, app_url):
     import torch
-
     from pictures import posterior
+
     from vae_explorer import load_dataset
     from vae_explorer.latent import interpolate
 
     runtime_or_skip()
     open_page(page, app_url, "Interpolate")
-    page.wait_for_function(f"() => {{ const r = ({WALK})(); return r && r.dataset.mode === 'browser'; }}", timeout=PATIENCE_MS)
+    page.wait_for_function(
+        f"() => {{ const r = ({WALK})(); return r && r.dataset.mode === 'browser'; }}", timeout=PATIENCE_MS
+    )
     checkpoint = load_checkpoint(REPO / "checkpoints" / "digits-mlp")
     data = load_dataset(checkpoint.config.data)
     b = next(i for i in range(len(data.test_y)) if data.test_y[i] != data.test_y[0])  # B starts in another class than A
     mu, _ = posterior(checkpoint.model, data.test_x[[0, b]])  # the page's A and B: test image 0 and that one
-    expected = {method: interpolate(torch.from_numpy(mu[0]), torch.from_numpy(mu[1]), 5, method) for method in ("linear", "slerp")}
+    expected = {
+        method: interpolate(torch.from_numpy(mu[0]), torch.from_numpy(mu[1]), 5, method)
+        for method in ("linear", "slerp")
+    }
     read = f"""() => {{ const r = ({WALK})(); const c = r.querySelector('canvas');
       return {{source: r.dataset.source, t: r._state.t, method: r._state.method,
                pixels: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)}}; }}"""
     for method, t, step in (("slerp", 0.25, 1), ("linear", 0.75, 3), ("slerp", 1.0, 4)):
-        page.locator(".lp-method input[value='%s']" % method).check()
+        page.locator(f".lp-method input[value='{method}']").check()
         page.evaluate(f"""() => {{ const r = ({WALK})(); const s = r.querySelector('input[type=range]');
           s.value = '{t}'; s.dispatchEvent(new Event('input', {{bubbles: true}})); }}""")
         page.wait_for_function(f"() => ({WALK})().dataset.source === 'browser'", timeout=PATIENCE_MS)
@@ -261,11 +283,15 @@ def test_the_walk_from_a_to_b_draws_the_point_at_t_in_the_browser(page, app_url)
         shown = page.evaluate(read)
         assert (shown["t"], shown["method"]) == (t, method)
         pixels = np.array(shown["pixels"], dtype=np.uint8).reshape(8, 8, 4)[..., 0]
-        assert_pixels_close(pixels, decoded(checkpoint.model, expected[method][step].numpy())[0], f"{method} at t = {t}")
+        assert_pixels_close(
+            pixels, decoded(checkpoint.model, expected[method][step].numpy())[0], f"{method} at t = {t}"
+        )
     # released: Python hears t and the path, for the URL
     page.locator(".lp-t input").dispatch_event("change")
-    page.wait_for_function("() => location.search.includes('interp_t=1.00') && location.search.includes('interp_path=slerp')",
-                           timeout=PATIENCE_MS)
+    page.wait_for_function(
+        "() => location.search.includes('interp_t=1.00') && location.search.includes('interp_path=slerp')",
+        timeout=PATIENCE_MS,
+    )
     assert error_boxes(page) == []
 
 
@@ -276,12 +302,15 @@ GRID = """() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).filte
 def test_pointing_at_the_pca_plane_decodes_the_place_under_the_pointer(page, app_url):
     from pictures import posterior
     from test_app_content import pca_reference
+
     from vae_explorer import load_dataset
     from vae_explorer.app.cached import GRID_GAP
 
     runtime_or_skip()
     open_page(page, app_url, "Generate")
-    page.wait_for_function(f"() => {{ const r = ({GRID})(); return r && r.dataset.mode === 'browser'; }}", timeout=PATIENCE_MS)
+    page.wait_for_function(
+        f"() => {{ const r = ({GRID})(); return r && r.dataset.mode === 'browser'; }}", timeout=PATIENCE_MS
+    )
     checkpoint = load_checkpoint(REPO / "checkpoints" / "digits-mlp")
     mu, _ = posterior(checkpoint.model, load_dataset(checkpoint.config.data).test_x)
     coords, directions, pca = pca_reference(mu)
@@ -294,7 +323,9 @@ def test_pointing_at_the_pca_plane_decodes_the_place_under_the_pointer(page, app
     pitch = [(n - GRID_GAP) / side for n in natural]  # cells GRID_GAP apart, with a gap around them
 
     def at(u, k):  # where cell position u (cell centres at whole numbers) is on the screen, along axis k
-        return (box["x"], box["y"])[k] + (box["width"], box["height"])[k] * (GRID_GAP / 2 + (u + 0.5) * pitch[k]) / natural[k]
+        return (box["x"], box["y"])[k] + (box["width"], box["height"])[k] * (
+            GRID_GAP / 2 + (u + 0.5) * pitch[k]
+        ) / natural[k]
 
     for col, row in ((4, 1), (9.5, 6.25), (0, 11)):  # cell centres, and a place between them
         page.mouse.move(at(col, 0), at(row, 1))
@@ -306,31 +337,41 @@ def test_pointing_at_the_pca_plane_decodes_the_place_under_the_pointer(page, app
                    pixels: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)}}; }}""")
         assert shown["source"] == "browser" and f"PC1 (sd) = {a:.2f}" in shown["text"]
         pixels = np.array(shown["pixels"], dtype=np.uint8).reshape(8, 8, 4)[..., 0]
-        assert_pixels_close(pixels, decoded(checkpoint.model, z)[0], f"the point under the pointer at cell ({col}, {row})")
+        assert_pixels_close(
+            pixels, decoded(checkpoint.model, z)[0], f"the point under the pointer at cell ({col}, {row})"
+        )
 
 
 def test_pointing_at_the_latent_map_decodes_dots_and_empty_places_with_the_server_cut_off(page, app_url):
     from conftest import MAP_ROOT, map_position
     from pictures import posterior
     from test_app_content import pca_reference
+
     from vae_explorer import load_dataset
 
     runtime_or_skip()
     cut = cut_off(page)
     open_page(page, app_url, "Latent_map")
-    page.wait_for_function(f"() => {{ const r = ({MAP_ROOT})(); return r && r.dataset.mode === 'browser'; }}", timeout=PATIENCE_MS)
+    page.wait_for_function(
+        f"() => {{ const r = ({MAP_ROOT})(); return r && r.dataset.mode === 'browser'; }}", timeout=PATIENCE_MS
+    )
     checkpoint = load_checkpoint(REPO / "checkpoints" / "digits-mlp")
     data = load_dataset(checkpoint.config.data)
     mu, _ = posterior(checkpoint.model, data.test_x)
     _, directions, pca = pca_reference(mu)
     read = f"""() => {{ const r = ({MAP_ROOT})(); const c = r.querySelector('.lm-tip canvas');
-      return {{hover: r._state.hover, drawn: r._state.drawn, busy: r._state.decoding, tip: r.querySelector('.lm-tip output').textContent,
-               hidden: r.querySelector('.lm-tip').hidden, pixels: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)}}; }}"""
+      return {{hover: r._state.hover, drawn: r._state.drawn, busy: r._state.decoding,
+               tip: r.querySelector('.lm-tip output').textContent, hidden: r.querySelector('.lm-tip').hidden,
+               pixels: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)}}; }}"""
 
     def point_at(x, y):
         drawn = page.evaluate(read)["drawn"]
         page.mouse.move(x, y)
-        page.wait_for_function(f"(n) => {{ const s = ({MAP_ROOT})()._state; return s.drawn > n && !s.decoding; }}", arg=drawn, timeout=PATIENCE_MS)
+        page.wait_for_function(
+            f"(n) => {{ const s = ({MAP_ROOT})()._state; return s.drawn > n && !s.decoding; }}",
+            arg=drawn,
+            timeout=PATIENCE_MS,
+        )
         shown = page.evaluate(read)
         return shown, np.array(shown["pixels"], dtype=np.uint8).reshape(8, 8, 4)[..., 0]
 
@@ -339,8 +380,14 @@ def test_pointing_at_the_latent_map_decodes_dots_and_empty_places_with_the_serve
     cut["on"] = True
     for index in (5, 100):  # a dot: its reconstruction, the decode of its posterior mean
         shown, pixels = point_at(*map_position(page, index))
-        assert shown["hover"]["index"] == index and not shown["hidden"] and f"test image {index}: {int(data.test_y[index])}" in shown["tip"]
-        assert_pixels_close(pixels, decoded(checkpoint.model, mu[index])[0], f"the reconstruction of test image {index}")
+        assert (
+            shown["hover"]["index"] == index
+            and not shown["hidden"]
+            and f"test image {index}: {int(data.test_y[index])}" in shown["tip"]
+        )
+        assert_pixels_close(
+            pixels, decoded(checkpoint.model, mu[index])[0], f"the reconstruction of test image {index}"
+        )
     places = 0
     for fraction in ((0.08, 0.1), (0.92, 0.12), (0.1, 0.85), (0.9, 0.9), (0.5, 0.06)):  # the corners are mostly empty
         shown, pixels = point_at(*map_position(page, fraction=fraction))
@@ -349,8 +396,11 @@ def test_pointing_at_the_latent_map_decodes_dots_and_empty_places_with_the_serve
         places += 1
         x, y = shown["hover"]["x"], shown["hover"]["y"]
         assert f"PC 1 = {x:.2f}, PC 2 = {y:.2f}" in shown["tip"]
-        assert_pixels_close(pixels, decoded(checkpoint.model, pca.mean_ + x * directions[0] + y * directions[1])[0],
-                            f"the empty place ({x:.2f}, {y:.2f})")
+        assert_pixels_close(
+            pixels,
+            decoded(checkpoint.model, pca.mean_ + x * directions[0] + y * directions[1])[0],
+            f"the empty place ({x:.2f}, {y:.2f})",
+        )
     assert places >= 2
     assert cut["held"] == 0, "pointing at the map sends nothing to the server"
     cut["on"] = False
@@ -372,8 +422,9 @@ def test_the_browser_s_inverse_normal_cdf_and_slerp_match_scipy_and_torch(page, 
       const path = await import('{base}/vae-explorer.interpolation_walk/path.js');
       return {{probit: {p}.map(grid.probit), slerp: [0, 0.3, 1].map(t => path.pointAt({a}, {b}, t, 'slerp'))}}; }}""")
     assert got["probit"] == pytest.approx(norm.ppf(p), rel=2e-9, abs=1e-12)
-    assert np.array(got["slerp"]) == pytest.approx(interpolation_at(torch.tensor(a), torch.tensor(b), [0, 0.3, 1], "slerp").numpy(),
-                                                   abs=1e-6)
+    assert np.array(got["slerp"]) == pytest.approx(
+        interpolation_at(torch.tensor(a), torch.tensor(b), [0, 0.3, 1], "slerp").numpy(), abs=1e-6
+    )
 
 
 def test_a_failing_export_is_reported_in_one_line_without_the_exporter_s_words(monkeypatch):
@@ -438,7 +489,9 @@ def test_drawing_is_encoded_and_decoded_in_the_browser_while_the_server_is_cut_o
     runtime_or_skip()
     cut = cut_off(page)
     open_page(page, app_url, "Reconstruct")
-    page.wait_for_function(f"() => {{ const r = ({PAD})(); return r && r.dataset.mode === 'browser'; }}", timeout=PATIENCE_MS)
+    page.wait_for_function(
+        f"() => {{ const r = ({PAD})(); return r && r.dataset.mode === 'browser'; }}", timeout=PATIENCE_MS
+    )
     page.locator(".dp-canvas").scroll_into_view_if_needed()
     model = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
     cut["on"] = True
@@ -456,8 +509,10 @@ def test_drawing_is_encoded_and_decoded_in_the_browser_while_the_server_is_cut_o
     assert cut["held"] == 0
     # undo leaves a blank pad: encoded as the blank image
     page.get_by_role("button", name="Undo").click()
-    page.wait_for_function(f"() => ({PAD})().dataset.encoded > {seen['encoded']} && "
-                           f"({PAD_STATE})().input.every(v => v === 0)", timeout=PATIENCE_MS)
+    page.wait_for_function(
+        f"() => ({PAD})().dataset.encoded > {seen['encoded']} && ({PAD_STATE})().input.every(v => v === 0)",
+        timeout=PATIENCE_MS,
+    )
     blank = pad_state(page)
     assert np.allclose(blank["mu"], python_encoding(model, np.zeros((8, 8), np.uint8))[0], atol=1e-4)
     assert error_boxes(page) == []
@@ -483,7 +538,10 @@ def test_without_webassembly_the_server_encodes_each_stroke_and_a_touch_draws(br
         assert np.allclose(state["mu"], mu, atol=1e-4)
         assert_pixels_close(state["recon"], decoded(model, mu)[0], "the server's reconstruction")
         notice = page.get_by_text("This browser could not run the encoder")
-        assert "this browser has no WebAssembly" in notice.inner_text() and "the server encodes each stroke" in notice.inner_text()
+        assert (
+            "this browser has no WebAssembly" in notice.inner_text()
+            and "the server encodes each stroke" in notice.inner_text()
+        )
         assert error_boxes(page) == []
     finally:
         context.close()
@@ -492,9 +550,8 @@ def test_without_webassembly_the_server_encodes_each_stroke_and_a_touch_draws(br
 def test_a_released_drag_downloads_as_a_gif_of_its_path(page, app_url):
     import io
 
-    from PIL import Image, ImageSequence
-
     from pictures import tiles
+    from PIL import Image, ImageSequence
 
     runtime_or_skip()
     open_page(page, app_url, "Generate")
@@ -531,8 +588,11 @@ def test_compare_decodes_the_same_z_with_both_models_in_the_browser(page, app_ur
     runtime_or_skip()
     cut = cut_off(page)
     open_page(page, app_url, "Compare")
-    page.wait_for_function(f"() => {{ const r = ({ROOT})(); const t = r && r.querySelector('.ls-twin canvas'); "
-                           "return r && r.dataset.mode === 'browser' && t && t.dataset.mode === 'browser'; }", timeout=PATIENCE_MS)
+    page.wait_for_function(
+        f"() => {{ const r = ({ROOT})(); const t = r && r.querySelector('.ls-twin canvas'); "
+        "return r && r.dataset.mode === 'browser' && t && t.dataset.mode === 'browser'; }",
+        timeout=PATIENCE_MS,
+    )
     first = load_checkpoint(REPO / "checkpoints" / "digits-mlp").model
     second = load_checkpoint(REPO / "checkpoints" / "digits-free-bits").model  # the page's first choice for digits-mlp
     page.locator(".ls-row input").first.scroll_into_view_if_needed()
@@ -548,8 +608,12 @@ def test_compare_decodes_the_same_z_with_both_models_in_the_browser(page, app_ur
                a: read(r.querySelector('.ls-picture > canvas')), b: read(t)}}; }}""")
     assert cut["held"] == 0 and both["source"] == "browser" and both["twin"] == "browser"
     assert both["values"][dragged] > 1.5
-    assert_pixels_close(np.array(both["a"], np.uint8).reshape(8, 8), decoded(first, both["values"])[0], "digits-mlp's picture")
-    assert_pixels_close(np.array(both["b"], np.uint8).reshape(8, 8), decoded(second, both["values"])[0], "digits-free-bits' picture")
+    assert_pixels_close(
+        np.array(both["a"], np.uint8).reshape(8, 8), decoded(first, both["values"])[0], "digits-mlp's picture"
+    )
+    assert_pixels_close(
+        np.array(both["b"], np.uint8).reshape(8, 8), decoded(second, both["values"])[0], "digits-free-bits' picture"
+    )
     cut["on"] = False
     page.mouse.up()
     assert error_boxes(page) == []
@@ -568,8 +632,12 @@ def test_a_browser_is_sent_a_graph_once_and_a_new_tab_decodes_from_its_own_copy(
         """A new tab opens Generate until it decodes in the page: the bytes the server sent it."""
         page = context.new_page()
         counted = {"bytes": 0}
-        page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: counted.__setitem__(
-            "bytes", counted["bytes"] + len(payload))))
+        page.on(
+            "websocket",
+            lambda ws: ws.on(
+                "framereceived", lambda payload: counted.__setitem__("bytes", counted["bytes"] + len(payload))
+            ),
+        )
         open_page(page, app_url, "Generate")
         wait_for_mode(page, "browser")
         page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=PATIENCE_MS)
@@ -583,4 +651,6 @@ def test_a_browser_is_sent_a_graph_once_and_a_new_tab_decodes_from_its_own_copy(
     finally:
         context.close()
     assert received == ["browser", "browser"]
-    assert first - second >= 0.9 * graph, f"the first tab got {first:,} bytes, the second {second:,}; the graph is {graph:,}"
+    assert first - second >= 0.9 * graph, (
+        f"the first tab got {first:,} bytes, the second {second:,}; the graph is {graph:,}"
+    )

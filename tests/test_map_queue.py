@@ -15,6 +15,7 @@ def blocking(log: list, name: str, gate: threading.Event):
         gate.wait(10)
         progress(4, 4)
         log.append(f"end {name}")
+
     return compute
 
 

@@ -5,14 +5,21 @@ import torch
 
 from vae_explorer.config import ModelConfig
 from vae_explorer.errors import ConfigError
-from vae_explorer.models.losses import gaussian_kl, vae_loss
 from vae_explorer.models import ARCHITECTURES, build_model, register_architecture
+from vae_explorer.models.losses import gaussian_kl, vae_loss
 
 SHAPES = [[1, 8, 8], [1, 28, 28], [1, 32, 32], [3, 32, 32], [3, 64, 64], [1, 64, 64]]
 
 
 def tiny(architecture="mlp", shape=(1, 8, 8), **kw):
-    base = dict(architecture=architecture, latent_dim=3, hidden_sizes=[16], channels=[4, 8], image_shape=list(shape), num_classes=10)
+    base = dict(
+        architecture=architecture,
+        latent_dim=3,
+        hidden_sizes=[16],
+        channels=[4, 8],
+        image_shape=list(shape),
+        num_classes=10,
+    )
     base.update(kw)
     return build_model(ModelConfig(**base))
 
@@ -90,7 +97,10 @@ def test_one_step_lowers_the_loss(architecture):
     model = tiny(architecture, (1, 8, 8))
     x = torch.rand(16, 1, 8, 8)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    generator = lambda: torch.Generator().manual_seed(1)  # the same eps before and after
+
+    def generator():  # the same eps before and after
+        return torch.Generator().manual_seed(1)
+
     before = model.loss(x, generator=generator()).total.mean()
     optimizer.zero_grad()
     before.backward()
@@ -131,13 +141,17 @@ def test_reparameterized_samples_have_the_posterior_mean_and_spread():
     logvar = torch.tensor([[0.0, 2.0, -3.0, 1.0]])  # sigma = 1, e, e^-1.5, e^0.5
     sigma = torch.tensor([1.0, math.e, math.exp(-1.5), math.exp(0.5)])
     n = 200_000
-    for z in (VAE.reparameterize(mu.expand(n, 4), logvar.expand(n, 4), torch.Generator().manual_seed(0)),
-              Posterior(mu.expand(n, 4), logvar.expand(n, 4)).sample(torch.Generator().manual_seed(1))):
+    for z in (
+        VAE.reparameterize(mu.expand(n, 4), logvar.expand(n, 4), torch.Generator().manual_seed(0)),
+        Posterior(mu.expand(n, 4), logvar.expand(n, 4)).sample(torch.Generator().manual_seed(1)),
+    ):
         assert torch.allclose(z.mean(0), mu[0], atol=4 * float(sigma.max()) / math.sqrt(n))
         assert torch.allclose(z.std(0), sigma, rtol=0.01)
     q = Posterior(mu, logvar)
     assert torch.allclose(q.stddev, logvar.exp().sqrt())
-    assert torch.allclose(q.kl_per_dim(), 0.5 * (mu**2 + sigma**2 - 1 - logvar)) and torch.allclose(q.kl(), q.kl_per_dim().sum(1))
+    assert torch.allclose(q.kl_per_dim(), 0.5 * (mu**2 + sigma**2 - 1 - logvar)) and torch.allclose(
+        q.kl(), q.kl_per_dim().sum(1)
+    )
     z = torch.tensor([[0.0, 1.0, 2.0, -1.0]])
     assert torch.allclose(q.log_prob(z), torch.distributions.Normal(mu, sigma).log_prob(z).sum(1))
 
@@ -220,12 +234,17 @@ def test_fit_to_data_and_incomplete_configs():
 
     fitted = fit_to_data(ModelConfig(), (1, 8, 8), ["a", "b", "c"])
     assert fitted.image_shape == [1, 8, 8] and fitted.num_classes == 3 and fitted.class_names == ["a", "b", "c"]
-    with pytest.raises(ConfigError, match=r"^model.image_shape must be \[channels, height, width\]; it is set from the "
-                                          r"dataset when training.$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^model.image_shape must be \[channels, height, width\]; it is set from the "
+        r"dataset when training.$",
+    ):
         build_model(ModelConfig())
     with pytest.raises(ConfigError, match="^model.image_shape must be"):
         build_model(ModelConfig(image_shape=[8, 8]))
-    with pytest.raises(ConfigError, match="^model.conditional needs model.num_classes; it is set from the dataset when training.$"):
+    with pytest.raises(
+        ConfigError, match="^model.conditional needs model.num_classes; it is set from the dataset when training.$"
+    ):
         build_model(ModelConfig(image_shape=[1, 8, 8], conditional=True))
 
 
@@ -252,14 +271,44 @@ def test_under_autocast_the_posterior_and_the_loss_stay_in_float32():
     assert parts.recon.dtype == parts.kl.dtype == parts.total.dtype == torch.float32
 
 
-@pytest.mark.parametrize("config", [
-    ModelConfig(architecture="mlp", latent_dim=8, hidden_sizes=[256, 128], image_shape=[1, 8, 8], num_classes=10),
-    ModelConfig(architecture="conv", latent_dim=16, channels=[32, 64, 64], hidden_sizes=[256], image_shape=[1, 28, 28], num_classes=10),
-    ModelConfig(architecture="conv", latent_dim=4, channels=[8, 16], hidden_sizes=[32], image_shape=[3, 13, 17], num_classes=3),
-    ModelConfig(architecture="mlp", latent_dim=5, hidden_sizes=[64], image_shape=[1, 8, 8], num_classes=10, conditional=True),
-    ModelConfig(architecture="mlp", latent_dim=4, hidden_sizes=[32], image_shape=[1, 8, 8], num_classes=10, prior="vamp", pseudo_inputs=7),
-    ModelConfig(architecture="mlp", latent_dim=4, hidden_sizes=[32], image_shape=[1, 8, 8], num_classes=10, top_latent_dim=2),
-], ids=["mlp", "conv", "conv, odd sides, RGB", "conditional", "vamp", "two levels"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        ModelConfig(architecture="mlp", latent_dim=8, hidden_sizes=[256, 128], image_shape=[1, 8, 8], num_classes=10),
+        ModelConfig(
+            architecture="conv",
+            latent_dim=16,
+            channels=[32, 64, 64],
+            hidden_sizes=[256],
+            image_shape=[1, 28, 28],
+            num_classes=10,
+        ),
+        ModelConfig(
+            architecture="conv",
+            latent_dim=4,
+            channels=[8, 16],
+            hidden_sizes=[32],
+            image_shape=[3, 13, 17],
+            num_classes=3,
+        ),
+        ModelConfig(
+            architecture="mlp", latent_dim=5, hidden_sizes=[64], image_shape=[1, 8, 8], num_classes=10, conditional=True
+        ),
+        ModelConfig(
+            architecture="mlp",
+            latent_dim=4,
+            hidden_sizes=[32],
+            image_shape=[1, 8, 8],
+            num_classes=10,
+            prior="vamp",
+            pseudo_inputs=7,
+        ),
+        ModelConfig(
+            architecture="mlp", latent_dim=4, hidden_sizes=[32], image_shape=[1, 8, 8], num_classes=10, top_latent_dim=2
+        ),
+    ],
+    ids=["mlp", "conv", "conv, odd sides, RGB", "conditional", "vamp", "two levels"],
+)
 def test_a_model_s_size_is_known_from_its_config_before_it_is_built(config):
     """model_size (built on the meta device, values from each layer's settings) against the model
     itself: its parameters, and the size of every layer's output for one image, by forward hooks."""
@@ -277,11 +326,21 @@ def test_a_model_s_size_is_known_from_its_config_before_it_is_built(config):
 
 
 def test_a_model_too_large_is_refused_before_it_is_built():
-    with pytest.raises(ConfigError, match=r"this model would have 1,489,634,080 parameters \(5.5 GB\), more than the 50,000,000"):
+    with pytest.raises(
+        ConfigError, match=r"this model would have 1,489,634,080 parameters \(5.5 GB\), more than the 50,000,000"
+    ):
         build_model(ModelConfig(hidden_sizes=[8192] * 12, image_shape=[1, 28, 28], num_classes=10))
     with pytest.raises(ConfigError, match=r"this model would compute [\d,]+ values per image"):
-        build_model(ModelConfig(architecture="conv", channels=[64, 1], hidden_sizes=[1], latent_dim=1, image_shape=[1, 1024, 1024],
-                                num_classes=10))  # few weights, but 64 x 512 x 512 values after the first convolution alone
+        build_model(
+            ModelConfig(
+                architecture="conv",
+                channels=[64, 1],
+                hidden_sizes=[1],
+                latent_dim=1,
+                image_shape=[1, 1024, 1024],
+                num_classes=10,
+            )
+        )  # few weights, but 64 x 512 x 512 values after the first convolution alone
 
 
 def test_the_size_of_a_registered_architecture_with_other_layers_is_found_by_running_it_on_the_meta_device():
@@ -293,7 +352,9 @@ def test_the_size_of_a_registered_architecture_with_other_layers_is_found_by_run
     def batchnorm_mlp(config, cond_dim):
         c, h, w = config.image_shape
         encoder = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, 32), nn.BatchNorm1d(32), nn.ReLU())
-        decoder = nn.Sequential(nn.Linear(config.latent_dim + cond_dim, 32), nn.ReLU(), nn.Linear(32, c * h * w), nn.Unflatten(1, (c, h, w)))
+        decoder = nn.Sequential(
+            nn.Linear(config.latent_dim + cond_dim, 32), nn.ReLU(), nn.Linear(32, c * h * w), nn.Unflatten(1, (c, h, w))
+        )
         return encoder, 32, decoder
 
     try:

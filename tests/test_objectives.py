@@ -23,11 +23,15 @@ def digits():
 
 
 def small_model(data, latent=4, seed=0):
-    return build_model(fit_to_data(ModelConfig(latent_dim=latent, hidden_sizes=[32]), data.image_shape, data.class_names), seed=seed)
+    return build_model(
+        fit_to_data(ModelConfig(latent_dim=latent, hidden_sizes=[32]), data.image_shape, data.class_names), seed=seed
+    )
 
 
 def test_free_bits_charges_lambda_for_each_dimension_below_it_and_has_that_gradient():
-    kl = torch.tensor([[0.1, 2.0, 0.3], [0.2, 1.0, 0.9], [0.0, 3.0, 0.3]], requires_grad=True)  # (B=3, D=3); means .1, 2, .5
+    kl = torch.tensor(
+        [[0.1, 2.0, 0.3], [0.2, 1.0, 0.9], [0.0, 3.0, 0.3]], requires_grad=True
+    )  # (B=3, D=3); means .1, 2, .5
     recon = torch.tensor([10.0, 11.0, 12.0])
     parts = free_bits_loss(recon, kl, beta=2.0, free_bits=0.6)
     # the paper's objective on this batch: mean recon + beta * sum_j max(lambda, mean_i KL_ij)
@@ -57,8 +61,13 @@ def test_the_iwae_loss_is_minus_the_log_mean_of_importance_weights_from_torch_di
     eps = torch.randn((6 * k, 4), generator=torch.Generator().manual_seed(3))
     mu, sigma = q.mean.repeat_interleave(k, 0), q.stddev.repeat_interleave(k, 0)
     z = mu + sigma * eps
-    log_w = (Bernoulli(logits=model.decode(z).flatten(1), validate_args=False).log_prob(x.repeat_interleave(k, 0).flatten(1)).sum(1)
-             + Normal(0.0, 1.0).log_prob(z).sum(1) - Normal(mu, sigma).log_prob(z).sum(1)).view(6, k)
+    log_w = (
+        Bernoulli(logits=model.decode(z).flatten(1), validate_args=False)
+        .log_prob(x.repeat_interleave(k, 0).flatten(1))
+        .sum(1)
+        + Normal(0.0, 1.0).log_prob(z).sum(1)
+        - Normal(mu, sigma).log_prob(z).sum(1)
+    ).view(6, k)
     expected = -(torch.logsumexp(log_w, 1) - math.log(k))
     assert torch.allclose(parts.total, expected, atol=1e-4)
     assert torch.allclose(parts.kl, q.kl()) and parts.recon.shape == (6,)
@@ -74,7 +83,9 @@ def test_with_one_sample_the_iwae_loss_is_the_single_sample_elbo(digits):
     # the same z; the ELBO's KL is analytic, the bound's a one-sample estimate: equal in expectation, so
     # their difference is that of the two KL estimates, and the reconstructions agree exactly
     assert torch.allclose(iwae.recon, elbo.recon, atol=1e-5)
-    many = torch.stack([model.iwae_loss(x, None, 1, torch.Generator().manual_seed(s)).total for s in range(400)]).mean(0)
+    many = torch.stack([model.iwae_loss(x, None, 1, torch.Generator().manual_seed(s)).total for s in range(400)]).mean(
+        0
+    )
     exact = torch.stack([model.loss(x, None, 1.0, torch.Generator().manual_seed(s)).total for s in range(400)]).mean(0)
     assert torch.allclose(many, exact, rtol=0.02)
 
@@ -93,7 +104,9 @@ def test_free_bits_keeps_dimensions_a_beta_vae_would_collapse(digits):
     counts = {}
     for free in (0.0, 1.0):
         model = small_model(digits, latent=6)
-        train(model, digits, TrainConfig(epochs=8, batch_size=64, lr=3e-3, beta=4.0, seed=0, device="cpu", free_bits=free))
+        train(
+            model, digits, TrainConfig(epochs=8, batch_size=64, lr=3e-3, beta=4.0, seed=0, device="cpu", free_bits=free)
+        )
         mu, _ = encode_means(model, digits.test_x)
         counts[free] = active_units(mu)
     assert counts[0.0] <= 1 and counts[1.0] >= 4, counts
@@ -104,9 +117,13 @@ def test_the_iwae_objective_refuses_what_it_has_no_place_for(key, value, digits)
     with pytest.raises(ConfigError) as error:
         config_from_dict({"train": {"objective": "iwae", key: value}}, "my.yaml")
     plain = {"beta": "1", "warmup_epochs": "0", "free_bits": "0"}[key]
-    assert str(error.value) == (f"my.yaml: train.objective iwae trains the bound on log p(x) itself, so train.{key} must be "
-                                f"{plain}, not {value:g}; set it to {plain}, or use objective elbo for it.")
-    with pytest.raises(ConfigError, match=f"train config: train.objective iwae .* train.{key} must be"):  # made in Python
+    assert str(error.value) == (
+        f"my.yaml: train.objective iwae trains the bound on log p(x) itself, so train.{key} must be "
+        f"{plain}, not {value:g}; set it to {plain}, or use objective elbo for it."
+    )
+    with pytest.raises(
+        ConfigError, match=f"train config: train.objective iwae .* train.{key} must be"
+    ):  # made in Python
         train(small_model(digits), digits, TrainConfig(device="cpu", objective="iwae", **{key: value}))
 
 
@@ -114,13 +131,39 @@ def test_the_cli_trains_with_an_objective_and_refuses_a_bad_mix(tmp_path, capsys
     from vae_explorer import load_checkpoint
     from vae_explorer.cli import main
 
-    assert main(["train", "--epochs", "1", "--objective", "iwae", "--iwae-samples", "3", "--warmup-epochs", "0",
-                 "--out", str(tmp_path / "iwae"), "--quiet", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--epochs",
+                "1",
+                "--objective",
+                "iwae",
+                "--iwae-samples",
+                "3",
+                "--warmup-epochs",
+                "0",
+                "--out",
+                str(tmp_path / "iwae"),
+                "--quiet",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     config = load_checkpoint(tmp_path / "iwae").config.train
     assert (config.objective, config.iwae_samples) == ("iwae", 3)
     capsys.readouterr()
-    assert main(["train", "--epochs", "1", "--objective", "iwae", "--beta", "4", "--out", str(tmp_path / "bad"), "--quiet"]) == 2
+    assert (
+        main(
+            ["train", "--epochs", "1", "--objective", "iwae", "--beta", "4", "--out", str(tmp_path / "bad"), "--quiet"]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
-    assert err == ("error: command line: train.objective iwae trains the bound on log p(x) itself, so train.beta "
-                   "must be 1, not 4; set it to 1, or use objective elbo for it.")
+    assert err == (
+        "error: command line: train.objective iwae trains the bound on log p(x) itself, so train.beta "
+        "must be 1, not 4; set it to 1, or use objective elbo for it."
+    )
     assert not (tmp_path / "bad").exists()

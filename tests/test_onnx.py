@@ -80,9 +80,15 @@ def test_a_conditional_decoder_takes_the_class():
 def test_the_export_command(tiny_checkpoint, tmp_path, capsys):
     from vae_explorer.cli import main
 
-    assert main(["export-onnx", "--model-path", str(tiny_checkpoint), "--out", str(tmp_path / "graphs" / "tiny.onnx")]) == 0
+    assert (
+        main(["export-onnx", "--model-path", str(tiny_checkpoint), "--out", str(tmp_path / "graphs" / "tiny.onnx")])
+        == 0
+    )
     assert "inputs z (batch, 2), output image (batch, 1, 8, 8) in [0, 1]" in capsys.readouterr().out
     z = np.zeros((1, 2))
     model = load_checkpoint(tiny_checkpoint).model
-    assert np.abs(onnx_images(tmp_path / "graphs" / "tiny.onnx", z) - model.generate(torch.zeros(1, 2)).numpy()).max() <= 1e-5
+    assert (
+        np.abs(onnx_images(tmp_path / "graphs" / "tiny.onnx", z) - model.generate(torch.zeros(1, 2)).numpy()).max()
+        <= 1e-5
+    )
     assert main(["export-onnx", "--model-path", "no-such-model"]) == 2

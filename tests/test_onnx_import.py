@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import PATIENCE_S, REPO, fashion_available, require
 from torch import nn
 
-from conftest import PATIENCE_S, REPO, fashion_available, require
 from vae_explorer import load_checkpoint
 from vae_explorer.checkpoints import decoder_onnx, import_checkpoint_zip, weights_sha1
 from vae_explorer.checkpoints.onnx_import import import_onnx
@@ -84,18 +84,33 @@ def theirs(tmp_path_factory):
         test_loss = torch.cat([model.neg_elbo(b, generator) for b in data.test_x.split(1000)]).mean().item()
     folder = tmp_path_factory.mktemp("theirs")
     batch = torch.export.Dim("batch")
-    torch.onnx.export(Encoder(model).eval(), (torch.rand(2, 1, 28, 28),), str(folder / "encoder.onnx"), input_names=["x"],
-                      output_names=["mu", "logvar"], dynamic_shapes=({0: batch},), external_data=False)
-    torch.onnx.export(Decoder(model).eval(), (torch.randn(2, 6),), str(folder / "decoder.onnx"), input_names=["z"],
-                      output_names=["logits"], dynamic_shapes=({0: batch},), external_data=False)
+    torch.onnx.export(
+        Encoder(model).eval(),
+        (torch.rand(2, 1, 28, 28),),
+        str(folder / "encoder.onnx"),
+        input_names=["x"],
+        output_names=["mu", "logvar"],
+        dynamic_shapes=({0: batch},),
+        external_data=False,
+    )
+    torch.onnx.export(
+        Decoder(model).eval(),
+        (torch.randn(2, 6),),
+        str(folder / "decoder.onnx"),
+        input_names=["z"],
+        output_names=["logits"],
+        dynamic_shapes=({0: batch},),
+        external_data=False,
+    )
     return model, data, test_loss, folder
 
 
 @pytest.fixture(scope="module")
 def imported(theirs, tmp_path_factory):
     _, _, _, folder = theirs
-    out, notes = import_onnx(folder / "encoder.onnx", folder / "decoder.onnx", tmp_path_factory.mktemp("runs") / "theirs",
-                             "fashion-mnist")
+    out, notes = import_onnx(
+        folder / "encoder.onnx", folder / "decoder.onnx", tmp_path_factory.mktemp("runs") / "theirs", "fashion-mnist"
+    )
     assert notes == []
     return out
 
@@ -135,8 +150,18 @@ def test_the_browser_graph_decodes_as_the_server(theirs, imported):
     assert recorded_weights(path) == weights_sha1(imported)  # kept: not made again on the next visit
 
 
-PAGES = ["Home.py", "pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/3_Latent_map.py", "pages/4_Interpolate.py",
-         "pages/5_Traverse.py", "pages/6_Learn.py", "pages/7_Train.py", "pages/8_Evaluate.py", "pages/9_Compare.py"]
+PAGES = [
+    "Home.py",
+    "pages/1_Reconstruct.py",
+    "pages/2_Generate.py",
+    "pages/3_Latent_map.py",
+    "pages/4_Interpolate.py",
+    "pages/5_Traverse.py",
+    "pages/6_Learn.py",
+    "pages/7_Train.py",
+    "pages/8_Evaluate.py",
+    "pages/9_Compare.py",
+]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -161,15 +186,32 @@ def test_every_page_opens_on_the_imported_model(page, imported, monkeypatch):
 def test_an_imported_folder_uploads_as_a_zip_and_its_graphs_are_checked(imported, tmp_path):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        for name in ("config.json", "onnx.json", "onnx_encoder.onnx", "onnx_decoder.onnx", "history.json", "decoder.onnx"):
+        for name in (
+            "config.json",
+            "onnx.json",
+            "onnx_encoder.onnx",
+            "onnx_decoder.onnx",
+            "history.json",
+            "decoder.onnx",
+        ):
             archive.write(imported / name, f"theirs/{name}")
     folder = import_checkpoint_zip(buffer.getvalue(), "theirs.zip", tmp_path)
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "history.json", "onnx.json", "onnx_decoder.onnx",
-                                                         "onnx_encoder.onnx"]  # the browser graph is made here again
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "config.json",
+        "history.json",
+        "onnx.json",
+        "onnx_decoder.onnx",
+        "onnx_encoder.onnx",
+    ]  # the browser graph is made here again
     assert load_checkpoint(folder).model.latent_dim == 6
     # a zip whose graph is not ONNX, or lacks a part: refused in one line naming the file, nothing left
-    for members, expected in (({"onnx_decoder.onnx": b"not a graph"}, "theirs.zip: onnx_decoder.onnx: the decoder is not a complete ONNX model"),
-                              ({"onnx_encoder.onnx": None}, "theirs.zip has no onnx_encoder.onnx")):
+    for members, expected in (
+        (
+            {"onnx_decoder.onnx": b"not a graph"},
+            "theirs.zip: onnx_decoder.onnx: the decoder is not a complete ONNX model",
+        ),
+        ({"onnx_encoder.onnx": None}, "theirs.zip has no onnx_encoder.onnx"),
+    ):
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
             for name in ("config.json", "onnx.json", "onnx_encoder.onnx", "onnx_decoder.onnx"):
@@ -200,13 +242,24 @@ def encoder_bytes(w_mu, w_logvar, image=(1, 8, 8), flat=False, batch="batch"):
 
     pixels = int(np.prod(image))
     shape = [batch, pixels] if flat else [batch, *image]
-    nodes = [helper.make_node("Flatten", ["x"], ["h"], axis=1), helper.make_node("MatMul", ["h", "Wm"], ["mu"]),
-             helper.make_node("MatMul", ["h", "Wv"], ["logvar"])]
+    nodes = [
+        helper.make_node("Flatten", ["x"], ["h"], axis=1),
+        helper.make_node("MatMul", ["h", "Wm"], ["mu"]),
+        helper.make_node("MatMul", ["h", "Wv"], ["logvar"]),
+    ]
     latent = w_mu.shape[1]
-    return _graph(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-                  [helper.make_tensor_value_info("mu", TensorProto.FLOAT, [batch, latent]),
-                   helper.make_tensor_value_info("logvar", TensorProto.FLOAT, [batch, latent])],
-                  [numpy_helper.from_array(w_mu.astype(np.float32), "Wm"), numpy_helper.from_array(w_logvar.astype(np.float32), "Wv")])
+    return _graph(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [
+            helper.make_tensor_value_info("mu", TensorProto.FLOAT, [batch, latent]),
+            helper.make_tensor_value_info("logvar", TensorProto.FLOAT, [batch, latent]),
+        ],
+        [
+            numpy_helper.from_array(w_mu.astype(np.float32), "Wm"),
+            numpy_helper.from_array(w_logvar.astype(np.float32), "Wv"),
+        ],
+    )
 
 
 def decoder_bytes(w, image=None, batch="batch", sigmoid=False, domain="", output="logits"):
@@ -214,7 +267,11 @@ def decoder_bytes(w, image=None, batch="batch", sigmoid=False, domain="", output
     from onnx import TensorProto, helper, numpy_helper
 
     latent, pixels = w.shape
-    nodes = [helper.make_node("MatMul", ["z", "W"], ["flat"], domain=domain) if domain else helper.make_node("MatMul", ["z", "W"], ["flat"])]
+    nodes = [
+        helper.make_node("MatMul", ["z", "W"], ["flat"], domain=domain)
+        if domain
+        else helper.make_node("MatMul", ["z", "W"], ["flat"])
+    ]
     inits = [numpy_helper.from_array(w.astype(np.float32), "W")]
     last = "flat"
     if sigmoid:
@@ -226,8 +283,13 @@ def decoder_bytes(w, image=None, batch="batch", sigmoid=False, domain="", output
         nodes.append(helper.make_node("Reshape", [last, "shape"], ["shaped"]))
         last, out_shape = "shaped", [batch, *image]
     nodes.append(helper.make_node("Identity", [last], [output]))
-    return _graph(nodes, [helper.make_tensor_value_info("z", TensorProto.FLOAT, [batch, latent])],
-                  [helper.make_tensor_value_info(output, TensorProto.FLOAT, out_shape)], inits, [domain] if domain else [])
+    return _graph(
+        nodes,
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [batch, latent])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, out_shape)],
+        inits,
+        [domain] if domain else [],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -243,14 +305,21 @@ def write(folder: Path, encoder: bytes, decoder: bytes) -> tuple[Path, Path]:
     return folder / "e.onnx", folder / "d.onnx"
 
 
-@pytest.mark.parametrize("variant", ["plain", "flat input, image output", "fixed batch of 4", "probabilities named image"])
+@pytest.mark.parametrize(
+    "variant", ["plain", "flat input, image output", "fixed batch of 4", "probabilities named image"]
+)
 def test_each_form_of_the_contract_encodes_and_decodes_as_its_matrices(variant, weights, tmp_path):
     w_mu, w_logvar, w = weights
     batch = 4 if variant == "fixed batch of 4" else "batch"
     probabilities = variant == "probabilities named image"
     encoder = encoder_bytes(w_mu, w_logvar, flat=variant == "flat input, image output", batch=batch)
-    decoder = decoder_bytes(w, image=(1, 8, 8) if variant == "flat input, image output" else None, batch=batch,
-                            sigmoid=probabilities, output="image" if probabilities else "logits")
+    decoder = decoder_bytes(
+        w,
+        image=(1, 8, 8) if variant == "flat input, image output" else None,
+        batch=batch,
+        sigmoid=probabilities,
+        output="image" if probabilities else "logits",
+    )
     e, d = write(tmp_path, encoder, decoder)
     out, notes = import_onnx(e, d, tmp_path / "run", "digits", output="probabilities" if probabilities else "logits")
     assert notes == []
@@ -258,16 +327,22 @@ def test_each_form_of_the_contract_encodes_and_decodes_as_its_matrices(variant, 
     x = load_dataset(DataConfig(dataset="digits")).test_x[:7]  # 7: not a multiple of a fixed batch either
     flat = x.reshape(7, -1).double().numpy()
     q = model.encode(x)
-    assert np.allclose(q.mean.numpy(), flat @ w_mu, atol=1e-5) and np.allclose(q.logvar.numpy(), flat @ w_logvar, atol=1e-5)
+    assert np.allclose(q.mean.numpy(), flat @ w_mu, atol=1e-5) and np.allclose(
+        q.logvar.numpy(), flat @ w_logvar, atol=1e-5
+    )
     expected = 1 / (1 + np.exp(-(flat @ w_mu @ w)))
     assert np.allclose(model.reconstruct(x).reshape(7, -1).numpy(), expected, atol=1e-5)
     # the likelihood: a Bernoulli of these probabilities, summed over the 64 pixels
     logits = torch.from_numpy(flat @ w_mu @ w).float().reshape(7, 1, 8, 8)
     expected_ll = (flat * np.log(expected) + (1 - flat) * np.log(1 - expected)).sum(1)
-    assert np.allclose(model.log_likelihood(x, model.decode(torch.from_numpy(flat @ w_mu).float())).numpy(), expected_ll, atol=1e-3)
+    assert np.allclose(
+        model.log_likelihood(x, model.decode(torch.from_numpy(flat @ w_mu).float())).numpy(), expected_ll, atol=1e-3
+    )
     assert logits.shape == (7, 1, 8, 8)
     if batch == 4:  # the browser decodes one z at a time: such a graph is decoded by the server, and the reason said
-        with pytest.raises(CheckpointError, match="exported for batches of exactly 4; the browser decodes one z at a time"):
+        with pytest.raises(
+            CheckpointError, match="exported for batches of exactly 4; the browser decodes one z at a time"
+        ):
             decoder_onnx(load_checkpoint(out))
         return
     import onnxruntime
@@ -282,24 +357,48 @@ def _custom_op_decoder(w):
 
 
 BAD = {
-    "latent sizes differ": (lambda wm, wv, w: (encoder_bytes(wm, wv), decoder_bytes(np.zeros((5, 64)))), "logits",
-                            "e.onnx and d.onnx: the encoder gives 3 latent dimensions but the decoder takes 5; export an encoder and decoder of the same model."),
-    "output is not an image": (lambda wm, wv, w: (encoder_bytes(wm, wv), decoder_bytes(w[:, :10])), "logits",
-                               "d.onnx: the decoder's output holds 10 numbers per image, not an image of the dataset's shape 1x8x8."),
-    "truncated file": (lambda wm, wv, w: (encoder_bytes(wm, wv)[:300], decoder_bytes(w)), "logits",
-                       "e.onnx: the encoder is not a complete ONNX model (truncated, or another kind of file)."),
-    "not ONNX at all": (lambda wm, wv, w: (encoder_bytes(wm, wv), b"\x89PNG\r\n\x1a\n" + bytes(200)), "logits",
-                        "d.onnx: the decoder is not a complete ONNX model (truncated, or another kind of file)."),
-    "custom operator": (lambda wm, wv, w: (encoder_bytes(wm, wv), _custom_op_decoder(w)), "logits",
-                        "d.onnx: the decoder uses custom operators (my.company.ops::MatMul) that onnxruntime does not provide; "
-                        "export it with standard ONNX operators only."),
-    "images of other channels": (lambda wm, wv, w: (encoder_bytes(np.zeros((128, 3)), np.zeros((128, 3)), image=(2, 8, 8)),
-                                                    decoder_bytes(np.zeros((3, 128)))), "logits",
-                                 "e.onnx: the encoder takes images of shape 2x8x8, but the dataset's are 1x8x8 (channels first; "
-                                 "channels-last is found by itself); pass --image-size and --channels of the images it was "
-                                 "trained on."),
-    "logits called probabilities": (lambda wm, wv, w: (encoder_bytes(wm, wv), decoder_bytes(w * 10)), "probabilities",
-                                    "d.onnx: the decoder's outputs run from"),
+    "latent sizes differ": (
+        lambda wm, wv, w: (encoder_bytes(wm, wv), decoder_bytes(np.zeros((5, 64)))),
+        "logits",
+        "e.onnx and d.onnx: the encoder gives 3 latent dimensions but the decoder takes 5; "
+        "export an encoder and decoder of the same model.",
+    ),
+    "output is not an image": (
+        lambda wm, wv, w: (encoder_bytes(wm, wv), decoder_bytes(w[:, :10])),
+        "logits",
+        "d.onnx: the decoder's output holds 10 numbers per image, not an image of the dataset's shape 1x8x8.",
+    ),
+    "truncated file": (
+        lambda wm, wv, w: (encoder_bytes(wm, wv)[:300], decoder_bytes(w)),
+        "logits",
+        "e.onnx: the encoder is not a complete ONNX model (truncated, or another kind of file).",
+    ),
+    "not ONNX at all": (
+        lambda wm, wv, w: (encoder_bytes(wm, wv), b"\x89PNG\r\n\x1a\n" + bytes(200)),
+        "logits",
+        "d.onnx: the decoder is not a complete ONNX model (truncated, or another kind of file).",
+    ),
+    "custom operator": (
+        lambda wm, wv, w: (encoder_bytes(wm, wv), _custom_op_decoder(w)),
+        "logits",
+        "d.onnx: the decoder uses custom operators (my.company.ops::MatMul) that onnxruntime does not provide; "
+        "export it with standard ONNX operators only.",
+    ),
+    "images of other channels": (
+        lambda wm, wv, w: (
+            encoder_bytes(np.zeros((128, 3)), np.zeros((128, 3)), image=(2, 8, 8)),
+            decoder_bytes(np.zeros((3, 128))),
+        ),
+        "logits",
+        "e.onnx: the encoder takes images of shape 2x8x8, but the dataset's are 1x8x8 (channels first; "
+        "channels-last is found by itself); pass --image-size and --channels of the images it was "
+        "trained on.",
+    ),
+    "logits called probabilities": (
+        lambda wm, wv, w: (encoder_bytes(wm, wv), decoder_bytes(w * 10)),
+        "probabilities",
+        "d.onnx: the decoder's outputs run from",
+    ),
 }
 
 
@@ -312,15 +411,19 @@ def test_a_bad_import_is_one_sentence_and_writes_nothing(case, weights, tmp_path
     message = str(error.value)
     assert message.startswith(expected), message
     assert "\n" not in message and str(tmp_path) not in message
-    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing, not even a staging folder
+    assert not (tmp_path / "runs").exists() or not any(
+        (tmp_path / "runs").iterdir()
+    )  # nothing, not even a staging folder
 
 
 def test_outputs_that_look_like_probabilities_are_pointed_out(weights, tmp_path):
     w_mu, w_logvar, w = weights
     e, d = write(tmp_path, encoder_bytes(w_mu, w_logvar), decoder_bytes(w, sigmoid=True))
     _, notes = import_onnx(e, d, tmp_path / "run", "digits")
-    assert notes == ["the decoder's outputs all lie in [0, 1]: if they are probabilities (a sigmoid at its end), import "
-                     "it again with --output probabilities, or its pictures and likelihoods will be wrong"]
+    assert notes == [
+        "the decoder's outputs all lie in [0, 1]: if they are probabilities (a sigmoid at its end), import "
+        "it again with --output probabilities, or its pictures and likelihoods will be wrong"
+    ]
 
 
 def test_the_cli_imports_and_refuses_in_one_line(weights, tmp_path, capsys):
@@ -328,17 +431,72 @@ def test_the_cli_imports_and_refuses_in_one_line(weights, tmp_path, capsys):
 
     w_mu, w_logvar, w = weights
     e, d = write(tmp_path, encoder_bytes(w_mu, w_logvar), decoder_bytes(w))
-    assert main(["import-onnx", "--encoder", str(e), "--decoder", str(d), "--dataset", "digits", "--name", "mine",
-                 "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert (
+        main(
+            [
+                "import-onnx",
+                "--encoder",
+                str(e),
+                "--decoder",
+                str(d),
+                "--dataset",
+                "digits",
+                "--name",
+                "mine",
+                "--runs-dir",
+                str(tmp_path / "runs"),
+            ]
+        )
+        == 0
+    )
     said = capsys.readouterr().out
-    assert said.startswith(f"imported {tmp_path / 'runs' / 'mine'} in ") and "latent dimension 3, 1x8x8 images of digits" in said
-    assert main(["import-onnx", "--encoder", str(e), "--decoder", str(d), "--dataset", "digits", "--name", "mine",
-                 "--runs-dir", str(tmp_path / "runs")]) == 2  # exists: nothing overwritten
+    assert (
+        said.startswith(f"imported {tmp_path / 'runs' / 'mine'} in ")
+        and "latent dimension 3, 1x8x8 images of digits" in said
+    )
+    assert (
+        main(
+            [
+                "import-onnx",
+                "--encoder",
+                str(e),
+                "--decoder",
+                str(d),
+                "--dataset",
+                "digits",
+                "--name",
+                "mine",
+                "--runs-dir",
+                str(tmp_path / "runs"),
+            ]
+        )
+        == 2
+    )  # exists: nothing overwritten
     err = capsys.readouterr().err
-    assert err.strip() == f"error: {tmp_path / 'runs' / 'mine'} exists already; pass --out a new folder (nothing is overwritten)."
-    assert main(["import-onnx", "--encoder", str(tmp_path / "nope.onnx"), "--decoder", str(d), "--dataset", "digits",
-                 "--out", str(tmp_path / "x")]) == 2
-    assert capsys.readouterr().err.strip() == f"error: encoder file {tmp_path / 'nope.onnx'} not found; pass the .onnx file your export wrote."
+    assert (
+        err.strip()
+        == f"error: {tmp_path / 'runs' / 'mine'} exists already; pass --out a new folder (nothing is overwritten)."
+    )
+    assert (
+        main(
+            [
+                "import-onnx",
+                "--encoder",
+                str(tmp_path / "nope.onnx"),
+                "--decoder",
+                str(d),
+                "--dataset",
+                "digits",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: encoder file {tmp_path / 'nope.onnx'} not found; pass the .onnx file your export wrote."
+    )
     assert not (tmp_path / "x").exists()
 
 
@@ -362,7 +520,9 @@ def test_a_graph_that_points_at_files_outside_is_refused_from_a_zip(weights, tmp
         archive.writestr("onnx_decoder.onnx", graph.SerializeToString())
     with pytest.raises(CheckpointError) as error:
         import_checkpoint_zip(buffer.getvalue(), "sneaky.zip", tmp_path / "uploads")
-    assert str(error.value).startswith("sneaky.zip: onnx_decoder.onnx: the decoder keeps its weights in a separate file"), str(error.value)
+    assert str(error.value).startswith(
+        "sneaky.zip: onnx_decoder.onnx: the decoder keeps its weights in a separate file"
+    ), str(error.value)
 
 
 def test_a_zip_of_a_pair_that_does_not_fit_names_no_server_folder(weights, tmp_path):
@@ -376,5 +536,7 @@ def test_a_zip_of_a_pair_that_does_not_fit_names_no_server_folder(weights, tmp_p
         archive.writestr("onnx_decoder.onnx", decoder_bytes(np.zeros((5, 64))))  # takes 5 latent dimensions, not 3
     with pytest.raises(CheckpointError) as error:
         import_checkpoint_zip(buffer.getvalue(), "mixed.zip", tmp_path / "uploads")
-    assert str(error.value) == ("mixed.zip: onnx_encoder.onnx and onnx_decoder.onnx: the encoder gives 3 latent dimensions but "
-                                "the decoder takes 5; export an encoder and decoder of the same model; import the ONNX pair again.")
+    assert str(error.value) == (
+        "mixed.zip: onnx_encoder.onnx and onnx_decoder.onnx: the encoder gives 3 latent dimensions but "
+        "the decoder takes 5; export an encoder and decoder of the same model; import the ONNX pair again."
+    )

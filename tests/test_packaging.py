@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 from conftest import REPO, source_files
+
 from vae_explorer.app.live import RUNTIME_FILES
 
 SHIPPED_FILES = ("Home.py", ".streamlit/config.toml")
@@ -36,9 +37,14 @@ def expected_contents() -> dict[str, Path]:
 
 def test_the_wheel_holds_every_module_and_data_file_and_nothing_else(wheel):
     expected = expected_contents()
-    assert "vae_explorer/runs/worker.py" in expected and "vae_explorer/shipped/checkpoints/digits-mlp/model.safetensors" in expected
+    assert (
+        "vae_explorer/runs/worker.py" in expected
+        and "vae_explorer/shipped/checkpoints/digits-mlp/model.safetensors" in expected
+    )
     with zipfile.ZipFile(wheel) as archive:
-        held = {name for name in archive.namelist() if not name.startswith("vae_explorer-")}  # less the .dist-info folder
+        held = {
+            name for name in archive.namelist() if not name.startswith("vae_explorer-")
+        }  # less the .dist-info folder
         assert sorted(set(expected) - held) == []  # nothing dropped
         assert sorted(held - set(expected)) == []  # nothing else: no setup.py, tests, caches or build leftovers
         changed = [name for name, source in expected.items() if archive.read(name) != source.read_bytes()]
@@ -63,8 +69,11 @@ def test_the_wheel_declares_the_command_and_every_package_the_code_imports(wheel
         metadata = email.message_from_bytes(archive.read(info))
         entry_points = archive.read(info.replace("METADATA", "entry_points.txt")).decode()
     assert re.search(r"^vae-explorer = vae_explorer\.cli:run$", entry_points, re.M)
-    required = {re.split(r"[\s<>=!~;\[]", line, maxsplit=1)[0].lower().replace("_", "-")
-                for line in metadata.get_all("Requires-Dist") if "extra ==" not in line}
+    required = {
+        re.split(r"[\s<>=!~;\[]", line, maxsplit=1)[0].lower().replace("_", "-")
+        for line in metadata.get_all("Requires-Dist")
+        if "extra ==" not in line
+    }
     distributions = importlib.metadata.packages_distributions()  # import name -> the distributions providing it
     optional = {"torchvision"}  # downloads of MNIST-likes only: the `download` extra, asked for when needed
     missing = {}

@@ -10,7 +10,17 @@ import pytest
 import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal, kl_divergence
 
-from vae_explorer import DataConfig, ModelConfig, TrainConfig, build_model, fit_to_data, load_checkpoint, load_dataset, save_checkpoint, train
+from vae_explorer import (
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    build_model,
+    fit_to_data,
+    load_checkpoint,
+    load_dataset,
+    save_checkpoint,
+    train,
+)
 from vae_explorer.config import RunConfig, config_from_dict
 from vae_explorer.errors import ConfigError
 
@@ -28,7 +38,9 @@ def model_of(data, seed=0, **kind):
 def vamp_mixture(model) -> MixtureSameFamily:
     mean, logvar = model._vamp_components()
     k = len(mean)
-    return MixtureSameFamily(Categorical(torch.full((k,), 1 / k)), Independent(Normal(mean, torch.exp(0.5 * logvar)), 1))
+    return MixtureSameFamily(
+        Categorical(torch.full((k,), 1 / k)), Independent(Normal(mean, torch.exp(0.5 * logvar)), 1)
+    )
 
 
 def test_the_vamp_prior_is_the_mixture_of_the_pseudo_inputs_posteriors(digits):
@@ -54,7 +66,9 @@ def test_the_vamp_kl_is_log_q_minus_log_p_at_the_sample_and_per_dimension_agains
         assert torch.allclose(kl, posterior.log_prob(z).sum(1) - vamp_mixture(model).log_prob(z), atol=1e-4)
         mean, logvar = model._vamp_components()
         for j in range(3):  # the prior's marginal in dimension j: a 1-D mixture of the components' j-th coordinates
-            marginal = MixtureSameFamily(Categorical(torch.full((5,), 0.2)), Normal(mean[:, j], torch.exp(0.5 * logvar[:, j])))
+            marginal = MixtureSameFamily(
+                Categorical(torch.full((5,), 0.2)), Normal(mean[:, j], torch.exp(0.5 * logvar[:, j]))
+            )
             assert torch.allclose(per_dim[:, j], posterior.log_prob(z)[:, j] - marginal.log_prob(z[:, j]), atol=1e-4)
 
 
@@ -82,7 +96,9 @@ def test_one_importance_sample_is_an_unbiased_elbo(kind, digits):
     model = model_of(digits, **kind)
     x = digits.test_x[:4]
     with torch.no_grad():
-        log_w = torch.stack([model.importance_log_weights(x, None, 1, torch.Generator().manual_seed(s))[0][:, 0] for s in range(3000)])
+        log_w = torch.stack(
+            [model.importance_log_weights(x, None, 1, torch.Generator().manual_seed(s))[0][:, 0] for s in range(3000)]
+        )
         elbo = torch.stack([-model.loss(x, None, 1.0, torch.Generator().manual_seed(s)).total for s in range(3000)])
     spread = (log_w.std(0) + elbo.std(0)) / math.sqrt(3000)
     assert ((log_w.mean(0) - elbo.mean(0)).abs() < 4 * spread + 0.05).all(), (log_w.mean(0), elbo.mean(0))
@@ -93,7 +109,9 @@ def test_vamp_samples_come_from_the_mixture(digits):
     with torch.no_grad():
         mean, logvar = model._vamp_components()
         z = model.sample_prior(20_000, torch.Generator().manual_seed(0))
-    assert torch.allclose(z.mean(0), mean[0], atol=0.03) and torch.allclose(z.std(0), torch.exp(0.5 * logvar[0]), rtol=0.03)
+    assert torch.allclose(z.mean(0), mean[0], atol=0.03) and torch.allclose(
+        z.std(0), torch.exp(0.5 * logvar[0]), rtol=0.03
+    )
 
 
 def test_two_level_samples_go_through_p_of_z_given_z2(digits):
@@ -117,16 +135,33 @@ def test_both_train_and_survive_a_save_and_load(kind, digits, tmp_path):
     x = digits.test_x[:5]
     with torch.no_grad():
         assert torch.equal(loaded.reconstruct(x), model.reconstruct(x))
-        assert torch.equal(loaded.sample_prior(4, torch.Generator().manual_seed(0)), model.sample_prior(4, torch.Generator().manual_seed(0)))
+        assert torch.equal(
+            loaded.sample_prior(4, torch.Generator().manual_seed(0)),
+            model.sample_prior(4, torch.Generator().manual_seed(0)),
+        )
 
 
-@pytest.mark.parametrize("model_keys, train_keys, expected", [
-    ({"prior": "vamp", "top_latent_dim": 2}, {}, "cfg: model.prior vamp and model.top_latent_dim are two different priors for z; "
-                                                "use one of them (set top_latent_dim to 0 or prior to normal)."),
-    ({"prior": "vamp", "conditional": True}, {}, "cfg: model.prior vamp is for an unconditional VAE; set model.conditional to false."),
-    ({"top_latent_dim": 4}, {"free_bits": 0.5}, "cfg: train.free_bits is for the N(0, I) prior, not with model.top_latent_dim; "
-                                                "set free_bits to 0."),
-])
+@pytest.mark.parametrize(
+    "model_keys, train_keys, expected",
+    [
+        (
+            {"prior": "vamp", "top_latent_dim": 2},
+            {},
+            "cfg: model.prior vamp and model.top_latent_dim are two different priors for z; "
+            "use one of them (set top_latent_dim to 0 or prior to normal).",
+        ),
+        (
+            {"prior": "vamp", "conditional": True},
+            {},
+            "cfg: model.prior vamp is for an unconditional VAE; set model.conditional to false.",
+        ),
+        (
+            {"top_latent_dim": 4},
+            {"free_bits": 0.5},
+            "cfg: train.free_bits is for the N(0, I) prior, not with model.top_latent_dim; set free_bits to 0.",
+        ),
+    ],
+)
 def test_combinations_without_a_meaning_are_refused(model_keys, train_keys, expected):
     with pytest.raises(ConfigError) as error:
         config_from_dict({"model": model_keys, "train": train_keys}, "cfg")
@@ -135,10 +170,16 @@ def test_combinations_without_a_meaning_are_refused(model_keys, train_keys, expe
 
 def test_vamp_pseudo_inputs_start_from_training_images_once(digits):
     model = model_of(digits, prior="vamp", pseudo_inputs=6)
-    train(model, digits, TrainConfig(epochs=1, batch_size=64, lr=1e-9, device="cpu", seed=4))  # lr ~0: barely moves them
+    train(
+        model, digits, TrainConfig(epochs=1, batch_size=64, lr=1e-9, device="cpu", seed=4)
+    )  # lr ~0: barely moves them
     picked = torch.randperm(len(digits.train_x), generator=torch.Generator().manual_seed(4))[:6]
-    assert torch.allclose(torch.sigmoid(model.pseudo_logits.detach()), digits.train_x[picked].clamp(0.02, 0.98), atol=1e-4)
+    assert torch.allclose(
+        torch.sigmoid(model.pseudo_logits.detach()), digits.train_x[picked].clamp(0.02, 0.98), atol=1e-4
+    )
     with torch.no_grad():
         model.pseudo_logits.fill_(0.25)  # as if learned since
-    train(model, digits, TrainConfig(epochs=1, batch_size=64, lr=1e-9, device="cpu", seed=5))  # a second call keeps them
+    train(
+        model, digits, TrainConfig(epochs=1, batch_size=64, lr=1e-9, device="cpu", seed=5)
+    )  # a second call keeps them
     assert torch.allclose(model.pseudo_logits.detach(), torch.full_like(model.pseudo_logits, 0.25), atol=1e-4)

@@ -7,12 +7,14 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import PATIENCE_S, REPO
+
 from vae_explorer.config import SECTIONS
 
 README = (REPO / "README.md").read_text()
-NPM_SETUP = "npm ci --prefix vae_explorer/app/live"  # the browser decoder's runtime (vae_explorer/app/live/package.json)
+NPM_SETUP = (
+    "npm ci --prefix vae_explorer/app/live"  # the browser decoder's runtime (vae_explorer/app/live/package.json)
+)
 
 
 def block_after(marker: str) -> str:
@@ -32,8 +34,14 @@ def test_quick_start_runs(tmp_path):
     for command in commands[1:]:
         argv = shlex.split(command)
         assert argv[0] == "vae-explorer"
-        result = subprocess.run([sys.executable, "-m", "vae_explorer", *argv[1:]], cwd=tmp_path, env=env, capture_output=True,
-                                text=True, timeout=PATIENCE_S)
+        result = subprocess.run(
+            [sys.executable, "-m", "vae_explorer", *argv[1:]],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=PATIENCE_S,
+        )
         assert result.returncode == 0, result.stderr
     assert (tmp_path / "samples.png").stat().st_size > 1000
     assert (tmp_path / "runs" / "quickstart" / "model.safetensors").is_file()
@@ -48,8 +56,9 @@ async def _open_home(base: str) -> tuple[int, list[str], list[str]]:
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-    async with websockets.connect(base.replace("http://", "ws://") + "/_stcore/stream", subprotocols=["streamlit"],
-                                  max_size=None) as ws:
+    async with websockets.connect(
+        base.replace("http://", "ws://") + "/_stcore/stream", subprotocols=["streamlit"], max_size=None
+    ) as ws:
         request = BackMsg()
         request.rerun_script.query_string = ""
         await ws.send(request.SerializeToString())

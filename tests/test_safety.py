@@ -11,11 +11,11 @@ import json
 import re
 from pathlib import Path
 
+import hostile
 import pytest
+from conftest import PATIENCE_S, REPO, TINY_DATA, TINY_MODEL, shown
 from streamlit.testing.v1 import AppTest
 
-import hostile
-from conftest import PATIENCE_S, REPO, TINY_DATA, TINY_MODEL, shown
 from vae_explorer import RunConfig, TrainConfig, load_checkpoint
 from vae_explorer.app import catalog
 from vae_explorer.app.safety import boundary, label, plain, say, server_paths_named
@@ -24,24 +24,52 @@ from vae_explorer.config import DataConfig
 from vae_explorer.data.access import check_form_data, uploaded_data
 from vae_explorer.errors import ConfigError, TrainingError
 
-PAGES = ["Home.py", "pages/1_Reconstruct.py", "pages/2_Generate.py", "pages/3_Latent_map.py", "pages/4_Interpolate.py",
-         "pages/5_Traverse.py", "pages/6_Learn.py", "pages/7_Train.py", "pages/8_Evaluate.py", "pages/9_Compare.py"]
+PAGES = [
+    "Home.py",
+    "pages/1_Reconstruct.py",
+    "pages/2_Generate.py",
+    "pages/3_Latent_map.py",
+    "pages/4_Interpolate.py",
+    "pages/5_Traverse.py",
+    "pages/6_Learn.py",
+    "pages/7_Train.py",
+    "pages/8_Evaluate.py",
+    "pages/9_Compare.py",
+]
 
 
 # --- text ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text", [hostile.MARKDOWN, "digits-mlp", "my_model.v2", "1. not a list", "- nor this", "# nor a heading",
-                                  "$x^2$ and :red[colour]", "back\\slash", "see http://attacker.invalid/ or www.attacker.invalid"])
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        hostile.MARKDOWN,
+        "digits-mlp",
+        "my_model.v2",
+        "1. not a list",
+        "- nor this",
+        "# nor a heading",
+        "$x^2$ and :red[colour]",
+        "back\\slash",
+        "see http://attacker.invalid/ or www.attacker.invalid",
+    ],
+)
 def test_plain_markdown_shows_the_same_characters_and_no_markup(text):
     markdown = plain(text)
     assert shown(markdown) == text
     bare = markdown.replace("\\\\", "")  # escaped backslashes aside, no markup character stands unescaped
-    assert not re.search(r"(?<!\\)[\[\]()*_<>!$#`~|&]", bare) and not re.search(r"(?<!\\)://", bare) and "www." not in bare, markdown
+    assert (
+        not re.search(r"(?<!\\)[\[\]()*_<>!$#`~|&]", bare) and not re.search(r"(?<!\\)://", bare) and "www." not in bare
+    ), markdown
     assert not re.match(r"\s*([-+#>]|\d+[.)])", markdown)  # no list, heading or quote at the start
 
 
 def test_plotly_labels_show_tags_as_text():
-    assert label('<a href="http://attacker.invalid">x</a> & <b>') == '&lt;a href="http://attacker.invalid"&gt;x&lt;/a&gt; &amp; &lt;b&gt;'
+    assert (
+        label('<a href="http://attacker.invalid">x</a> & <b>')
+        == '&lt;a href="http://attacker.invalid"&gt;x&lt;/a&gt; &amp; &lt;b&gt;'
+    )
 
 
 def test_server_folders_are_named_not_spelled_out(tmp_path, monkeypatch):
@@ -67,21 +95,35 @@ def test_the_boundary_turns_any_error_into_one_sentence_and_lets_streamlit_s_own
                 raise StopException()
     finally:
         st.error = original
-    assert said[0].startswith("Something went wrong on this page") and "KeyError" not in said[0] and "neg_elbo" not in said[0]
+    assert (
+        said[0].startswith("Something went wrong on this page")
+        and "KeyError" not in said[0]
+        and "neg_elbo" not in said[0]
+    )
     assert shown(said[1]) == "model.latent_dim must be from 1 to 128, got 0; set it in that range."
 
 
 # --- server folders ------------------------------------------------------------------------------------
+
 
 def test_the_train_form_reads_folders_only_inside_the_data_root(tmp_path):
     root = tmp_path / "data"
     (root / "pets").mkdir(parents=True)
     (tmp_path / "secret").mkdir()
     (root / "link").symlink_to(tmp_path / "secret")
-    assert check_form_data(DataConfig(dataset="folder:pets"), root.resolve()).dataset == f"folder:{(root / 'pets').resolve()}"
+    assert (
+        check_form_data(DataConfig(dataset="folder:pets"), root.resolve()).dataset
+        == f"folder:{(root / 'pets').resolve()}"
+    )
     assert check_form_data(DataConfig(dataset="digits"), None).dataset == "digits"
     said = set()
-    for given in ("folder:../secret", f"folder:{tmp_path / 'secret'}", "folder:link", "folder:/etc", "folder:/no/such/place"):
+    for given in (
+        "folder:../secret",
+        f"folder:{tmp_path / 'secret'}",
+        "folder:link",
+        "folder:/etc",
+        "folder:/no/such/place",
+    ):
         with pytest.raises(ConfigError) as error:
             check_form_data(DataConfig(dataset=given), root.resolve())
         said.add(str(error.value))
@@ -100,19 +142,35 @@ def test_an_uploaded_config_reads_no_server_folder():
 
 # --- every page on odd and hostile uploads -------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def uploads(tiny_checkpoint, tmp_path_factory) -> dict[str, str]:
     """Uploaded checkpoints, through the sidebar's door: name -> what makes it odd."""
     runs = tmp_path_factory.mktemp("runs")
-    files = {p.name: p.read_bytes() for p in tiny_checkpoint.iterdir() if p.name in
-             ("config.json", "model.safetensors", "history.json", "metrics.json")}
-    metrics = {"neg_elbo": 1.0, "recon": "x", "kl": 2.0, "kl_per_dim": [1, 2, 3, 4, 5], "active_units": 99, "fid": 1.0,
-               "iwae_nll": [], "mig_per_factor": "no"}
+    files = {
+        p.name: p.read_bytes()
+        for p in tiny_checkpoint.iterdir()
+        if p.name in ("config.json", "model.safetensors", "history.json", "metrics.json")
+    }
+    metrics = {
+        "neg_elbo": 1.0,
+        "recon": "x",
+        "kl": 2.0,
+        "kl_per_dim": [1, 2, 3, 4, 5],
+        "active_units": 99,
+        "fid": 1.0,
+        "iwae_nll": [],
+        "mig_per_factor": "no",
+    }
     corpus = {
-        "odd-records": {**files, "metrics.json": json.dumps(metrics).encode(),
-                        "history.json": json.dumps([{"epoch": "one"}, None]).encode()},
-        "markdown-names": hostile.with_config(files, model__class_names=[f"{hostile.MARKDOWN_NAME} {k}" for k in range(10)],
-                                              data__dataset="digits"),
+        "odd-records": {
+            **files,
+            "metrics.json": json.dumps(metrics).encode(),
+            "history.json": json.dumps([{"epoch": "one"}, None]).encode(),
+        },
+        "markdown-names": hostile.with_config(
+            files, model__class_names=[f"{hostile.MARKDOWN_NAME} {k}" for k in range(10)], data__dataset="digits"
+        ),
         "server-folder": hostile.with_config(files, data__dataset="folder:/etc"),
         "server-data-dir": hostile.with_config(files, data__data_dir="/etc"),
     }
@@ -123,9 +181,14 @@ def uploads(tiny_checkpoint, tmp_path_factory) -> dict[str, str]:
 
 def _texts(at: AppTest) -> list[str]:
     """Every piece of markdown the page sent: text, captions, alerts, headings, widget labels."""
-    found = [e.value for kind in ("markdown", "caption", "error", "warning", "info", "success", "subheader", "title")
-             for e in at.get(kind)]
-    return found + [w.label for kind in ("selectbox", "slider", "button", "number_input", "text_input") for w in at.get(kind)]
+    found = [
+        e.value
+        for kind in ("markdown", "caption", "error", "warning", "info", "success", "subheader", "title")
+        for e in at.get(kind)
+    ]
+    return found + [
+        w.label for kind in ("selectbox", "slider", "button", "number_input", "text_input") for w in at.get(kind)
+    ]
 
 
 @pytest.mark.parametrize("model", ["odd-records", "markdown-names", "server-folder", "server-data-dir"])
@@ -136,7 +199,9 @@ def test_every_page_opens_on_odd_and_hostile_uploads_without_a_traceback(page, m
     at.query_params["model"] = model
     at.run()
     assert not at.exception, [e.message for e in at.exception]
-    assert [e.value for e in at.error if e.value.startswith("Something went wrong")] == []  # the boundary was not needed
+    assert [
+        e.value for e in at.error if e.value.startswith("Something went wrong")
+    ] == []  # the boundary was not needed
     assert at.session_state["model"] == model
     for text in _texts(at):
         # shown as text, never markup: no image or link syntax, no tag that is not escaped (plain() writes \\<img)
@@ -147,6 +212,7 @@ def test_every_page_opens_on_odd_and_hostile_uploads_without_a_traceback(page, m
 
 
 # --- run names and saves -------------------------------------------------------------------------------
+
 
 def test_a_run_name_is_reserved_when_its_training_starts(tmp_path):
     from vae_explorer.runs.jobs import RESERVED, release_name, run_folder
@@ -169,13 +235,18 @@ def test_a_runs_folder_that_cannot_be_written_is_said_before_training(tmp_path):
     (tmp_path / "a-file").write_text("not a folder")
     with pytest.raises(ConfigError) as error:
         run_folder("x", tmp_path / "a-file" / "runs", set())
-    assert str(error.value) == f"{tmp_path / 'a-file' / 'runs'} cannot be written (Not a directory); make it writable or free some space, then start again."
-    assert shown(say(error.value)).endswith("cannot be written (Not a directory); make it writable or free some space, then start again.")
+    assert (
+        str(error.value) == f"{tmp_path / 'a-file' / 'runs'} cannot be written (Not a directory); "
+        "make it writable or free some space, then start again."
+    )
+    assert shown(say(error.value)).endswith(
+        "cannot be written (Not a directory); make it writable or free some space, then start again."
+    )
 
 
 def test_a_full_disk_during_a_save_is_one_sentence_and_the_last_epoch_stays(tmp_path, monkeypatch):
-    from vae_explorer.runs import run as run_module
     from vae_explorer.runs import prepare_run, train_run
+    from vae_explorer.runs import run as run_module
 
     real_save, saves = run_module.save_checkpoint, []
 
@@ -186,11 +257,15 @@ def test_a_full_disk_during_a_save_is_one_sentence_and_the_last_epoch_stays(tmp_
         return real_save(*args, **kwargs)
 
     monkeypatch.setattr(run_module, "save_checkpoint", save)
-    run = prepare_run(RunConfig(TINY_DATA, TINY_MODEL, TrainConfig(epochs=3, batch_size=32, device="cpu")), tmp_path / "full")
+    run = prepare_run(
+        RunConfig(TINY_DATA, TINY_MODEL, TrainConfig(epochs=3, batch_size=32, device="cpu")), tmp_path / "full"
+    )
     with pytest.raises(TrainingError) as error:
         train_run(run)
-    assert str(error.value) == ("epoch 2 could not be saved (the disk is full; free some space and resume the run). "
-                                "The checkpoint of epoch 1 was kept in full.")
+    assert str(error.value) == (
+        "epoch 2 could not be saved (the disk is full; free some space and resume the run). "
+        "The checkpoint of epoch 1 was kept in full."
+    )
     checkpoint = load_checkpoint(tmp_path / "full")
     assert [r["epoch"] for r in checkpoint.history] == [1] and checkpoint.resumable
     assert not list(Path(tmp_path).glob(".full.*"))  # no staging folder left

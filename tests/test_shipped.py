@@ -3,15 +3,24 @@
 import dataclasses
 
 import numpy as np
-
 import pytest
-
 from conftest import REPO, fashion_available, require
+
 from vae_explorer import load_checkpoint, load_dataset
 from vae_explorer.training import average_loss
 
-SHIPPED = ["digits-mlp", "digits-iwae", "digits-free-bits", "digits-vamp", "digits-two-level", "fashion-mnist-conv",
-           "fashion-mnist-2d", "fashion-mnist-cvae", "shapes-betavae", "shapes-vae"]
+SHIPPED = [
+    "digits-mlp",
+    "digits-iwae",
+    "digits-free-bits",
+    "digits-vamp",
+    "digits-two-level",
+    "fashion-mnist-conv",
+    "fashion-mnist-2d",
+    "fashion-mnist-cvae",
+    "shapes-betavae",
+    "shapes-vae",
+]
 
 
 def test_the_shipped_set_is_complete():
@@ -43,8 +52,13 @@ def test_what_the_objective_checkpoints_are_shipped_to_show():
     """The README and the configs say what digits-iwae and digits-free-bits teach beside digits-mlp
     (the same network and data): the IWAE-trained model has the tighter bound on log p(x) but the
     worse ELBO; free bits keep every dimension active where the ELBO leaves half of them collapsed."""
-    plain, iwae, free = (load_checkpoint(REPO / "checkpoints" / name) for name in ("digits-mlp", "digits-iwae", "digits-free-bits"))
-    assert (iwae.config.train.objective, iwae.config.train.iwae_samples) == ("iwae", 5) and free.config.train.free_bits == 0.5
+    plain, iwae, free = (
+        load_checkpoint(REPO / "checkpoints" / name) for name in ("digits-mlp", "digits-iwae", "digits-free-bits")
+    )
+    assert (iwae.config.train.objective, iwae.config.train.iwae_samples) == (
+        "iwae",
+        5,
+    ) and free.config.train.free_bits == 0.5
     assert iwae.metrics["iwae_nll"] < plain.metrics["iwae_nll"] and iwae.metrics["neg_elbo"] > plain.metrics["neg_elbo"]
     assert free.metrics["active_units"] == 8 > plain.metrics["active_units"]
     assert min(free.metrics["kl_per_dim"]) >= 0.5 > min(plain.metrics["kl_per_dim"])
@@ -53,10 +67,15 @@ def test_what_the_objective_checkpoints_are_shipped_to_show():
 def test_what_the_prior_checkpoints_are_shipped_to_show():
     """digits-vamp and digits-two-level beside digits-mlp: a learned prior fits the data better (both
     bounds lower, better samples), and the VampPrior keeps all 8 dimensions active."""
-    plain, vamp, two = (load_checkpoint(REPO / "checkpoints" / name) for name in ("digits-mlp", "digits-vamp", "digits-two-level"))
+    plain, vamp, two = (
+        load_checkpoint(REPO / "checkpoints" / name) for name in ("digits-mlp", "digits-vamp", "digits-two-level")
+    )
     assert vamp.config.model.prior == "vamp" and two.config.model.top_latent_dim == 4
     for model in (vamp, two):
-        assert model.metrics["neg_elbo"] < plain.metrics["neg_elbo"] and model.metrics["iwae_nll"] < plain.metrics["iwae_nll"]
+        assert (
+            model.metrics["neg_elbo"] < plain.metrics["neg_elbo"]
+            and model.metrics["iwae_nll"] < plain.metrics["iwae_nll"]
+        )
         assert model.metrics["fid"] < plain.metrics["fid"]
     assert vamp.metrics["active_units"] == 8 > plain.metrics["active_units"]
 
@@ -71,7 +90,9 @@ def test_the_newer_shipped_runs_carry_their_epoch_replay(name):
     from vae_explorer.latent import sample_prior
 
     final = np.rint(sample_prior(checkpoint.model, 8, seed=0).numpy() * 255)
-    assert np.abs(frames[-1]["samples"].astype(int) - final.astype(int)).max() <= 1  # the last frame is the shipped model's
+    assert (
+        np.abs(frames[-1]["samples"].astype(int) - final.astype(int)).max() <= 1
+    )  # the last frame is the shipped model's
 
 
 def test_what_the_beta_pair_is_shipped_to_show():

@@ -3,8 +3,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import TINY_TRAIN
+
 from vae_explorer import ConfigError, TrainingError, build_model, train
 from vae_explorer.config import TrainConfig
 from vae_explorer.training import kl_weight, resolve_device
@@ -47,8 +47,12 @@ def test_callbacks_see_every_step_and_epoch(tiny_run, tiny_data):
 
 def test_a_callback_can_stop_training_and_keeps_what_was_learned(tiny_run, tiny_data):
     model = fresh(tiny_run)
-    history = train(model, tiny_data, TrainConfig(epochs=5, batch_size=32, device="cpu"),
-                    [lambda e: e.kind == "step" and e.step == 3])
+    history = train(
+        model,
+        tiny_data,
+        TrainConfig(epochs=5, batch_size=32, device="cpu"),
+        [lambda e: e.kind == "step" and e.step == 3],
+    )
     assert len(history) == 1 and history[0]["stopped_at_step"] == 3
     assert math.isfinite(history[0]["test_loss"])
 
@@ -64,7 +68,9 @@ def test_nan_loss_stops_with_a_clear_error_and_restores_the_model(tiny_run, tiny
             with torch.no_grad():
                 next(event.model.parameters()).fill_(float("nan"))
 
-    with pytest.raises(TrainingError, match=r"loss became nan at epoch 2.*restored to the end of epoch 1.*learning rate"):
+    with pytest.raises(
+        TrainingError, match=r"loss became nan at epoch 2.*restored to the end of epoch 1.*learning rate"
+    ):
         train(model, tiny_data, TrainConfig(epochs=3, batch_size=32, device="cpu"), [poison])
     for key, value in model.state_dict().items():
         assert torch.equal(value, saved[key])
@@ -99,8 +105,12 @@ def test_a_step_reads_nothing_from_the_device_unless_a_callback_asks(tiny_run, t
     assert sum(1 for n in between[1:] if n) <= 2, between  # only across the epoch's end (its check, sums and test loss)
     monkeypatch.undo()
     shown = []
-    train(fresh(tiny_run), tiny_data, TrainConfig(epochs=1, batch_size=8, device="cpu"),
-          [lambda e: shown.append(e.loss) if e.kind == "step" else None])
+    train(
+        fresh(tiny_run),
+        tiny_data,
+        TrainConfig(epochs=1, batch_size=8, device="cpu"),
+        [lambda e: shown.append(e.loss) if e.kind == "step" else None],
+    )
     assert len(shown) >= 30 and all(isinstance(v, float) and math.isfinite(v) for v in shown)
 
 
@@ -145,13 +155,23 @@ def test_training_changes_no_process_wide_state(tiny_run, tiny_data):
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    before = (torch.get_float32_matmul_precision(), gc.isenabled(), gc.get_freeze_count(), dict(os.environ),
-              torch.get_num_threads())
+    before = (
+        torch.get_float32_matmul_precision(),
+        gc.isenabled(),
+        gc.get_freeze_count(),
+        dict(os.environ),
+        torch.get_num_threads(),
+    )
     for precision in ("float32", "bfloat16"):
         train(fresh(tiny_run), tiny_data, TrainConfig(epochs=1, batch_size=64, device="cpu", precision=precision))
     assert torch.equal(torch.rand(3), expected)  # the global generator went on as if nothing had run
-    assert (torch.get_float32_matmul_precision(), gc.isenabled(), gc.get_freeze_count(), dict(os.environ),
-            torch.get_num_threads()) == before
+    assert (
+        torch.get_float32_matmul_precision(),
+        gc.isenabled(),
+        gc.get_freeze_count(),
+        dict(os.environ),
+        torch.get_num_threads(),
+    ) == before
 
 
 def test_the_optimizer_is_torch_adam(tiny_run, tiny_data):
@@ -177,7 +197,9 @@ def test_learning_rate_schedules():
     assert learning_rate(cosine, 3, 0, 10) == pytest.approx(0.5e-2)  # half way: cos(pi / 2)
     assert learning_rate(cosine, 4, 5, 10) == pytest.approx(1e-2 * 0.5 * (1 + math.cos(math.pi * 3.5 / 4)))
     step = TrainConfig(epochs=10, lr=1e-2, lr_schedule="step", lr_step_epochs=3, lr_gamma=0.5)
-    assert [learning_rate(step, e, 0, 10) for e in (1, 3, 4, 7, 10)] == pytest.approx([1e-2, 1e-2, 5e-3, 2.5e-3, 1.25e-3])
+    assert [learning_rate(step, e, 0, 10) for e in (1, 3, 4, 7, 10)] == pytest.approx(
+        [1e-2, 1e-2, 5e-3, 2.5e-3, 1.25e-3]
+    )
     assert learning_rate(TrainConfig(lr=2e-3), 9, 3, 10) == 2e-3
 
 
@@ -188,7 +210,9 @@ def test_the_schedule_reaches_the_optimizer(tiny_run, tiny_data):
         if event.kind == "epoch":
             seen.append(event.state.optimizer["param_groups"][0]["lr"])
 
-    config = TrainConfig(epochs=3, batch_size=64, lr=1e-2, lr_schedule="step", lr_step_epochs=1, lr_gamma=0.1, device="cpu")
+    config = TrainConfig(
+        epochs=3, batch_size=64, lr=1e-2, lr_schedule="step", lr_step_epochs=1, lr_gamma=0.1, device="cpu"
+    )
     history = train(fresh(tiny_run), tiny_data, config, [watch])
     assert seen == pytest.approx([1e-2, 1e-3, 1e-4]) and [r["lr"] for r in history] == pytest.approx(seen)
 
@@ -200,8 +224,12 @@ def test_two_epochs_and_a_resume_to_four_are_four_straight_epochs(tiny_run, tiny
     whole = train(straight, tiny_data, config)
     first = fresh(tiny_run)
     states = []
-    part = train(first, tiny_data, config, [lambda e: states.append(e.state) if e.kind == "epoch" else None,
-                                           lambda e: e.kind == "epoch" and e.epoch == 2])
+    part = train(
+        first,
+        tiny_data,
+        config,
+        [lambda e: states.append(e.state) if e.kind == "epoch" else None, lambda e: e.kind == "epoch" and e.epoch == 2],
+    )
     assert len(part) == 2
     rest = train(first, tiny_data, config, resume=states[-1])
     assert [r["epoch"] for r in rest] == [3, 4]
@@ -233,8 +261,12 @@ def test_training_in_one_thread_leaves_another_threads_numbers_alone(tiny_data):
         while not stop.is_set():
             for precision in ("bfloat16", "float32"):
                 model = build_model(shipped.config.model, seed=0)
-                train(model, tiny_data, TrainConfig(epochs=1, batch_size=16, device="cpu", precision=precision),
-                      [lambda e: stop.is_set()])
+                train(
+                    model,
+                    tiny_data,
+                    TrainConfig(epochs=1, batch_size=16, device="cpu", precision=precision),
+                    [lambda e: stop.is_set()],
+                )
 
     thread = threading.Thread(target=trainer)
     thread.start()
@@ -249,6 +281,7 @@ def test_training_in_one_thread_leaves_another_threads_numbers_alone(tiny_data):
 
 def test_each_epoch_records_how_every_latent_dimension_learns(tiny_data):
     from conftest import TINY_MODEL
+
     from vae_explorer.evaluation.metrics import active_units, kl_per_dimension
     from vae_explorer.latent import encode_means
     from vae_explorer.models import build_model, fit_to_data

@@ -30,7 +30,9 @@ def enlarge(pixels: np.ndarray, scale: int) -> np.ndarray:
     if max(h, w) <= BORDERED_SIDE and scale >= BORDER_SCALE:
         values = big.astype(np.int16)
         line = np.where(values >= 70, values * 55 // 100, np.minimum(values + 38, 255)).astype(np.uint8)
-        edge = (np.arange(h * scale) % scale == scale - 1)[:, None] | (np.arange(w * scale) % scale == scale - 1)[None, :]
+        edge = (np.arange(h * scale) % scale == scale - 1)[:, None] | (np.arange(w * scale) % scale == scale - 1)[
+            None, :
+        ]
         big = np.where(edge[..., None], line, big)
     return big
 
@@ -41,8 +43,9 @@ def cell_side(side: int, at_least: int = 28) -> int:
     return max(at_least, BORDER_SCALE * side) if side <= BORDERED_SIDE else at_least
 
 
-def image_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, min_cell: int = 0,
-               background: int = 255) -> Image.Image:
+def image_grid(
+    images: torch.Tensor, nrow: int | None = None, padding: int = 2, min_cell: int = 0, background: int = 255
+) -> Image.Image:
     """Tile (N, C, H, W) images into one picture, `nrow` per row (default: a square-ish grid).
 
     `min_cell` scales each image up (nearest neighbour, whole factors) until its side is at least
@@ -54,11 +57,13 @@ def image_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, 
     scale = max(1, math.ceil(min_cell / max(h, w))) if min_cell else 1
     tiles = enlarge(to_uint8(images), scale)
     th, tw = h * scale, w * scale
-    canvas = np.full((rows * th + (rows + 1) * padding, nrow * tw + (nrow + 1) * padding, c), background, dtype=np.uint8)
+    canvas = np.full(
+        (rows * th + (rows + 1) * padding, nrow * tw + (nrow + 1) * padding, c), background, dtype=np.uint8
+    )
     for i, tile in enumerate(tiles):
         r, col = divmod(i, nrow)
         top, left = padding + r * (th + padding), padding + col * (tw + padding)
-        canvas[top: top + th, left: left + tw] = tile
+        canvas[top : top + th, left : left + tw] = tile
     return Image.fromarray(canvas[..., 0] if c == 1 else canvas)
 
 
@@ -106,8 +111,9 @@ def mp4_bytes(frames: torch.Tensor, min_cell: int = 112, fps: float = 8.0, bounc
     padded = np.zeros((len(pictures), H, W, 3), np.uint8)
     for i, picture in enumerate(pictures):
         padded[i, :h, :w] = picture
-    return iio.imwrite("<bytes>", padded, extension=".mp4", fps=fps, codec="libx264", macro_block_size=16,
-                       output_params=["-crf", "18"])
+    return iio.imwrite(
+        "<bytes>", padded, extension=".mp4", fps=fps, codec="libx264", macro_block_size=16, output_params=["-crf", "18"]
+    )
 
 
 def scatter_frames(frames: list[dict], colours: list[str], side: int = 480, dot: int = 3) -> torch.Tensor:

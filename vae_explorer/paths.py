@@ -93,5 +93,7 @@ def resolve_config(name_or_path: str | Path) -> Path:
     shipped = shipped_configs_dir() / f"{Path(str(name_or_path)).stem}.yaml"
     if "/" not in str(name_or_path) and shipped.is_file():
         return shipped
-    raise ConfigError(f"config file {name_or_path} not found; pass a YAML file or one of the shipped configs: "
-                      f"{', '.join(shipped_config_names())}.")
+    raise ConfigError(
+        f"config file {name_or_path} not found; pass a YAML file or one of the shipped configs: "
+        f"{', '.join(shipped_config_names())}."
+    )

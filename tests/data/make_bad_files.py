@@ -21,7 +21,9 @@ def png_header(width: int, height: int) -> bytes:
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    )
 
 
 def drawing(size=(96, 96)) -> Image.Image:
@@ -49,8 +51,10 @@ def main() -> None:
         bad / "bomb-30000x30000.png": png_header(30000, 30000),
         bad / "drawing.svg": b"<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'><circle r='4'/></svg>",
         bad / "archive.zip": b"PK\x05\x06" + b"\x00" * 18,
-        ok / "animated.gif": encoded(drawing(), "GIF", save_all=True, append_images=[Image.new("RGB", (96, 96), "black")]),
-        ok / "16-bit.png": encoded(Image.fromarray((np.asarray(drawing().convert("L")).astype(np.uint16) * 257)), "PNG"),
+        ok / "animated.gif": encoded(
+            drawing(), "GIF", save_all=True, append_images=[Image.new("RGB", (96, 96), "black")]
+        ),
+        ok / "16-bit.png": encoded(Image.fromarray(np.asarray(drawing().convert("L")).astype(np.uint16) * 257), "PNG"),
         ok / "cmyk.jpg": encoded(drawing().convert("CMYK"), "JPEG"),
         ok / "transparent.png": encoded(Image.new("RGBA", (64, 64), (0, 0, 0, 0)), "PNG"),
         ok / "rotated-exif.jpg": encoded(drawing((120, 80)), "JPEG", exif=_rotation_exif()),

@@ -79,16 +79,21 @@ def slow_map(checkpoint: Checkpoint, method: str, parameter: float, split: str, 
     if coords is not None:
         return coords, None
     queue = st.session_state.setdefault("map_queue", MapQueue())
-    task = queue.request((path, saved, method, parameter, split, len(mu)),
-                         lambda progress: compute_map(mu, path, method, parameter, split, progress))
+    task = queue.request(
+        (path, saved, method, parameter, split, len(mu)),
+        lambda progress: compute_map(mu, path, method, parameter, split, progress),
+    )
     return None, task
 
 
 def picture(checkpoint: Checkpoint, z, label: int | None = None) -> np.ndarray:
     """The image one latent vector (D,) decodes to, as uint8 (H, W) or (H, W, 3). Kept for every
     session: each visitor's first picture (z = 0, or a shared link's z) is decoded once."""
-    return _picture(*_key(checkpoint), tuple(float(v) for v in np.asarray(z, dtype=float).ravel()),
-                    None if label is None else int(label))
+    return _picture(
+        *_key(checkpoint),
+        tuple(float(v) for v in np.asarray(z, dtype=float).ravel()),
+        None if label is None else int(label),
+    )
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
@@ -125,7 +130,9 @@ def _reconstructions_png(path: str, saved: float, start: int, count: int, per_ro
 
     checkpoint = catalog._load(path, saved)
     data = catalog.dataset_of(checkpoint)
-    rows = reconstruction_rows(checkpoint.model, data.test_x[start: start + count], data.test_y[start: start + count], per_row)
+    rows = reconstruction_rows(
+        checkpoint.model, data.test_x[start : start + count], data.test_y[start : start + count], per_row
+    )
     return png_bytes(rows, nrow=per_row, min_cell=56)
 
 

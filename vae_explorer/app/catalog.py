@@ -41,9 +41,18 @@ def available_models() -> list[ModelRef]:
         if not folder.is_dir():
             continue
         # a checkpoint folder, or one in a group folder (uploads go to runs/uploaded/NAME); hidden ones are partial
-        found = [p for p in (*folder.glob("*/config.json"), *folder.glob("*/*/config.json"))
-                 if not any(part.startswith(".") for part in p.relative_to(folder).parts)]
-        found.sort(key=lambda p: (p.parent.name != DEFAULT_MODEL, -p.stat().st_mtime if group == "trained" else 0, p.parent.name))
+        found = [
+            p
+            for p in (*folder.glob("*/config.json"), *folder.glob("*/*/config.json"))
+            if not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        ]
+        found.sort(
+            key=lambda p: (
+                p.parent.name != DEFAULT_MODEL,
+                -p.stat().st_mtime if group == "trained" else 0,
+                p.parent.name,
+            )
+        )
         refs += [ModelRef(f"{p.parent.name}  ({_origin(p.parent, group)})", str(p.parent)) for p in found]
     return refs
 
@@ -83,7 +92,9 @@ def comparable_first(checkpoint: Checkpoint, names: list[str], paths: dict[str, 
         except (VaeExplorerError, OSError, ValueError):
             return (0, 0, 0)
         same_data = config.data.dataset == mine.data.dataset
-        only_beta = same_data and config.model == mine.model and config.train.beta != mine.train.beta  # beta = 1 against 4
+        only_beta = (
+            same_data and config.model == mine.model and config.train.beta != mine.train.beta
+        )  # beta = 1 against 4
         return (only_beta, same_data and config.model.latent_dim == mine.model.latent_dim, same_data)
 
     return max(names, key=closeness)  # max keeps the first of equals: the picker's order
@@ -98,22 +109,37 @@ def interrupted_runs() -> list[tuple[str, dict]]:
 
     if not TRAINED_DIR.is_dir():
         return []
-    found = [(p.stat().st_mtime, p.name, read_training(p)) for p in TRAINED_DIR.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    found = [
+        (p.stat().st_mtime, p.name, read_training(p))
+        for p in TRAINED_DIR.iterdir()
+        if p.is_dir() and not p.name.startswith(".")
+    ]
 
     def unfinished(training: dict) -> bool:
-        stopped_early = training.get("status") == "stopped" and isinstance(training.get("epochs_done"), int) and \
-            isinstance(training.get("target_epochs"), int) and training["epochs_done"] < training["target_epochs"]
+        stopped_early = (
+            training.get("status") == "stopped"
+            and isinstance(training.get("epochs_done"), int)
+            and isinstance(training.get("target_epochs"), int)
+            and training["epochs_done"] < training["target_epochs"]
+        )
         return interrupted(training) or stopped_early
 
     busy = training_now()
-    return [(name, training) for _, name, training in sorted(found, reverse=True)
-            if unfinished(training) and (TRAINED_DIR / name).resolve() not in busy]
+    return [
+        (name, training)
+        for _, name, training in sorted(found, reverse=True)
+        if unfinished(training) and (TRAINED_DIR / name).resolve() not in busy
+    ]
 
 
 def stamp(path: str | Path) -> float:
     """Changes whenever the checkpoint is saved again: part of every cache key."""
     path = Path(path)
-    return max((path / f).stat().st_mtime for f in ("config.json", "model.safetensors", "onnx_encoder.onnx", "onnx_decoder.onnx", "epochs.safetensors") if (path / f).exists())
+    return max(
+        (path / f).stat().st_mtime
+        for f in ("config.json", "model.safetensors", "onnx_encoder.onnx", "onnx_decoder.onnx", "epochs.safetensors")
+        if (path / f).exists()
+    )
 
 
 @st.cache_resource(max_entries=12, show_spinner="Loading the model…")
@@ -132,7 +158,9 @@ def select_model() -> Checkpoint:
     kept in the URL (?model=NAME) so a view can be shared."""
     refs = available_models()
     if not refs:
-        st.error("No checkpoints were found, neither shipped ones nor trained ones; train one with `vae-explorer train`.")
+        st.error(
+            "No checkpoints were found, neither shipped ones nor trained ones; train one with `vae-explorer train`."
+        )
         st.stop()
     by_name = {Path(r.path).name: r for r in refs}
     uploaded = _upload_box()
@@ -146,11 +174,18 @@ def select_model() -> Checkpoint:
         wanted = DEFAULT_MODEL if DEFAULT_MODEL in by_name else next(iter(by_name))
         if linked:  # a shared link naming a model this server does not have: said once, not silently replaced
             shown = "".join(c for c in str(linked)[:60] if c.isprintable())
-            st.warning(f"This link asks for a model called {safety.plain(shown)}, which this server does not have; showing "
-                       f"{safety.plain(by_name[wanted].label.split('  ')[0])} instead (pick another in the sidebar).")
+            st.warning(
+                f"This link asks for a model called {safety.plain(shown)}, which this server does not have; showing "
+                f"{safety.plain(by_name[wanted].label.split('  ')[0])} instead (pick another in the sidebar)."
+            )
     names = list(by_name)
-    name = st.sidebar.selectbox("Model", names, index=names.index(wanted), format_func=lambda n: by_name[n].label,
-                                help="Shipped checkpoints and those trained or uploaded on this server.")
+    name = st.sidebar.selectbox(
+        "Model",
+        names,
+        index=names.index(wanted),
+        format_func=lambda n: by_name[n].label,
+        help="Shipped checkpoints and those trained or uploaded on this server.",
+    )
     st.session_state[MODEL_KEY] = name
     st.query_params[MODEL_KEY] = name
     try:
@@ -165,8 +200,11 @@ def _upload_box() -> str | None:
     from ..checkpoints import import_checkpoint_zip
 
     with st.sidebar.expander("Upload a checkpoint (.zip)"):
-        upload = st.file_uploader("A zipped checkpoint folder: config.json with model.safetensors, or an imported ONNX pair's folder", type=["zip"],
-                                  key="upload_checkpoint")
+        upload = st.file_uploader(
+            "A zipped checkpoint folder: config.json with model.safetensors, or an imported ONNX pair's folder",
+            type=["zip"],
+            key="upload_checkpoint",
+        )
         if upload is None or st.session_state.get("upload_done") == upload.file_id:
             return None
         st.session_state["upload_done"] = upload.file_id  # the uploader keeps the file across reruns
@@ -198,8 +236,10 @@ def dataset_of(checkpoint: Checkpoint) -> Dataset | None:
     if uploaded(checkpoint):
         config = uploaded_data(config)
         if config is None:
-            st.info("This uploaded model was trained on an image folder of its own, which this server does not have: "
-                    "there are no test images to show here.")
+            st.info(
+                "This uploaded model was trained on an image folder of its own, which this server does not have: "
+                "there are no test images to show here."
+            )
             return None
     try:
         return _dataset(tuple(sorted(asdict(config).items())))

@@ -7,8 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ..checkpoints import Checkpoint
-from . import safety
-from . import catalog
+from . import catalog, safety
 
 MAX_SLIDERS = 64  # a latent of more dimensions (up to 512, imported) gets sliders for those that carry the most KL
 
@@ -49,8 +48,12 @@ def presentation_toggle() -> None:
     """The sidebar's presentation-mode switch, shared by every page and kept in the URL (?present=1)."""
     if PRESENTING_KEY not in st.session_state:
         st.session_state[PRESENTING_KEY] = st.query_params.get("present") == "1"
-    on = st.sidebar.toggle("Presentation mode", value=st.session_state[PRESENTING_KEY], key="present_toggle",
-                           help="Large type and pictures for a projector, without the toolbar.")
+    on = st.sidebar.toggle(
+        "Presentation mode",
+        value=st.session_state[PRESENTING_KEY],
+        key="present_toggle",
+        help="Large type and pictures for a projector, without the toolbar.",
+    )
     st.session_state[PRESENTING_KEY] = on
     if on:
         st.markdown(PRESENTATION_CSS, unsafe_allow_html=True)
@@ -90,15 +93,20 @@ def show_map_progress(task, what: str) -> None:
             st.rerun()
         elif task.state == "failed":
             if task.error in ("ImportError", "ModuleNotFoundError"):
-                st.error(f"The {what} needs {MAP_LIBRARIES.get(method, method)}, which is not installed here; "
-                         "run `pip install -r requirements.txt` and restart the app.")
+                st.error(
+                    f"The {what} needs {MAP_LIBRARIES.get(method, method)}, which is not installed here; "
+                    "run `pip install -r requirements.txt` and restart the app."
+                )
             elif task.error == "MemoryError":
                 st.error(f"The machine ran out of memory computing the {what}; choose fewer points.")
             else:
                 st.error(f"The {what} could not be computed; choose fewer points or another method.")
         else:
             waiting = " (after the map being computed now)" if task.state == "waiting" else ""
-            st.progress(min(task.done / task.total, 1.0),
-                        text=f"Computing the {what}{waiting}: {100 * task.done / task.total:.0f}%. It is kept, so it opens at once next time.")
+            st.progress(
+                min(task.done / task.total, 1.0),
+                text=f"Computing the {what}{waiting}: {100 * task.done / task.total:.0f}%. "
+                "It is kept, so it opens at once next time.",
+            )
 
     poll()

@@ -12,8 +12,12 @@ DRAWING_KEY = "drawing"  # the session's last drawing on the Reconstruct pad, of
 
 def keep_drawing(checkpoint: Checkpoint, image, label: int | None) -> None:
     """Remember the session's drawing (C, H, W) for the pages that take an image as input."""
-    st.session_state[DRAWING_KEY] = {"model": str(checkpoint.path), "shape": list(checkpoint.config.model.image_shape),
-                                     "image": image, "label": label}
+    st.session_state[DRAWING_KEY] = {
+        "model": str(checkpoint.path),
+        "shape": list(checkpoint.config.model.image_shape),
+        "image": image,
+        "label": label,
+    }
 
 
 def kept_drawing(checkpoint: Checkpoint):

@@ -13,6 +13,7 @@ import streamlit as st
 from ..checkpoints import Checkpoint
 from . import catalog
 
+
 def feature_classifier(checkpoint: Checkpoint):
     """The feature classifier of the checkpoint's dataset for the Fréchet distance, with its info;
     trained here with a progress bar the first time (seconds to a minute), then read from disk.
@@ -27,8 +28,12 @@ def feature_classifier(checkpoint: Checkpoint):
         from ..evaluation import get_classifier
 
         bar = st.progress(0.0, text=f"Training the feature classifier for {data.name} (once; it is kept on disk)…")
-        get_classifier(checkpoint.config.data, lambda step, total: bar.progress(
-            step / total, text=f"Training the feature classifier for {data.name} (once): step {step} of {total}"))
+        get_classifier(
+            checkpoint.config.data,
+            lambda step, total: bar.progress(
+                step / total, text=f"Training the feature classifier for {data.name} (once): step {step} of {total}"
+            ),
+        )
         bar.empty()
     return _classifier(key)
 
@@ -48,8 +53,9 @@ _evaluating: dict[tuple, threading.Lock] = {}  # one computation per key at a ti
 _evaluations_lock = threading.Lock()
 
 
-def evaluation(checkpoint: Checkpoint, k: int, test_images: int | None, classifier_key: str | None,
-               classifier=None, progress=None) -> tuple[dict, np.ndarray] | None:
+def evaluation(
+    checkpoint: Checkpoint, k: int, test_images: int | None, classifier_key: str | None, classifier=None, progress=None
+) -> tuple[dict, np.ndarray] | None:
     """Test metrics of a checkpoint (see vae_explorer.evaluation) and its per-image ELBO-IWAE gaps,
     kept for every session of this server (the 32 newest). Not st.cache_data: the page's progress
     bar, told by `progress(fraction, what)`, belongs to the session that computes, and a cached
@@ -73,9 +79,15 @@ def evaluation(checkpoint: Checkpoint, k: int, test_images: int | None, classifi
         if data is None:
             return None
         model, info = classifier if classifier is not None else (None, None)
-        result = evaluate_with_gaps(checkpoint.model, first_test_images(data, test_images), k=k,
-                                    beta=checkpoint.config.train.beta, classifier=model, classifier_info=info,
-                                    progress=progress)
+        result = evaluate_with_gaps(
+            checkpoint.model,
+            first_test_images(data, test_images),
+            k=k,
+            beta=checkpoint.config.train.beta,
+            classifier=model,
+            classifier_info=info,
+            progress=progress,
+        )
         with _evaluations_lock:
             _evaluated[key] = result
             while len(_evaluated) > EVALUATIONS_KEPT:

@@ -42,21 +42,25 @@ def from_link(key: str, parse, default):
 
 def in_range(low: int, high: int):
     """A parser for from_url: an integer from low to high."""
+
     def parse(text: str) -> int:
         value = int(text)
         if not low <= value <= high:
             raise ValueError(text)
         return value
+
     return parse
 
 
 def one_of(options):
     """A parser for from_url and from_link: one of `options` (compared as text)."""
+
     def parse(text: str):
         for option in options:
             if str(option) == text:
                 return option
         raise ValueError(text)
+
     return parse
 
 
@@ -73,7 +77,9 @@ def z_to_link(z) -> str:
     return ",".join(f"{v:.2f}" for v in z)
 
 
-def z_from_link(text: str | None, dim: int, model_name: str, low: float = -3.0, high: float = 3.0) -> tuple[np.ndarray, str | None]:
+def z_from_link(
+    text: str | None, dim: int, model_name: str, low: float = -3.0, high: float = 3.0
+) -> tuple[np.ndarray, str | None]:
     """A latent vector from a shared link's ?z=v1,v2,... and, when it cannot be used as it is,
     the one line that says what was done instead (zeros, or values set to the sliders' ends)."""
     if not text:
@@ -81,12 +87,18 @@ def z_from_link(text: str | None, dim: int, model_name: str, low: float = -3.0, 
     try:
         values = np.array([float(v) for v in text.split(",")])
     except ValueError:
-        return np.zeros(dim), "The z in this link could not be read (it should be numbers separated by commas); starting from zero."
+        return np.zeros(
+            dim
+        ), "The z in this link could not be read (it should be numbers separated by commas); starting from zero."
     if len(values) != dim:
-        return np.zeros(dim), (f"The z in this link has {len(values)} value{'s' if len(values) != 1 else ''}, but {safety.plain(model_name)} has "
-                               f"{dim} latent dimensions; starting from zero.")
+        return np.zeros(dim), (
+            f"The z in this link has {len(values)} value{'s' if len(values) != 1 else ''}, but {safety.plain(model_name)} has "
+            f"{dim} latent dimensions; starting from zero."
+        )
     if not np.isfinite(values).all():
-        return np.zeros(dim), "The z in this link holds values that are not finite numbers (nan or inf); starting from zero."
+        return np.zeros(
+            dim
+        ), "The z in this link holds values that are not finite numbers (nan or inf); starting from zero."
     clipped = np.clip(values, low, high)
     if (clipped != values).any():
         return clipped, f"Values of the z in this link outside {low:g} to {high:g} were set to the sliders' ends."

@@ -27,14 +27,22 @@ from ..errors import VaeExplorerError
 
 LOG = logging.getLogger("vae_explorer.app")
 _MARKUP = re.compile(r"([\\`*_{}\[\]()<>#!|~$&])")  # inline markup; '-', '+', '.' mean something only at a line's start
-UNEXPECTED = ("Something went wrong on this page (the server's log has the details for whoever runs it); reload the "
-              "page, or pick another model in the sidebar.")
+UNEXPECTED = (
+    "Something went wrong on this page (the server's log has the details for whoever runs it); reload the "
+    "page, or pick another model in the sidebar."
+)
 
 
 def plain(text: object) -> str:
     """`text` as markdown that shows exactly these characters."""
-    text = _MARKUP.sub(r"\\\1", str(text)).replace("\n", " ").replace("://", "\\://").replace("www.", "www\\.")  # no autolinks
-    return re.sub(r"^(\s*)([-+=]|\d+(?=[.)]))", lambda m: m.group(1) + (m.group(2) + "\\" if m.group(2)[0].isdigit() else "\\" + m.group(2)), text)
+    text = (
+        _MARKUP.sub(r"\\\1", str(text)).replace("\n", " ").replace("://", "\\://").replace("www.", "www\\.")
+    )  # no autolinks
+    return re.sub(
+        r"^(\s*)([-+=]|\d+(?=[.)]))",
+        lambda m: m.group(1) + (m.group(2) + "\\" if m.group(2)[0].isdigit() else "\\" + m.group(2)),
+        text,
+    )
 
 
 def label(text: object) -> str:
@@ -47,8 +55,12 @@ def _server_folders() -> list[tuple[str, str]]:
     from ..data.access import data_root
     from ..paths import cache_root, runs_dir, shipped_root
 
-    named = [(runs_dir(), "the runs folder"), (cache_root(), "the cache folder"), (shipped_root(), "the app's folder"),
-             (Path.home(), "the server's home folder")]
+    named = [
+        (runs_dir(), "the runs folder"),
+        (cache_root(), "the cache folder"),
+        (shipped_root(), "the app's folder"),
+        (Path.home(), "the server's home folder"),
+    ]
     root = data_root()
     if root is not None:
         named.append((root, "the data folder"))
@@ -71,7 +83,7 @@ def server_paths_named(message: str) -> str:
 def dataset_name(dataset: str) -> str:
     """A dataset as a page names it (markdown-safe): an image folder by its own name, never its path."""
     if dataset.startswith("folder:"):
-        return plain(f"the image folder {Path(dataset[len('folder:'):]).name or 'of its own'}")
+        return plain(f"the image folder {Path(dataset[len('folder:') :]).name or 'of its own'}")
     return plain(dataset)
 
 

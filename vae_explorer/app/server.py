@@ -15,8 +15,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from ..paths import app_dir
 
@@ -52,9 +52,13 @@ def free_port() -> int:
 
 def start_app(port: int, env: dict[str, str] | None = None, flags: Sequence[str] = ()) -> subprocess.Popen:
     """The app on 127.0.0.1:port, headless, with more streamlit `flags`, output discarded."""
-    return subprocess.Popen(app_command(["--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-                                         *flags]),
-                            cwd=app_dir(), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        app_command(["--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true", *flags]),
+        cwd=app_dir(),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def wait_until_healthy(base: str, timeout: float = 600.0, server: subprocess.Popen | None = None) -> None:

@@ -52,7 +52,9 @@ def parse_workers(text: str) -> int:
     if text == "auto":
         return auto_workers()
     if not text.isdigit() or not 1 <= int(text) <= 64:
-        raise ConfigError(f"--workers {text} is not a number of app processes; write --workers N (1 to 64) or --workers auto.")
+        raise ConfigError(
+            f"--workers {text} is not a number of app processes; write --workers N (1 to 64) or --workers auto."
+        )
     return int(text)
 
 
@@ -61,7 +63,9 @@ def render(config: str, app_ports: Sequence[int], listen: str) -> str:
     servers = "\n".join(f"    server 127.0.0.1:{port};" for port in app_ports)
     config, count = re.subn(r"(?:^\s*server 127\.0\.0\.1:\d+;\n)+", servers + "\n", config, count=1, flags=re.M)
     if count != 1:
-        raise ConfigError(f"{config_path()} lists no `server 127.0.0.1:PORT;` line in its upstream block; restore it from the project.")
+        raise ConfigError(
+            f"{config_path()} lists no `server 127.0.0.1:PORT;` line in its upstream block; restore it from the project."
+        )
     config, count = re.subn(r"listen \S+;", f"listen {listen};", config)
     if count != 1:
         raise ConfigError(f"{config_path()} has no `listen PORT;` line; restore it from the project.")
@@ -70,22 +74,27 @@ def render(config: str, app_ports: Sequence[int], listen: str) -> str:
 
 def _nginx_conf(scratch: Path) -> str:
     """The main nginx.conf of a scratch folder: every file nginx writes stays in it."""
-    return (f"pid {scratch}/nginx.pid;\nerror_log {scratch}/error.log warn;\nworker_processes 1;\nevents {{}}\n"
-            f"http {{\n  access_log off;\n  client_body_temp_path {scratch}/body;\n  proxy_temp_path {scratch}/proxy;\n"
-            f"  fastcgi_temp_path {scratch}/fastcgi;\n  uwsgi_temp_path {scratch}/uwsgi;\n  scgi_temp_path {scratch}/scgi;\n"
-            f"  include {scratch}/classroom.conf;\n}}\n")
+    return (
+        f"pid {scratch}/nginx.pid;\nerror_log {scratch}/error.log warn;\nworker_processes 1;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n  client_body_temp_path {scratch}/body;\n  proxy_temp_path {scratch}/proxy;\n"
+        f"  fastcgi_temp_path {scratch}/fastcgi;\n  uwsgi_temp_path {scratch}/uwsgi;\n  scgi_temp_path {scratch}/scgi;\n"
+        f"  include {scratch}/classroom.conf;\n}}\n"
+    )
 
 
 @contextmanager
-def classroom(processes: int = 2, env: dict[str, str] | None = None, listen: str | None = None,
-              flags: Sequence[str] = ()) -> Iterator[tuple[str, list[subprocess.Popen], subprocess.Popen]]:
+def classroom(
+    processes: int = 2, env: dict[str, str] | None = None, listen: str | None = None, flags: Sequence[str] = ()
+) -> Iterator[tuple[str, list[subprocess.Popen], subprocess.Popen]]:
     """`processes` app processes on free loopback ports (with streamlit `flags`) behind nginx listening
     on `listen` (default: a free loopback port): (the base URL to open, the app processes, nginx).
     Stopped on exit."""
     nginx_program = nginx_path()
     if nginx_program is None:
-        raise ConfigError("Serving several app processes needs nginx in front of them, and it is not installed: "
-                          "`sudo apt-get install nginx`, or start one process with `vae-explorer app`.")
+        raise ConfigError(
+            "Serving several app processes needs nginx in front of them, and it is not installed: "
+            "`sudo apt-get install nginx`, or start one process with `vae-explorer app`."
+        )
     with ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vae-explorer-classroom-")))
         ports = [free_port() for _ in range(processes)]
@@ -103,8 +112,12 @@ def classroom(processes: int = 2, env: dict[str, str] | None = None, listen: str
             (scratch / folder).mkdir(mode=0o777)
             (scratch / folder).chmod(0o777)  # nginx's workers may run as another user
         (scratch / "nginx.conf").write_text(_nginx_conf(scratch))
-        nginx = subprocess.Popen([nginx_program, "-p", str(scratch), "-c", str(scratch / "nginx.conf"), "-g", "daemon off;"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        nginx = subprocess.Popen(
+            [nginx_program, "-p", str(scratch), "-c", str(scratch / "nginx.conf"), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         stack.callback(stop, nginx)
         port = listen.rsplit(":", 1)[-1]
         base = f"http://127.0.0.1:{port}"
@@ -119,8 +132,10 @@ def classroom(processes: int = 2, env: dict[str, str] | None = None, listen: str
             if nginx.poll() is not None or time.monotonic() > deadline:
                 log = (scratch / "error.log").read_text() if (scratch / "error.log").exists() else ""
                 said = (nginx.stderr.read() if nginx.poll() is not None else "") + log
-                raise ConfigError(f"nginx did not start on {listen}: {said.strip().splitlines()[-1] if said.strip() else 'no answer'}; "
-                                  "pick another port with --server.port.")
+                raise ConfigError(
+                    f"nginx did not start on {listen}: {said.strip().splitlines()[-1] if said.strip() else 'no answer'}; "
+                    "pick another port with --server.port."
+                )
             time.sleep(0.1)
         yield base, servers, nginx
 
@@ -139,9 +154,9 @@ def _flag(flags: list[str], name: str) -> tuple[str | None, list[str]]:
     """A streamlit flag's value (`--name V` or `--name=V`) and the flags without it."""
     for i, flag in enumerate(flags):
         if flag == name and i + 1 < len(flags):
-            return flags[i + 1], flags[:i] + flags[i + 2:]
+            return flags[i + 1], flags[:i] + flags[i + 2 :]
         if flag.startswith(name + "="):
-            return flag.split("=", 1)[1], flags[:i] + flags[i + 1:]
+            return flag.split("=", 1)[1], flags[:i] + flags[i + 1 :]
     return None, flags
 
 
@@ -157,15 +172,22 @@ def serve(workers: int, flags: Sequence[str], env: dict[str, str]) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop ends it as Ctrl-C does
     try:
         with classroom(workers, env, listen, rest) as (base, servers, nginx):
-            print(f"Serving {workers} app processes (127.0.0.1:" + ", ".join(_port_of(s) for s in servers)
-                  + f") behind nginx at http://{address or 'THIS-MACHINE'}:{port}/; students open that address. "
-                  "Ctrl-C stops them all.", flush=True)
+            print(
+                f"Serving {workers} app processes (127.0.0.1:"
+                + ", ".join(_port_of(s) for s in servers)
+                + f") behind nginx at http://{address or 'THIS-MACHINE'}:{port}/; students open that address. "
+                "Ctrl-C stops them all.",
+                flush=True,
+            )
             while True:
                 ended = next((s for s in [*servers, nginx] if s.poll() is not None), None)
                 if ended is not None:
                     what = "nginx" if ended is nginx else f"the app process on 127.0.0.1:{_port_of(ended)}"
-                    print(f"{what[0].upper() + what[1:]} ended (status {ended.returncode}); stopping the others. Run "
-                          "`vae-explorer app` alone to see an app process's messages.", flush=True)
+                    print(
+                        f"{what[0].upper() + what[1:]} ended (status {ended.returncode}); stopping the others. Run "
+                        "`vae-explorer app` alone to see an app process's messages.",
+                        flush=True,
+                    )
                     return 1
                 time.sleep(0.5)
     except KeyboardInterrupt:

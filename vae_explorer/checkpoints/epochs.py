@@ -13,10 +13,12 @@ import torch
 
 def frames_to_tensors(frames: list[dict]) -> dict[str, torch.Tensor]:
     """Frames as the flat tensors a safetensors file holds."""
-    return {"epochs": torch.tensor([f["epoch"] for f in frames], dtype=torch.int64),
-            "scatter": torch.from_numpy(np.stack([f["scatter"] for f in frames]).astype(np.float32)),
-            "labels": torch.from_numpy(np.asarray(frames[0]["labels"], dtype=np.int64)),
-            "samples": torch.from_numpy(np.stack([f["samples"] for f in frames]).astype(np.uint8))}
+    return {
+        "epochs": torch.tensor([f["epoch"] for f in frames], dtype=torch.int64),
+        "scatter": torch.from_numpy(np.stack([f["scatter"] for f in frames]).astype(np.float32)),
+        "labels": torch.from_numpy(np.asarray(frames[0]["labels"], dtype=np.int64)),
+        "samples": torch.from_numpy(np.stack([f["samples"] for f in frames]).astype(np.uint8)),
+    }
 
 
 def frames_from_tensors(tensors: dict[str, torch.Tensor]) -> list[dict]:
@@ -27,5 +29,7 @@ def frames_from_tensors(tensors: dict[str, torch.Tensor]) -> list[dict]:
         return []
     if not (len(epochs) == len(scatter) == len(samples)) or scatter.dim() != 3 or scatter.shape[1] != len(labels):
         return []
-    return [{"epoch": int(e), "scatter": s.numpy(), "labels": labels.numpy(), "samples": m.numpy()}
-            for e, s, m in zip(epochs, scatter, samples)]
+    return [
+        {"epoch": int(e), "scatter": s.numpy(), "labels": labels.numpy(), "samples": m.numpy()}
+        for e, s, m in zip(epochs, scatter, samples)
+    ]

@@ -42,7 +42,12 @@ from .records import clean_history, clean_metrics, clean_training, read_json
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE = "config.json", "model.safetensors", "history.json", "metrics.json"
+CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE = (
+    "config.json",
+    "model.safetensors",
+    "history.json",
+    "metrics.json",
+)
 OPTIMIZER_FILE, TRAINING_FILE = "optimizer.safetensors", "training.json"
 EPOCHS_FILE = "epochs.safetensors"  # optional: what the model made of fixed inputs after each epoch (latent/epochs.py)
 
@@ -126,8 +131,13 @@ def _file_sha1(path: str, inode: int, size: int, mtime_ns: int) -> str:
 
 def training_status(status: str, epochs_done: int, target_epochs: int) -> dict[str, Any]:
     """The training.json of a checkpoint written by this process."""
-    return {"status": status, "epochs_done": epochs_done, "target_epochs": target_epochs, "pid": os.getpid(),
-            "host": socket.gethostname()}
+    return {
+        "status": status,
+        "epochs_done": epochs_done,
+        "target_epochs": target_epochs,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+    }
 
 
 def fsync_write(path: Path, data: bytes) -> None:
@@ -150,14 +160,25 @@ def _optimizer_tensors(model: VAE, state: TrainingState) -> tuple[dict[str, torc
     for index, per_parameter in state.optimizer["state"].items():
         for key, value in per_parameter.items():  # step, exp_avg, exp_avg_sq
             tensors[f"{key}.{names[index]}"] = torch.as_tensor(value).detach().to("cpu").contiguous().clone()
-    metadata = {"format_version": str(FORMAT_VERSION), "epochs_done": str(state.epochs_done),
-                "steps_done": str(state.steps_done), "param_groups": json.dumps(state.optimizer["param_groups"])}
+    metadata = {
+        "format_version": str(FORMAT_VERSION),
+        "epochs_done": str(state.epochs_done),
+        "steps_done": str(state.steps_done),
+        "param_groups": json.dumps(state.optimizer["param_groups"]),
+    }
     return tensors, metadata
 
 
-def save_checkpoint(path: str | Path, model: VAE, config: RunConfig, history: list[dict] | None = None,
-                    metrics: dict[str, Any] | None = None, state: TrainingState | None = None,
-                    training: dict[str, Any] | None = None, frames: list[dict] | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    model: VAE,
+    config: RunConfig,
+    history: list[dict] | None = None,
+    metrics: dict[str, Any] | None = None,
+    state: TrainingState | None = None,
+    training: dict[str, Any] | None = None,
+    frames: list[dict] | None = None,
+) -> Path:
     """Write a checkpoint folder atomically; an existing one at `path` is replaced. With `state`,
     the optimizer state to resume from; with `training`, its training.json (see training_status);
     with `frames`, the epoch frames of latent/epochs.py."""
@@ -167,7 +188,10 @@ def save_checkpoint(path: str | Path, model: VAE, config: RunConfig, history: li
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.parent / f".{path.name}.saving-{os.getpid()}"
     previous = path.parent / f".{path.name}.previous-{os.getpid()}"
-    for stale in [*path.parent.glob(f".{path.name}.saving-*"), *(path.parent.glob(f".{path.name}.previous-*") if path.exists() else [])]:
+    for stale in [
+        *path.parent.glob(f".{path.name}.saving-*"),
+        *(path.parent.glob(f".{path.name}.previous-*") if path.exists() else []),
+    ]:
         shutil.rmtree(stale, ignore_errors=True)  # left by a save that was killed
     staging.mkdir()
     try:
@@ -207,8 +231,10 @@ def load_training_state(path: str | Path, model: VAE) -> TrainingState:
 
     file = Path(path) / OPTIMIZER_FILE
     if not file.is_file():
-        raise CheckpointError(f"{Path(path).name} was saved without its optimizer state (by an older version, or imported); "
-                              "it can be explored but not resumed: train it again.")
+        raise CheckpointError(
+            f"{Path(path).name} was saved without its optimizer state (by an older version, or imported); "
+            "it can be explored but not resumed: train it again."
+        )
     try:
         with safe_open(str(file), framework="pt") as f:
             tensors = {key: f.get_tensor(key) for key in f.keys()}
@@ -218,18 +244,26 @@ def load_training_state(path: str | Path, model: VAE) -> TrainingState:
             group.update({key: tuple(value) for key, value in group.items() if key == "betas"})
         epochs_done, steps_done = int(metadata["epochs_done"]), int(metadata["steps_done"])
     except (SafetensorError, OSError, ValueError, KeyError):
-        raise CheckpointError(f"{file} is not a readable optimizer state; it cannot be resumed, "
-                              "but the model still loads.") from None
+        raise CheckpointError(
+            f"{file} is not a readable optimizer state; it cannot be resumed, but the model still loads."
+        ) from None
     names = [name for name, _ in model.named_parameters()]
     state: dict[int, dict[str, torch.Tensor]] = {}
     for index, name in enumerate(names):
-        found = {key: tensors[f"{key}.{name}"] for key in ("step", "exp_avg", "exp_avg_sq") if f"{key}.{name}" in tensors}
+        found = {
+            key: tensors[f"{key}.{name}"] for key in ("step", "exp_avg", "exp_avg_sq") if f"{key}.{name}" in tensors
+        }
         if found:
             state[index] = found
     if {key.split(".", 1)[1] for key in tensors if not key.startswith("rng.")} - set(names):
         raise CheckpointError(f"{file} does not fit the model in config.json; the two files come from different runs.")
-    return TrainingState({"state": state, "param_groups": param_groups}, tensors["rng.order"], tensors["rng.noise"],
-                         epochs_done, steps_done)
+    return TrainingState(
+        {"state": state, "param_groups": param_groups},
+        tensors["rng.order"],
+        tensors["rng.noise"],
+        epochs_done,
+        steps_done,
+    )
 
 
 def read_epoch_frames(path: str | Path) -> list[dict]:
@@ -291,9 +325,11 @@ def locate(path: str | Path, runs: str | Path | None = None) -> Path:
     found = find_checkpoint(str(path), runs) if len(path.parts) == 1 else None
     if found is not None:
         return found
-    raise CheckpointError(f"checkpoint folder {path} does not exist; pass a folder holding config.json and model.safetensors, "
-                          f"or the name of a shipped checkpoint ({', '.join(shipped_checkpoint_names())}) or of a run in "
-                          f"{runs_dir(runs)}.")
+    raise CheckpointError(
+        f"checkpoint folder {path} does not exist; pass a folder holding config.json and model.safetensors, "
+        f"or the name of a shipped checkpoint ({', '.join(shipped_checkpoint_names())}) or of a run in "
+        f"{runs_dir(runs)}."
+    )
 
 
 def read_config(path: str | Path) -> RunConfig:
@@ -334,7 +370,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     try:
         weights = load_file(str(weights_file), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{weights_file} is not a valid safetensors file ({exc}); restore it from a copy or train again.") from None
+        raise CheckpointError(
+            f"{weights_file} is not a valid safetensors file ({exc}); restore it from a copy or train again."
+        ) from None
     try:
         model = build_model(config.model)
     except ConfigError as exc:
@@ -343,7 +381,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
     if missing or unexpected:
         detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-        raise CheckpointError(f"{weights_file} does not fit the model in config.json ({detail}); the two files come from different models.")
+        raise CheckpointError(
+            f"{weights_file} does not fit the model in config.json ({detail}); the two files come from different models."
+        )
     for key, tensor in weights.items():
         if tensor.shape != expected[key].shape:
             raise CheckpointError(
@@ -351,7 +391,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
                 f"{list(expected[key].shape)}; the two files come from different models."
             )
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise CheckpointError(f"{weights_file} has NaN or infinite values in {key}; use an earlier checkpoint or train again.")
+            raise CheckpointError(
+                f"{weights_file} has NaN or infinite values in {key}; use an earlier checkpoint or train again."
+            )
     model.load_state_dict(weights)
     model.to(device).eval()
     return Checkpoint(path, model, config, *_side_files(path, config.model.latent_dim))

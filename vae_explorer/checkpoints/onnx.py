@@ -52,9 +52,18 @@ def _export(module: nn.Module, args: tuple, names: list[str], outputs: list[str]
     batch = Dim("batch", min=1, max=65536)
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.onnx.export(module.eval(), args, str(partial), input_names=names, output_names=outputs,
-                          dynamic_shapes={name: {0: batch} for name in names}, dynamo=True, external_data=False,
-                          opset_version=OPSET, verbose=False)
+        torch.onnx.export(
+            module.eval(),
+            args,
+            str(partial),
+            input_names=names,
+            output_names=outputs,
+            dynamic_shapes={name: {0: batch} for name in names},
+            dynamo=True,
+            external_data=False,
+            opset_version=OPSET,
+            verbose=False,
+        )
         graph = onnx.load(str(partial))
         for key, value in metadata.items():
             graph.metadata_props.add(key=key, value=value)
@@ -70,8 +79,14 @@ def export_decoder(model: VAE, path: str | Path, weights: str = "") -> Path:
     model = copy.deepcopy(model).to("cpu").eval()  # a copy: the model may be shared by the app's sessions
     z = torch.zeros(2, model.latent_dim)
     args, names = ((z, torch.zeros(2, model.cond_dim)), ["z", "label"]) if model.cond_dim else ((z,), ["z"])
-    return _export(_Decoder(model), args, names, ["image"], Path(path),
-                   {"weights_sha1": weights, "latent_dim": str(model.latent_dim)})
+    return _export(
+        _Decoder(model),
+        args,
+        names,
+        ["image"],
+        Path(path),
+        {"weights_sha1": weights, "latent_dim": str(model.latent_dim)},
+    )
 
 
 class _Encoder(nn.Module):
@@ -117,17 +132,26 @@ def _made_once(checkpoint: Checkpoint, file: str, suffix: str, make, what: str) 
             return make(target, weights)
         except OSError:
             continue
-    raise CheckpointError(f"the {what} of {checkpoint.name} could not be written as ONNX (no writable folder); "
-                          "set VAE_EXPLORER_CACHE to a writable folder.")
+    raise CheckpointError(
+        f"the {what} of {checkpoint.name} could not be written as ONNX (no writable folder); "
+        "set VAE_EXPLORER_CACHE to a writable folder."
+    )
 
 
 def encoder_onnx(checkpoint: Checkpoint) -> Path:
     """The checkpoint's encoder.onnx (for the browser's drawing pad), made on first use, keyed by the
     weights' digest like decoder_onnx."""
     if not hasattr(checkpoint.model, "to_latent"):  # an imported pair or a wrapped model: no encoder of ours to export
-        raise CheckpointError(f"{checkpoint.name}'s encoder is not one of this package's models, so it runs on the server")
-    return _made_once(checkpoint, ENCODER_FILE, "-encoder", lambda target, weights: export_encoder(checkpoint.model, target, weights),
-                      "encoder")
+        raise CheckpointError(
+            f"{checkpoint.name}'s encoder is not one of this package's models, so it runs on the server"
+        )
+    return _made_once(
+        checkpoint,
+        ENCODER_FILE,
+        "-encoder",
+        lambda target, weights: export_encoder(checkpoint.model, target, weights),
+        "encoder",
+    )
 
 
 def recorded_weights(path: str | Path) -> str | None:
@@ -143,14 +167,18 @@ def recorded_weights(path: str | Path) -> str | None:
 
 def decoder_onnx(checkpoint: Checkpoint) -> Path:
     """The checkpoint's decoder.onnx, made now if it has none or one of other weights."""
+
     def make(target: Path, weights: str) -> Path:
         if checkpoint.config.model.architecture != "onnx":
             return export_decoder(checkpoint.model, target, weights)
         from .onnx_import import browser_decoder_graph  # an imported pair: its own decoder, a sigmoid added
 
         partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        partial.write_bytes(browser_decoder_graph(checkpoint.path, checkpoint.config.model.image_shape, weights,
-                                                  checkpoint.model.cond_dim))
+        partial.write_bytes(
+            browser_decoder_graph(
+                checkpoint.path, checkpoint.config.model.image_shape, weights, checkpoint.model.cond_dim
+            )
+        )
         os.replace(partial, target)
         return target
 

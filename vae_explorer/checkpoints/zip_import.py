@@ -22,8 +22,16 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from ..errors import CheckpointError
-from .folder import (CONFIG_FILE, EPOCHS_FILE, HISTORY_FILE, METRICS_FILE, OPTIMIZER_FILE, TRAINING_FILE, WEIGHTS_FILE,
-                     load_checkpoint)
+from .folder import (
+    CONFIG_FILE,
+    EPOCHS_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    OPTIMIZER_FILE,
+    TRAINING_FILE,
+    WEIGHTS_FILE,
+    load_checkpoint,
+)
 from .onnx import DECODER_FILE, ENCODER_FILE
 from .onnx_import import DECODER_GRAPH, ENCODER_GRAPH, IMPORT_FILE
 from .records import MAX_JSON_BYTES
@@ -33,8 +41,13 @@ ALLOWED = {CONFIG_FILE, WEIGHTS_FILE, HISTORY_FILE, METRICS_FILE, EPOCHS_FILE, *
 # a checkpoint's files for resuming training (an upload is explored, not resumed) and its ONNX
 # decoder and encoder (made again from the weights on first use, rather than taking a graph from the upload)
 LEFT_OUT = {OPTIMIZER_FILE, TRAINING_FILE, DECODER_FILE, ENCODER_FILE}
-MAX_MEMBER_BYTES = {WEIGHTS_FILE: 200 * 2**20, ENCODER_GRAPH: 200 * 2**20, DECODER_GRAPH: 200 * 2**20, EPOCHS_FILE: 64 * 2**20,
-                    **{name: MAX_JSON_BYTES[name] for name in (CONFIG_FILE, HISTORY_FILE, METRICS_FILE, IMPORT_FILE)}}
+MAX_MEMBER_BYTES = {
+    WEIGHTS_FILE: 200 * 2**20,
+    ENCODER_GRAPH: 200 * 2**20,
+    DECODER_GRAPH: 200 * 2**20,
+    EPOCHS_FILE: 64 * 2**20,
+    **{name: MAX_JSON_BYTES[name] for name in (CONFIG_FILE, HISTORY_FILE, METRICS_FILE, IMPORT_FILE)},
+}
 MAX_RATIO = 200  # uncompressed / compressed size; above it a member is treated as a zip bomb
 
 
@@ -49,44 +62,63 @@ def _members(archive: zipfile.ZipFile, zip_name: str) -> dict[str, zipfile.ZipIn
     for info in archive.infolist():
         path = PurePosixPath(info.filename.replace("\\", "/"))
         if info.filename.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", info.filename) or ".." in path.parts:
-            raise CheckpointError(f"{zip_name} holds an unsafe path {info.filename!r}; zip only the checkpoint folder's files.")
+            raise CheckpointError(
+                f"{zip_name} holds an unsafe path {info.filename!r}; zip only the checkpoint folder's files."
+            )
         if stat.S_ISLNK(info.external_attr >> 16):
             raise CheckpointError(f"{zip_name} holds a symbolic link {info.filename!r}; zip the real files instead.")
         if info.is_dir() or path.name.startswith(".") or "__MACOSX" in path.parts or path.name in LEFT_OUT:
             continue
         if len(path.parts) > 2:
-            raise CheckpointError(f"{zip_name} holds {info.filename!r} nested too deep; zip the checkpoint folder itself.")
+            raise CheckpointError(
+                f"{zip_name} holds {info.filename!r} nested too deep; zip the checkpoint folder itself."
+            )
         if path.name not in ALLOWED:
             raise CheckpointError(
                 f"{zip_name} holds {info.filename!r}, which is not a checkpoint file; a checkpoint zip holds only "
-                f"{', '.join(sorted(ALLOWED - set(PAIR) - {EPOCHS_FILE}))} (and {EPOCHS_FILE}), or an imported pair's {', '.join(PAIR)} (nothing pickled)."
+                f"{', '.join(sorted(ALLOWED - set(PAIR) - {EPOCHS_FILE}))} (and {EPOCHS_FILE}), "
+                f"or an imported pair's {', '.join(PAIR)} (nothing pickled)."
             )
         if path.name in found:
             raise CheckpointError(f"{zip_name} holds {path.name} twice; zip a single checkpoint folder.")
         if info.flag_bits & 0x1:
-            raise CheckpointError(f"{zip_name} holds {path.name} encrypted; zip the checkpoint folder without a password.")
+            raise CheckpointError(
+                f"{zip_name} holds {path.name} encrypted; zip the checkpoint folder without a password."
+            )
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise CheckpointError(f"{zip_name} holds {path.name} compressed in a way this app does not unpack; zip the "
-                                  "checkpoint folder again with the usual compression (deflate).")
+            raise CheckpointError(
+                f"{zip_name} holds {path.name} compressed in a way this app does not unpack; zip the "
+                "checkpoint folder again with the usual compression (deflate)."
+            )
         limit = MAX_MEMBER_BYTES[path.name]
         if info.file_size > limit:
             unit, scale = ("MB", 2**20) if limit >= 2**20 else ("KB", 2**10)
             size = math.ceil(info.file_size / scale * 10) / 10  # rounded up, so it never reads as equal to the limit
-            raise CheckpointError(f"{zip_name}: {path.name} is {size:.1f} {unit}, over the {limit // scale} {unit} limit for "
-                                  "uploads; copy a checkpoint that large into the server's runs folder instead.")
+            raise CheckpointError(
+                f"{zip_name}: {path.name} is {size:.1f} {unit}, over the {limit // scale} {unit} limit for "
+                "uploads; copy a checkpoint that large into the server's runs folder instead."
+            )
         if info.compress_size and info.file_size / info.compress_size > MAX_RATIO and info.file_size > 2**20:
-            raise CheckpointError(f"{zip_name}: {path.name} expands {info.file_size // info.compress_size}-fold, like a zip bomb; refused.")
+            raise CheckpointError(
+                f"{zip_name}: {path.name} expands {info.file_size // info.compress_size}-fold, like a zip bomb; refused."
+            )
         found[path.name] = info
     if CONFIG_FILE in found and WEIGHTS_FILE not in found and any(name in found for name in PAIR):  # an imported pair
         missing = [name for name in PAIR if name not in found]
         if missing:
-            raise CheckpointError(f"{zip_name} has no {missing[0]}; zip the whole folder `vae-explorer import-onnx` wrote.")
+            raise CheckpointError(
+                f"{zip_name} has no {missing[0]}; zip the whole folder `vae-explorer import-onnx` wrote."
+            )
         return found
     for required in (CONFIG_FILE, WEIGHTS_FILE):
         if required not in found:
-            raise CheckpointError(f"{zip_name} has no {required}; zip a checkpoint folder holding config.json and model.safetensors.")
+            raise CheckpointError(
+                f"{zip_name} has no {required}; zip a checkpoint folder holding config.json and model.safetensors."
+            )
     if any(name in found for name in PAIR):
-        raise CheckpointError(f"{zip_name} mixes a checkpoint's weights with an imported ONNX pair; zip one checkpoint folder.")
+        raise CheckpointError(
+            f"{zip_name} mixes a checkpoint's weights with an imported ONNX pair; zip one checkpoint folder."
+        )
     return found
 
 
@@ -117,8 +149,10 @@ def import_checkpoint_zip(data: bytes, zip_name: str, target_dir: str | Path, na
                 load_checkpoint(staging)  # the same checks as any checkpoint: format, shapes, NaN
             except CheckpointError as exc:  # said of the upload's files, not of the server's staging folder
                 message = str(exc).replace(f"{staging}{os.sep}", "")  # its messages name the files they read
-                raise CheckpointError(f"{zip_name}: " + message.replace("restore it from a copy or train again",
-                                                                        "zip the checkpoint folder again")) from None
+                raise CheckpointError(
+                    f"{zip_name}: "
+                    + message.replace("restore it from a copy or train again", "zip the checkpoint folder again")
+                ) from None
             staging.rename(destination)
         except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, ValueError, zlib.error):
             raise CheckpointError(f"{zip_name} could not be unpacked (it is damaged); zip the folder again.") from None

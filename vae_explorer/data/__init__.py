@@ -5,5 +5,14 @@ from . import digits, folder, idx, shapes  # noqa: F401  (each module registers 
 from .registry import DATASETS, Dataset, DatasetSpec, dataset_spec, list_datasets, load_dataset, register_dataset
 from .uploads import ImageError, prepare_image
 
-__all__ = ["DATASETS", "Dataset", "DatasetSpec", "ImageError", "dataset_spec", "list_datasets", "load_dataset",
-           "prepare_image", "register_dataset"]
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "DatasetSpec",
+    "ImageError",
+    "dataset_spec",
+    "list_datasets",
+    "load_dataset",
+    "prepare_image",
+    "register_dataset",
+]

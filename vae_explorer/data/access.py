@@ -45,20 +45,26 @@ def check_form_data(config: DataConfig, root: Path | None, source: str = "Train 
     outside it (or any folder, without a root)."""
     changes = {}
     if config.dataset.startswith(FOLDER_PREFIX):
-        given = config.dataset[len(FOLDER_PREFIX):]
+        given = config.dataset[len(FOLDER_PREFIX) :]
         if root is None:
-            raise ConfigError(f"{source}: this server offers no image folders to train on (whoever serves the app can offer "
-                              "some with `vae-explorer app --data-root DIR`); pick one of the datasets listed.")
+            raise ConfigError(
+                f"{source}: this server offers no image folders to train on (whoever serves the app can offer "
+                "some with `vae-explorer app --data-root DIR`); pick one of the datasets listed."
+            )
         inside = _inside(root, given)
         if inside is None:
-            raise ConfigError(f"{source}: data.dataset must be folder:NAME, a folder inside the data folder this server "
-                              "offers; write the folder's name within it.")
+            raise ConfigError(
+                f"{source}: data.dataset must be folder:NAME, a folder inside the data folder this server "
+                "offers; write the folder's name within it."
+            )
         changes["dataset"] = FOLDER_PREFIX + str(inside)
     if config.data_dir:
         inside = _inside(root, config.data_dir) if root is not None else None
         if inside is None:
-            raise ConfigError(f"{source}: data.data_dir can only name a folder inside the data folder this server offers; "
-                              "leave it empty to use the usual places.")
+            raise ConfigError(
+                f"{source}: data.data_dir can only name a folder inside the data folder this server offers; "
+                "leave it empty to use the usual places."
+            )
         changes["data_dir"] = str(inside)
     return dataclasses.replace(config, **changes)
 

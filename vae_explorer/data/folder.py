@@ -19,8 +19,8 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -37,11 +37,13 @@ CACHE_FORMAT = 1  # bump when the conversion changes: older caches are then rebu
 
 
 def _folder_path(config: DataConfig) -> Path:
-    return Path(config.dataset[len("folder:"):]).expanduser()
+    return Path(config.dataset[len("folder:") :]).expanduser()
 
 
 def _list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
 
 
 def _read_image(path: Path, size: int, mode: str) -> np.ndarray:
@@ -77,8 +79,14 @@ def _cache_intact(target: Path) -> bool:
         return False
 
 
-def _build_cache(files: list[tuple[int, Path]], root: Path, size: int, channels: int, target: Path,
-                 progress: Callable[[int, int], None] | None) -> None:
+def _build_cache(
+    files: list[tuple[int, Path]],
+    root: Path,
+    size: int,
+    channels: int,
+    target: Path,
+    progress: Callable[[int, int], None] | None,
+) -> None:
     """Decode every file into target/images.u8 (rows of C*H*W bytes), labels.npy and meta.json."""
     from PIL import Image, UnidentifiedImageError
 
@@ -92,7 +100,14 @@ def _build_cache(files: list[tuple[int, Path]], root: Path, size: int, channels:
             for i, (label, path) in enumerate(files):
                 try:
                     pixels = _read_image(path, size, mode)
-                except (OSError, UnidentifiedImageError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+                except (
+                    OSError,
+                    UnidentifiedImageError,
+                    ValueError,
+                    SyntaxError,
+                    EOFError,
+                    Image.DecompressionBombError,
+                ):
                     skipped.append(path.relative_to(root).as_posix())
                     continue
                 out.write((pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)).tobytes())
@@ -102,8 +117,17 @@ def _build_cache(files: list[tuple[int, Path]], root: Path, size: int, channels:
         if progress is not None:
             progress(len(files), len(files))
         np.save(partial / "labels.npy", np.asarray(labels, dtype=np.int64))
-        (partial / "meta.json").write_text(json.dumps({"format": CACHE_FORMAT, "count": len(labels), "shape": [channels, size, size],
-                                                       "skipped": skipped, "digest": _cache_digest(partial)}))
+        (partial / "meta.json").write_text(
+            json.dumps(
+                {
+                    "format": CACHE_FORMAT,
+                    "count": len(labels),
+                    "shape": [channels, size, size],
+                    "skipped": skipped,
+                    "digest": _cache_digest(partial),
+                }
+            )
+        )
         try:
             os.replace(partial, target)
         except OSError:  # another process built it meanwhile: theirs is the same
@@ -119,10 +143,14 @@ def load_folder(config: DataConfig, progress: Callable[[int, int], None] | None 
     if not root.is_dir():
         raise DatasetError(f"image folder {root} does not exist; pass an existing folder as folder:PATH.")
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and _list_images(d))
-    groups = [(d.name, _list_images(d)) for d in class_dirs] if class_dirs else [(root.name or "images", _list_images(root))]
+    groups = (
+        [(d.name, _list_images(d)) for d in class_dirs] if class_dirs else [(root.name or "images", _list_images(root))]
+    )
     files = [(label, path) for label, (_, paths) in enumerate(groups) for path in paths]
     if not files:
-        raise DatasetError(f"image folder {root} holds no image files; add PNG or JPEG files (optionally in one sub-folder per class).")
+        raise DatasetError(
+            f"image folder {root} holds no image files; add PNG or JPEG files (optionally in one sub-folder per class)."
+        )
     size, channels = config.image_size or 32, config.channels
     listing = hashlib.sha1(f"{CACHE_FORMAT}|{root.resolve()}|{size}|{channels}".encode())
     for _, path in files:
@@ -134,13 +162,17 @@ def load_folder(config: DataConfig, progress: Callable[[int, int], None] | None 
         try:
             _build_cache(files, root, size, channels, target, progress)
         except OSError as error:
-            raise DatasetError(f"the image cache for {root} could not be written ({error.strerror or error}); "
-                               "free disk space or set VAE_EXPLORER_CACHE to a writable folder.") from None
+            raise DatasetError(
+                f"the image cache for {root} could not be written ({error.strerror or error}); "
+                "free disk space or set VAE_EXPLORER_CACHE to a writable folder."
+            ) from None
     meta = json.loads((target / "meta.json").read_text())
     if meta["count"] < 2:
         bad = meta["skipped"]
-        raise DatasetError(f"image folder {root} holds fewer than 2 readable images ({len(bad)} could not be read, e.g. "
-                           f"{bad[0] if bad else 'none'}); add PNG or JPEG files (optionally in one sub-folder per class).")
+        raise DatasetError(
+            f"image folder {root} holds fewer than 2 readable images ({len(bad)} could not be read, e.g. "
+            f"{bad[0] if bad else 'none'}); add PNG or JPEG files (optionally in one sub-folder per class)."
+        )
     store = ImageStore(target / "images.u8", (meta["count"], *meta["shape"]))
     x = store[:] if meta["count"] * int(np.prod(meta["shape"])) * 4 <= IN_MEMORY_BYTES else store
     y = torch.from_numpy(np.load(target / "labels.npy"))
@@ -156,12 +188,17 @@ def skipped_message(data: Dataset) -> str | None:
     names = ", ".join(data.skipped[:5]) + (f" and {len(data.skipped) - 5:,} more" if len(data.skipped) > 5 else "")
     n = len(data.skipped)
     them = "them" if n != 1 else "it"
-    return (f"skipped {n:,} unreadable file{'s' if n != 1 else ''} in {data.name[len('folder:'):]} ({names}): "
-            f"{'they are' if n != 1 else 'it is'} left out of the set; fix or delete {them}.")
+    return (
+        f"skipped {n:,} unreadable file{'s' if n != 1 else ''} in {data.name[len('folder:') :]} ({names}): "
+        f"{'they are' if n != 1 else 'it is'} left out of the set; fix or delete {them}."
+    )
 
 
 PREFIXED["folder:"] = DatasetSpec(
-    "folder:PATH", "any folder of images (one sub-folder per class, or flat), resized to image_size",
-    "pass an existing folder of images as folder:PATH.", load_folder,
-    lambda config: str(_folder_path(config)) if _folder_path(config).is_dir() else None, reports_progress=True,
+    "folder:PATH",
+    "any folder of images (one sub-folder per class, or flat), resized to image_size",
+    "pass an existing folder of images as folder:PATH.",
+    load_folder,
+    lambda config: str(_folder_path(config)) if _folder_path(config).is_dir() else None,
+    reports_progress=True,
 )

@@ -30,10 +30,17 @@ _IDX_FILES = {
 }
 _IDX_SETS = {
     # name: (torchvision class, folder names to look in, class names)
-    "fashion-mnist": ("FashionMNIST", ["fashion-mnist", "fashion_mnist", "FashionMNIST/raw", "FashionMNIST"],
-                      ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]),
+    "fashion-mnist": (
+        "FashionMNIST",
+        ["fashion-mnist", "fashion_mnist", "FashionMNIST/raw", "FashionMNIST"],
+        ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    ),
     "mnist": ("MNIST", ["mnist", "MNIST/raw", "MNIST"], [str(d) for d in range(10)]),
-    "kmnist": ("KMNIST", ["kmnist", "KMNIST/raw", "KMNIST"], ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]),
+    "kmnist": (
+        "KMNIST",
+        ["kmnist", "KMNIST/raw", "KMNIST"],
+        ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
+    ),
 }
 
 
@@ -46,11 +53,13 @@ def read_idx(path: Path) -> np.ndarray:
         if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
             raise ValueError("bad magic number")
         ndim = raw[3]
-        dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+        dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
         data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
         return data.reshape(dims)
     except (OSError, ValueError, EOFError) as exc:
-        raise DatasetError(f"{path} is not a readable IDX file ({exc}); delete it and download the dataset again.") from None
+        raise DatasetError(
+            f"{path} is not a readable IDX file ({exc}); delete it and download the dataset again."
+        ) from None
 
 
 def _data_roots(config: DataConfig) -> list[Path]:
@@ -102,8 +111,10 @@ def _download_idx(name: str, config: DataConfig) -> Path:
 def _how_to_get(name: str) -> str:
     folder = _IDX_SETS[name][1][0]
     debian = " or run `apt-get install dataset-fashion-mnist`" if name == "fashion-mnist" else ""
-    return (f"connect to the internet so it downloads{debian}, or put its four IDX files in a folder "
-            f"and pass it with --data-dir (or set VAE_EXPLORER_DATA), e.g. DIR/{folder}/train-images-idx3-ubyte.gz.")
+    return (
+        f"connect to the internet so it downloads{debian}, or put its four IDX files in a folder "
+        f"and pass it with --data-dir (or set VAE_EXPLORER_DATA), e.g. DIR/{folder}/train-images-idx3-ubyte.gz."
+    )
 
 
 def _read_idx_folder(folder: Path) -> dict[str, np.ndarray]:
@@ -115,7 +126,9 @@ def _read_idx_folder(folder: Path) -> dict[str, np.ndarray]:
     .npz (zip's checksum over 55 MB). Mapping the copies instead of reading them took 58 ms, but
     the first epoch of a training after it ran 0.4 s slower here, so they are read.
     """
-    paths = {key: folder / stem if (folder / stem).is_file() else folder / f"{stem}.gz" for key, stem in _IDX_FILES.items()}
+    paths = {
+        key: folder / stem if (folder / stem).is_file() else folder / f"{stem}.gz" for key, stem in _IDX_FILES.items()
+    }
     stamp = "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in paths.values())
     cache = cache_root() / "idx"
     digest = hashlib.sha1(stamp.encode()).hexdigest()[:16]
@@ -150,7 +163,9 @@ def _load_idx_set(name: str, config: DataConfig) -> Dataset:
     x = {k: resize(torch.from_numpy(a).unsqueeze(1).float().div_(255.0), config.image_size) for k, a in images.items()}
     y = {k: torch.from_numpy(arrays[k].astype(np.int64)) for k in ("train_y", "test_y")}
     if len(x["train_x"]) != len(y["train_y"]) or len(x["test_x"]) != len(y["test_y"]):
-        raise DatasetError(f"the IDX files in {folder} do not match (images and labels differ in count); download {name} again.")
+        raise DatasetError(
+            f"the IDX files in {folder} do not match (images and labels differ in count); download {name} again."
+        )
     return Dataset(name, x["train_x"], y["train_y"], x["test_x"], y["test_y"], list(_IDX_SETS[name][2]))
 
 

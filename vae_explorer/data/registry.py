@@ -11,8 +11,8 @@ names raise.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -103,7 +103,10 @@ def load_dataset(config: DataConfig, progress: Callable[[int, int], None] | None
         spec = dataset_spec(config.dataset)
         data = spec.load(config, progress) if spec.reports_progress else spec.load(config)
         if config.max_train is not None:
-            data.train_x, data.train_y = take(data.train_x, slice(None, config.max_train)), data.train_y[: config.max_train]
+            data.train_x, data.train_y = (
+                take(data.train_x, slice(None, config.max_train)),
+                data.train_y[: config.max_train],
+            )
             if data.train_factors is not None:
                 data.train_factors = data.train_factors[: config.max_train]
         if config.max_test is not None:
@@ -128,7 +131,12 @@ def split(name, x: torch.Tensor, y: torch.Tensor, class_names, config: DataConfi
     train, test = split_indices(len(x), config.test_fraction, config.split_seed)
     train_t, test_t = torch.from_numpy(train), torch.from_numpy(test)
     return Dataset(
-        name, take(x, train_t), y[train_t], take(x, test_t), y[test_t], class_names,
+        name,
+        take(x, train_t),
+        y[train_t],
+        take(x, test_t),
+        y[test_t],
+        class_names,
         train_factors=None if factors is None else factors[train_t],
         test_factors=None if factors is None else factors[test_t],
         **extra,
@@ -139,10 +147,14 @@ def resize(x: torch.Tensor, size: int | None) -> torch.Tensor:
     """Images (N, C, H, W) resized to size x size (antialiased bilinear); None keeps them."""
     if size is None or x.shape[-1] == size and x.shape[-2] == size:
         return x
-    return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
+    return torch.nn.functional.interpolate(
+        x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    ).clamp_(0, 1)
 
 
 def list_datasets(config: DataConfig | None = None) -> list[tuple[DatasetSpec, str | None]]:
     """Every registered dataset with where it is found on this machine (None: not available)."""
     config = config or DataConfig()
-    return [(spec, spec.locate(config)) for spec in DATASETS.values()] + [(spec, "any folder you name") for spec in PREFIXED.values()]
+    return [(spec, spec.locate(config)) for spec in DATASETS.values()] + [
+        (spec, "any folder you name") for spec in PREFIXED.values()
+    ]

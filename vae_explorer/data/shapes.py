@@ -52,7 +52,7 @@ def generate_shapes(size: int = 32) -> tuple[np.ndarray, np.ndarray, tuple[int, 
     py, px = np.meshgrid(coords, coords, indexing="ij")  # (S*k, S*k), y down
     images = np.empty((len(factors), size, size), dtype=np.float32)
     for start in range(0, len(factors), 256):
-        chunk = factors[start: start + 256]
+        chunk = factors[start : start + 256]
         radius = (SCALES[chunk[:, 1]] * MAX_RADIUS).astype(np.float32)[:, None, None]
         theta = ROTATIONS[chunk[:, 2]].astype(np.float32)[:, None, None]
         dx = px[None] - POSITIONS[chunk[:, 3]].astype(np.float32)[:, None, None]
@@ -65,14 +65,24 @@ def generate_shapes(size: int = 32) -> tuple[np.ndarray, np.ndarray, tuple[int, 
             rows = chunk[:, 0] == shape
             mask[rows] = _inside(shape, u[rows], v[rows])
         # Average k x k sub-pixels into one pixel: (B, S, k, S, k) -> (B, S, S)
-        images[start: start + len(chunk)] = mask.reshape(len(chunk), size, k, size, k).mean(axis=(2, 4))
+        images[start : start + len(chunk)] = mask.reshape(len(chunk), size, k, size, k).mean(axis=(2, 4))
     return images, factors.astype(np.int64), sizes
 
 
-@register_dataset("shapes", "dSprites-like shapes with 5 known factors (shape, scale, rotation, x, y); generated, no download")
+@register_dataset(
+    "shapes", "dSprites-like shapes with 5 known factors (shape, scale, rotation, x, y); generated, no download"
+)
 def load_shapes(config: DataConfig) -> Dataset:
     images, factors, sizes = generate_shapes(config.image_size or 32)
     x = torch.from_numpy(images).unsqueeze(1)  # (N, 1, S, S)
     f = torch.from_numpy(factors)
-    return split("shapes", x, f[:, 0].clone(), list(SHAPE_NAMES), config, factors=f,
-                 factor_names=list(FACTOR_NAMES), factor_sizes=list(sizes))
+    return split(
+        "shapes",
+        x,
+        f[:, 0].clone(),
+        list(SHAPE_NAMES),
+        config,
+        factors=f,
+        factor_names=list(FACTOR_NAMES),
+        factor_sizes=list(sizes),
+    )

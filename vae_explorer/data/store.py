@@ -50,7 +50,7 @@ class ImageStore:
             key = key.cpu().numpy()
         return torch.from_numpy(self._read(self.rows[key]))
 
-    def select(self, index) -> "ImageStore":
+    def select(self, index) -> ImageStore:
         """A store of some of these rows (a train/test split, the first N), without reading them."""
         if isinstance(index, torch.Tensor):
             index = index.numpy()
@@ -83,4 +83,3 @@ class ImageStore:
         finally:
             os.close(fd)
         return out
-

@@ -34,18 +34,35 @@ def open_image(data: bytes, name: str = "the file"):
         raise ImageError(f"{name} is empty (0 bytes); upload a PNG, JPEG, BMP, WebP or GIF image.")
     if len(data) > MAX_UPLOAD_BYTES:
         size = math.ceil(len(data) / 2**20 * 10) / 10  # rounded up, so it never reads as equal to the limit
-        raise ImageError(f"{name} is {size:.1f} MB, over the {MAX_UPLOAD_BYTES // 2**20} MB limit; upload a smaller image.")
+        raise ImageError(
+            f"{name} is {size:.1f} MB, over the {MAX_UPLOAD_BYTES // 2**20} MB limit; upload a smaller image."
+        )
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise ImageError(f"{name} is not an image this app can read; upload a PNG, JPEG, BMP, WebP or GIF image.") from None
+        raise ImageError(
+            f"{name} is not an image this app can read; upload a PNG, JPEG, BMP, WebP or GIF image."
+        ) from None
     except Image.DecompressionBombError:
-        raise ImageError(f"{name} is too large to decode safely; upload an image under {MAX_PIXELS // 1_000_000} megapixels.") from None
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error):  # a format's reader gave up on its header
-        raise ImageError(f"{name} is damaged or truncated and cannot be decoded; upload the image again or another one.") from None
+        raise ImageError(
+            f"{name} is too large to decode safely; upload an image under {MAX_PIXELS // 1_000_000} megapixels."
+        ) from None
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        IndexError,
+        struct.error,
+    ):  # a format's reader gave up on its header
+        raise ImageError(
+            f"{name} is damaged or truncated and cannot be decoded; upload the image again or another one."
+        ) from None
     width, height = image.size
     if width * height > MAX_PIXELS:  # checked from the header, before any pixel is decoded
-        raise ImageError(f"{name} is {width}x{height} pixels, over the {MAX_PIXELS // 1_000_000} megapixel limit; upload a smaller image.")
+        raise ImageError(
+            f"{name} is {width}x{height} pixels, over the {MAX_PIXELS // 1_000_000} megapixel limit; upload a smaller image."
+        )
     if width < 2 or height < 2:
         raise ImageError(f"{name} is only {width}x{height} pixels; upload a picture at least 8x8 pixels.")
     try:
@@ -53,7 +70,9 @@ def open_image(data: bytes, name: str = "the file"):
         image.load()
         image = ImageOps.exif_transpose(image)
     except (OSError, ValueError, Image.DecompressionBombError, EOFError, SyntaxError):
-        raise ImageError(f"{name} is damaged or truncated and cannot be decoded; upload the image again or another one.") from None
+        raise ImageError(
+            f"{name} is damaged or truncated and cannot be decoded; upload the image again or another one."
+        ) from None
     return image
 
 
@@ -75,7 +94,9 @@ def standard_image(image):
     return image
 
 
-def prepare_image(data: bytes, image_shape, invert: str | bool = "auto", center: bool = True, name: str = "the file") -> torch.Tensor:
+def prepare_image(
+    data: bytes, image_shape, invert: str | bool = "auto", center: bool = True, name: str = "the file"
+) -> torch.Tensor:
     """An uploaded image as a model input (C, H, W) in [0, 1].
 
     invert: True / False, or "auto": invert when the border is lighter than the middle
@@ -118,7 +139,7 @@ def _fit(arr: np.ndarray, height: int, width: int) -> np.ndarray:
     small = _resize(arr, nh, nw)
     out = np.zeros((height, width) + arr.shape[2:], dtype=np.float32)
     top, left = (height - nh) // 2, (width - nw) // 2
-    out[top: top + nh, left: left + nw] = small
+    out[top : top + nh, left : left + nw] = small
     return out
 
 
@@ -127,12 +148,12 @@ def _center_like_mnist(arr: np.ndarray, grey: np.ndarray, height: int, width: in
     if not ink.any():
         return _fit(arr, height, width)
     rows, cols = np.where(ink.any(axis=1))[0], np.where(ink.any(axis=0))[0]
-    arr = arr[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    arr = arr[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     box_h, box_w = max(1, round(height * 20 / 28)), max(1, round(width * 20 / 28))
     inner = _fit(arr, box_h, box_w)
     out = np.zeros((height, width) + arr.shape[2:], dtype=np.float32)
     top, left = (height - box_h) // 2, (width - box_w) // 2
-    out[top: top + box_h, left: left + box_w] = inner
+    out[top : top + box_h, left : left + box_w] = inner
     mass = out if out.ndim == 2 else out.mean(axis=2)
     total = mass.sum()
     if total > 0:  # move the centre of mass to the middle of the frame

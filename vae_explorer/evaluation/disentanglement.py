@@ -31,8 +31,12 @@ def mutual_information(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -
     from sklearn.metrics import mutual_info_score  # here, not at import: scikit-learn takes a second to import
 
     discrete = _discretize(codes, bins)
-    return np.array([[mutual_info_score(factors[:, k], discrete[:, j]) for k in range(factors.shape[1])]
-                     for j in range(codes.shape[1])])
+    return np.array(
+        [
+            [mutual_info_score(factors[:, k], discrete[:, j]) for k in range(factors.shape[1])]
+            for j in range(codes.shape[1])
+        ]
+    )
 
 
 def mig(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> tuple[float, list[float]]:
@@ -48,8 +52,14 @@ def mig(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> tuple[float, 
     return float(per_factor.mean()), [float(v) for v in per_factor]
 
 
-def factor_vae_score(codes: np.ndarray, factors: np.ndarray, votes: int = 1000, batch: int = 64, seed: int = 0,
-                     collapsed_variance: float = 0.05) -> float:
+def factor_vae_score(
+    codes: np.ndarray,
+    factors: np.ndarray,
+    votes: int = 1000,
+    batch: int = 64,
+    seed: int = 0,
+    collapsed_variance: float = 0.05,
+) -> float:
     """Accuracy of the majority-vote classifier, on votes held out from the ones it was built from."""
     rng = np.random.default_rng(seed)
     scale = codes.std(axis=0)

@@ -14,9 +14,9 @@ import json
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -36,10 +36,14 @@ class Classifier(nn.Module):
         super().__init__()
         channels = image_shape[0]
         self.features = nn.Sequential(  # (B, C, H, W) -> (B, FEATURES)
-            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(4), nn.Flatten(),
-            nn.Linear(64 * 16, FEATURES), nn.ReLU(),
+            nn.Conv2d(channels, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Linear(64 * 16, FEATURES),
+            nn.ReLU(),
         )
         self.head = nn.Linear(FEATURES, num_classes)
 
@@ -50,7 +54,7 @@ class Classifier(nn.Module):
     def embed(self, x: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
         """Feature vectors (N, FEATURES) of images (N, C, H, W) in [0, 1]."""
         self.eval()
-        return torch.cat([self.features(x[i: i + batch_size]) for i in range(0, len(x), batch_size)]).double().numpy()
+        return torch.cat([self.features(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]).double().numpy()
 
 
 IGNORED_IN_KEY = ("data_dir", "max_train", "max_test")  # one classifier serves every subset of a dataset
@@ -86,7 +90,9 @@ def load_classifier(folder: str | Path) -> tuple[Classifier, dict]:
         model = Classifier(info["image_shape"], info["num_classes"])
         model.load_state_dict(load_file(str(folder / "model.safetensors")))
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise CheckpointError(f"the classifier in {folder} cannot be read ({exc}); delete that folder and it is trained again.") from None
+        raise CheckpointError(
+            f"the classifier in {folder} cannot be read ({exc}); delete that folder and it is trained again."
+        ) from None
     return model.eval(), info
 
 
@@ -95,16 +101,24 @@ def default_epochs(n_train: int) -> int:
     return max(2, min(20, 20_000 // max(n_train, 1)))
 
 
-def train_classifier(data: Dataset, config: DataConfig, epochs: int | None = None, seed: int = 0,
-                     progress: Callable[[int, int], None] | None = None, out_dir: str | Path | None = None) -> tuple[Classifier, dict]:
+def train_classifier(
+    data: Dataset,
+    config: DataConfig,
+    epochs: int | None = None,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    out_dir: str | Path | None = None,
+) -> tuple[Classifier, dict]:
     """Train the feature classifier on `data`'s training set and save it in `out_dir` (default: the cache folder)."""
     from safetensors.torch import save_file
 
     from ..training import make_optimizer
 
     if data.num_classes < 2:
-        raise ConfigError(f"{data.name} has a single class, so no feature classifier can be trained for a sample-quality "
-                          "score; give the folder one sub-folder per class.")
+        raise ConfigError(
+            f"{data.name} has a single class, so no feature classifier can be trained for a sample-quality "
+            "score; give the folder one sub-folder per class."
+        )
     epochs = epochs or default_epochs(len(data.train_x))
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
@@ -117,7 +131,7 @@ def train_classifier(data: Dataset, config: DataConfig, epochs: int | None = Non
     for epoch in range(epochs):
         order = torch.randperm(n, generator=generator)
         for i in range(steps):
-            index = order[i * batch: (i + 1) * batch]
+            index = order[i * batch : (i + 1) * batch]
             loss = nn.functional.cross_entropy(model(data.train_x[index]), data.train_y[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -126,10 +140,18 @@ def train_classifier(data: Dataset, config: DataConfig, epochs: int | None = Non
                 progress(epoch * steps + i + 1, epochs * steps)
     model.eval()
     with torch.no_grad():
-        predictions = torch.cat([model(data.test_x[i: i + 1000]).argmax(1) for i in range(0, len(data.test_x), 1000)])
-    info = {"dataset": data.name, "key": classifier_key(config), "image_shape": list(data.image_shape),
-            "num_classes": data.num_classes, "epochs": epochs, "seed": seed, "features": FEATURES,
-            "test_accuracy": float((predictions == data.test_y).double().mean()), "data": asdict(config)}
+        predictions = torch.cat([model(data.test_x[i : i + 1000]).argmax(1) for i in range(0, len(data.test_x), 1000)])
+    info = {
+        "dataset": data.name,
+        "key": classifier_key(config),
+        "image_shape": list(data.image_shape),
+        "num_classes": data.num_classes,
+        "epochs": epochs,
+        "seed": seed,
+        "features": FEATURES,
+        "test_accuracy": float((predictions == data.test_y).double().mean()),
+        "data": asdict(config),
+    }
     target = Path(out_dir or cache_dir()) / info["key"]
     staging = target.parent / f".{target.name}.saving-{os.getpid()}-{threading.get_ident()}"
     staging.mkdir(parents=True, exist_ok=True)
@@ -140,8 +162,9 @@ def train_classifier(data: Dataset, config: DataConfig, epochs: int | None = Non
     return model, info
 
 
-def get_classifier(config: DataConfig, progress: Callable[[int, int], None] | None = None,
-                   epochs: int | None = None) -> tuple[Classifier, dict]:
+def get_classifier(
+    config: DataConfig, progress: Callable[[int, int], None] | None = None, epochs: int | None = None
+) -> tuple[Classifier, dict]:
     """The dataset's classifier from disk, trained first (on the whole dataset) when there is none."""
     from ..data import load_dataset
 

@@ -39,8 +39,9 @@ def active_units(mu: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> 
 
 
 @torch.no_grad()
-def importance_bounds(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 100,
-                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def importance_bounds(
+    model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 100, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Two lower bounds on log p(x) per image from the same k samples z_i ~ q(z|x), each (B,):
 
     the ELBO estimated with k samples, mean_i log w_i, and the importance-weighted bound
@@ -55,15 +56,17 @@ def importance_bounds(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None
     return log_w.mean(1), torch.logsumexp(log_w, dim=1) - math.log(k)
 
 
-def iwae_log_likelihood(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 100,
-                        generator: torch.Generator | None = None) -> torch.Tensor:
+def iwae_log_likelihood(
+    model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 100, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """The importance-weighted lower bound L_k on log p(x) per image, (B,) (see importance_bounds)."""
     return importance_bounds(model, x, y, k, generator)[1]
 
 
 @torch.no_grad()
-def neg_elbo_per_image(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, seed: int = 0,
-                       batch_size: int = 1000) -> torch.Tensor:
+def neg_elbo_per_image(
+    model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, seed: int = 0, batch_size: int = 1000
+) -> torch.Tensor:
     """-ELBO of each image, (N,) nats: reconstruction at one z ~ q(z|x) plus the KL, the noise from a CPU
     generator seeded `seed` (as `average_loss` draws it, so their mean is its neg-ELBO)."""
     model.eval()
@@ -71,8 +74,8 @@ def neg_elbo_per_image(model: VAE, x: torch.Tensor, y: torch.Tensor | None = Non
     generator = torch.Generator().manual_seed(seed)
     parts = []
     for start in range(0, len(x), batch_size):
-        xb = x[start: start + batch_size].to(device)
-        yb = None if y is None or not model.cond_dim else y[start: start + batch_size].to(device)
+        xb = x[start : start + batch_size].to(device)
+        yb = None if y is None or not model.cond_dim else y[start : start + batch_size].to(device)
         loss = model.loss_and_posterior(xb, yb, 1.0, generator)[0]
         parts.append((loss.recon + loss.kl).double().cpu())
     return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
@@ -102,8 +105,11 @@ def sample_quality(model: VAE, data: Dataset, classifier, n: int = 5000, seed: i
         fake = model.generate(z, labels).cpu()
     else:
         fake = sample_prior(model, n, seed=seed)
-    return {"fid": frechet_distance(real, classifier.embed(fake)),
-            "fid_floor": frechet_distance(real, classifier.embed(data.train_x[:n])), "fid_n": n}
+    return {
+        "fid": frechet_distance(real, classifier.embed(fake)),
+        "fid_floor": frechet_distance(real, classifier.embed(data.train_x[:n])),
+        "fid_n": n,
+    }
 
 
 @torch.no_grad()
@@ -118,7 +124,9 @@ def basic_metrics(model: VAE, data: Dataset, beta: float = 1.0, seed: int = 0) -
         "neg_elbo": elbo["recon"] + elbo["kl"],
         "recon": elbo["recon"],
         "kl": elbo["kl"],
-        "kl_per_dim": [float(v) for v in (kl_per_dimension(mu, logvar) if model.standard_prior else elbo["kl_per_dim"])],
+        "kl_per_dim": [
+            float(v) for v in (kl_per_dimension(mu, logvar) if model.standard_prior else elbo["kl_per_dim"])
+        ],
         "active_units": active_units(mu),
         "n_test": len(data.test_x),
         "eval_seed": seed,
@@ -129,8 +137,17 @@ def basic_metrics(model: VAE, data: Dataset, beta: float = 1.0, seed: int = 0) -
 
 
 @torch.no_grad()
-def evaluate_with_gaps(model: VAE, data: Dataset, k: int = 100, beta: float = 1.0, seed: int = 0, batch_size: int = 500,
-                       classifier=None, classifier_info: dict | None = None, progress=None) -> tuple[dict, np.ndarray]:
+def evaluate_with_gaps(
+    model: VAE,
+    data: Dataset,
+    k: int = 100,
+    beta: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 500,
+    classifier=None,
+    classifier_info: dict | None = None,
+    progress=None,
+) -> tuple[dict, np.ndarray]:
     """Test metrics of `model` on `data.test_x` (the keys `evaluate` writes to metrics.json) and
     the per-image gap L_k - ELBO in nats (N,). `progress(fraction, what)`, when given, hears how far
     it is (0 to 1) and what it does: the IWAE bound takes most of the time, then sample quality."""
@@ -144,10 +161,13 @@ def evaluate_with_gaps(model: VAE, data: Dataset, k: int = 100, beta: float = 1.
     chunk = max(1, batch_size * 10 // max(k, 1))  # about batch_size*10 decoded images at a time
     share = 0.8 if classifier is not None else 0.95  # of the time, roughly: what is left is FID and disentanglement
     for start in range(0, len(data.test_x), chunk):
-        said(0.02 + share * start / len(data.test_x), f"the IWAE bound, images {start + 1:,} to "
-             f"{min(start + chunk, len(data.test_x)):,} of {len(data.test_x):,}, {k} samples each")
-        xb = data.test_x[start: start + chunk].to(device)
-        yb = None if y is None else y[start: start + chunk].to(device)
+        said(
+            0.02 + share * start / len(data.test_x),
+            f"the IWAE bound, images {start + 1:,} to "
+            f"{min(start + chunk, len(data.test_x)):,} of {len(data.test_x):,}, {k} samples each",
+        )
+        xb = data.test_x[start : start + chunk].to(device)
+        yb = None if y is None else y[start : start + chunk].to(device)
         lower, upper = importance_bounds(model, xb, yb, k, generator)
         elbo_k.append(lower.cpu())
         iwae.append(upper.cpu())
@@ -170,7 +190,15 @@ def evaluate_with_gaps(model: VAE, data: Dataset, k: int = 100, beta: float = 1.
     return metrics, gaps
 
 
-def evaluate(model: VAE, data: Dataset, k: int = 100, beta: float = 1.0, seed: int = 0, batch_size: int = 500,
-             classifier=None, classifier_info: dict | None = None) -> dict:
+def evaluate(
+    model: VAE,
+    data: Dataset,
+    k: int = 100,
+    beta: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 500,
+    classifier=None,
+    classifier_info: dict | None = None,
+) -> dict:
     """Test metrics of `model` on `data.test_x`; the keys that `evaluate` writes to metrics.json."""
     return evaluate_with_gaps(model, data, k, beta, seed, batch_size, classifier, classifier_info)[0]

@@ -28,10 +28,16 @@ def epoch_frame(model, data, epoch: int, points: int = POINTS) -> dict:
     try:
         x, y = data.test_x[:points], data.test_y[:points]
         mu, _ = encode_means(model, x, y if model.cond_dim else None)
-        samples = sample_prior(model, SAMPLES, seed=0)  # the same z at every epoch: what the decoder learns to make of it
+        samples = sample_prior(
+            model, SAMPLES, seed=0
+        )  # the same z at every epoch: what the decoder learns to make of it
     finally:
         model.train(was_training)
     mu = mu.numpy()
     plane = mu if mu.shape[1] == 2 else pca_2d(mu)[0]  # z itself for D = 2, else the top-2 principal components
-    return {"epoch": int(epoch), "scatter": plane.astype(np.float32), "labels": np.asarray(y, dtype=np.int64),
-            "samples": to_uint8(samples).transpose(0, 3, 1, 2)}
+    return {
+        "epoch": int(epoch),
+        "scatter": plane.astype(np.float32),
+        "labels": np.asarray(y, dtype=np.int64),
+        "samples": to_uint8(samples).transpose(0, 3, 1, 2),
+    }

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -50,7 +50,9 @@ SKLEARN_TSNE_MAX = 10_000  # up to here scikit-learn's t-SNE; above it openTSNE'
 TSNE_ITERATIONS = 750  # openTSNE's defaults: 250 early-exaggeration iterations, then 500
 
 
-def tsne_2d(points: np.ndarray, perplexity: float = 30.0, seed: int = 0, progress: Progress | None = None) -> np.ndarray:
+def tsne_2d(
+    points: np.ndarray, perplexity: float = 30.0, seed: int = 0, progress: Progress | None = None
+) -> np.ndarray:
     """t-SNE (van der Maaten & Hinton, 2008) of points (N, D) to (N, 2).
 
     Chosen by measuring on 2 cores: scikit-learn's Barnes-Hut t-SNE took 26-29 s for 10,000
@@ -62,8 +64,9 @@ def tsne_2d(points: np.ndarray, perplexity: float = 30.0, seed: int = 0, progres
     if len(points) <= SKLEARN_TSNE_MAX:
         with _IMPORTING:
             from sklearn.manifold import TSNE
-        coords = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
-                      n_jobs=os.cpu_count()).fit_transform(points)
+        coords = TSNE(
+            n_components=2, perplexity=perplexity, init="pca", random_state=seed, n_jobs=os.cpu_count()
+        ).fit_transform(points)
     else:
         with _IMPORTING:
             from openTSNE import TSNE as OpenTSNE
@@ -76,8 +79,16 @@ def tsne_2d(points: np.ndarray, perplexity: float = 30.0, seed: int = 0, progres
                 progress(min(done[0], TSNE_ITERATIONS), TSNE_ITERATIONS)
             return False
 
-        coords = np.asarray(OpenTSNE(perplexity=perplexity, n_jobs=os.cpu_count(), random_state=seed, callbacks=tell,
-                                     callbacks_every_iters=10, verbose=False).fit(np.asarray(points, np.float64)))
+        coords = np.asarray(
+            OpenTSNE(
+                perplexity=perplexity,
+                n_jobs=os.cpu_count(),
+                random_state=seed,
+                callbacks=tell,
+                callbacks_every_iters=10,
+                verbose=False,
+            ).fit(np.asarray(points, np.float64))
+        )
     if progress is not None:
         progress(1, 1)
     return coords
@@ -88,7 +99,9 @@ def umap_2d(points: np.ndarray, neighbours: int = 15, seed: int = 0, progress: P
     umap-learn; seeded, so one thread (umap-learn's rule for a repeatable map)."""
     with _IMPORTING:
         import umap
-    coords = umap.UMAP(n_neighbors=int(max(2, min(neighbours, len(points) - 1))), random_state=seed, n_jobs=1).fit_transform(points)
+    coords = umap.UMAP(
+        n_neighbors=int(max(2, min(neighbours, len(points) - 1))), random_state=seed, n_jobs=1
+    ).fit_transform(points)
     if progress is not None:
         progress(1, 1)
     return np.asarray(coords, np.float64)
@@ -131,8 +144,15 @@ def kept_map(checkpoint_path, method: str, n: int, parameter: float, split: str 
     return None
 
 
-def compute_map(points: np.ndarray, checkpoint_path, method: str, parameter: float, split: str = "test",
-                progress: Progress | None = None, beside_shipped: bool = False) -> np.ndarray:
+def compute_map(
+    points: np.ndarray,
+    checkpoint_path,
+    method: str,
+    parameter: float,
+    split: str = "test",
+    progress: Progress | None = None,
+    beside_shipped: bool = False,
+) -> np.ndarray:
     """Compute the map and keep it: beside the checkpoint, except for the shipped checkpoints
     (their folder is part of the install; maps computed in the app go to the cache folder)
     unless `beside_shipped` (scripts/precompute_maps.py, which makes the maps they ship with)."""
@@ -154,8 +174,9 @@ def compute_map(points: np.ndarray, checkpoint_path, method: str, parameter: flo
     return coords
 
 
-def load_or_compute_tsne(points: np.ndarray, checkpoint_path, perplexity: float,
-                         beside_shipped: bool = False) -> tuple[np.ndarray, bool]:
+def load_or_compute_tsne(
+    points: np.ndarray, checkpoint_path, perplexity: float, beside_shipped: bool = False
+) -> tuple[np.ndarray, bool]:
     """The t-SNE map of `points` (the first N test images' codes) from disk if it was computed
     before, else computed and kept (see compute_map); returns (coords, was_cached)."""
     coords = kept_map(checkpoint_path, "tsne", len(points), perplexity)
@@ -171,8 +192,11 @@ def split_codes(model, data, split: str = "test") -> tuple[np.ndarray, np.ndarra
 
     if split not in SPLITS:
         raise ConfigError(f"the split must be test, train or all, got {split!r}.")
-    parts = {"test": [(data.test_x, data.test_y)], "train": [(data.train_x, data.train_y)],
-             "all": [(data.test_x, data.test_y), (data.train_x, data.train_y)]}[split]
+    parts = {
+        "test": [(data.test_x, data.test_y)],
+        "train": [(data.train_x, data.train_y)],
+        "all": [(data.test_x, data.test_y), (data.train_x, data.train_y)],
+    }[split]
     mus = [encode_means(model, x, y)[0].numpy() for x, y in parts]
     return np.concatenate(mus), np.concatenate([y.numpy() for _, y in parts])
 

@@ -32,13 +32,15 @@ def _as_z(model: VAE, z) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_means(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_means(
+    model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 2000
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior means and log-variances of a set of images: two (N, D) tensors on the CPU."""
     model.eval()
     mus, logvars = [], []
     for start in range(0, len(x), batch_size):
-        yb = None if y is None or not model.cond_dim else y[start: start + batch_size].to(_device(model))
-        q = model.encode(x[start: start + batch_size].to(_device(model)), yb)
+        yb = None if y is None or not model.cond_dim else y[start : start + batch_size].to(_device(model))
+        q = model.encode(x[start : start + batch_size].to(_device(model)), yb)
         mus.append(q.mean.cpu())
         logvars.append(q.logvar.cpu())
     return torch.cat(mus), torch.cat(logvars)
@@ -116,7 +118,9 @@ def interpolation_at(z0, z1, t, method: str = "linear") -> torch.Tensor:
         raise ValueError(f"unknown interpolation method {method!r}; use linear or slerp")
     cos = torch.dot(z0, z1) / (z0.norm() * z1.norm()).clamp_min(1e-12)
     omega = torch.arccos(cos.clamp(-1.0, 1.0))  # rounding can put cos a hair outside [-1, 1]
-    if torch.sin(omega) < 1e-4:  # (nearly) parallel, where slerp is the line, or opposite, where no great circle is the one
+    if (
+        torch.sin(omega) < 1e-4
+    ):  # (nearly) parallel, where slerp is the line, or opposite, where no great circle is the one
         return (1 - t) * z0 + t * z1
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
 
@@ -127,8 +131,15 @@ def interpolation_paths(z_a, z_b, steps: int) -> dict[str, np.ndarray]:
 
 
 @torch.no_grad()
-def traverse(model: VAE, dims: list[int], steps: int = 9, start=None, label: int | None = None,
-             low: float = -3.0, high: float = 3.0) -> torch.Tensor:
+def traverse(
+    model: VAE,
+    dims: list[int],
+    steps: int = 9,
+    start=None,
+    label: int | None = None,
+    low: float = -3.0,
+    high: float = 3.0,
+) -> torch.Tensor:
     """Each of `dims` in turn swept over `steps` values from low to high, the other coordinates
     held at `start` (zeros by default): one row per dimension, (len(dims) * steps, C, H, W)."""
     z = torch.zeros(model.latent_dim) if start is None else _as_z(model, start)[0].cpu()
@@ -148,8 +159,15 @@ def traversal_frames(images: torch.Tensor, rows: int, steps: int) -> torch.Tenso
     return torch.stack([torch.cat(list(frame), dim=-1) for frame in frames])
 
 
-def plane_grid(model: VAE, centre: np.ndarray, directions: np.ndarray, spread: np.ndarray, side: int,
-               label: int | None = None, extent: float = 2.5) -> torch.Tensor:
+def plane_grid(
+    model: VAE,
+    centre: np.ndarray,
+    directions: np.ndarray,
+    spread: np.ndarray,
+    side: int,
+    label: int | None = None,
+    extent: float = 2.5,
+) -> torch.Tensor:
     """A side x side grid over the plane centre + a*spread[0]*directions[0] + b*spread[1]*directions[1],
     a and b from -extent to +extent; columns vary a, rows b (top = high)."""
     steps = np.linspace(-extent, extent, side)
@@ -185,7 +203,7 @@ def path_lengths(paths: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def reconstruction_rows(model: VAE, x: torch.Tensor, y: torch.Tensor | None, per_row: int) -> torch.Tensor:
     """Rows of `per_row` images alternating with rows of their reconstructions (from the posterior mean)."""
     recon = model.reconstruct(x, y if model.cond_dim else None)
-    return torch.cat([torch.cat([x[i: i + per_row], recon[i: i + per_row]]) for i in range(0, len(x), per_row)])
+    return torch.cat([torch.cat([x[i : i + per_row], recon[i : i + per_row]]) for i in range(0, len(x), per_row)])
 
 
 @dataclass
@@ -212,7 +230,9 @@ class Encoding:
 
 
 @torch.inference_mode()
-def encode_image(model: VAE, image: torch.Tensor, label: int | None = None, samples: int = 6, seed: int = 0) -> Encoding:
+def encode_image(
+    model: VAE, image: torch.Tensor, label: int | None = None, samples: int = 6, seed: int = 0
+) -> Encoding:
     """Everything the pages show about one image (C, H, W): q(z|x), its reconstruction and samples."""
     x = image.unsqueeze(0).to(_device(model))
     y = class_labels(model, int(label or 0), 1)
@@ -222,4 +242,6 @@ def encode_image(model: VAE, image: torch.Tensor, label: int | None = None, samp
         eps = torch.randn((samples, model.latent_dim), generator=torch.Generator().manual_seed(seed)).to(x.device)
         z = q.mean + q.stddev * eps  # (samples, D), draws from q(z|x)
         drawn = model.generate(z, None if y is None else y.expand(samples))
-    return Encoding(x.cpu(), model.generate(q.mean, y).cpu(), q.mean[0].cpu().numpy(), q.stddev[0].cpu().numpy(), drawn.cpu())
+    return Encoding(
+        x.cpu(), model.generate(q.mean, y).cpu(), q.mean[0].cpu().numpy(), q.stddev[0].cpu().numpy(), drawn.cpu()
+    )

@@ -8,7 +8,7 @@ to likelihood parameters (B, C, H, W). The VAE adds the Gaussian head and the co
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 
@@ -16,7 +16,12 @@ from ..config import ModelConfig
 from ..errors import ConfigError
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
 }
 Architecture = Callable[[ModelConfig, int], tuple[nn.Module, int, nn.Module]]
 ARCHITECTURES: dict[str, Architecture] = {}
@@ -84,7 +89,9 @@ def conv(config: ModelConfig, cond_dim: int) -> tuple[nn.Module, int, nn.Module]
     out_channels = list(reversed(config.channels[:-1])) + [c]
     for i, ch in enumerate(out_channels):
         (h_in, w_in), (h_out, w_out) = sides[-1 - i], sides[-2 - i]
-        decoder.append(nn.ConvTranspose2d(in_ch, ch, 4, stride=2, padding=1, output_padding=(h_out - 2 * h_in, w_out - 2 * w_in)))
+        decoder.append(
+            nn.ConvTranspose2d(in_ch, ch, 4, stride=2, padding=1, output_padding=(h_out - 2 * h_in, w_out - 2 * w_in))
+        )
         if i < len(out_channels) - 1:
             decoder.append(act())
         in_ch = ch

@@ -25,7 +25,7 @@ functions, so it explores the object as it is now.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -75,9 +75,13 @@ def posterior_of(out) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = _pick(fields, MEAN_KEYS), _pick(fields, LOGVAR_KEYS)
         if mu is not None and logvar is not None:
             return mu, logvar
-        raise ConfigError(f"encode(x) returned fields {', '.join(map(str, list(fields)[:6]))}; name the mean mu and the "
-                          "log-variance logvar (or return them as a tuple (mu, logvar)).")
-    raise ConfigError(f"encode(x) must return (mu, logvar), two tensors of shape (batch, latent_dim), not {_kind(out)}.")
+        raise ConfigError(
+            f"encode(x) returned fields {', '.join(map(str, list(fields)[:6]))}; name the mean mu and the "
+            "log-variance logvar (or return them as a tuple (mu, logvar))."
+        )
+    raise ConfigError(
+        f"encode(x) must return (mu, logvar), two tensors of shape (batch, latent_dim), not {_kind(out)}."
+    )
 
 
 def image_params_of(out, observation: Observation) -> torch.Tensor:
@@ -100,8 +104,10 @@ def image_params_of(out, observation: Observation) -> torch.Tensor:
         raise ConfigError(f"decode(z) must return the image's likelihood parameters as a tensor, not {_kind(out)}.")
     if observation.likelihood == "gaussian-learned":
         if len(parts) < 2 or parts[1] is None:
-            raise ConfigError("decode(z) gives no variance, so the gaussian-learned likelihood cannot be computed; declare "
-                              "likelihood gaussian (a fixed sigma) or return (mean, logvar).")
+            raise ConfigError(
+                "decode(z) gives no variance, so the gaussian-learned likelihood cannot be computed; declare "
+                "likelihood gaussian (a fixed sigma) or return (mean, logvar)."
+            )
         mean, logvar = parts[:2]
         return torch.cat([mean.flatten(1), logvar.expand_as(mean).flatten(1)], 1)
     return parts[0]
@@ -122,8 +128,16 @@ def _said(error: Exception) -> str:
 class WrappedVAE(VAE):
     """A VAE whose encoder and decoder are someone else's functions (see the module's docstring)."""
 
-    def __init__(self, encode: Callable, decode: Callable, config: ModelConfig, observation: Observation,
-                 module: nn.Module | None, layout: str = "nchw", decoder_layout: str = "nchw"):
+    def __init__(
+        self,
+        encode: Callable,
+        decode: Callable,
+        config: ModelConfig,
+        observation: Observation,
+        module: nn.Module | None,
+        layout: str = "nchw",
+        decoder_layout: str = "nchw",
+    ):
         nn.Module.__init__(self)  # not VAE.__init__: there is no architecture of ours to build
         self.config, self.observation = config, observation
         self.cond_dim = config.num_classes if config.conditional else 0
@@ -198,15 +212,30 @@ def _probe_encoder(encode: Callable, shape: list[int], device, labels, layout: s
             raise
         except Exception as error:  # noqa: BLE001 - the person's code: any error is theirs to read
             first = first or error
-    raise ConfigError(f"encode(x) raised on a blank batch of shape {blanks[layout or 'nchw']}: {_said(first)}; pass "
-                      "the image_shape (channels, height, width) of the images it was trained on.")
+    raise ConfigError(
+        f"encode(x) raised on a blank batch of shape {blanks[layout or 'nchw']}: {_said(first)}; pass "
+        "the image_shape (channels, height, width) of the images it was trained on."
+    )
 
 
-def wrap_model(encode: Callable, decode: Callable, image_shape, output: str = "logits", module: nn.Module | None = None,
-               class_names: list[str] | None = None, likelihood: str | None = None, sigma: float | None = None,
-               value_range: str | None = None, mean=None, std=None, fit_images: torch.Tensor | None = None,
-               fit_labels: torch.Tensor | None = None, conditional: bool = False, layout: str | None = None,
-               observation: Observation | None = None) -> WrappedVAE:
+def wrap_model(
+    encode: Callable,
+    decode: Callable,
+    image_shape,
+    output: str = "logits",
+    module: nn.Module | None = None,
+    class_names: list[str] | None = None,
+    likelihood: str | None = None,
+    sigma: float | None = None,
+    value_range: str | None = None,
+    mean=None,
+    std=None,
+    fit_images: torch.Tensor | None = None,
+    fit_labels: torch.Tensor | None = None,
+    conditional: bool = False,
+    layout: str | None = None,
+    observation: Observation | None = None,
+) -> WrappedVAE:
     """Wrap an encoder and decoder written elsewhere as a VAE the package's latent operations and
     evaluation accept. The latent size and the layout the encoder takes are found on one blank
     image; `module` (the nn.Module the functions belong to, if any) moves with the wrapper between
@@ -220,45 +249,65 @@ def wrap_model(encode: Callable, decode: Callable, image_shape, output: str = "l
     if observation is None:
         observation = Observation.declare(likelihood, output, sigma, value_range, mean, std, channels=shape[0])
     if observation.likelihood == "gaussian" and observation.sigma is None and fit_images is None:
-        raise ConfigError("a gaussian likelihood needs its sigma: pass sigma (in the model's units), or fit_images (test "
-                          "images in [0, 1]) to fit it by maximum likelihood.")
+        raise ConfigError(
+            "a gaussian likelihood needs its sigma: pass sigma (in the model's units), or fit_images (test "
+            "images in [0, 1]) to fit it by maximum likelihood."
+        )
     if layout is not None and layout not in LAYOUTS:
         raise ConfigError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}.")
     if conditional and not class_names:
         raise ConfigError("a conditional model needs its class_names, one per class in the order of its labels.")
-    device = next(module.parameters()).device if module is not None and any(True for _ in module.parameters()) else "cpu"
+    device = (
+        next(module.parameters()).device if module is not None and any(True for _ in module.parameters()) else "cpu"
+    )
     labels = torch.zeros(1, dtype=torch.long, device=device) if conditional else None
     with torch.no_grad():
         layout, probe = _probe_encoder(encode, shape, device, labels, layout)
         mu, logvar = posterior_of(probe)
         if mu.shape != logvar.shape or mu.dim() != 2 or len(mu) != 1:
-            raise ConfigError(f"encode(x) must return (mu, logvar), two tensors of shape (batch, latent_dim); got shapes "
-                              f"{tuple(mu.shape)} and {tuple(logvar.shape)}.")
+            raise ConfigError(
+                f"encode(x) must return (mu, logvar), two tensors of shape (batch, latent_dim); got shapes "
+                f"{tuple(mu.shape)} and {tuple(logvar.shape)}."
+            )
         latent_dim = int(mu.shape[1])
         if latent_dim > MAX_LATENT:
-            raise ConfigError(f"the latent size is {latent_dim}; vae-explorer explores codes of up to {MAX_LATENT} dimensions.")
+            raise ConfigError(
+                f"the latent size is {latent_dim}; vae-explorer explores codes of up to {MAX_LATENT} dimensions."
+            )
         try:
             z = torch.zeros(1, latent_dim, device=device)
             out = decode(z, labels) if conditional else decode(z)
         except VaeExplorerError:
             raise
         except Exception as error:  # noqa: BLE001 - the person's code
-            raise ConfigError(f"decode(z) raised on z of shape (1, {latent_dim}), the size encode gives: {_said(error)}; the "
-                              "two must agree on the latent size.") from None
+            raise ConfigError(
+                f"decode(z) raised on z of shape (1, {latent_dim}), the size encode gives: {_said(error)}; the "
+                "two must agree on the latent size."
+            ) from None
         image = image_params_of(out, observation)
         per_image = shape[0] * shape[1] * shape[2] * observation.outputs_per_pixel
         if observation.outputs_per_pixel == 2 and image.numel() == per_image // 2:
-            raise ConfigError("decode(z) gives no variance, so the gaussian-learned likelihood cannot be computed; declare "
-                              "likelihood gaussian (a fixed sigma) or return (mean, logvar).")
+            raise ConfigError(
+                "decode(z) gives no variance, so the gaussian-learned likelihood cannot be computed; declare "
+                "likelihood gaussian (a fixed sigma) or return (mean, logvar)."
+            )
         if image.numel() != per_image:
-            raise ConfigError(f"decode(z) gave {image.numel()} numbers per image, but image_shape {tuple(shape)} holds "
-                              f"{per_image // observation.outputs_per_pixel}"
-                              + (" (times 2: a mean and a log-variance)" if observation.outputs_per_pixel == 2 else "")
-                              + "; pass the image_shape the decoder makes, and the likelihood it gives.")
+            raise ConfigError(
+                f"decode(z) gave {image.numel()} numbers per image, but image_shape {tuple(shape)} holds "
+                f"{per_image // observation.outputs_per_pixel}"
+                + (" (times 2: a mean and a log-variance)" if observation.outputs_per_pixel == 2 else "")
+                + "; pass the image_shape the decoder makes, and the likelihood it gives."
+            )
     decoder_layout = _decoder_layout(tuple(image.shape[1:]), shape, layout, observation)
-    config = ModelConfig(architecture="external", latent_dim=latent_dim, image_shape=shape, likelihood=observation.likelihood,
-                         conditional=conditional, num_classes=len(class_names) if class_names else None,
-                         class_names=list(class_names) if class_names else None)
+    config = ModelConfig(
+        architecture="external",
+        latent_dim=latent_dim,
+        image_shape=shape,
+        likelihood=observation.likelihood,
+        conditional=conditional,
+        num_classes=len(class_names) if class_names else None,
+        class_names=list(class_names) if class_names else None,
+    )
     model = WrappedVAE(encode, decode, config, observation, module, layout, decoder_layout)
     if observation.likelihood == "gaussian" and observation.sigma is None:
         if conditional and fit_labels is None:

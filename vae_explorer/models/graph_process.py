@@ -59,6 +59,7 @@ def _write(stream, header: dict, arrays: tuple[np.ndarray, ...] = (), blobs: tup
 
 # --- the parent's side ---------------------------------------------------------------------------
 
+
 def _stop(process: subprocess.Popen, folder: tempfile.TemporaryDirectory) -> None:
     if process.poll() is None:
         process.kill()
@@ -75,7 +76,9 @@ class GraphProcess:
     """A child process that holds onnxruntime sessions of `graphs` (role -> ONNX bytes), started
     when first needed and again after a request it failed to answer in time."""
 
-    def __init__(self, graphs: dict[str, bytes], memory_limit: int = MEMORY_LIMIT_BYTES, timeout: float = RUN_TIMEOUT_S):
+    def __init__(
+        self, graphs: dict[str, bytes], memory_limit: int = MEMORY_LIMIT_BYTES, timeout: float = RUN_TIMEOUT_S
+    ):
         self.graphs, self.memory_limit, self.timeout = graphs, memory_limit, timeout
         self._lock = threading.Lock()  # one request at a time: sessions of a cached model are shared by every page
         self._process: subprocess.Popen | None = None
@@ -86,14 +89,22 @@ class GraphProcess:
         folder = tempfile.TemporaryDirectory(prefix="vae-explorer-graph-")  # its working folder: empty
         # this file run as a script (not the package, which would import torch before the limit is
         # set); from the empty folder, so no file of this package's folder shadows a library
-        process = subprocess.Popen([sys.executable, "-c", CHILD, __file__, str(self.memory_limit)], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=folder.name)
+        process = subprocess.Popen(
+            [sys.executable, "-c", CHILD, __file__, str(self.memory_limit)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=folder.name,
+        )
         self._finalizer = weakref.finalize(self, _stop, process, folder)
         self._process = process
         roles = list(self.graphs)
         try:
-            _write(process.stdin, {"op": "open", "roles": roles, "sizes": [len(self.graphs[r]) for r in roles]},
-                   blobs=tuple(self.graphs[r] for r in roles))
+            _write(
+                process.stdin,
+                {"op": "open", "roles": roles, "sizes": [len(self.graphs[r]) for r in roles]},
+                blobs=tuple(self.graphs[r] for r in roles),
+            )
         except OSError:
             pass  # it died at once; _answer says so
         try:
@@ -121,14 +132,20 @@ class GraphProcess:
             wait = deadline - time.monotonic()
             if wait <= 0 or not select.select([fd], [], [], wait)[0]:
                 self.close()
-                raise GraphProcessError(f"the {role} took more than {self.timeout:.0f} s {what} and was stopped (a loop without "
-                                        "end, or far more work than a VAE's)", role)
+                raise GraphProcessError(
+                    f"the {role} took more than {self.timeout:.0f} s {what} and was stopped (a loop without "
+                    "end, or far more work than a VAE's)",
+                    role,
+                )
             chunk = os.read(fd, min(left, 1 << 20))
             if not chunk:  # the child died: out of its memory, or crashed
                 code = self._process.poll()
                 self.close()
-                raise GraphProcessError(f"the {role} was stopped {what}: it needed more than the {self.memory_limit / 2**30:.0f} GB "
-                                        f"of memory a graph may use here, or made onnxruntime fail (exit status {code})", role)
+                raise GraphProcessError(
+                    f"the {role} was stopped {what}: it needed more than the {self.memory_limit / 2**30:.0f} GB "
+                    f"of memory a graph may use here, or made onnxruntime fail (exit status {code})",
+                    role,
+                )
             chunks.append(chunk)
             left -= len(chunk)
         return b"".join(chunks)
@@ -145,27 +162,43 @@ class GraphProcess:
         header["_deadline"] = deadline
         return header
 
-    def run(self, role: str, feeds: dict[str, np.ndarray], outputs: list[str], max_values: list[int]) -> list[np.ndarray]:
+    def run(
+        self, role: str, feeds: dict[str, np.ndarray], outputs: list[str], max_values: list[int]
+    ) -> list[np.ndarray]:
         """The `outputs` of graph `role` for its inputs `feeds` (name -> float32, int64 or int32
         array, the first one the batch); `max_values` bounds each output's number of values (what
         the contract allows for this batch), checked before it is read."""
-        feeds = {name: np.ascontiguousarray(a, dtype=a.dtype if str(a.dtype) in DTYPES else np.float32) for name, a in feeds.items()}
+        feeds = {
+            name: np.ascontiguousarray(a, dtype=a.dtype if str(a.dtype) in DTYPES else np.float32)
+            for name, a in feeds.items()
+        }
         x = next(iter(feeds.values()))
         with self._lock:
             if self._process is None or self._process.poll() is not None:
                 self._start()
             try:
-                _write(self._process.stdin, {"op": "run", "role": role, "outputs": outputs,
-                                             "inputs": [[name, list(a.shape), str(a.dtype)] for name, a in feeds.items()]},
-                       arrays=tuple(feeds.values()))
+                _write(
+                    self._process.stdin,
+                    {
+                        "op": "run",
+                        "role": role,
+                        "outputs": outputs,
+                        "inputs": [[name, list(a.shape), str(a.dtype)] for name, a in feeds.items()],
+                    },
+                    arrays=tuple(feeds.values()),
+                )
             except OSError:
                 pass  # the child is gone; the answer says how
             header = self._answer("on one batch", role)
             shapes = header["shapes"]
-            if len(shapes) != len(outputs) or any(int(np.prod(s, dtype=np.int64)) > m for s, m in zip(shapes, max_values)):
+            if len(shapes) != len(outputs) or any(
+                int(np.prod(s, dtype=np.int64)) > m for s, m in zip(shapes, max_values)
+            ):
                 self.close()
-                raise GraphProcessError(f"the {role} gave outputs of shapes {shapes}, larger than the contract allows for "
-                                        f"{len(x)} images", role)
+                raise GraphProcessError(
+                    f"the {role} gave outputs of shapes {shapes}, larger than the contract allows for {len(x)} images",
+                    role,
+                )
             arrays = []
             for shape in shapes:
                 count = int(np.prod(shape, dtype=np.int64))
@@ -175,6 +208,7 @@ class GraphProcess:
 
 
 # --- the child's side ----------------------------------------------------------------------------
+
 
 def _read_child(stream, size: int) -> bytes:
     data = stream.read(size)
@@ -208,7 +242,9 @@ def serve() -> None:
                     role = name
                     options = ort.SessionOptions()
                     options.log_severity_level = 3
-                    sessions[name] = ort.InferenceSession(blob, sess_options=options, providers=["CPUExecutionProvider"])
+                    sessions[name] = ort.InferenceSession(
+                        blob, sess_options=options, providers=["CPUExecutionProvider"]
+                    )
                 _write(stdout, {"ok": True})
             else:
                 feeds = {}

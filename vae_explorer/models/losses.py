@@ -42,13 +42,17 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
 
 
-def gaussian_kl_between(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor) -> torch.Tensor:
+def gaussian_kl_between(
+    mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor
+) -> torch.Tensor:
     """KL(N(mu_q, sigma_q^2) || N(mu_p, sigma_p^2)) per dimension, (B, D):
     1/2 * (log sigma_p^2 - log sigma_q^2 + (sigma_q^2 + (mu_q - mu_p)^2) / sigma_p^2 - 1)."""
     return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) * torch.exp(-logvar_p) - 1)
 
 
-def reconstruction_nll(x: torch.Tensor, params: torch.Tensor, likelihood: str, log_sigma: torch.Tensor | None = None) -> torch.Tensor:
+def reconstruction_nll(
+    x: torch.Tensor, params: torch.Tensor, likelihood: str, log_sigma: torch.Tensor | None = None
+) -> torch.Tensor:
     """-log p(x|z) per image, (B,), for decoder output `params` shaped like x (B, C, H, W).
 
     bernoulli: `params` are logits; the cross-entropy also applies to grey values in [0, 1].
@@ -63,8 +67,15 @@ def reconstruction_nll(x: torch.Tensor, params: torch.Tensor, likelihood: str, l
     return per_pixel.flatten(1).sum(1)
 
 
-def vae_loss(x: torch.Tensor, params: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, likelihood: str,
-             beta: float = 1.0, log_sigma: torch.Tensor | None = None) -> LossParts:
+def vae_loss(
+    x: torch.Tensor,
+    params: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    likelihood: str,
+    beta: float = 1.0,
+    log_sigma: torch.Tensor | None = None,
+) -> LossParts:
     """The beta-weighted negative ELBO per image: recon + beta * KL, each part in nats, (B,)."""
     recon = reconstruction_nll(x, params, likelihood, log_sigma)
     kl = gaussian_kl(mu, logvar).sum(1)

@@ -63,28 +63,44 @@ class Observation:
     # --- building and checking -----------------------------------------------------------------
 
     @classmethod
-    def declare(cls, likelihood: str | None = None, output: str = "logits", sigma: float | None = None,
-                value_range: str | None = None, mean=None, std=None, channels: int | None = None) -> "Observation":
+    def declare(
+        cls,
+        likelihood: str | None = None,
+        output: str = "logits",
+        sigma: float | None = None,
+        value_range: str | None = None,
+        mean=None,
+        std=None,
+        channels: int | None = None,
+    ) -> Observation:
         """An observation from what a person said (None: not said); ConfigError names a bad declaration."""
         if likelihood is not None and (not isinstance(likelihood, str) or likelihood not in LIKELIHOODS):
             raise ConfigError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, not {likelihood!r}.")
         if not isinstance(output, str) or output not in OUTPUTS:
             raise ConfigError(f"output must be logits or probabilities, not {output!r}; say what the decoder gives.")
         if value_range is not None and (mean is not None or std is not None):
-            raise ConfigError("give the value range either as a range (0,1 or -1,1) or as a mean and std per channel, not both.")
+            raise ConfigError(
+                "give the value range either as a range (0,1 or -1,1) or as a mean and std per channel, not both."
+            )
         if value_range is not None:
             if not isinstance(value_range, str) or value_range.replace(" ", "") not in VALUE_RANGES:
-                raise ConfigError(f"value range must be 0,1 or -1,1, not {value_range!r}; for other normalisations give "
-                                  "the mean and std per channel.")
+                raise ConfigError(
+                    f"value range must be 0,1 or -1,1, not {value_range!r}; for other normalisations give "
+                    "the mean and std per channel."
+                )
             mean, std = VALUE_RANGES[value_range.replace(" ", "")]
         if (mean is None) != (std is None):
-            raise ConfigError("give both the mean and the std of the normalisation (x - mean) / std, one value or one per channel.")
+            raise ConfigError(
+                "give both the mean and the std of the normalisation (x - mean) / std, one value or one per channel."
+            )
         mean = (0.0,) if mean is None else tuple(float(v) for v in _listed(mean))
         std = (1.0,) if std is None else tuple(float(v) for v in _listed(std))
         for name, values in (("mean", mean), ("std", std)):
             if len(values) not in (1, channels or len(values)) or not all(math.isfinite(v) for v in values):
-                raise ConfigError(f"the normalisation's {name} has {len(values)} values; give one, or one per channel "
-                                  f"({channels}), each a finite number.")
+                raise ConfigError(
+                    f"the normalisation's {name} has {len(values)} values; give one, or one per channel "
+                    f"({channels}), each a finite number."
+                )
         if any(v <= 0 for v in std):
             raise ConfigError(f"the normalisation's std must be positive, got {', '.join(f'{v:g}' for v in std)}.")
         if sigma is not None:
@@ -93,16 +109,22 @@ class Observation:
             except (TypeError, ValueError):
                 raise ConfigError(f"sigma must be a number, not {str(sigma)[:40]!r}.") from None
             if not (MIN_SIGMA <= sigma <= MAX_SIGMA):
-                raise ConfigError(f"sigma {sigma:g} is not a pixel noise a model can have; give a sigma between {MIN_SIGMA:g} "
-                                  f"and {MAX_SIGMA:g} in the model's units, or leave it out to fit it on the test images.")
+                raise ConfigError(
+                    f"sigma {sigma:g} is not a pixel noise a model can have; give a sigma between {MIN_SIGMA:g} "
+                    f"and {MAX_SIGMA:g} in the model's units, or leave it out to fit it on the test images."
+                )
         chosen = likelihood or "bernoulli"
         if chosen != "gaussian" and sigma is not None:
-            raise ConfigError(f"sigma is for the gaussian likelihood (a fixed sigma); the {chosen} likelihood has none, so "
-                              "leave sigma out or declare likelihood gaussian.")
+            raise ConfigError(
+                f"sigma is for the gaussian likelihood (a fixed sigma); the {chosen} likelihood has none, so "
+                "leave sigma out or declare likelihood gaussian."
+            )
         observation = cls(chosen, output, sigma, False, mean, std, likelihood is not None)
         if chosen == "bernoulli" and not observation.unit_range:
-            raise ConfigError("a Bernoulli likelihood needs images in [0, 1]; a model trained on normalised images (a Tanh "
-                              "output, MSE) is a gaussian: declare likelihood gaussian with its range.")
+            raise ConfigError(
+                "a Bernoulli likelihood needs images in [0, 1]; a model trained on normalised images (a Tanh "
+                "output, MSE) is a gaussian: declare likelihood gaussian with its range."
+            )
         return observation
 
     @property
@@ -114,15 +136,17 @@ class Observation:
         """Values the decoder gives per pixel: 2 for a mean and a log-variance, else 1."""
         return 2 if self.likelihood == "gaussian-learned" else 1
 
-    def with_sigma(self, sigma: float) -> "Observation":
+    def with_sigma(self, sigma: float) -> Observation:
         return dataclasses.replace(self, sigma=float(sigma), sigma_fitted=True)
 
     # --- the mapping between images and the model's units --------------------------------------
 
     def _stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shape = (1, -1, 1, 1)
-        return (torch.tensor(self.mean, dtype=like.dtype, device=like.device).view(shape),
-                torch.tensor(self.std, dtype=like.dtype, device=like.device).view(shape))
+        return (
+            torch.tensor(self.mean, dtype=like.dtype, device=like.device).view(shape),
+            torch.tensor(self.std, dtype=like.dtype, device=like.device).view(shape),
+        )
 
     def to_model(self, x: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] (B, C, H, W) in the model's units."""
@@ -157,7 +181,9 @@ class Observation:
             target = self.to_model(x)
             if self.likelihood == "gaussian":
                 if self.sigma is None:
-                    raise ConfigError("this Gaussian likelihood has no sigma yet; give one, or fit it on test images (fit_sigma).")
+                    raise ConfigError(
+                        "this Gaussian likelihood has no sigma yet; give one, or fit it on test images (fit_sigma)."
+                    )
                 mean, log_var = params, torch.full_like(params, 2 * math.log(self.sigma))
             else:
                 mean, log_var = params.chunk(2, dim=1)
@@ -202,19 +228,32 @@ class Observation:
     # --- storage -----------------------------------------------------------------------------------
 
     def to_dict(self) -> dict:
-        return {"likelihood": self.likelihood, "output": self.output, "sigma": self.sigma, "sigma_fitted": self.sigma_fitted,
-                "mean": list(self.mean), "std": list(self.std), "declared": self.declared}
+        return {
+            "likelihood": self.likelihood,
+            "output": self.output,
+            "sigma": self.sigma,
+            "sigma_fitted": self.sigma_fitted,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "declared": self.declared,
+        }
 
     @classmethod
-    def from_dict(cls, record: dict, channels: int) -> "Observation":
+    def from_dict(cls, record: dict, channels: int) -> Observation:
         """From an import's onnx.json (older ones hold only "output"); ConfigError when a value is not one we write."""
         if not isinstance(record, dict):
             raise ConfigError("the likelihood record is not an object")
         declared = record.get("declared", "likelihood" in record)
         if not isinstance(declared, bool) or not isinstance(record.get("sigma_fitted", False), bool):
             raise ConfigError("the likelihood record's declared and sigma_fitted must be true or false")
-        observation = cls.declare(record.get("likelihood", "bernoulli"), record.get("output", "logits"), record.get("sigma"),
-                                  mean=record.get("mean", [0.0]), std=record.get("std", [1.0]), channels=channels)
+        observation = cls.declare(
+            record.get("likelihood", "bernoulli"),
+            record.get("output", "logits"),
+            record.get("sigma"),
+            mean=record.get("mean", [0.0]),
+            std=record.get("std", [1.0]),
+            channels=channels,
+        )
         if observation.likelihood == "gaussian" and observation.sigma is None:
             raise ConfigError("the Gaussian likelihood's sigma is missing")
         return dataclasses.replace(observation, sigma_fitted=bool(record.get("sigma_fitted", False)), declared=declared)
@@ -245,14 +284,16 @@ def fit_sigma(model, x: torch.Tensor, y: torch.Tensor | None = None, seed: int =
     generator = torch.Generator().manual_seed(seed)
     total, count = 0.0, 0
     for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size].to(device)
-        yb = None if y is None or not model.cond_dim else y[start:start + batch_size].to(device)
+        xb = x[start : start + batch_size].to(device)
+        yb = None if y is None or not model.cond_dim else y[start : start + batch_size].to(device)
         z = model.encode(xb, yb).sample(generator)
         mean = model.decode(z, yb)
         total += float((observation.to_model(xb) - mean).double().pow(2).sum())
         count += mean.numel()
     sigma = math.sqrt(total / max(count, 1))
     if not (MIN_SIGMA <= sigma <= MAX_SIGMA):
-        raise ConfigError(f"the fitted sigma is {sigma:.3g}, not a pixel noise a model can have; declare the likelihood "
-                          "and range the model was trained with, or give sigma.")
+        raise ConfigError(
+            f"the fitted sigma is {sigma:.3g}, not a pixel noise a model can have; declare the likelihood "
+            "and range the model was trained with, or give sigma."
+        )
     return sigma

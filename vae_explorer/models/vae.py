@@ -64,14 +64,20 @@ class VAE(nn.Module):
         # One linear head gives both mu and log sigma^2: (B, features) -> (B, 2 * latent_dim).
         self.to_latent = nn.Linear(features + self.cond_dim, 2 * config.latent_dim)
         channels = config.image_shape[0]
-        if config.prior == "vamp":  # pseudo-inputs u_k = sigmoid(a_k), images learned with the model (Tomczak & Welling, eq. 9)
+        if (
+            config.prior == "vamp"
+        ):  # pseudo-inputs u_k = sigmoid(a_k), images learned with the model (Tomczak & Welling, eq. 9)
             self.pseudo_logits = nn.Parameter(0.1 * torch.randn(config.pseudo_inputs, *config.image_shape))
             # 1 once the pseudo-inputs started from training images (`start_pseudo_inputs`); saved with the weights
             self.register_buffer("pseudo_started", torch.zeros(()))
         if config.top_latent_dim:  # q(z2|z) and p(z|z2): one hidden layer each, as wide as the encoder's last
             act, width = ACTIVATIONS[config.activation], config.hidden_sizes[-1]
-            self.top_encoder = nn.Sequential(nn.Linear(config.latent_dim, width), act(), nn.Linear(width, 2 * config.top_latent_dim))
-            self.top_prior = nn.Sequential(nn.Linear(config.top_latent_dim, width), act(), nn.Linear(width, 2 * config.latent_dim))
+            self.top_encoder = nn.Sequential(
+                nn.Linear(config.latent_dim, width), act(), nn.Linear(width, 2 * config.top_latent_dim)
+            )
+            self.top_prior = nn.Sequential(
+                nn.Linear(config.top_latent_dim, width), act(), nn.Linear(width, 2 * config.latent_dim)
+            )
         log_sigma = torch.full((channels,), math.log(config.gaussian_sigma))
         if config.likelihood == "gaussian-learned":
             self.log_sigma = nn.Parameter(log_sigma)
@@ -101,7 +107,9 @@ class VAE(nn.Module):
         return Posterior(mu, logvar)
 
     @staticmethod
-    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def reparameterize(
+        mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """z = mu + sigma * eps with eps ~ N(0, I) (Kingma & Welling, section 2.4).
 
         eps is drawn where `generator` lives, else on mu's device: a CPU generator gives the same
@@ -129,13 +137,23 @@ class VAE(nn.Module):
         z = self.reparameterize(q.mean, q.logvar)
         return self.decode(z, y), q, z
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, beta: float = 1.0,
-             generator: torch.Generator | None = None) -> LossParts:
+    def loss(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        beta: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> LossParts:
         """Per-image recon, KL and recon + beta * KL, in nats, with one sample of z."""
         return self.loss_and_posterior(x, y, beta, generator)[0]
 
-    def loss_and_posterior(self, x: torch.Tensor, y: torch.Tensor | None = None, beta: float = 1.0,
-                           generator: torch.Generator | None = None) -> tuple[LossParts, Posterior, torch.Tensor]:
+    def loss_and_posterior(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        beta: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> tuple[LossParts, Posterior, torch.Tensor]:
         """`loss`, q(z|x) it was computed from and the KL per dimension of z (B, D) (for statistics
         per latent dimension and free bits)."""
         q = self.encode(x, y)
@@ -183,7 +201,9 @@ class VAE(nn.Module):
             return torch.logsumexp(log_components, 1) - math.log(len(mean))
         return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
 
-    def kl_terms(self, q: Posterior, z: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def kl_terms(
+        self, q: Posterior, z: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The KL term of the ELBO per image (B,) at the sample z ~ q(z|x), and per dimension of z (B, D).
 
         N(0, I): analytic. VampPrior: log q(z|x) - log p(z) at z (one-sample, as Tomczak & Welling
@@ -220,8 +240,9 @@ class VAE(nn.Module):
             return p.mean + torch.randn(n, self.latent_dim, generator=generator).to(device) * p.stddev
         return torch.randn(n, self.latent_dim, generator=generator).to(device)
 
-    def importance_log_weights(self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1,
-                               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, Posterior]:
+    def importance_log_weights(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, Posterior]:
         """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x) for k samples z_i ~ q(z|x) per image,
         (B, k), differentiable (reparameterized); also log p(x|z_i) (B, k) and q itself."""
         q = self.encode(x, y)
@@ -240,8 +261,9 @@ class VAE(nn.Module):
         log_w = log_px_z + log_pz - log_normal(z, mu, logvar)
         return log_w.view(batch, k), log_px_z.view(batch, k), q
 
-    def iwae_loss(self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 5,
-                  generator: torch.Generator | None = None) -> LossParts:
+    def iwae_loss(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 5, generator: torch.Generator | None = None
+    ) -> LossParts:
         """-L_k per image, the importance-weighted bound of Burda, Grosse & Salakhutdinov
         (arXiv:1509.00519, eq. 8), L_k = log (1/k) sum_i w_i; `recon` is -log p(x|z_1) of the first
         sample and `kl` the analytic KL of q, for the record."""
@@ -282,7 +304,9 @@ class VAE(nn.Module):
 
 def fit_to_data(config: ModelConfig, image_shape, class_names) -> ModelConfig:
     """A copy of `config` with the image shape and classes of a dataset filled in."""
-    return dataclasses.replace(config, image_shape=list(image_shape), num_classes=len(class_names), class_names=list(class_names))
+    return dataclasses.replace(
+        config, image_shape=list(image_shape), num_classes=len(class_names), class_names=list(class_names)
+    )
 
 
 def _values(layers: nn.Module, shape: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
@@ -327,8 +351,11 @@ def model_size(config: ModelConfig) -> tuple[int, int]:
         values = []
         model.eval()  # batch norms take one image
         with torch.device("meta"):
-            hooks = [m.register_forward_hook(lambda module, inputs, out: values.append(out.numel()))
-                     for m in model.modules() if not list(m.children())]
+            hooks = [
+                m.register_forward_hook(lambda module, inputs, out: values.append(out.numel()))
+                for m in model.modules()
+                if not list(m.children())
+            ]
             with torch.no_grad():
                 y = torch.zeros(1, dtype=torch.long) if model.cond_dim else None
                 model.decode(model.encode(torch.zeros(1, *config.image_shape), y).mean, y)
@@ -341,12 +368,16 @@ def check_model_size(config: ModelConfig, source: str = "model config") -> None:
     """ConfigError when the model would be larger than this app builds (MAX_PARAMETERS, MAX_ACTIVATIONS)."""
     parameters, values = model_size(config)
     if parameters > MAX_PARAMETERS:
-        raise ConfigError(f"{source}: this model would have {parameters:,} parameters ({parameters * 4 / 2**30:.1f} GB), more "
-                          f"than the {MAX_PARAMETERS:,} vae-explorer builds; use fewer or narrower model.hidden_sizes or "
-                          "model.channels, or smaller images.")
+        raise ConfigError(
+            f"{source}: this model would have {parameters:,} parameters ({parameters * 4 / 2**30:.1f} GB), more "
+            f"than the {MAX_PARAMETERS:,} vae-explorer builds; use fewer or narrower model.hidden_sizes or "
+            "model.channels, or smaller images."
+        )
     if values > MAX_ACTIVATIONS:
-        raise ConfigError(f"{source}: this model would compute {values:,} values per image ({values * 4 / 2**20:,.0f} MB), more "
-                          f"than the {MAX_ACTIVATIONS:,} vae-explorer allows; use fewer model.channels or smaller images.")
+        raise ConfigError(
+            f"{source}: this model would compute {values:,} values per image ({values * 4 / 2**20:,.0f} MB), more "
+            f"than the {MAX_ACTIVATIONS:,} vae-explorer allows; use fewer model.channels or smaller images."
+        )
 
 
 def build_model(config: ModelConfig, seed: int | None = None) -> VAE:
@@ -355,9 +386,13 @@ def build_model(config: ModelConfig, seed: int | None = None) -> VAE:
     With `seed`, the initial weights depend on it alone (the global RNG is left as it was).
     """
     if config.architecture not in ARCHITECTURES:
-        raise ConfigError(f"model.architecture {config.architecture!r} is unknown; use one of {', '.join(ARCHITECTURES)}.")
+        raise ConfigError(
+            f"model.architecture {config.architecture!r} is unknown; use one of {', '.join(ARCHITECTURES)}."
+        )
     if config.image_shape is None or len(config.image_shape) != 3:
-        raise ConfigError("model.image_shape must be [channels, height, width]; it is set from the dataset when training.")
+        raise ConfigError(
+            "model.image_shape must be [channels, height, width]; it is set from the dataset when training."
+        )
     if config.conditional and not config.num_classes:
         raise ConfigError("model.conditional needs model.num_classes; it is set from the dataset when training.")
     from ..config import TrainConfig, check_model_kind

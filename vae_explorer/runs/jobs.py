@@ -31,7 +31,9 @@ MAX_RUNNING = 2
 _SLOTS = threading.BoundedSemaphore(MAX_RUNNING)
 log = logging.getLogger(__name__)
 KEEP_FINISHED_S = 3600.0  # a finished job stays findable this long (a page reloaded after the end still shows it)
-_REGISTRY: dict[str, "Job"] = {}  # token -> job: a page reloaded (a new session) finds its training by the token in its URL
+_REGISTRY: dict[
+    str, Job
+] = {}  # token -> job: a page reloaded (a new session) finds its training by the token in its URL
 _REGISTRY_LOCK = threading.Lock()
 
 
@@ -78,7 +80,7 @@ class Job:
         self._thread: threading.Thread | None = None
         self._process: subprocess.Popen | None = None
 
-    def start(self) -> "Job":
+    def start(self) -> Job:
         self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
         self._thread.start()
         return self
@@ -105,8 +107,12 @@ class Job:
 
     def snapshot(self) -> Snapshot:
         with self._lock:
-            state = replace(self._state, history=list(self._state.history), results=list(self._state.results),
-                            frames=list(self._state.frames))
+            state = replace(
+                self._state,
+                history=list(self._state.history),
+                results=list(self._state.results),
+                frames=list(self._state.frames),
+            )
         state.elapsed = (self._ended or time.perf_counter()) - self._started
         return state
 
@@ -138,8 +144,13 @@ class Job:
         """What the job held when it ends (a TrainingJob: its run name, if nothing was saved under it)."""
 
     def _work(self) -> None:
-        process = subprocess.Popen([sys.executable, "-m", "vae_explorer.runs.worker"], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, text=True, bufsize=1)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vae_explorer.runs.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
         with self._lock:
             self._process = process
         process.stdin.write(json.dumps(self.spec) + "\n")
@@ -156,8 +167,11 @@ class Job:
             finished = self._take(message) or finished
         process.wait()
         if not finished:
-            self._update(status="failed", message=f"The training process ended unexpectedly (exit status {process.returncode}); "
-                                                  "the server log has the details.")
+            self._update(
+                status="failed",
+                message=f"The training process ended unexpectedly (exit status {process.returncode}); "
+                "the server log has the details.",
+            )
 
     def _take(self, message: dict) -> bool:
         """Fold one message of the worker into the snapshot; True once the job has ended."""
@@ -168,13 +182,22 @@ class Job:
             with self._lock:
                 self._state.history.append(message["record"])
         elif event == "preview":
-            self._update(strip_png=base64.b64decode(message["strip_png"]), scatter=np.asarray(message["scatter"]),
-                         scatter_labels=np.asarray(message["labels"]), class_names=message["class_names"])
+            self._update(
+                strip_png=base64.b64decode(message["strip_png"]),
+                scatter=np.asarray(message["scatter"]),
+                scatter_labels=np.asarray(message["labels"]),
+                class_names=message["class_names"],
+            )
             if message.get("epoch") is not None:
                 with self._lock:
-                    self._state.frames.append({"epoch": message["epoch"], "scatter": np.asarray(message["scatter"]),
-                                               "labels": np.asarray(message["labels"]),
-                                               "samples_png": base64.b64decode(message["samples_png"])})
+                    self._state.frames.append(
+                        {
+                            "epoch": message["epoch"],
+                            "scatter": np.asarray(message["scatter"]),
+                            "labels": np.asarray(message["labels"]),
+                            "samples_png": base64.b64decode(message["samples_png"]),
+                        }
+                    )
         elif event == "sweep":
             with self._lock:
                 self._state.results.append(message["result"])
@@ -193,11 +216,25 @@ class TrainingJob(Job):
     `epochs` epochs in all. With `export_onnx` the worker also writes the decoder's ONNX graph
     beside the checkpoint when training ends (the app's browser decoding needs it)."""
 
-    def __init__(self, config: RunConfig | None, out: str | Path, resume: bool = False, epochs: int | None = None,
-                 export_onnx: bool = False):
+    def __init__(
+        self,
+        config: RunConfig | None,
+        out: str | Path,
+        resume: bool = False,
+        epochs: int | None = None,
+        export_onnx: bool = False,
+    ):
         self.config, self.out = copy.deepcopy(config), Path(out)
-        super().__init__({"kind": "train", "config": None if config is None else config.to_dict(), "out": str(self.out),
-                          "resume": resume, "epochs": epochs, "export_onnx": export_onnx})
+        super().__init__(
+            {
+                "kind": "train",
+                "config": None if config is None else config.to_dict(),
+                "out": str(self.out),
+                "resume": resume,
+                "epochs": epochs,
+                "export_onnx": export_onnx,
+            }
+        )
 
     def _release(self) -> None:
         release_name(self.out)
@@ -270,8 +307,10 @@ def run_folder(name: str, runs_dir: str | Path, taken: set[str]) -> Path:
     except FileExistsError:
         raise ConfigError(f"a checkpoint named {clean} already exists; choose another name.") from None
     except OSError as exc:
-        raise ConfigError(f"{runs_dir} cannot be written ({exc.strerror or 'a file system error'}); "
-                          "make it writable or free some space, then start again.") from None
+        raise ConfigError(
+            f"{runs_dir} cannot be written ({exc.strerror or 'a file system error'}); "
+            "make it writable or free some space, then start again."
+        ) from None
     return path
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 Compute = Callable[[Callable[[int, int], None]], None]  # compute(progress) computes and keeps the map
 
@@ -77,7 +77,9 @@ class MapQueue:
         try:
             task.compute(progress)
             task.state = "done"
-        except Exception as error:  # shown to the one session that asked, in the page's words; the details go to the log
+        except (
+            Exception
+        ) as error:  # shown to the one session that asked, in the page's words; the details go to the log
             logging.getLogger("vae_explorer.runs").exception("the map %s failed", task.key)
             task.state, task.error = "failed", type(error).__name__
         task.finished.set()

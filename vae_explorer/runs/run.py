@@ -14,20 +14,26 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
-from ..checkpoints import (load_checkpoint, load_training_state, read_epoch_frames, save_checkpoint, training_status,
-                           write_metrics, write_training)
+from ..checkpoints import (
+    load_checkpoint,
+    load_training_state,
+    read_epoch_frames,
+    save_checkpoint,
+    training_status,
+    write_metrics,
+    write_training,
+)
 from ..config import RunConfig
 from ..data import Dataset, load_dataset
 from ..errors import ConfigError, TrainingError
 from ..evaluation import basic_metrics
-from ..training import distributed
-from ..models import VAE, build_model, fit_to_data
 from ..latent.epochs import epoch_frame
-from ..training import Callback, TrainingState, check_fits, train
+from ..models import VAE, build_model, fit_to_data
+from ..training import Callback, TrainingState, check_fits, distributed, train
 
 
 @dataclass
@@ -45,8 +51,9 @@ class Run:
         return len(self.history)
 
 
-def prepare_run(config: RunConfig | None, out: str | Path, resume: bool = False, epochs: int | None = None,
-                progress=None) -> Run:
+def prepare_run(
+    config: RunConfig | None, out: str | Path, resume: bool = False, epochs: int | None = None, progress=None
+) -> Run:
     """A new run of `config` into `out`, or (resume=True) the checkpoint at `out` continued to
     `epochs` epochs in all (default: the epochs it was started with). `progress(done, total)` is
     told while an image folder is first decoded into its cache."""
@@ -63,8 +70,10 @@ def prepare_run(config: RunConfig | None, out: str | Path, resume: bool = False,
     config = checkpoint.config
     target = epochs or config.train.epochs
     if target <= state.epochs_done:
-        raise ConfigError(f"{out.name} has trained {state.epochs_done} epochs already; pass --epochs above "
-                          f"{state.epochs_done} to train it further.")
+        raise ConfigError(
+            f"{out.name} has trained {state.epochs_done} epochs already; pass --epochs above "
+            f"{state.epochs_done} to train it further."
+        )
     config.train = dataclasses.replace(config.train, epochs=target)
     data = load_dataset(config.data, progress)
     check_fits(config.train, data)
@@ -91,8 +100,10 @@ def check_writable(out: Path) -> None:
         with tempfile.TemporaryFile(dir=out.parent):
             pass
     except OSError as exc:
-        raise ConfigError(f"{out.parent} cannot be written ({exc.strerror or 'a file system error'}); make it writable, "
-                          "or save elsewhere (--out, --runs-dir).") from None
+        raise ConfigError(
+            f"{out.parent} cannot be written ({exc.strerror or 'a file system error'}); make it writable, "
+            "or save elsewhere (--out, --runs-dir)."
+        ) from None
 
 
 def train_run(run: Run, callbacks: Iterable[Callback] = ()) -> list[dict]:
@@ -111,13 +122,22 @@ def train_run(run: Run, callbacks: Iterable[Callback] = ()) -> list[dict]:
         stopped = "stopped_at_step" in event.record
         run.frames.append(epoch_frame(event.model, run.data, event.epoch))
         try:
-            save_checkpoint(run.out, event.model, run.config, run.history, state=event.state,
-                            training=training_status("running", event.epoch, target), frames=run.frames)
+            save_checkpoint(
+                run.out,
+                event.model,
+                run.config,
+                run.history,
+                state=event.state,
+                training=training_status("running", event.epoch, target),
+                frames=run.frames,
+            )
         except OSError as exc:  # a full disk, a folder made read-only: the previous save stays as it was
             run.history.pop()
             run.frames.pop()
-            raise TrainingError(f"epoch {event.epoch} could not be saved ({_why(exc)})"
-                                + ("." if run.history else "; nothing was saved.")) from None
+            raise TrainingError(
+                f"epoch {event.epoch} could not be saved ({_why(exc)})"
+                + ("." if run.history else "; nothing was saved.")
+            ) from None
 
     if not run.frames and distributed.is_main():  # the model before training, for the replay
         run.frames.append(epoch_frame(run.model, run.data, 0))
@@ -128,9 +148,13 @@ def train_run(run: Run, callbacks: Iterable[Callback] = ()) -> list[dict]:
         if run.history and distributed.is_main():
             try:
                 write_training(run.out, training_status("failed", len(run.history), target))
-            except OSError:  # the disk that refused the save: training.json keeps saying "running", which reads as interrupted
+            except (
+                OSError
+            ):  # the disk that refused the save: training.json keeps saying "running", which reads as interrupted
                 pass
-            raise TrainingError(f"{exc} The checkpoint of epoch {len(run.history)} was kept in {run.out.name}.") from None
+            raise TrainingError(
+                f"{exc} The checkpoint of epoch {len(run.history)} was kept in {run.out.name}."
+            ) from None
         raise
     if not distributed.is_main():  # under torchrun the callbacks (and so the saving) are rank 0's alone
         return run.history + trained

@@ -63,7 +63,9 @@ class Preview:
             with torch.no_grad():
                 device = next(self.model.parameters()).device
                 conditional = bool(self.model.cond_dim)
-                reconstructions = self.model.reconstruct(self.x.to(device), self.y.to(device) if conditional else None).cpu()
+                reconstructions = self.model.reconstruct(
+                    self.x.to(device), self.y.to(device) if conditional else None
+                ).cpu()
         finally:
             self.model.train(was_training)
         # the codes on the PCA plane and the fixed-z samples: at an epoch's end, the frame the run just saved
@@ -71,9 +73,15 @@ class Preview:
         frame = saved or epoch_frame(self.model, self.data, epoch or 0)
         strip = png_bytes(torch.cat([self.x, reconstructions]), nrow=len(self.x), min_cell=48)
         samples = torch.from_numpy(frame["samples"]).float() / 255.0
-        emit(event="preview", strip_png=base64.b64encode(strip).decode("ascii"), scatter=frame["scatter"].round(4).tolist(),
-             labels=frame["labels"].tolist(), class_names=self.class_names, epoch=epoch,
-             samples_png=base64.b64encode(png_bytes(samples, nrow=len(samples), min_cell=48)).decode("ascii"))
+        emit(
+            event="preview",
+            strip_png=base64.b64encode(strip).decode("ascii"),
+            scatter=frame["scatter"].round(4).tolist(),
+            labels=frame["labels"].tolist(),
+            class_names=self.class_names,
+            epoch=epoch,
+            samples_png=base64.b64encode(png_bytes(samples, nrow=len(samples), min_cell=48)).decode("ascii"),
+        )
 
 
 class Stop:
@@ -118,9 +126,18 @@ def train_job(spec: dict, stop: Stop) -> None:
     from . import prepare_run, train_run
 
     config = None if spec.get("resume") else config_from_dict(spec["config"], "the Train form")
-    emit(event="status", status="loading", message="Loading the data…" if config is None else f"Loading {config.data.dataset}…")
+    emit(
+        event="status",
+        status="loading",
+        message="Loading the data…" if config is None else f"Loading {config.data.dataset}…",
+    )
+
     def reading(done: int, total: int) -> None:  # an image folder's first reading into the cache
-        emit(event="status", status="loading", message=f"Reading the image folder into the cache: {done:,} of {total:,} images…")
+        emit(
+            event="status",
+            status="loading",
+            message=f"Reading the image folder into the cache: {done:,} of {total:,} images…",
+        )
 
     run = prepare_run(config, spec["out"], resume=bool(spec.get("resume")), epochs=spec.get("epochs"), progress=reading)
     skipped = skipped_message(run.data)
@@ -139,9 +156,15 @@ def train_job(spec: dict, stop: Stop) -> None:
     if spec.get("export_onnx") and not stop.server_gone:
         emit(event="status", status="running", message="Preparing the decoder for the browser…")
         _prepare_browser_decoder(run.out)
-    epochs = f"{len(history)} epoch{'s' if len(history) != 1 else ''}" + (" (the last one partly)" if "stopped_at_step" in history[-1] else "")
-    emit(event="done", status="stopped" if stopped else "done", saved=str(run.out),
-         message=f"{'Stopped' if stopped else 'Done'} after {epochs}; saved as {run.out.name}.")
+    epochs = f"{len(history)} epoch{'s' if len(history) != 1 else ''}" + (
+        " (the last one partly)" if "stopped_at_step" in history[-1] else ""
+    )
+    emit(
+        event="done",
+        status="stopped" if stopped else "done",
+        saved=str(run.out),
+        message=f"{'Stopped' if stopped else 'Done'} after {epochs}; saved as {run.out.name}.",
+    )
 
 
 def _prepare_browser_decoder(out) -> None:
@@ -177,19 +200,36 @@ def sweep_job(spec: dict, stop: Stop) -> None:
     for index, beta in enumerate(betas):
         emit(event="status", status="running", message=f"Training with beta = {beta:g} ({index + 1} of {len(betas)})…")
         model = build_model(config.model, seed=config.train.seed)
-        history = train(model, data, dataclasses.replace(config.train, beta=beta),
-                        [_progress(stop, None, offset=per_beta * index, total=per_beta * len(betas))])
+        history = train(
+            model,
+            data,
+            dataclasses.replace(config.train, beta=beta),
+            [_progress(stop, None, offset=per_beta * index, total=per_beta * len(betas))],
+        )
         if stop.is_set() and "stopped_at_step" in history[-1]:
             break
         metrics, _ = basic_metrics(model, data, seed=config.train.seed)
-        emit(event="sweep", result={"beta": beta, "recon": metrics["recon"], "kl": metrics["kl"], "neg_elbo": metrics["neg_elbo"],
-                                    "active_units": metrics["active_units"], "latent_dim": model.latent_dim})
+        emit(
+            event="sweep",
+            result={
+                "beta": beta,
+                "recon": metrics["recon"],
+                "kl": metrics["kl"],
+                "neg_elbo": metrics["neg_elbo"],
+                "active_units": metrics["active_units"],
+                "latent_dim": model.latent_dim,
+            },
+        )
         done += 1
         if stop.is_set():
             break
     stopped = done < len(betas)
-    emit(event="done", status="stopped" if stopped else "done", saved=None,
-         message=f"{'Stopped' if stopped else 'Done'}: {done} of {len(betas)} beta values trained.")
+    emit(
+        event="done",
+        status="stopped" if stopped else "done",
+        saved=None,
+        message=f"{'Stopped' if stopped else 'Done'}: {done} of {len(betas)} beta values trained.",
+    )
 
 
 def main() -> int:
@@ -207,7 +247,10 @@ def main() -> int:
     except VaeExplorerError as exc:
         emit(event="failed", message=str(exc))
     except MemoryError:
-        emit(event="failed", message="Training needs more memory than this machine has; use a smaller batch size, model or max_train.")
+        emit(
+            event="failed",
+            message="Training needs more memory than this machine has; use a smaller batch size, model or max_train.",
+        )
     except Exception:  # a bug: say so in one line, the traceback goes to the server's log
         traceback.print_exc()
         emit(event="failed", message="Training failed unexpectedly; the server log has the details.")

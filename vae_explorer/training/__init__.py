@@ -3,5 +3,16 @@
 from .devices import autocast, make_optimizer, resolve_device
 from .loop import Callback, TrainingEvent, TrainingState, average_loss, check_fits, kl_weight, learning_rate, train
 
-__all__ = ["Callback", "TrainingEvent", "TrainingState", "autocast", "average_loss", "check_fits", "kl_weight", "learning_rate",
-           "make_optimizer", "resolve_device", "train"]
+__all__ = [
+    "Callback",
+    "TrainingEvent",
+    "TrainingState",
+    "autocast",
+    "average_loss",
+    "check_fits",
+    "kl_weight",
+    "learning_rate",
+    "make_optimizer",
+    "resolve_device",
+    "train",
+]

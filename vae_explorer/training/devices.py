@@ -12,7 +12,7 @@ from ..errors import ConfigError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """"auto" -> CUDA, then Apple MPS, then CPU; a named device must exist here."""
+    """ "auto" -> CUDA, then Apple MPS, then CPU; a named device must exist here."""
     mps = getattr(torch.backends, "mps", None)
     if name == "auto":
         if torch.cuda.is_available():

@@ -45,8 +45,10 @@ def _device_for(device_name: str) -> str:
     if not wants_cuda:
         return "cpu"
     if local >= torch.cuda.device_count():
-        raise ConfigError(f"torchrun started process {local} but this machine has {torch.cuda.device_count()} GPU(s); "
-                          "pass --nproc_per_node at most that, or --device cpu.")
+        raise ConfigError(
+            f"torchrun started process {local} but this machine has {torch.cuda.device_count()} GPU(s); "
+            "pass --nproc_per_node at most that, or --device cpu."
+        )
     return f"cuda:{local}"
 
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import torch
 
@@ -90,8 +90,9 @@ class _Objective(torch.nn.Module):
 
 
 @torch.no_grad()
-def average_loss(model: VAE, x: torch.Tensor, y: torch.Tensor | None, beta: float = 1.0,
-                 batch_size: int = 1000, seed: int = 0) -> dict[str, float]:
+def average_loss(
+    model: VAE, x: torch.Tensor, y: torch.Tensor | None, beta: float = 1.0, batch_size: int = 1000, seed: int = 0
+) -> dict[str, float]:
     """Mean recon, KL and recon + beta * KL per image over a whole set, in nats; and per latent
     dimension, the mean KL to the prior (nats) and the variance of the posterior means over the
     set (a dimension is active when it exceeds 0.01, Burda et al.).
@@ -106,8 +107,8 @@ def average_loss(model: VAE, x: torch.Tensor, y: torch.Tensor | None, beta: floa
     sums = torch.zeros(3, dtype=torch.float64)
     dims = torch.zeros(3, model.latent_dim, dtype=torch.float64)  # per dimension: KL, sum of mu, sum of mu^2
     for start in range(0, len(x), batch_size):
-        xb = x[start: start + batch_size].to(device)
-        yb = None if y is None else y[start: start + batch_size].to(device)
+        xb = x[start : start + batch_size].to(device)
+        yb = None if y is None else y[start : start + batch_size].to(device)
         parts, q, kl_per_dim = model.loss_and_posterior(xb, yb if model.cond_dim else None, beta, generator)
         sums += torch.stack([parts.recon.sum(), parts.kl.sum(), parts.total.sum()]).double().cpu()
         mean = q.mean.double()
@@ -116,7 +117,13 @@ def average_loss(model: VAE, x: torch.Tensor, y: torch.Tensor | None, beta: floa
     n = max(len(x), 1)
     recon, kl, total = (sums / n).tolist()
     mu_var = (dims[2] - dims[1].pow(2) / n) / max(n - 1, 1)  # unbiased, as torch.var
-    return {"loss": total, "recon": recon, "kl": kl, "kl_per_dim": (dims[0] / n).tolist(), "mu_var": mu_var.clamp(min=0).tolist()}
+    return {
+        "loss": total,
+        "recon": recon,
+        "kl": kl,
+        "kl_per_dim": (dims[0] / n).tolist(),
+        "mu_var": mu_var.clamp(min=0).tolist(),
+    }
 
 
 def kl_weight(config: TrainConfig, epoch: int, step_in_epoch: int, steps_per_epoch: int) -> float:
@@ -129,7 +136,9 @@ def kl_weight(config: TrainConfig, epoch: int, step_in_epoch: int, steps_per_epo
 
 def learning_rate(config: TrainConfig, epoch: int, step_in_epoch: int, steps_per_epoch: int) -> float:
     """The learning rate of a step: a function of where the step is, so a resumed run gets the same."""
-    if config.lr_schedule == "cosine":  # from lr at the first step to 0 after the last (Loshchilov & Hutter, no restarts)
+    if (
+        config.lr_schedule == "cosine"
+    ):  # from lr at the first step to 0 after the last (Loshchilov & Hutter, no restarts)
         progress = (epoch - 1 + step_in_epoch / steps_per_epoch) / config.epochs
         return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     if config.lr_schedule == "step":
@@ -144,7 +153,9 @@ def check_fits(config: TrainConfig, data: Dataset) -> None:
     check_objective(config, "train config")  # also for a TrainConfig made in Python, not read from a file
     n = len(data.train_x)
     if config.batch_size > n:
-        raise ConfigError(f"train.batch_size {config.batch_size} is larger than the {n} training images; lower --batch-size.")
+        raise ConfigError(
+            f"train.batch_size {config.batch_size} is larger than the {n} training images; lower --batch-size."
+        )
     resolve_device(config.device)
 
 
@@ -174,8 +185,13 @@ def _diverged(model: VAE, last_good: dict, loss: float, epoch: int, step_index: 
     )
 
 
-def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Callback] = (),
-          resume: TrainingState | None = None) -> list[dict]:
+def train(
+    model: VAE,
+    data: Dataset,
+    config: TrainConfig,
+    callbacks: Iterable[Callback] = (),
+    resume: TrainingState | None = None,
+) -> list[dict]:
     """Train `model` in place on `data` for `config.epochs` epochs in all and return the history of
     the epochs trained now, one record per epoch; with `resume`, go on from where that state was
     saved (the model must hold the weights saved with it).
@@ -203,7 +219,9 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
 
         objective = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
     if world > 1 and config.batch_size < world:
-        raise ConfigError(f"train.batch_size {config.batch_size} is smaller than the {world} processes; raise --batch-size.")
+        raise ConfigError(
+            f"train.batch_size {config.batch_size} is smaller than the {world} processes; raise --batch-size."
+        )
     callbacks = callbacks if rank == 0 else []
     # A set in memory moves to the device whole; one on disk (an ImageStore) is read batch by batch,
     # moved as uint8 and converted to float there, so memory holds a batch, not the set.
@@ -220,7 +238,7 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
     first_epoch, step = 1, 0
     if getattr(model.config, "prior", "normal") == "vamp" and not bool(model.pseudo_started):
         # a VampPrior's pseudo-inputs start as K training images drawn with the run's seed (the same in every process)
-        picked = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed))[:model.config.pseudo_inputs]
+        picked = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed))[: model.config.pseudo_inputs]
         model.start_pseudo_inputs(x.uint8(picked).float().div(255.0) if on_disk else data.train_x[picked])
     if resume is not None:
         optimizer.load_state_dict(resume.optimizer)
@@ -246,14 +264,16 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
         losses = torch.zeros(steps_per_epoch, dtype=torch.float64, device=device)  # each step's, for the check
         seen = 0
         for i in range(steps_per_epoch):
-            index = order[i * config.batch_size: (i + 1) * config.batch_size][rank::world]
+            index = order[i * config.batch_size : (i + 1) * config.batch_size][rank::world]
             xb = x.uint8(index).to(device).float().div_(255.0) if on_disk else x.index_select(0, index)  # (B, C, H, W)
             beta = kl_weight(config, epoch, i, steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch, i, steps_per_epoch)
             optimizer.zero_grad(set_to_none=True)
             with autocast(device, config.precision):
-                recon, kl, total = objective(xb, y.index_select(0, index.to(device)) if conditional else None, beta, noise_generator)
+                recon, kl, total = objective(
+                    xb, y.index_select(0, index.to(device)) if conditional else None, beta, noise_generator
+                )
                 loss = total.mean()
             parts = torch.stack([recon.detach().sum(), kl.detach().sum(), loss.detach()]).double()  # recon, kl, loss
             if world > 1:  # every process stops at the same step, for a NaN anywhere or a callback's stop
@@ -283,18 +303,28 @@ def train(model: VAE, data: Dataset, config: TrainConfig, callbacks: Iterable[Ca
         *sums, seen = distributed.all_sum([*sums.tolist(), float(seen)], device)  # over every process's shard
         train_recon, train_kl, train_loss = (total / max(seen, 1) for total in sums)
         record = {
-            "epoch": epoch, "train_loss": train_loss, "train_recon": train_recon, "train_kl": train_kl,
-            "test_loss": test["loss"], "test_recon": test["recon"], "test_kl": test["kl"],
-            "test_kl_per_dim": test["kl_per_dim"], "test_mu_var": test["mu_var"],  # how each dimension learns, epoch by epoch
-            "seconds": time.perf_counter() - started, "beta": kl_weight(config, epoch, steps_per_epoch, steps_per_epoch),
-            "lr": learning_rate(config, epoch, steps_per_epoch - 1, steps_per_epoch), "world_size": world,
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_recon": train_recon,
+            "train_kl": train_kl,
+            "test_loss": test["loss"],
+            "test_recon": test["recon"],
+            "test_kl": test["kl"],
+            "test_kl_per_dim": test["kl_per_dim"],
+            "test_mu_var": test["mu_var"],  # how each dimension learns, epoch by epoch
+            "seconds": time.perf_counter() - started,
+            "beta": kl_weight(config, epoch, steps_per_epoch, steps_per_epoch),
+            "lr": learning_rate(config, epoch, steps_per_epoch - 1, steps_per_epoch),
+            "world_size": world,
             "train_images": int(seen),  # over all processes: each image of the epoch once
         }
         if stop:
             record["stopped_at_step"] = int(seen) // config.batch_size
         history.append(record)
         last_good = copy.deepcopy(model.state_dict())
-        state = TrainingState(optimizer.state_dict(), order_generator.get_state(), noise_generator.get_state(), epoch, step)
+        state = TrainingState(
+            optimizer.state_dict(), order_generator.get_state(), noise_generator.get_state(), epoch, step
+        )
         event = TrainingEvent("epoch", epoch, step, total_steps, train_loss, record, model, state)
         ends = any([bool(callback(event)) for callback in callbacks]) or stop
         if world > 1:  # rank 0's callbacks decide for every process
