@@ -16,116 +16,207 @@ from pathlib import Path
 
 from .errors import VaeExplorerError
 
-# flag -> "section.key" it overrides in the YAML config
-TRAIN_OVERRIDES = {
-    "dataset": "data.dataset", "data_dir": "data.data_dir", "epochs": "train.epochs", "beta": "train.beta",
-    "latent_dim": "model.latent_dim", "lr": "train.lr", "batch_size": "train.batch_size", "seed": "train.seed",
-    "device": "train.device", "warmup_epochs": "train.warmup_epochs", "precision": "train.precision",
-    "lr_schedule": "train.lr_schedule", "compile": "train.compile", "objective": "train.objective",
-    "iwae_samples": "train.iwae_samples", "free_bits": "train.free_bits",
-}
 RUNS_HELP = "folder of trained runs (default: $VAE_EXPLORER_RUNS, else ~/.local/share/vae-explorer/runs)"
 
 
+def config_flags() -> list[tuple[str, str, str, dict]]:
+    """`train`'s flags, one per config key a run sets itself (not those filled in from the dataset):
+    (dest, --flag, "section.key", argparse options). Made from the config dataclasses as the Train
+    form is: the type, choices and the comment above each field; a key that two sections share
+    (channels) is prefixed with its section (--data-channels, --model-channels)."""
+    import dataclasses
+
+    from .config import FILLED_FROM_DATA, SECTIONS, field_docs, field_type
+
+    names = [f.name for cls in SECTIONS.values() for f in dataclasses.fields(cls)]
+    found = []
+    for section, cls in SECTIONS.items():
+        docs = field_docs(cls)
+        for f in dataclasses.fields(cls):
+            if (section, f.name) in FILLED_FROM_DATA:
+                continue
+            dest = f.name if names.count(f.name) == 1 else f"{section}_{f.name}"
+            inner, many = field_type(cls, f.name)
+            options = {"help": f"{docs[f.name]} [{section}.{f.name}]".replace("%", "%%")}
+            if inner is bool:
+                options["action"] = argparse.BooleanOptionalAction
+            else:
+                options |= {"type": inner, "metavar": dest.upper() if "choices" not in f.metadata else None}
+                if many:
+                    options["nargs"] = "+"
+                if "choices" in f.metadata:
+                    options["choices"] = list(f.metadata["choices"])
+            found.append((dest, "--" + dest.replace("_", "-"), f"{section}.{f.name}", options))
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vae-explorer", description="Train, sample and evaluate variational autoencoders.")
+    parser = argparse.ArgumentParser(
+        prog="vae-explorer", description="Train, sample and evaluate variational autoencoders."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a VAE from a YAML config (or resume a run) and save a checkpoint folder")
-    p.add_argument("--config", help="YAML config: a file or a shipped config's name (digits_mlp, ...); default: the digits MLP")
-    p.add_argument("--resume", metavar="CHECKPOINT", help="go on training this run (a folder or a run's name) to --epochs in all")
-    p.add_argument("--dataset", help="dataset name or folder:PATH (see `datasets`)")
-    p.add_argument("--data-dir", help="folder searched first for dataset files")
-    p.add_argument("--epochs", type=int, help="epochs in all (with --resume: including those already trained)")
-    p.add_argument("--beta", type=float, help="KL weight (1: plain VAE)")
-    p.add_argument("--warmup-epochs", type=int, help="epochs over which the KL weight rises from 0 to beta")
-    p.add_argument("--objective", choices=["elbo", "iwae"], help="elbo (with beta, free bits) or iwae, the importance-weighted bound")
-    p.add_argument("--iwae-samples", type=int, help="importance samples per image for --objective iwae (default 5)")
-    p.add_argument("--free-bits", type=float, help="nats per latent dimension the KL is not penalised below (0: off)")
-    p.add_argument("--latent-dim", type=int)
-    p.add_argument("--lr", type=float, help="Adam learning rate")
-    p.add_argument("--lr-schedule", choices=["none", "cosine", "step"], help="learning-rate schedule")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--precision", choices=["float32", "bfloat16"], help="bfloat16: mixed precision with torch.autocast")
-    p.add_argument("--compile", action="store_const", const=True, help="torch.compile the encoder and decoder")
+    p.set_defaults(run=cmd_train)
+    p.add_argument(
+        "--config", help="YAML config: a file or a shipped config's name (digits_mlp, ...); default: the digits MLP"
+    )
+    p.add_argument(
+        "--resume", metavar="CHECKPOINT", help="go on training this run (a folder or a run's name) to --epochs in all"
+    )
     p.add_argument("--name", help="save as this run in the runs folder (default: the config's name)")
     p.add_argument("--out", help="checkpoint folder to write instead (any path)")
     p.add_argument("--runs-dir", help=RUNS_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    groups = {
+        section: p.add_argument_group(f"{section} settings", f"each sets {section}.KEY, over the config's own value")
+        for section in ("data", "model", "train")
+    }
+    for dest, flag, key, options in config_flags():
+        groups[key.split(".")[0]].add_argument(flag, dest=dest, **options)
 
     p = sub.add_parser("generate", help="decode samples from the prior into a PNG grid")
+    p.set_defaults(run=cmd_generate)
     p.add_argument("--model-path", required=True, help="checkpoint folder, or a shipped checkpoint's or a run's name")
     p.add_argument("--runs-dir", help=RUNS_HELP)
     p.add_argument("--n", type=int, default=64, help="number of samples (with --grid: cells, rounded to a square)")
     p.add_argument("--out", default="samples.png", help="PNG file to write")
     p.add_argument("--class", dest="label", help="class index or name, for a conditional model")
-    p.add_argument("--grid", action="store_true", help="the 1-D or 2-D latent manifold (inverse-CDF spaced) instead of samples")
+    p.add_argument(
+        "--grid", action="store_true", help="the 1-D or 2-D latent manifold (inverse-CDF spaced) instead of samples"
+    )
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("evaluate", help="test metrics of a checkpoint, written into its metrics.json")
+    p.set_defaults(run=cmd_evaluate)
     p.add_argument("--model-path", required=True, help="checkpoint folder, or a shipped checkpoint's or a run's name")
     p.add_argument("--runs-dir", help=RUNS_HELP)
     p.add_argument("--k", type=int, default=100, help="importance samples for the IWAE bound")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", help="folder searched first for dataset files")
     p.add_argument("--device", default="auto")
-    p.add_argument("--no-fid", action="store_true", help="skip the sample-quality score (it trains a small classifier the first time)")
+    p.add_argument(
+        "--no-fid",
+        action="store_true",
+        help="skip the sample-quality score (it trains a small classifier the first time)",
+    )
 
-    p = sub.add_parser("map", help="compute a 2-D map (t-SNE, UMAP, PCA) of a checkpoint's codes and keep it for the Latent map page")
+    p = sub.add_parser(
+        "map", help="compute a 2-D map (t-SNE, UMAP, PCA) of a checkpoint's codes and keep it for the Latent map page"
+    )
+    p.set_defaults(run=cmd_map)
     p.add_argument("--model-path", required=True, help="checkpoint folder, or a shipped checkpoint's or a run's name")
     p.add_argument("--runs-dir", help=RUNS_HELP)
     p.add_argument("--method", choices=["pca", "tsne", "umap"], default="tsne")
-    p.add_argument("--split", choices=["test", "train", "all"], default="test", help="which images (all: test then training)")
-    p.add_argument("--perplexity", type=float, default=30.0, help="t-SNE: about how many neighbours each point attends to")
+    p.add_argument(
+        "--split", choices=["test", "train", "all"], default="test", help="which images (all: test then training)"
+    )
+    p.add_argument(
+        "--perplexity", type=float, default=30.0, help="t-SNE: about how many neighbours each point attends to"
+    )
     p.add_argument("--neighbours", type=int, default=15, help="UMAP: the size of the neighbourhood each point sees")
     p.add_argument("--data-dir", help="folder searched first for dataset files")
     p.add_argument("--device", default="auto")
 
-    p = sub.add_parser("train-classifier", help="train (again) the small classifier whose features give the Frechet distance")
+    p = sub.add_parser(
+        "train-classifier", help="train (again) the small classifier whose features give the Frechet distance"
+    )
+    p.set_defaults(run=cmd_train_classifier)
     p.add_argument("--dataset", default="digits", help="dataset name or folder:PATH")
     p.add_argument("--data-dir", help="folder searched first for dataset files")
     p.add_argument("--epochs", type=int, help="default: about 20,000 images' worth, at least 2")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out-dir", help="folder to keep it in (default: ~/.cache/vae_explorer/classifiers, or $VAE_EXPLORER_CACHE)")
+    p.add_argument(
+        "--out-dir", help="folder to keep it in (default: ~/.cache/vae_explorer/classifiers, or $VAE_EXPLORER_CACHE)"
+    )
 
     p = sub.add_parser("export-onnx", help="write a checkpoint's decoder as an ONNX graph (z -> image)")
+    p.set_defaults(run=cmd_export_onnx)
     p.add_argument("--model-path", required=True, help="checkpoint folder, or a shipped checkpoint's or a run's name")
     p.add_argument("--runs-dir", help=RUNS_HELP)
     p.add_argument("--out", help="ONNX file to write (default: decoder.onnx beside the checkpoint, made once)")
 
-    p = sub.add_parser("import-onnx", help="import a VAE trained elsewhere, as an ONNX encoder and decoder, into a checkpoint folder")
-    p.add_argument("--encoder", required=True, help="ONNX file: images (batch, C, H, W), (batch, H, W, C) or (batch, C*H*W) "
-                   "in the model's range -> mean, log-variance")
-    p.add_argument("--decoder", required=True, help="ONNX file: z (batch, latent_dim) -> the likelihood's parameters per pixel")
-    p.add_argument("--likelihood", choices=["bernoulli", "gaussian", "gaussian-learned"],
-                   help="how it was trained: bernoulli (BCE, images in [0, 1]), gaussian (MSE: one fixed sigma) or "
-                   "gaussian-learned (the decoder also gives a log-variance per pixel); not given: bernoulli, said as assumed")
-    p.add_argument("--output", choices=["logits", "probabilities"], default="logits",
-                   help="bernoulli: the decoder gives logits (default) or probabilities (after a sigmoid)")
-    p.add_argument("--sigma", type=float, help="gaussian: the fixed sigma per pixel in the model's units (default: fitted "
-                   "on the test images by maximum likelihood)")
-    p.add_argument("--range", dest="value_range", choices=["0,1", "-1,1"], help="the images' value range in training: "
-                   "0,1 (default) or -1,1 (a Tanh output, Normalize(0.5, 0.5))")
-    p.add_argument("--mean", nargs="+", type=float, metavar="M", help="or the normalisation (x - mean) / std: one mean or one per channel")
+    p = sub.add_parser(
+        "import-onnx", help="import a VAE trained elsewhere, as an ONNX encoder and decoder, into a checkpoint folder"
+    )
+    p.set_defaults(run=cmd_import_onnx)
+    p.add_argument(
+        "--encoder",
+        required=True,
+        help="ONNX file: images (batch, C, H, W), (batch, H, W, C) or (batch, C*H*W) "
+        "in the model's range -> mean, log-variance",
+    )
+    p.add_argument(
+        "--decoder", required=True, help="ONNX file: z (batch, latent_dim) -> the likelihood's parameters per pixel"
+    )
+    p.add_argument(
+        "--likelihood",
+        choices=["bernoulli", "gaussian", "gaussian-learned"],
+        help="how it was trained: bernoulli (BCE, images in [0, 1]), gaussian (MSE: one fixed sigma) or "
+        "gaussian-learned (the decoder also gives a log-variance per pixel); not given: bernoulli, said as assumed",
+    )
+    p.add_argument(
+        "--output",
+        choices=["logits", "probabilities"],
+        default="logits",
+        help="bernoulli: the decoder gives logits (default) or probabilities (after a sigmoid)",
+    )
+    p.add_argument(
+        "--sigma",
+        type=float,
+        help="gaussian: the fixed sigma per pixel in the model's units (default: fitted "
+        "on the test images by maximum likelihood)",
+    )
+    p.add_argument(
+        "--range",
+        dest="value_range",
+        choices=["0,1", "-1,1"],
+        help="the images' value range in training: 0,1 (default) or -1,1 (a Tanh output, Normalize(0.5, 0.5))",
+    )
+    p.add_argument(
+        "--mean",
+        nargs="+",
+        type=float,
+        metavar="M",
+        help="or the normalisation (x - mean) / std: one mean or one per channel",
+    )
     p.add_argument("--std", nargs="+", type=float, metavar="S", help="... and its std, one or one per channel")
-    p.add_argument("--dataset", required=True, help="the dataset it was trained on (see `datasets`): its test images are what the pages show")
-    p.add_argument("--image-size", type=int, help="side the dataset's images are read at (default: the encoder's input size "
-                   "when fixed, else the dataset's own)")
-    p.add_argument("--channels", type=int, choices=[1, 3], help="folder datasets: read as 1 (grey) or 3 (RGB) channels "
-                   "(default: the encoder's input's when fixed, else 1)")
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="the dataset it was trained on (see `datasets`): its test images are what the pages show",
+    )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        help="side the dataset's images are read at (default: the encoder's input size "
+        "when fixed, else the dataset's own)",
+    )
+    p.add_argument(
+        "--channels",
+        type=int,
+        choices=[1, 3],
+        help="folder datasets: read as 1 (grey) or 3 (RGB) channels "
+        "(default: the encoder's input's when fixed, else 1)",
+    )
     p.add_argument("--data-dir", help="folder searched first for dataset files")
-    p.add_argument("--class-names", nargs="+", metavar="NAME", help="names of the classes, in order (default: the dataset's)")
+    p.add_argument(
+        "--class-names", nargs="+", metavar="NAME", help="names of the classes, in order (default: the dataset's)"
+    )
     p.add_argument("--name", help="save as this run in the runs folder (default: the encoder file's name)")
     p.add_argument("--out", help="checkpoint folder to write instead (any path; it must not exist)")
     p.add_argument("--runs-dir", help=RUNS_HELP)
 
-    sub.add_parser("datasets", help="list the datasets and whether each is available here")
-    sub.add_parser("app", help="start the app in the browser ([--runs-dir DIR] [--data-root DIR: image folders the Train page may "
-                   "use] [--workers N|auto: N app processes behind nginx, for a class]); other flags go to `streamlit run` "
-                   "(e.g. --server.port 8600)",
-                   add_help=False)
+    sub.add_parser("datasets", help="list the datasets and whether each is available here").set_defaults(
+        run=cmd_datasets
+    )
+    sub.add_parser(
+        "app",
+        help="start the app in the browser ([--runs-dir DIR] [--data-root DIR: image folders the Train page may "
+        "use] [--workers N|auto: N app processes behind nginx, for a class]); other flags go to `streamlit run` "
+        "(e.g. --server.port 8600)",
+        add_help=False,
+    )
     return parser
 
 
@@ -148,8 +239,13 @@ class _CacheBar:
         from tqdm import tqdm
 
         if self.bar is None and not self.quiet:
-            self.bar = tqdm(total=total, unit="image", desc="reading the image folder into the cache", mininterval=0.25,
-                            file=sys.stderr)
+            self.bar = tqdm(
+                total=total,
+                unit="image",
+                desc="reading the image folder into the cache",
+                mininterval=0.25,
+                file=sys.stderr,
+            )
         if self.bar is not None:
             self.bar.update(done - self.bar.n)
 
@@ -176,17 +272,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .runs import prepare_run
     from .training import distributed
 
-    overrides = {key: getattr(args, flag) for flag, key in TRAIN_OVERRIDES.items() if getattr(args, flag) is not None}
+    given = [
+        (flag, key, getattr(args, dest)) for dest, flag, key, _ in config_flags() if getattr(args, dest) is not None
+    ]
+    overrides = {key: value for _, key, value in given}
     reading = _CacheBar(args.quiet or os.environ.get("RANK", "0") != "0")  # under torchrun, rank 0's bar only
     try:
         if args.resume:
-            changed = sorted(f"--{flag.replace('_', '-')}" for flag, key in TRAIN_OVERRIDES.items()
-                             if key in overrides and flag not in ("epochs", "device"))
-            changed += [flag for flag, given in (("--config", args.config), ("--out", args.out), ("--name", args.name)) if given]
+            changed = sorted(flag for flag, _, _ in given if flag not in ("--epochs", "--device"))
+            changed += [
+                flag for flag, given in (("--config", args.config), ("--out", args.out), ("--name", args.name)) if given
+            ]
             if changed:
-                raise ConfigError(f"--resume goes on with the run's own config, in its own folder; leave out {', '.join(changed)} "
-                                  "(only --epochs and --device may be given).")
-            run = prepare_run(None, locate(args.resume, args.runs_dir), resume=True, epochs=args.epochs, progress=reading)
+                raise ConfigError(
+                    f"--resume goes on with the run's own config, in its own folder; leave out {', '.join(changed)} "
+                    "(only --epochs and --device may be given)."
+                )
+            run = prepare_run(
+                None, locate(args.resume, args.runs_dir), resume=True, epochs=args.epochs, progress=reading
+            )
             if args.device:
                 run.config.train = apply_overrides(run.config, {"train.device": args.device}).train
         else:
@@ -217,10 +321,14 @@ def _train_and_report(args: argparse.Namespace, run) -> int:
     done = run.epochs_done
     world = distributed.world()[1]
     if main:
-        print(f"{'resuming' if done else 'training'} {config.model.architecture} VAE ({run.model.num_parameters():,} parameters, "
-              f"latent {config.model.latent_dim}) on {run.data.name}: {len(run.data.train_x):,} train / {len(run.data.test_x):,} "
-              f"test images -> {out}" + (f" (epoch {done + 1} of {config.train.epochs})" if done else "")
-              + (f", {world} processes" if world > 1 else ""), file=sys.stderr)
+        print(
+            f"{'resuming' if done else 'training'} {config.model.architecture} VAE ({run.model.num_parameters():,} parameters, "
+            f"latent {config.model.latent_dim}) on {run.data.name}: {len(run.data.train_x):,} train / {len(run.data.test_x):,} "
+            f"test images -> {out}"
+            + (f" (epoch {done + 1} of {config.train.epochs})" if done else "")
+            + (f", {world} processes" if world > 1 else ""),
+            file=sys.stderr,
+        )
     bar = tqdm(total=0, unit="step", disable=True)  # replaced by the real bar at the first step
 
     def on_event(event) -> None:
@@ -232,7 +340,10 @@ def _train_and_report(args: argparse.Namespace, run) -> int:
             if event.step % 50 == 0:
                 bar.set_postfix(epoch=event.epoch, loss=f"{event.loss:.1f}", refresh=False)
         else:
-            bar.write(f"epoch {event.epoch}: train {event.record['train_loss']:.2f}  test {event.record['test_loss']:.2f} nats", file=sys.stderr)
+            bar.write(
+                f"epoch {event.epoch}: train {event.record['train_loss']:.2f}  test {event.record['test_loss']:.2f} nats",
+                file=sys.stderr,
+            )
 
     try:
         history = train_run(run, [on_event])
@@ -241,14 +352,20 @@ def _train_and_report(args: argparse.Namespace, run) -> int:
         raise
     except KeyboardInterrupt:
         bar.close()
-        kept = f"{out} holds epoch {run.epochs_done}; resume with --resume {out}" if run.epochs_done else "nothing was saved"
+        kept = (
+            f"{out} holds epoch {run.epochs_done}; resume with --resume {out}"
+            if run.epochs_done
+            else "nothing was saved"
+        )
         if main:
             print(f"interrupted; {kept}.", file=sys.stderr)
         return 130
     bar.close()
     if main:
-        print(f"final test loss: {history[-1]['test_loss']:.2f} nats per image (recon {history[-1]['test_recon']:.2f}, "
-              f"KL {history[-1]['test_kl']:.2f}); saved {out}")
+        print(
+            f"final test loss: {history[-1]['test_loss']:.2f} nats per image (recon {history[-1]['test_recon']:.2f}, "
+            f"KL {history[-1]['test_kl']:.2f}); saved {out}"
+        )
     return 0
 
 
@@ -265,7 +382,9 @@ def _parse_label(value: str | None, class_names: list[str] | None, conditional: 
     lowered = [n.lower() for n in names]
     if value.lower() in lowered:
         return lowered.index(value.lower())
-    raise ConfigError(f"--class {value!r} is not a class of this model; use an index from 0 to {len(names) - 1} or one of: {', '.join(names)}.")
+    raise ConfigError(
+        f"--class {value!r} is not a class of this model; use an index from 0 to {len(names) - 1} or one of: {', '.join(names)}."
+    )
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -281,9 +400,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     label = _parse_label(args.label, model_config.class_names, model_config.conditional)
     if args.grid:
         if model_config.latent_dim > 2:
-            raise ConfigError(f"--grid needs a model with a 1-D or 2-D latent space; {checkpoint.path} has "
-                              f"{model_config.latent_dim}. Drop --grid to sample.")
-        side = max(2, round(args.n ** 0.5)) if model_config.latent_dim == 2 else args.n
+            raise ConfigError(
+                f"--grid needs a model with a 1-D or 2-D latent space; {checkpoint.path} has "
+                f"{model_config.latent_dim}. Drop --grid to sample."
+            )
+        side = max(2, round(args.n**0.5)) if model_config.latent_dim == 2 else args.n
         images, nrow = manifold_grid(checkpoint.model, side, label), side
     else:
         images, nrow = sample_prior(checkpoint.model, args.n, label, args.seed), None
@@ -309,11 +430,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         data_config = dataclasses.replace(data_config, data_dir=args.data_dir)
     data = load_dataset(data_config)
     classifier, info = (None, None) if args.no_fid else _classifier(data, checkpoint.config.data)
-    metrics = evaluate(checkpoint.model, data, k=args.k, beta=checkpoint.config.train.beta, seed=args.seed,
-                       classifier=classifier, classifier_info=info)
+    metrics = evaluate(
+        checkpoint.model,
+        data,
+        k=args.k,
+        beta=checkpoint.config.train.beta,
+        seed=args.seed,
+        classifier=classifier,
+        classifier_info=info,
+    )
     write_metrics(checkpoint.path, metrics)
-    print(f"{checkpoint.path} on {data.name} ({metrics['n_test']:,} test images), {checkpoint.model.describe_likelihood()}; "
-          "nats per image:")
+    print(
+        f"{checkpoint.path} on {data.name} ({metrics['n_test']:,} test images), {checkpoint.model.describe_likelihood()}; "
+        "nats per image:"
+    )
     for key in ("neg_elbo", "recon", "kl", "iwae_nll", "iwae_k", "elbo_iwae_gap", "active_units", "fid", "fid_floor"):
         if key not in metrics:
             continue
@@ -321,7 +451,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"  {key:<13} {value:>10.3f}" if isinstance(value, float) else f"  {key:<13} {value:>10}")
     print("  kl_per_dim    " + " ".join(f"{v:.2f}" for v in metrics["kl_per_dim"]))
     if "mig" in metrics:
-        print(f"  mig           {metrics['mig']:>10.3f}   (" + ", ".join(f"{k} {v:.2f}" for k, v in metrics["mig_per_factor"].items()) + ")")
+        print(
+            f"  mig           {metrics['mig']:>10.3f}   ("
+            + ", ".join(f"{k} {v:.2f}" for k, v in metrics["mig_per_factor"].items())
+            + ")"
+        )
         print(f"  factor_vae    {metrics['factor_vae_score']:>10.3f}")
     print(f"written to {checkpoint.path / 'metrics.json'}")
     return 0
@@ -367,13 +501,18 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
 
         raise ConfigError(f"--epochs must be from 1 to 1000, got {args.epochs}; pass a smaller number.")
     with tqdm(unit="step", desc=f"classifier for {data.name}", file=sys.stderr) as bar:
+
         def progress(step: int, total: int) -> None:
             bar.total = total
             bar.update(step - bar.n)
+
         _, info = train_classifier(data, config, args.epochs, args.seed, progress, args.out_dir)
     from .evaluation.fid import cache_dir
 
-    print(f"test accuracy {info['test_accuracy']:.3f} after {info['epochs']} epochs; saved {Path(args.out_dir or cache_dir()) / info['key']}")
+    print(
+        f"test accuracy {info['test_accuracy']:.3f} after {info['epochs']} epochs; "
+        f"saved {Path(args.out_dir or cache_dir()) / info['key']}"
+    )
     return 0
 
 
@@ -394,9 +533,12 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
         path = export_decoder(checkpoint.model, out, weights_sha1(checkpoint.path))
     else:
         path = decoder_onnx(checkpoint)
-    inputs = "z (batch, {0}){1}".format(checkpoint.model.latent_dim,
-                                         f" and label (batch, {checkpoint.model.cond_dim}) one-hot" if checkpoint.model.cond_dim else "")
-    print(f"wrote {path}: inputs {inputs}, output image (batch, {', '.join(map(str, checkpoint.config.model.image_shape))}) in [0, 1]")
+    label = f" and label (batch, {checkpoint.model.cond_dim}) one-hot" if checkpoint.model.cond_dim else ""
+    inputs = f"z (batch, {checkpoint.model.latent_dim}){label}"
+    print(
+        f"wrote {path}: inputs {inputs}, "
+        f"output image (batch, {', '.join(map(str, checkpoint.config.model.image_shape))}) in [0, 1]"
+    )
     return 0
 
 
@@ -410,18 +552,33 @@ def cmd_import_onnx(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     out = Path(args.out) if args.out else runs_dir(args.runs_dir) / sanitize_name(args.name or Path(args.encoder).stem)
-    folder, notes = import_onnx(args.encoder, args.decoder, out, args.dataset, args.output, args.class_names, args.data_dir,
-                                likelihood=args.likelihood, sigma=args.sigma, value_range=args.value_range, mean=args.mean,
-                                std=args.std, image_size=args.image_size, channels=args.channels)
+    folder, notes = import_onnx(
+        args.encoder,
+        args.decoder,
+        out,
+        args.dataset,
+        args.output,
+        args.class_names,
+        args.data_dir,
+        likelihood=args.likelihood,
+        sigma=args.sigma,
+        value_range=args.value_range,
+        mean=args.mean,
+        std=args.std,
+        image_size=args.image_size,
+        channels=args.channels,
+    )
     for note in notes:
         print(f"warning: {note}.", file=sys.stderr)
     config = read_config(folder)
     from .checkpoints.onnx_import import read_observation
 
     described = read_observation(folder, config.model.image_shape[0]).describe()
-    print(f"imported {folder} in {time.perf_counter() - started:.1f} s: latent dimension {config.model.latent_dim}, "
-          f"{'x'.join(map(str, config.model.image_shape))} images of {config.data.dataset}, {described}; explore it in the "
-          f"app (it is listed as {folder.name}) or run `vae-explorer evaluate --model-path {folder}`")
+    print(
+        f"imported {folder} in {time.perf_counter() - started:.1f} s: latent dimension {config.model.latent_dim}, "
+        f"{'x'.join(map(str, config.model.image_shape))} images of {config.data.dataset}, {described}; explore it in the "
+        f"app (it is listed as {folder.name}) or run `vae-explorer evaluate --model-path {folder}`"
+    )
     return 0
 
 
@@ -443,7 +600,7 @@ def _take_flag(argv: list[str], flag: str, value: str = "PATH") -> tuple[str | N
         from .errors import ConfigError
 
         raise ConfigError(f"{flag} needs a value; write {flag} {value}.")
-    return argv[at + 1], argv[:at] + argv[at + 2:]
+    return argv[at + 1], argv[:at] + argv[at + 2 :]
 
 
 def cmd_app(argv: list[str]) -> int:
@@ -457,7 +614,9 @@ def cmd_app(argv: list[str]) -> int:
     data_root, argv = _take_flag(argv, "--data-root")
     workers, argv = _take_flag(argv, "--workers", "N (1 to 64) or auto")
     if data_root is not None and not Path(data_root).expanduser().is_dir():
-        raise ConfigError(f"--data-root {data_root} is not a folder; pass the folder whose image folders the Train page may use.")
+        raise ConfigError(
+            f"--data-root {data_root} is not a folder; pass the folder whose image folders the Train page may use."
+        )
     if workers is not None:
         from .app.serving import parse_workers, serve
 
@@ -482,56 +641,75 @@ def cmd_map(args: argparse.Namespace) -> int:
     if not 2 <= args.perplexity <= 1000 or not 2 <= args.neighbours <= 1000:
         raise ConfigError("--perplexity and --neighbours must be from 2 to 1000; pass a value in that range.")
     checkpoint = load_checkpoint(locate(args.model_path, args.runs_dir), resolve_device(args.device))
-    data_config = checkpoint.config.data if not args.data_dir else dataclasses.replace(checkpoint.config.data, data_dir=args.data_dir)
+    data_config = (
+        checkpoint.config.data
+        if not args.data_dir
+        else dataclasses.replace(checkpoint.config.data, data_dir=args.data_dir)
+    )
     data = load_dataset(data_config)
     started = time.perf_counter()
     mu, _ = split_codes(checkpoint.model, data, args.split)
     if args.method == "pca":
         coords, _, _ = pca_2d(mu)
-        print(f"PCA of {len(mu):,} codes in {time.perf_counter() - started:.1f} s; the Latent map page computes it "
-              f"itself (it is instant), so nothing is kept.")
+        print(
+            f"PCA of {len(mu):,} codes in {time.perf_counter() - started:.1f} s; the Latent map page computes it "
+            f"itself (it is instant), so nothing is kept."
+        )
         return 0
     parameter = args.perplexity if args.method == "tsne" else args.neighbours
     if kept_map(checkpoint.path, args.method, len(mu), parameter, args.split) is not None:
-        print(f"a {args.method} map of these {len(mu):,} codes is kept already: "
-              f"{next(f for f in map_files(checkpoint.path, args.method, len(mu), parameter, args.split) if f.is_file())}")
+        print(
+            f"a {args.method} map of these {len(mu):,} codes is kept already: "
+            f"{next(f for f in map_files(checkpoint.path, args.method, len(mu), parameter, args.split) if f.is_file())}"
+        )
         return 0
-    with tqdm(total=1, unit="step", desc=f"{args.method} of {len(mu):,} codes", file=sys.stderr, mininterval=0.5) as bar:
+    with tqdm(
+        total=1, unit="step", desc=f"{args.method} of {len(mu):,} codes", file=sys.stderr, mininterval=0.5
+    ) as bar:
+
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
         compute_map(mu, checkpoint.path, args.method, parameter, args.split, progress)
     kept = next(f for f in map_files(checkpoint.path, args.method, len(mu), parameter, args.split) if f.is_file())
-    print(f"{args.method} map of {len(mu):,} codes ({args.split}) in {time.perf_counter() - started:.1f} s, kept in {kept}")
+    print(
+        f"{args.method} map of {len(mu):,} codes ({args.split}) in {time.perf_counter() - started:.1f} s, kept in {kept}"
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    commands = {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate, "datasets": cmd_datasets,
-                "train-classifier": cmd_train_classifier, "export-onnx": cmd_export_onnx, "import-onnx": cmd_import_onnx,
-                "map": cmd_map}
     try:
         if argv[:1] == ["app"]:
             return cmd_app(argv[1:])
         # "--range -1,1" as written: argparse would read "-1,1" as an option, so it is joined to its flag
-        argv = [f"--range={argv[i + 1]}" if a == "--range" and i + 1 < len(argv) else a for i, a in enumerate(argv)
-                if not (i > 0 and argv[i - 1] == "--range")]
+        argv = [
+            f"--range={argv[i + 1]}" if a == "--range" and i + 1 < len(argv) else a
+            for i, a in enumerate(argv)
+            if not (i > 0 and argv[i - 1] == "--range")
+        ]
         args = build_parser().parse_args(argv)
-        return commands[args.command](args)
+        return args.run(args)
     except VaeExplorerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except MemoryError:
-        print("error: this request needs more memory than the machine has; use a smaller --batch-size, "
-              "model (hidden_sizes, channels) or dataset (max_train).", file=sys.stderr)
+        print(
+            "error: this request needs more memory than the machine has; use a smaller --batch-size, "
+            "model (hidden_sizes, channels) or dataset (max_train).",
+            file=sys.stderr,
+        )
         return 2
     except RuntimeError as exc:  # torch reports allocation failures as RuntimeError
         if "out of memory" not in str(exc) and "can't allocate memory" not in str(exc):
             raise
-        print("error: this request needs more memory than the device has; use a smaller --batch-size or model, "
-              "or --device cpu.", file=sys.stderr)
+        print(
+            "error: this request needs more memory than the device has; use a smaller --batch-size or model, "
+            "or --device cpu.",
+            file=sys.stderr,
+        )
         return 2
     except OSError as exc:  # a path that cannot be read or written: name it
         where = f"{exc.filename}: " if exc.filename else ""

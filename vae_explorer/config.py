@@ -157,6 +157,36 @@ class RunConfig:
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+# Keys a run fills in from its dataset: neither the Train form nor `train`'s flags offer them.
+FILLED_FROM_DATA = {("model", "image_shape"), ("model", "num_classes"), ("model", "class_names")}
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The comment above each field of a config dataclass, read from this file, one line each: what
+    `vae-explorer train --help` says of its flag, so the flags cannot drift from the configs. A field
+    without a comment of its own shares the one above it (max_train and max_test)."""
+    import inspect
+
+    docs, comment, previous = {}, [], ""
+    for line in inspect.getsource(cls).splitlines()[1:]:
+        text = line.strip()
+        if text.startswith("#"):
+            comment.append(text.lstrip("# "))
+        elif ":" in text and text.split(":")[0].isidentifier():
+            previous = " ".join(comment) or previous
+            docs[text.split(":")[0]] = previous
+            comment = []
+    return docs
+
+
+def field_type(cls: type, name: str) -> tuple[type, bool]:
+    """A field's value type without Optional, and whether the field holds a list of them."""
+    hint = typing.get_type_hints(cls)[name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    inner = args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) else hint
+    if typing.get_origin(inner) is list:
+        return typing.get_args(inner)[0], True
+    return inner, False
 
 
 def _suggest(key: str, known: list[str]) -> str:
@@ -185,7 +215,9 @@ def _check_scalar(value: Any, tp: Any, key: str, rules: dict, source: str) -> An
             try:
                 value = float(value)
             except ValueError:
-                raise ConfigError(f"{where} must be a number, got {_shown(value)}; write a number such as 0.001.") from None
+                raise ConfigError(
+                    f"{where} must be a number, got {_shown(value)}; write a number such as 0.001."
+                ) from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, got {_shown(value)}; write a number such as 0.001.")
         value = float(value)
@@ -196,14 +228,18 @@ def _check_scalar(value: Any, tp: Any, key: str, rules: dict, source: str) -> An
             raise ConfigError(f"{where} must be a non-empty string, got {_shown(value)}; write a name.")
         longest = rules.get("max_length", MAX_STRING)
         if len(value) > longest:
-            raise ConfigError(f"{where} is {len(value):,} characters long, more than the {longest:,} allowed; shorten it.")
+            raise ConfigError(
+                f"{where} is {len(value):,} characters long, more than the {longest:,} allowed; shorten it."
+            )
     if "choices" in rules and value not in rules["choices"]:
         options = ", ".join(str(c) for c in rules["choices"])
         raise ConfigError(f"{where} must be one of {options}, got {_shown(value)}; pick one of those.")
     lo, hi = rules.get("min"), rules.get("max")
     exclusive_min = rules.get("exclusive_min")
-    if (lo is not None and value < lo) or (hi is not None and value > hi) or (
-        exclusive_min is not None and value <= exclusive_min
+    if (
+        (lo is not None and value < lo)
+        or (hi is not None and value > hi)
+        or (exclusive_min is not None and value <= exclusive_min)
     ):
         span = f"from {lo} to {hi}" if hi is not None else f"of at least {lo}"
         raise ConfigError(f"{where} must be {span}, got {_shown(value)}; set it in that range.")
@@ -237,16 +273,22 @@ def section_from_dict(cls: type, raw: Any, section: str, source: str) -> Any:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: section '{section}' must be a mapping of keys to values; indent its keys under '{section}:'.")
+        raise ConfigError(
+            f"{source}: section '{section}' must be a mapping of keys to values; indent its keys under '{section}:'."
+        )
     hints = typing.get_type_hints(cls)
     known = [f.name for f in fields(cls)]
     values = {}
-    for key, value in raw.items():
+    for key in raw:
         if key not in known:
             raise ConfigError(f"{source}: unknown key '{section}.{str(key)[:60]}'; {_suggest(str(key)[:60], known)}")
     for f in fields(cls):
         if f.name in raw:
-            value = LEGACY_VALUES.get((section, f.name), {}).get(raw[f.name], raw[f.name]) if isinstance(raw[f.name], str) else raw[f.name]
+            value = (
+                LEGACY_VALUES.get((section, f.name), {}).get(raw[f.name], raw[f.name])
+                if isinstance(raw[f.name], str)
+                else raw[f.name]
+            )
             values[f.name] = _check_value(value, hints[f.name], f"{section}.{f.name}", dict(f.metadata), source)
         elif f.default is MISSING and f.default_factory is MISSING:  # pragma: no cover - all fields have defaults
             raise ConfigError(f"{source}: missing key '{section}.{f.name}'; add it.")
@@ -258,40 +300,61 @@ def config_from_dict(raw: Any, source: str = "config") -> RunConfig:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: the file must hold a mapping with sections data, model and train; see configs/digits_mlp.yaml.")
+        raise ConfigError(
+            f"{source}: the file must hold a mapping with sections data, model and train; see configs/digits_mlp.yaml."
+        )
     for key in raw:
         if key not in SECTIONS:
             raise ConfigError(f"{source}: unknown section '{str(key)[:60]}'; {_suggest(str(key)[:60], list(SECTIONS))}")
     parts = {name: section_from_dict(cls, raw.get(name), name, source) for name, cls in SECTIONS.items()}
     model = parts["model"]
     if model.class_names is not None and model.num_classes is not None and len(model.class_names) != model.num_classes:
-        raise ConfigError(f"{source}: model.class_names holds {len(model.class_names)} names but model.num_classes is "
-                          f"{model.num_classes}; give one name per class.")
+        raise ConfigError(
+            f"{source}: model.class_names holds {len(model.class_names)} names but model.num_classes is "
+            f"{model.num_classes}; give one name per class."
+        )
     check_objective(parts["train"], source)
     check_model_kind(parts["model"], parts["train"], source)
     return RunConfig(**parts)
 
 
-def check_model_kind(model: "ModelConfig", train: "TrainConfig", source: str = "config") -> None:
+def check_model_kind(model: ModelConfig, train: TrainConfig, source: str = "config") -> None:
     """The VampPrior and the second level are each for an unconditional VAE, one at a time, without free bits."""
-    kinds = [name for name, on in (("model.prior vamp", model.prior == "vamp"), ("model.top_latent_dim", model.top_latent_dim > 0)) if on]
+    kinds = [
+        name
+        for name, on in (
+            ("model.prior vamp", model.prior == "vamp"),
+            ("model.top_latent_dim", model.top_latent_dim > 0),
+        )
+        if on
+    ]
     if len(kinds) == 2:
-        raise ConfigError(f"{source}: model.prior vamp and model.top_latent_dim are two different priors for z; use one "
-                          "of them (set top_latent_dim to 0 or prior to normal).")
+        raise ConfigError(
+            f"{source}: model.prior vamp and model.top_latent_dim are two different priors for z; use one "
+            "of them (set top_latent_dim to 0 or prior to normal)."
+        )
     if kinds and model.conditional:
         raise ConfigError(f"{source}: {kinds[0]} is for an unconditional VAE; set model.conditional to false.")
     if kinds and train.free_bits > 0:
-        raise ConfigError(f"{source}: train.free_bits is for the N(0, I) prior, not with {kinds[0]}; set free_bits to 0.")
+        raise ConfigError(
+            f"{source}: train.free_bits is for the N(0, I) prior, not with {kinds[0]}; set free_bits to 0."
+        )
 
 
-def check_objective(train: "TrainConfig", source: str = "config") -> None:
+def check_objective(train: TrainConfig, source: str = "config") -> None:
     """The IWAE bound is of log p(x) itself: a KL weight, its warm-up or free bits have no place in it."""
     if train.objective != "iwae":
         return
-    for key, value, plain in (("beta", train.beta, 1.0), ("warmup_epochs", train.warmup_epochs, 0), ("free_bits", train.free_bits, 0.0)):
+    for key, value, plain in (
+        ("beta", train.beta, 1.0),
+        ("warmup_epochs", train.warmup_epochs, 0),
+        ("free_bits", train.free_bits, 0.0),
+    ):
         if value != plain:
-            raise ConfigError(f"{source}: train.objective iwae trains the bound on log p(x) itself, so train.{key} must be "
-                              f"{plain:g}, not {value:g}; set it to {plain:g}, or use objective elbo for it.")
+            raise ConfigError(
+                f"{source}: train.objective iwae trains the bound on log p(x) itself, so train.{key} must be "
+                f"{plain:g}, not {value:g}; set it to {plain:g}, or use objective elbo for it."
+            )
 
 
 def load_config(path: str | Path) -> RunConfig:
@@ -306,9 +369,13 @@ def load_config(path: str | Path) -> RunConfig:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path} is not valid YAML{line}; fix the syntax there (indentation, colons, quotes).") from None
+        raise ConfigError(
+            f"{path} is not valid YAML{line}; fix the syntax there (indentation, colons, quotes)."
+        ) from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not a UTF-8 text file; pass a YAML config such as configs/digits_mlp.yaml.") from None
+        raise ConfigError(
+            f"{path} is not a UTF-8 text file; pass a YAML config such as configs/digits_mlp.yaml."
+        ) from None
     return config_from_dict(raw, str(path))
 
 

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from ..config import SECTIONS, RunConfig, config_from_dict, load_config
+from ..config import FILLED_FROM_DATA, SECTIONS, RunConfig, config_from_dict, load_config
 from ..errors import ConfigError
 from ..paths import shipped_configs_dir
 
-FILLED_FROM_DATA = {("model", "image_shape"), ("model", "num_classes"), ("model", "class_names")}
 REMEMBERED = "train_form_values"
 
 
@@ -44,7 +43,9 @@ def load_preset(config: RunConfig, only_missing: bool = False) -> None:
     raw = config.to_dict()
     for section, cls in SECTIONS.items():
         for f in fields(cls):
-            if (section, f.name) in FILLED_FROM_DATA or (only_missing and widget_key(section, f.name) in st.session_state):
+            if (section, f.name) in FILLED_FROM_DATA or (
+                only_missing and widget_key(section, f.name) in st.session_state
+            ):
                 continue
             value = raw[section][f.name]
             _, inner, _ = _field(section, f.name)
@@ -65,12 +66,16 @@ def ensure_defaults(preset: str) -> None:
 
 def remember() -> None:
     """Keep the submitted values under a plain key, which survives visits to other pages."""
-    st.session_state[REMEMBERED] = {widget_key(s, k): st.session_state[widget_key(s, k)] for s, k in form_keys()
-                                    if widget_key(s, k) in st.session_state}
+    st.session_state[REMEMBERED] = {
+        widget_key(s, k): st.session_state[widget_key(s, k)]
+        for s, k in form_keys()
+        if widget_key(s, k) in st.session_state
+    }
 
 
-def field_widget(container, section: str, key: str, label: str, help: str | None = None, suggestions: list | None = None,
-                 **options):
+def field_widget(
+    container, section: str, key: str, label: str, help: str | None = None, suggestions: list | None = None, **options
+):
     """The widget for config key `section.key`: checkbox, selectbox, number or text, from its type and rules.
 
     With `suggestions`, a text key becomes a selectbox of those values that also takes a typed one.
@@ -90,9 +95,12 @@ def field_widget(container, section: str, key: str, label: str, help: str | None
         return container.text_input(label, key=name, help=help, **options)
     bounds = {"min_value": rules.get("min"), "max_value": rules.get("max")}
     if inner is int:
-        return container.number_input(label, step=1, key=name, help=help, **{k: int(v) for k, v in bounds.items() if v is not None}, **options)
-    return container.number_input(label, key=name, help=help, format="%g",
-                                  **{k: float(v) for k, v in bounds.items() if v is not None}, **options)
+        return container.number_input(
+            label, step=1, key=name, help=help, **{k: int(v) for k, v in bounds.items() if v is not None}, **options
+        )
+    return container.number_input(
+        label, key=name, help=help, format="%g", **{k: float(v) for k, v in bounds.items() if v is not None}, **options
+    )
 
 
 def _parse_list(text: str, section: str, key: str) -> list[int] | None:
@@ -102,8 +110,10 @@ def _parse_list(text: str, section: str, key: str) -> list[int] | None:
     try:
         return [int(p) for p in parts]
     except ValueError:
-        raise ConfigError(f"Train form: {section}.{key} must be whole numbers separated by commas, got {text!r}; "
-                          "write it like 256, 128.") from None
+        raise ConfigError(
+            f"Train form: {section}.{key} must be whole numbers separated by commas, got {text!r}; "
+            "write it like 256, 128."
+        ) from None
 
 
 def config_from_form() -> RunConfig:
