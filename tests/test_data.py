@@ -9,8 +9,8 @@ from PIL import Image
 
 from vae_explorer.config import DataConfig
 from vae_explorer.data import DATASETS, list_datasets, load_dataset
-from vae_explorer.data.folder import skipped_message
 from vae_explorer.data.idx import read_idx
+from vae_explorer.data.image_folder import skipped_message
 from vae_explorer.data.shapes import FACTOR_NAMES, generate_shapes
 from vae_explorer.errors import DatasetError
 

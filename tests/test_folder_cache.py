@@ -1,4 +1,4 @@
-"""Image folders through their uint8 cache (vae_explorer/data/folder.py, store.py): decoded once,
+"""Image folders through their uint8 cache (vae_explorer/data/image_folder.py, store.py): decoded once,
 converted as uploads are, reused until the folder changes, and read from disk batch by batch
 when large, with the same training result as in memory."""
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-import vae_explorer.data.folder as folder
+import vae_explorer.data.image_folder as folder
 from vae_explorer import TrainConfig
 from vae_explorer.config import DataConfig, ModelConfig
 from vae_explorer.data import load_dataset

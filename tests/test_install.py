@@ -153,7 +153,7 @@ def test_every_command_works_from_a_folder_outside_the_repository(installed):
     assert result.returncode == 0, result.stderr
     python(
         installed,
-        "from vae_explorer import load_checkpoint; from vae_explorer.checkpoints.onnx import export_encoder; "
+        "from vae_explorer import load_checkpoint; from vae_explorer.checkpoints.onnx_export import export_encoder; "
         "export_encoder(load_checkpoint('first').model, 'encoder.onnx')",
     )
     result = run(

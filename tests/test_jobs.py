@@ -45,7 +45,7 @@ def test_a_training_job_for_the_app_leaves_the_browser_decoder_ready(tmp_path):
     from pictures import decoded
 
     from vae_explorer.checkpoints import weights_sha1
-    from vae_explorer.checkpoints.onnx import DECODER_FILE, recorded_weights
+    from vae_explorer.checkpoints.onnx_export import DECODER_FILE, recorded_weights
 
     snap = finish(TrainingJob(QUICK, tmp_path / "run", export_onnx=True).start())
     assert snap.status == "done", snap.message

@@ -1,11 +1,11 @@
-"""One session's background maps (vae_explorer/runs/maps.py): one at a time, and a request made
+"""One session's background maps (vae_explorer/runs/map_queue.py): one at a time, and a request made
 while one runs waits, replacing any that was waiting (no pile of t-SNE runs from a slider)."""
 
 from __future__ import annotations
 
 import threading
 
-from vae_explorer.runs.maps import MapQueue
+from vae_explorer.runs.map_queue import MapQueue
 
 
 def blocking(log: list, name: str, gate: threading.Event):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vae_explorer import load_checkpoint
-from vae_explorer.checkpoints.onnx import DECODER_FILE, decoder_onnx, recorded_weights, weights_sha1
+from vae_explorer.checkpoints.onnx_export import DECODER_FILE, decoder_onnx, recorded_weights, weights_sha1
 from vae_explorer.paths import shipped_checkpoint_names
 
 

@@ -145,7 +145,7 @@ def test_the_browser_graph_decodes_as_the_server(theirs, imported):
     with torch.no_grad():
         expected = torch.sigmoid(model.decode(torch.from_numpy(z))).reshape(5, 1, 28, 28).numpy()
     assert image.shape == (5, 1, 28, 28) and np.abs(image - expected).max() < 1e-5
-    from vae_explorer.checkpoints.onnx import recorded_weights
+    from vae_explorer.checkpoints.onnx_export import recorded_weights
 
     assert recorded_weights(path) == weights_sha1(imported)  # kept: not made again on the next visit
 

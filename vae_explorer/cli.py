@@ -255,7 +255,7 @@ class _CacheBar:
 
 
 def _warn_skipped(data) -> None:
-    from .data.folder import skipped_message
+    from .data.image_folder import skipped_message
 
     message = skipped_message(data)
     if message:
@@ -518,7 +518,7 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     from .checkpoints import decoder_onnx, export_decoder, load_checkpoint, locate
-    from .checkpoints.onnx import weights_sha1
+    from .checkpoints.onnx_export import weights_sha1
 
     checkpoint = load_checkpoint(locate(args.model_path, args.runs_dir))
     if args.out and checkpoint.config.model.architecture == "onnx":  # an imported pair: its browser graph, copied

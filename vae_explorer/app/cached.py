@@ -72,7 +72,7 @@ def slow_map(checkpoint: Checkpoint, method: str, parameter: float, split: str, 
     """A t-SNE or UMAP map of the codes `mu`: (coords, None) when kept on disk, else (None, task)
     with the computation asked of this session's MapQueue (one at a time, the newest waiting)."""
     from ..latent import compute_map, kept_map
-    from ..runs.maps import MapQueue
+    from ..runs.map_queue import MapQueue
 
     path, saved = _key(checkpoint)
     coords = kept_map(path, method, len(mu), parameter, split)

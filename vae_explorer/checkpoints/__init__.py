@@ -15,7 +15,7 @@ from .folder import (
     write_metrics,
     write_training,
 )
-from .onnx import decoder_onnx, export_decoder
+from .onnx_export import decoder_onnx, export_decoder
 from .zip_import import import_checkpoint_zip, sanitize_name
 
 __all__ = [

@@ -333,7 +333,7 @@ def load_imported(path: Path, config: RunConfig):
 
 
 def browser_decoder_graph(path: Path, image_shape, weights: str, classes: int = 0) -> bytes:
-    """The imported decoder as the browser's decoder.onnx (see checkpoints/onnx.py): inputs "z" and,
+    """The imported decoder as the browser's decoder.onnx (see checkpoints/onnx_export.py): inputs "z" and,
     for a conditional model of `classes` classes, "label" (batch, classes) one-hot; output "image" (batch, C, H, W), the
     mean image in [0, 1] (a sigmoid after logits, a clip after probabilities, the range mapped back
     after a Gaussian's means; channels-last transposed; a log-variance left out). Nodes are added

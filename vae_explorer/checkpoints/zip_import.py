@@ -32,7 +32,7 @@ from .folder import (
     WEIGHTS_FILE,
     load_checkpoint,
 )
-from .onnx import DECODER_FILE, ENCODER_FILE
+from .onnx_export import DECODER_FILE, ENCODER_FILE
 from .onnx_import import DECODER_GRAPH, ENCODER_GRAPH, IMPORT_FILE
 from .records import MAX_JSON_BYTES
 

@@ -122,7 +122,7 @@ def _progress(stop: Stop, preview: Preview | None, offset: int = 0, total: int |
 def train_job(spec: dict, stop: Stop) -> None:
     from ..checkpoints import training_status, write_training
     from ..config import config_from_dict
-    from ..data.folder import skipped_message
+    from ..data.image_folder import skipped_message
     from . import prepare_run, train_run
 
     config = None if spec.get("resume") else config_from_dict(spec["config"], "the Train form")

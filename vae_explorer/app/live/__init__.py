@@ -155,7 +155,7 @@ def _spec(graph: dict, said: dict) -> dict:
 def _browser_encoder(path: str, saved: float, _checkpoint: Checkpoint) -> dict:
     """The encoder's graph for the drawing pad (base64), keyed like the decoder's by the weights."""
     from ...checkpoints import weights_sha1
-    from ...checkpoints.onnx import encoder_onnx
+    from ...checkpoints.onnx_export import encoder_onnx
 
     graph = encoder_onnx(_checkpoint).read_bytes()
     return {
