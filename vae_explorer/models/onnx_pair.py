@@ -1,7 +1,7 @@
 """A VAE given as two ONNX graphs, run with onnxruntime: an encoder image -> (mean, log-variance) and
 a decoder z -> the likelihood's parameters. Only the graphs are executed, never code from their files.
 
-The contract (README, "Bring your own model"):
+The contract (docs/bring-your-own-model.md):
 - encoder: one float32 input, the images in the model's units (models/observation.py) as
   (batch, C, H, W), channels-last (batch, H, W, C) or flattened (batch, C*H*W); two float32 outputs
   (batch, D), the mean and log-variance of q(z|x): the outputs named mu / mean / z_mean and logvar /
