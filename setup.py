@@ -8,7 +8,7 @@ dependencies are in pyproject.toml).
   finds them once installed: Home.py, pages/, .streamlit/config.toml, and every file under
   checkpoints/ and configs/.
 
-tests/test_packaging.py builds the wheel and checks that it holds every file git tracks there.
+tests/install/test_packaging.py builds the wheel and checks that it holds every file git tracks there.
 """
 
 from __future__ import annotations

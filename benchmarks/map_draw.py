@@ -21,7 +21,7 @@ from common import CHROMIUM, CHROMIUM_ARGS, percentiles
 from vae_explorer.app.server import running_app
 
 DRIVE = """async ([n, frames]) => {
-  const module = await import('/_stcore/bidi-components/vae-explorer.latent_map/map.js');
+  const module = await import('/_stcore/bidi-components/vae-explorer.latent_map/map/map.js');
   let seed = 7;
   const random = () => (seed = (seed * 1664525 + 1013904223) >>> 0) / 4294967296;
   const gauss = () => Math.sqrt(-2 * Math.log(random() + 1e-12)) * Math.cos(2 * Math.PI * random());

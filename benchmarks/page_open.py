@@ -66,7 +66,7 @@ PARTS = {
     "pictures": [
         ("vae_explorer.images", "png_bytes"),
         ("vae_explorer.images", "array_png_bytes"),
-        ("vae_explorer.app.live", "png_data_uri"),
+        ("vae_explorer.app.live.runtime", "png_data_uri"),
     ],
     "payloads": [("vae_explorer.app.live", "browser_decoding"), ("vae_explorer.app.live", "browser_encoding")],
 }

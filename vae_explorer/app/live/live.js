@@ -1,13 +1,16 @@
 // Decoding in the browser: onnxruntime-web (npm; installed into node_modules/ beside this file and
 // served by the app itself, never from a CDN) runs a model's decoder.onnx on the page's own thread.
-// One runtime per page and one session per model, kept on `window` so that moving between the
-// app's pages (no reload) neither fetches the runtime again nor rebuilds a model's session.
+// One runtime per page and one session per model, kept in the tab's shared namespace (common.js),
+// so that moving between the app's pages (no reload) neither fetches the runtime again nor
+// rebuilds a model's session.
+import { bytesFromBase64, shared as tab } from "./common.js";
+
 const RUNTIME = "./node_modules/onnxruntime-web/dist/ort.wasm.bundle.min.mjs";
 const WASM = "./node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm";
 const CACHE_DB = "vae-explorer-live";
 const CACHE_KEY = "onnxruntime-web-1.30.0.wasm";  // bump with package.json's version
 
-const shared = (window.__vaeExplorerLive ??= { runtime: null, sessions: new Map() });
+const shared = (tab.live ??= { runtime: null, sessions: new Map() });
 
 // The 14 MB wasm file is kept in IndexedDB: Streamlit serves component files without a validator
 // or a lifetime, so the HTTP cache would fetch it again on every visit. (IndexedDB, unlike the
@@ -99,13 +102,6 @@ export function runtime() {
   return shared.runtime;
 }
 
-function base64Bytes(text) {
-  const raw = atob(text);
-  const bytes = new Uint8Array(raw.length);
-  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
-  return bytes;
-}
-
 function makeSession(spec, bytes) {
   const made = runtime().then((ort) => ort.InferenceSession.create(bytes, {
     executionProviders: ["wasm"], graphOptimizationLevel: "all",
@@ -120,7 +116,7 @@ function makeSession(spec, bytes) {
 export function session(spec) {
   if (!shared.sessions.has(spec.model)) {
     if (!spec.onnx) return null;
-    const bytes = base64Bytes(spec.onnx);
+    const bytes = bytesFromBase64(spec.onnx);
     if (spec.graph) keepGraph(spec.graph, bytes);
     makeSession(spec, bytes);
   }

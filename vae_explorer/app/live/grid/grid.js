@@ -3,8 +3,24 @@
 // beside it. Cell (col, row) centres are z = origin + f0(col) * axes[0].vector + f1(row) * axes[1].vector,
 // each f linear (start + step * x) or probit (the inverse normal CDF of start + step * x), exactly
 // the grids vae_explorer.latent.plane_grid and manifold_grid decode; between centres x is continuous.
-let live = null;
-const liveModule = () => (live ??= import(new URL("./live.js", import.meta.url).href));
+import { attachGraph, cleanup, decodeLatest, mount, outlinePixels, reporter } from "../common.js";
+
+/**
+ * What Python sends (grid/__init__.py, grid_explorer).
+ * @typedef {Object} GridData
+ * @property {string} grid      the grid as a PNG data URI
+ * @property {number} cols
+ * @property {number} rows
+ * @property {number[]} origin  z at cell position (0, 0) before the axes move it
+ * @property {({vector: number[], kind: "linear"|"probit", start: number, step: number}|null)[]} axes  columns, rows
+ * @property {string[]} names   the axes' names
+ * @property {number[]} shape   (H, W) of one decoded picture
+ * @property {import("../common.js").GraphSpec|null} live
+ * @property {string} hint
+ * @property {number} grid_px
+ * @property {number} picture_px
+ * @property {number} gap       pixels between cells (and around them), at the PNG's own size
+ */
 
 // Acklam's rational approximation of the inverse normal CDF (relative error below 1.2e-9).
 export function probit(p) {
@@ -38,41 +54,17 @@ export function pointAt(origin, axes, x, y) {
   return z;
 }
 
-// A picture of at most 16x16 pixels shown 6 or more times larger gets a line around each pixel, as
-// vae_explorer.images.enlarge draws on Python's pictures (an overlay: the canvas keeps the decoded pixels).
-function outlinePixels(canvas, [h, w], shownPx) {
-  const holder = canvas.parentElement;
-  holder.classList.toggle("px-lines", Math.max(h, w) <= 16 && shownPx >= 6 * w);
-  Object.entries({ "--px-rows": h, "--px-cols": w, "--px-size": `${canvas.offsetWidth || shownPx}px` })
-    .forEach(([name, value]) => holder.style.setProperty(name, value));
-}
-
 // A signed number as an axis end shows it: "+2.5", "−2.5" (a true minus sign, never a hyphen).
 const signed = (v) => (v < 0 ? "\u2212" : "+") + Math.abs(v).toFixed(1);
 
-export default function (component) {
-  const { data, setStateValue, parentElement } = component;
-  let root = parentElement.querySelector(".lg-root");
-  if (!root) {
-    root = document.createElement("div");
-    root.className = "lg-root";
-    root.innerHTML = `<div class="lg-plot"><div class="lg-y"><span></span><b></b><span></span></div>
-      <img class="lg-grid" alt="a grid of decoded latent points"><div class="lg-x"><span></span><b></b><span></span></div></div>
-      <div class="lg-side"><canvas role="img" aria-label="the point under the pointer, decoded"></canvas><output></output></div>`;
-    parentElement.appendChild(root);
-    root._state = { live: null, model: null, spec: null, reported: null, decoding: false, again: false, z: null, drawn: 0 };
-  }
-  const state = root._state;
-  const grid = root.querySelector(".lg-grid");
-  const canvas = root.querySelector("canvas");
-  const output = root.querySelector("output");
-  if (grid.getAttribute("src") !== data.grid) grid.setAttribute("src", data.grid);
-  grid.style.width = data.grid_px + "px";
-  root.querySelector(".lg-plot").style.maxWidth = `calc(100% - ${data.picture_px}px - 1.5rem)`;  // the decoded point stays beside the grid
-  canvas.style.width = data.picture_px + "px";
-  if (!state.drawn) [canvas.height, canvas.width] = data.shape;
-  Object.assign(state, { origin: data.origin, axes: data.axes, cols: data.cols, rows: data.rows, names: data.names, gap: data.gap || 0 });
-  // the axes' names and the values at the first and last cells' centres (rows run top to bottom)
+const HTML = `<div class="lg-plot"><div class="lg-y"><span></span><b></b><span></span></div>
+  <img class="lg-grid" alt="a grid of decoded latent points"><div class="lg-x"><span></span><b></b><span></span></div></div>
+  <div class="lg-side"><canvas role="img" aria-label="the point under the pointer, decoded"></canvas><output></output></div>`;
+
+const newState = () => ({ live: null, model: null, spec: null, decoding: false, again: false, z: null, drawn: 0 });
+
+// The axes' names and the values at the first and last cells' centres (rows run top to bottom).
+function labelAxes(root, data) {
   [[".lg-x", data.axes[0], data.cols, `${data.names[0]} \u2192`], [".lg-y", data.axes[1], data.rows, `${data.names[1]} \u2192`]]
     .forEach(([where, axis, n, name]) => {
       const box = root.querySelector(where);
@@ -83,32 +75,69 @@ export default function (component) {
       if (where === ".lg-y") ends.reverse();  // drawn bottom to top
       [first.textContent, middle.textContent, last.textContent] = [ends[0], name, ends[1]];
     });
+}
+
+// The grid's own pixels under the pointer -> continuous cell position (cell centres at integers); cells
+// are `gap` pixels apart, with a gap before the first: centre i is at gap / 2 + (i + 0.5) * pitch.
+function cellAt(grid, state, event) {
+  const box = grid.getBoundingClientRect();
+  const cell = (offset, side, natural, n) => {
+    const pitch = (natural - state.gap) / n;
+    const u = (Math.min(Math.max(offset / side, 0), 1) * natural - state.gap / 2) / pitch - 0.5;
+    return Math.min(Math.max(u, -0.5), n - 0.5);
+  };
+  const x = cell(event.clientX - box.left, box.width, grid.naturalWidth, state.cols);
+  const y = state.rows > 1 ? cell(event.clientY - box.top, box.height, grid.naturalHeight, state.rows) : 0;
+  return [x, y];
+}
+
+/** @param {{data: GridData, setStateValue: Function, parentElement: HTMLElement}} component */
+export default function (component) {
+  const { data, setStateValue, parentElement } = component;
+  const { root, state, fresh, signal } = mount(parentElement, "lg-root", HTML, newState);
+  const report = reporter(state, setStateValue);
+  const grid = root.querySelector(".lg-grid");
+  const canvas = root.querySelector("canvas");
+  const output = root.querySelector("output");
+  if (grid.getAttribute("src") !== data.grid) grid.setAttribute("src", data.grid);
+  grid.style.width = data.grid_px + "px";
+  root.querySelector(".lg-plot").style.maxWidth = `calc(100% - ${data.picture_px}px - 1.5rem)`;  // the decoded point stays beside the grid
+  canvas.style.width = data.picture_px + "px";
+  if (!state.drawn) [canvas.height, canvas.width] = data.shape;
+  Object.assign(state, { origin: data.origin, axes: data.axes, cols: data.cols, rows: data.rows, names: data.names, gap: data.gap || 0 });
+  labelAxes(root, data);
   outlinePixels(canvas, data.shape, data.picture_px);
 
-  const report = (value) => {
-    const text = JSON.stringify(value);
-    if (state.reported !== text) { state.reported = text; setStateValue("live", value); }
-  };
-  const decodeNow = () => liveModule().then((module) => module.decodeLatest(state, () => [state.z, state.spec.label],
+  const decodeNow = () => decodeLatest(state, () => [state.z, state.spec.label],
     (pixels) => {
       canvas.getContext("2d").putImageData(pixels, 0, 0);
       state.drawn += 1;
       root.dataset.source = "browser";
     },
-    (why) => { root.dataset.mode = "server"; report({ model: state.spec.model, ok: false, reason: why }); }));
+    (why) => { root.dataset.mode = "server"; report("live", { model: state.spec.model, ok: false, reason: why }); });
+  state.on = {  // what pointing does, renewed at every render; the listener, added once, calls it
+    point: (event) => {
+      if (!state.live) return;
+      const [x, y] = cellAt(grid, state, event);
+      state.z = pointAt(state.origin, state.axes, x, y);
+      output.textContent = [x, y].map((u, k) => state.axes[k] && `${state.names[k]} = ${axisValue(state.axes[k], u).toFixed(2)}`)
+        .filter(Boolean).join(",   ");
+      decodeNow();
+    },
+  };
 
   if (data.live && !(state.live && state.model === data.live.model)) {
     const spec = data.live;
     state.spec = { model: spec.model, shape: spec.shape, cond_dim: spec.cond_dim, label: spec.label };
     state.model = spec.model;
-    liveModule().then((module) => module.attach(spec, report, (loaded) => {
+    attachGraph(spec, (value) => report("live", value), (loaded) => {
       if (state.model !== spec.model) return false;  // another model came meanwhile
       state.live = loaded;
       root.dataset.mode = "browser";
       output.textContent = data.hint;
       state.z = pointAt(state.origin, state.axes, (state.cols - 1) / 2, (state.rows - 1) / 2);  // the grid's centre until pointed at
       decodeNow();
-    }), (error) => report({ model: spec.model, ok: false, reason: "the browser decoder could not be loaded: " + String(error.message || error) }));
+    });
   } else if (data.live && state.spec) {
     state.spec.label = data.live.label;
   } else if (!data.live) {
@@ -118,24 +147,6 @@ export default function (component) {
   root.querySelector(".lg-side").hidden = !data.live;
   if (state.live) output.textContent = data.hint;
 
-  if (!root._wired) {
-    root._wired = true;
-    grid.addEventListener("pointermove", (event) => {
-      if (!state.live) return;
-      // the picture's own pixels under the pointer -> continuous cell position (cell centres at integers); cells
-      // are `gap` pixels apart, with a gap before the first: centre i is at gap / 2 + (i + 0.5) * pitch
-      const box = grid.getBoundingClientRect();
-      const cell = (offset, side, natural, n) => {
-        const pitch = (natural - state.gap) / n;
-        const u = (Math.min(Math.max(offset / side, 0), 1) * natural - state.gap / 2) / pitch - 0.5;
-        return Math.min(Math.max(u, -0.5), n - 0.5);
-      };
-      const x = cell(event.clientX - box.left, box.width, grid.naturalWidth, state.cols);
-      const y = state.rows > 1 ? cell(event.clientY - box.top, box.height, grid.naturalHeight, state.rows) : 0;
-      state.z = pointAt(state.origin, state.axes, x, y);
-      output.textContent = [x, y].map((u, k) => state.axes[k] && `${state.names[k]} = ${axisValue(state.axes[k], u).toFixed(2)}`)
-        .filter(Boolean).join(",   ");
-      decodeNow();
-    });
-  }
+  if (fresh) grid.addEventListener("pointermove", (event) => state.on.point(event), { signal });
+  return cleanup(root);
 }
