@@ -28,7 +28,7 @@ IN_CI = bool(os.environ.get("CI"))
 # How long a test waits for a state (a server up, a page drawn, a training finished) before it calls
 # it hung. Generous on purpose: a busy 2-core machine must never cross it; no test measures speed
 # (benchmarks/ do).
-PATIENCE_S = 600
+PATIENCE_S = int(os.environ.get("VAE_EXPLORER_TEST_PATIENCE", "600"))  # seconds; shorter only to debug a hang
 PATIENCE_MS = PATIENCE_S * 1000
 
 # Tests never try to download a dataset, and the feature classifiers they train stay out of ~/.cache.

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -277,3 +279,12 @@ MARKDOWN = (
     "**bold** [a link](http://attacker.invalid/) ![img](http://attacker.invalid/pixel.png) <img src=x onerror=alert(1)>"
 )
 MARKDOWN_NAME = "![i](http://attacker.invalid/p.png) **b** <img src=x>"  # within a class name's 100 characters
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims a size, with almost no pixel data behind it."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    chunk = lambda kind, body: struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))  # noqa: E731
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b"")
+    )

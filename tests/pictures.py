@@ -16,6 +16,7 @@ import json
 import numpy as np
 import torch
 from PIL import Image
+from sklearn.decomposition import PCA
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import app_test
 
@@ -135,3 +136,10 @@ def plotly_values(values) -> np.ndarray:
     if isinstance(values, dict):
         return np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"]))
     return np.asarray(values, dtype=float)
+
+
+def pca_reference(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray, PCA]:
+    """scikit-learn's PCA with each direction's sign fixed as the app documents it (largest component positive)."""
+    pca = PCA(2).fit(mu)
+    signs = np.sign(pca.components_[np.arange(2), np.abs(pca.components_).argmax(1)])
+    return pca.transform(mu) * signs, pca.components_ * signs[:, None], pca

@@ -40,7 +40,7 @@ def _png(draw=True, size=(120, 90)) -> bytes:
 
 
 def test_uploads_good_bad_and_huge(page, app_url, tmp_path):
-    from test_preprocess import png_header_only
+    from hostile import png_header_only
 
     open_page(page, app_url, "Reconstruct")
     files = {"drawing.png": _png(), "notes.png": b"not an image at all", "huge.png": png_header_only(30000, 30000)}

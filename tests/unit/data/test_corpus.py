@@ -1,14 +1,13 @@
 """The corpus in tests/data (made by tests/data/make_bad_files.py): every bad upload gets one clear
 sentence naming the file; every awkward but valid one becomes a proper model input."""
 
-from pathlib import Path
-
 import pytest
 import torch
+from conftest import REPO
 
 from vae_explorer.data.uploads import ImageError, prepare_image
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = REPO / "tests" / "data"
 EXPECTED = {
     "empty.png": "is empty",
     "text.png": "is not an image",

@@ -1,10 +1,9 @@
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
 import torch
+from hostile import png_header_only
 from PIL import Image, ImageDraw
 
 from vae_explorer.data.uploads import ImageError, prepare_image
@@ -72,15 +71,6 @@ def test_transparency_16_bit_cmyk_gif_and_exif():
     exif[0x0112] = 6  # rotated: the viewer turns it 90 degrees
     rotated = prepare_image(encode(tall, "JPEG", exif=exif), (1, 28, 28))
     assert rotated.shape == (1, 28, 28)
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims a size, with almost no pixel data behind it."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    chunk = lambda kind, body: struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))  # noqa: E731
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b"")
-    )
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from conftest import CHROMIUM, PATIENCE_MS, PATIENCE_S, REPO, _playwright_availa
 
 from vae_explorer.app.live import RUNTIME_FILES, runtime_installed
 
-BROWSER_FILES = ("sliders.js", "live.js", *RUNTIME_FILES)
+BROWSER_FILES = ("sliders/sliders.js", "common.js", "live.js", *RUNTIME_FILES)
 
 
 def _get(url: str) -> tuple[str, bytes]:

@@ -16,6 +16,7 @@ from pictures import (
     data_uri_pixels,
     decoded,
     downscale,
+    pca_reference,
     plotly_spec,
     plotly_values,
     posterior,
@@ -23,7 +24,6 @@ from pictures import (
 )
 from safetensors.numpy import load_file
 from scipy.stats import norm
-from sklearn.decomposition import PCA
 from streamlit.testing.v1 import AppTest
 
 from vae_explorer import load_checkpoint, load_dataset
@@ -49,13 +49,6 @@ def run(page: str, model: str = "digits-mlp", **params) -> AppTest:
 def shipped(name: str):
     checkpoint = load_checkpoint(CHECKPOINTS / name)
     return checkpoint, load_dataset(checkpoint.config.data)
-
-
-def pca_reference(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray, PCA]:
-    """scikit-learn's PCA with each direction's sign fixed as the app documents it (largest component positive)."""
-    pca = PCA(2).fit(mu)
-    signs = np.sign(pca.components_[np.arange(2), np.abs(pca.components_).argmax(1)])
-    return pca.transform(mu) * signs, pca.components_ * signs[:, None], pca
 
 
 # --- Home ---------------------------------------------------------------------------------------------

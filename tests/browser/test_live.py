@@ -236,7 +236,7 @@ def test_the_graph_handed_to_the_browser_decodes_as_the_model_and_travels_once()
 def test_without_the_runtime_installed_the_page_says_how_to_install_it(monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    import vae_explorer.app.live as live
+    import vae_explorer.app.live.runtime as live
 
     monkeypatch.setattr(live, "RUNTIME_FILES", ("node_modules/not-installed.mjs",))
     at = AppTest.from_file(str(REPO / "pages/2_Generate.py"), default_timeout=PATIENCE_S)
@@ -300,8 +300,7 @@ GRID = """() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).filte
 
 
 def test_pointing_at_the_pca_plane_decodes_the_place_under_the_pointer(page, app_url):
-    from pictures import posterior
-    from test_app_content import pca_reference
+    from pictures import pca_reference, posterior
 
     from vae_explorer import load_dataset
     from vae_explorer.app.cached import GRID_GAP
@@ -344,8 +343,7 @@ def test_pointing_at_the_pca_plane_decodes_the_place_under_the_pointer(page, app
 
 def test_pointing_at_the_latent_map_decodes_dots_and_empty_places_with_the_server_cut_off(page, app_url):
     from conftest import MAP_ROOT, map_position
-    from pictures import posterior
-    from test_app_content import pca_reference
+    from pictures import pca_reference, posterior
 
     from vae_explorer import load_dataset
 
@@ -418,8 +416,8 @@ def test_the_browser_s_inverse_normal_cdf_and_slerp_match_scipy_and_torch(page, 
     p = [1e-4, 0.01, 0.02425, 0.05, 0.3, 0.5, 0.77, 0.95, 0.99, 0.9999]
     a, b = [0.3, -1.2, 2.0], [1.5, 0.4, -0.7]
     got = page.evaluate(f"""async () => {{
-      const grid = await import('{base}/vae-explorer.grid_explorer/grid.js');
-      const path = await import('{base}/vae-explorer.interpolation_walk/path.js');
+      const grid = await import('{base}/vae-explorer.grid_explorer/grid/grid.js');
+      const path = await import('{base}/vae-explorer.interpolation_walk/walk/walk.js');
       return {{probit: {p}.map(grid.probit), slerp: [0, 0.3, 1].map(t => path.pointAt({a}, {b}, t, 'slerp'))}}; }}""")
     assert got["probit"] == pytest.approx(norm.ppf(p), rel=2e-9, abs=1e-12)
     assert np.array(got["slerp"]) == pytest.approx(
@@ -430,7 +428,7 @@ def test_the_browser_s_inverse_normal_cdf_and_slerp_match_scipy_and_torch(page, 
 def test_a_failing_export_is_reported_in_one_line_without_the_exporter_s_words(monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    import vae_explorer.app.live as live
+    import vae_explorer.app.live.runtime as live
 
     runtime_or_skip()
 
@@ -654,3 +652,26 @@ def test_a_browser_is_sent_a_graph_once_and_a_new_tab_decodes_from_its_own_copy(
     assert first - second >= 0.9 * graph, (
         f"the first tab got {first:,} bytes, the second {second:,}; the graph is {graph:,}"
     )
+
+
+def test_each_component_served_inline_is_one_module_with_common_js_before_it(tmp_path):
+    """A clone Streamlit does not know as an installed package gets each component inline, where it
+    cannot import ../common.js: runtime._inline puts common.js first, and the text must be one valid
+    module (no import left, no name declared twice) that still exports the component."""
+    import shutil
+    import subprocess
+
+    from conftest import require
+
+    from vae_explorer.app.live.runtime import _inline
+
+    node = shutil.which("node")
+    require(node is not None, "Node.js (apt-get install npm)")
+    for folder in ("sliders", "walk", "grid", "map", "pad"):
+        text = _inline(folder)
+        assert 'common.js";' not in text and "export default function" in text
+        assert "\nexport function outlinePixels" not in text and "function outlinePixels" in text
+        module = tmp_path / f"{folder}.mjs"
+        module.write_text(text)
+        checked = subprocess.run([node, "--check", str(module)], capture_output=True, text=True)
+        assert checked.returncode == 0, f"{folder}: {checked.stderr}"
