@@ -1,5 +1,5 @@
-"""The command line: `vae-explorer train|generate|evaluate|map|train-classifier|export-onnx|import-onnx|datasets|app` (also
-`python -m vae_explorer ...`).
+"""The command line: `vae-explorer train|generate|evaluate|map|photo|train-classifier|export-onnx|import-onnx|datasets|app`
+(also `python -m vae_explorer ...`).
 
 Checkpoints and configs are given as paths or by name (`--model-path digits-mlp`, `--config
 digits_mlp`); runs are saved in the runs folder (vae_explorer/paths.py) unless --out names
@@ -130,6 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--out-dir", help="folder to keep it in (default: ~/.cache/vae_explorer/classifiers, or $VAE_EXPLORER_CACHE)"
     )
 
+    p = sub.add_parser(
+        "photo", help="a photo through a latent diffusion VAE (a local diffusers folder): PSNR, SSIM, its latent"
+    )
+    p.set_defaults(run=cmd_photo)
+    p.add_argument(
+        "--vae", required=True, help="a diffusers AutoencoderKL folder (config.json and safetensors weights)"
+    )
+    p.add_argument("--image", required=True, help="the photo (PNG, JPEG, WebP, ...), up to 1 megapixel")
+    p.add_argument("--out", default="photo-reconstruction.png", help="PNG: photo | reconstruction | error x4 | preview")
+    p.add_argument("--channels-out", help="also write each latent channel as a grey picture (-3 black, +3 white)")
     p = sub.add_parser("export-onnx", help="write a checkpoint's decoder as an ONNX graph (z -> image)")
     p.set_defaults(run=cmd_export_onnx)
     p.add_argument("--model-path", required=True, help="checkpoint folder, or a shipped checkpoint's or a run's name")
@@ -539,6 +549,54 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
         f"wrote {path}: inputs {inputs}, "
         f"output image (batch, {', '.join(map(str, checkpoint.config.model.image_shape))}) in [0, 1]"
     )
+    return 0
+
+
+def cmd_photo(args: argparse.Namespace) -> int:
+    """A photo through a spatial VAE: what it gives back, how faithfully, and what its latent holds."""
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    from .data.uploads import photo_image
+    from .errors import ConfigError
+    from .evaluation.fidelity import reconstruct_photo
+    from .images import png_bytes
+    from .latent.spatial import channel_pictures, channel_statistics, rgb_preview, rgb_preview_fit, unit_variance_scale
+    from .models.diffusers_vae import load_spatial_vae
+
+    vae = load_spatial_vae(args.vae)
+    source = Path(args.image)
+    if not source.is_file():
+        raise ConfigError(f"--image {args.image} is not a file; pass a photo (PNG, JPEG, WebP, ...).")
+    photo = photo_image(source.read_bytes(), vae.factor, source.name)
+    started = time.perf_counter()
+    result = reconstruct_photo(vae, photo)
+    seconds = time.perf_counter() - started
+    c, h, w = result.mean.shape
+    print(
+        f"{vae.name}: AutoencoderKL of {vae.num_parameters:,} parameters, {vae.latent_channels} latent channels "
+        f"at 1/{vae.factor} of the side"
+    )
+    print(f"{source.name}: {photo.shape[2]}x{photo.shape[1]} pixels -> latent {c}x{h}x{w}, in {seconds:.2f} s")
+    print(f"  PSNR {result.psnr:.2f} dB, SSIM {result.ssim:.4f} (the posterior mean, decoded)")
+    mean, std = channel_statistics(result.mean[None])
+    print("  latent channels, mean: " + " ".join(f"{v:+.2f}" for v in mean.tolist()))
+    print("  latent channels, std:  " + " ".join(f"{v:.2f}" for v in std.tolist()))
+    print(
+        f"  a scaling factor of {unit_variance_scale(result.mean[None]):.4f} gives this photo's latent unit variance "
+        f"(the config's scaling_factor: {vae.scaling_factor:g})"
+    )
+    preview = rgb_preview(result.mean, rgb_preview_fit(result.mean[None], photo[None]))
+    preview = F.interpolate(preview[None], scale_factor=vae.factor, mode="nearest")[0]
+    error = (result.error * 4).clamp(0, 1).expand(3, -1, -1)
+    out = Path(args.out)
+    out.write_bytes(png_bytes(torch.stack([photo, result.reconstruction, error, preview]), nrow=4, min_cell=1))
+    print(f"wrote {out} (photo | reconstruction | error x4 | the latent's colour preview, fitted by least squares)")
+    if args.channels_out:
+        Path(args.channels_out).write_bytes(png_bytes(channel_pictures(result.mean), nrow=min(c, 8), min_cell=1))
+        print(f"wrote {args.channels_out} (each latent channel, -3 black to +3 white)")
     return 0
 
 

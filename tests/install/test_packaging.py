@@ -75,7 +75,9 @@ def test_the_wheel_declares_the_command_and_every_package_the_code_imports(wheel
         if "extra ==" not in line
     }
     distributions = importlib.metadata.packages_distributions()  # import name -> the distributions providing it
-    optional = {"torchvision"}  # downloads of MNIST-likes only: the `download` extra, asked for when needed
+    # extras, asked for when needed: torchvision downloads MNIST-likes (`download`), diffusers opens the VAEs of
+    # latent diffusion (`diffusion`)
+    optional = {"torchvision", "diffusers"}
     missing = {}
     for name in sorted(_imported_top_level_names() - optional):
         provided_by = {d.lower().replace("_", "-") for d in distributions.get(name, [name])}

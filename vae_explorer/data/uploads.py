@@ -94,6 +94,27 @@ def standard_image(image):
     return image
 
 
+PHOTO_MAX_PIXELS = 1024 * 1024  # a spatial VAE's activations for larger photos need tiling (not yet here)
+
+
+def photo_image(data: bytes, multiple: int, name: str = "the file", max_pixels: int = PHOTO_MAX_PIXELS) -> torch.Tensor:
+    """An uploaded photo at its own resolution as (3, H, W) in [0, 1], cropped evenly to whole
+    multiples of `multiple` (a spatial VAE's factor, 8 for Stable Diffusion's) on each side."""
+    image = standard_image(open_image(data, name)).convert("RGB")
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{name} is {width}x{height} pixels; photos of up to {max_pixels / 1e6:.1f} megapixels go through the VAE "
+            "here (larger ones need more memory than one request may use); upload a smaller photo or a crop."
+        )
+    if width < multiple or height < multiple:
+        raise ImageError(f"{name} is only {width}x{height} pixels; upload a photo at least {multiple}x{multiple}.")
+    keep_w, keep_h = width - width % multiple, height - height % multiple
+    left, top = (width - keep_w) // 2, (height - keep_h) // 2
+    image = image.crop((left, top, left + keep_w, top + keep_h))
+    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+
+
 def prepare_image(
     data: bytes, image_shape, invert: str | bool = "auto", center: bool = True, name: str = "the file"
 ) -> torch.Tensor:

@@ -1,0 +1,86 @@
+"""A photo through a full-size latent diffusion VAE on this machine: time and peak memory per size.
+
+    python benchmarks/spatial_vae.py [--sizes 256 512] [--repeats 3]
+
+The VAE is diffusers' AutoencoderKL with Stable Diffusion's configuration (128-256-512-512 channels,
+two layers per block, 4 latent channels, 83.7 M parameters) and random weights, saved to a scratch
+folder and opened with vae_explorer's load_spatial_vae, as a user's local copy would be. Each size
+runs in a fresh process: open the folder, then `reconstruct_photo` (encode, decode the mean, PSNR
+and SSIM) `--repeats` times on a random photo; reported are the median time of the repeats and the
+process's peak resident memory (ru_maxrss). Needs diffusers (pip install diffusers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SD_VAE = dict(
+    block_out_channels=(128, 256, 512, 512),
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    layers_per_block=2,
+    latent_channels=4,
+    norm_num_groups=32,
+    sample_size=512,
+    scaling_factor=0.18215,
+)
+
+ONE_SIZE = """
+import json, resource, statistics, sys, time
+import torch
+from vae_explorer.evaluation.fidelity import reconstruct_photo
+from vae_explorer.models.diffusers_vae import load_spatial_vae
+folder, side, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+started = time.perf_counter()
+vae = load_spatial_vae(folder)
+opened = time.perf_counter() - started
+photo = torch.rand(3, side, side, generator=torch.Generator().manual_seed(0))
+times = []
+for _ in range(repeats):
+    started = time.perf_counter()
+    reconstruct_photo(vae, photo)
+    times.append(time.perf_counter() - started)
+print(json.dumps({"side": side, "open_s": opened, "median_s": statistics.median(times), "times": times,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "threads": torch.get_num_threads()}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    import torch
+    from diffusers import AutoencoderKL
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) / "sd-vae-random"
+        torch.manual_seed(0)
+        model = AutoencoderKL(**SD_VAE)
+        print(
+            f"AutoencoderKL, Stable Diffusion's configuration: {sum(p.numel() for p in model.parameters()):,} parameters"
+        )
+        model.save_pretrained(folder, safe_serialization=True)
+        del model
+        for side in args.sizes:
+            done = subprocess.run(
+                [sys.executable, "-c", ONE_SIZE, str(folder), str(side), str(args.repeats)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            print(
+                f"{side}x{side}: open {row['open_s']:.2f} s; photo through the VAE (encode, decode, PSNR, SSIM) median "
+                f"{row['median_s']:.2f} s of {args.repeats} ({', '.join(f'{t:.2f}' for t in row['times'])}); "
+                f"peak memory {row['peak_mb']:,.0f} MB; {row['threads']} threads"
+            )
+
+
+if __name__ == "__main__":
+    main()

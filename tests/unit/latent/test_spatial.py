@@ -1,0 +1,50 @@
+"""A spatial latent looked at: channel statistics, the unit-variance scale and the least-squares
+colour preview, each against numpy computed here."""
+
+import numpy as np
+import pytest
+import torch
+
+from vae_explorer.latent.spatial import (
+    channel_pictures,
+    channel_statistics,
+    rgb_preview,
+    rgb_preview_fit,
+    unit_variance_scale,
+)
+
+
+def test_channel_statistics_and_the_unit_variance_scale_are_numpy_s():
+    means = (
+        torch.randn(3, 4, 5, 6, generator=torch.Generator().manual_seed(0))
+        * torch.tensor([1.0, 2.0, 0.5, 4.0])[:, None, None]
+    )
+    mean, std = channel_statistics(means)
+    flat = means.numpy().transpose(1, 0, 2, 3).reshape(4, -1)
+    assert np.allclose(mean.numpy(), flat.mean(1)) and np.allclose(std.numpy(), flat.std(1))
+    assert unit_variance_scale(means) == pytest.approx(1 / means.numpy().std())
+    assert float((means * unit_variance_scale(means)).double().std(correction=0)) == pytest.approx(1.0)
+
+
+def test_the_preview_recovers_a_linear_map_from_channels_to_colours():
+    """Images whose every 2 x 2 block's mean colour is an exact linear function of its position's
+    channels: least squares finds that function, and the preview is those colours."""
+    g = torch.Generator().manual_seed(1)
+    means = torch.randn(2, 4, 3, 5, generator=g)
+    true = torch.rand(5, 3, generator=g, dtype=torch.float64) * 0.1
+    colours = (means.double().permute(0, 2, 3, 1) @ true[:4] + true[4]).permute(0, 3, 1, 2)  # (2, 3, 3, 5)
+    images = colours.repeat_interleave(2, 2).repeat_interleave(2, 3)  # (2, 3, 6, 10): each block one colour
+    matrix = rgb_preview_fit(means, images)
+    assert torch.allclose(matrix, true, atol=1e-10)
+    x = np.concatenate([means.numpy().transpose(0, 2, 3, 1).reshape(-1, 4), np.ones((30, 1))], 1)
+    assert np.allclose(
+        matrix.numpy(), np.linalg.lstsq(x, colours.numpy().transpose(0, 2, 3, 1).reshape(-1, 3), rcond=None)[0]
+    )
+    assert torch.allclose(rgb_preview(means[0], matrix), colours[0].clamp(0, 1).float(), atol=1e-6)
+
+
+def test_channel_pictures_share_one_scale():
+    mean = torch.tensor([[[-3.0, 0.0], [3.0, 6.0]]]).repeat(2, 1, 1) * torch.tensor([1.0, 0.5])[:, None, None]
+    pictures = channel_pictures(mean)
+    assert pictures.shape == (2, 1, 2, 2)
+    assert pictures[0, 0].tolist() == [[0.0, 0.5], [1.0, 1.0]] and pictures[1, 0].tolist() == [[0.25, 0.5], [0.75, 1.0]]

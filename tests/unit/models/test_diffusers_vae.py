@@ -1,0 +1,157 @@
+"""The VAEs of latent diffusion opened from a local diffusers folder (models/diffusers_vae.py):
+tiny random-weight AutoencoderKLs built and saved with diffusers' own class are the reference;
+every folder that is not one is refused in one sentence, before any weight is read."""
+
+import importlib.util
+import json
+
+import pytest
+import torch
+from conftest import require
+
+from vae_explorer.errors import CheckpointError
+from vae_explorer.models.diffusers_vae import MAX_PARAMETERS, load_spatial_vae
+
+TINY = dict(
+    block_out_channels=(8, 16),
+    down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+    up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+    layers_per_block=1,
+    norm_num_groups=4,
+    latent_channels=4,
+    sample_size=32,
+    scaling_factor=0.5,
+    shift_factor=0.1,
+)
+
+
+def autoencoder_class():
+    require(importlib.util.find_spec("diffusers") is not None, "diffusers (pip install -r requirements.txt)")
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    """A random-weight AutoencoderKL saved as save_pretrained writes it, and the diffusers model itself."""
+    autoencoder = autoencoder_class()
+    torch.manual_seed(0)
+    model = autoencoder(**TINY).eval()
+    folder = tmp_path_factory.mktemp("vae") / "tiny-vae"
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder, model
+
+
+def test_a_saved_autoencoder_encodes_and_decodes_as_diffusers_does(tiny_folder):
+    folder, reference = tiny_folder
+    vae = load_spatial_vae(folder)
+    assert (vae.name, vae.latent_channels, vae.factor) == ("tiny-vae", 4, 2)
+    assert vae.num_parameters == sum(p.numel() for p in reference.parameters())
+    x = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(1))  # images in [0, 1]
+    mean, logvar = vae.encode(x)
+    with torch.no_grad():
+        distribution = reference.encode(x * 2 - 1).latent_dist  # diffusers' images are in [-1, 1]
+        expected = ((reference.decode(distribution.mean).sample + 1) / 2).clamp(0, 1)
+    assert mean.shape == (2, 4, 8, 12) and torch.allclose(mean, distribution.mean, atol=1e-6)
+    assert torch.allclose(logvar, distribution.logvar, atol=1e-6)
+    assert torch.allclose(vae.decode(mean), expected, atol=1e-6)
+    z = torch.randn(1, 4, 8, 12)
+    assert torch.allclose(vae.to_diffusion(z), (z - 0.1) * 0.5) and torch.allclose(
+        vae.from_diffusion(vae.to_diffusion(z)), z
+    )
+
+
+def test_folders_that_are_not_a_diffusers_vae_are_refused_in_one_sentence(tiny_folder, tmp_path):
+    folder, reference = tiny_folder
+    with pytest.raises(CheckpointError, match=r"^nothing-here is not a folder; pass the folder that holds"):
+        load_spatial_vae(tmp_path / "nothing-here")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match=r"^empty has no config.json, so it is not a diffusers VAE"):
+        load_spatial_vae(tmp_path / "empty")
+    pipeline = tmp_path / "pipeline"
+    (pipeline / "vae").mkdir(parents=True)
+    (pipeline / "vae" / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match=r"^pipeline is a diffusion pipeline's folder; pass its vae/ folder"):
+        load_spatial_vae(pipeline)
+    other = tmp_path / "unet"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"_class_name": "UNet2DConditionModel"}))
+    with pytest.raises(CheckpointError, match=r"describes a UNet2DConditionModel, not an AutoencoderKL"):
+        load_spatial_vae(other)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"_class_name": "AutoencoderKL",')
+    with pytest.raises(CheckpointError, match=r"^broken/config.json is not valid JSON"):
+        load_spatial_vae(broken)
+
+
+def test_pickled_weights_are_never_opened_and_a_huge_config_is_refused_before_any_weight(tiny_folder, tmp_path):
+    folder, reference = tiny_folder
+    pickled = tmp_path / "pickled"
+    reference.save_pretrained(pickled, safe_serialization=False)
+    assert (pickled / "diffusion_pytorch_model.bin").is_file()
+    with pytest.raises(
+        CheckpointError, match=r"only as diffusion_pytorch_model.bin, a pickle, which vae-explorer never"
+    ):
+        load_spatial_vae(pickled)
+    huge = tmp_path / "huge"
+    huge.mkdir()
+    config = json.loads((folder / "config.json").read_text())
+    config |= {"block_out_channels": [4096, 4096], "norm_num_groups": 32}
+    (huge / "config.json").write_text(json.dumps(config))
+    (huge / "diffusion_pytorch_model.safetensors").write_bytes(b"not read")  # sized from the config first
+    with pytest.raises(CheckpointError, match=rf"parameters, more than the {MAX_PARAMETERS:,} vae-explorer opens"):
+        load_spatial_vae(huge)
+
+
+def test_weights_that_do_not_fit_the_config_are_one_sentence(tiny_folder, tmp_path):
+    folder, _ = tiny_folder
+    mismatched = tmp_path / "mismatched"
+    mismatched.mkdir()
+    config = json.loads((folder / "config.json").read_text())
+    (mismatched / "config.json").write_text(json.dumps(config | {"latent_channels": 8}))
+    (mismatched / "diffusion_pytorch_model.safetensors").write_bytes(
+        (folder / "diffusion_pytorch_model.safetensors").read_bytes()
+    )
+    with pytest.raises(
+        CheckpointError, match=r"^mismatched/diffusion_pytorch_model.safetensors does not fit its config"
+    ):
+        load_spatial_vae(mismatched)
+
+
+def test_the_photo_command_measures_what_the_vae_gives_back(tiny_folder, tmp_path, capsys):
+    """`vae-explorer photo` on a photo of 37 x 21 pixels (cropped to 36 x 20 for the factor 2): the PSNR
+    it prints is the one of diffusers' own reconstruction, and the picture holds the four panels."""
+    import io
+    import re
+
+    import numpy as np
+    from PIL import Image
+
+    from vae_explorer.cli import main
+    from vae_explorer.evaluation.fidelity import psnr
+
+    folder, reference = tiny_folder
+    pixels = np.random.default_rng(3).integers(0, 256, (21, 37, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    (tmp_path / "photo.png").write_bytes(buffer.getvalue())
+    out = tmp_path / "out.png"
+    assert main(["photo", "--vae", str(folder), "--image", str(tmp_path / "photo.png"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "photo.png: 36x20 pixels -> latent 4x10x18" in printed
+    x = torch.from_numpy(pixels[:20, :36].astype(np.float32) / 255).permute(2, 0, 1)  # the crop keeps the middle
+    with torch.no_grad():
+        mean = reference.encode(x[None] * 2 - 1).latent_dist.mean
+        expected = ((reference.decode(mean).sample + 1) / 2).clamp(0, 1)[0]
+    assert f"PSNR {psnr(x, expected):.2f} dB" in printed
+    assert re.search(r"gives this photo's latent unit variance \(the config's scaling_factor: 0\.5\)", printed)
+    assert Image.open(out).size[1] >= 20 and Image.open(out).size[0] >= 4 * 36
+
+    too_large = tmp_path / "large.png"
+    Image.new("RGB", (1100, 1000)).save(too_large)
+    assert main(["photo", "--vae", str(folder), "--image", str(too_large)]) == 2
+    assert "large.png is 1100x1000 pixels; photos of up to 1.0 megapixels" in capsys.readouterr().err
+    assert main(["photo", "--vae", str(tmp_path), "--image", str(too_large)]) == 2
+    assert "has no config.json, so it is not a diffusers VAE" in capsys.readouterr().err

@@ -1,0 +1,45 @@
+"""Looking at a spatial latent (C, h, w), as the VAEs of latent diffusion make: each channel as a
+picture, their statistics against the N(0, 1) a diffusion model expects, and the cheap colour
+preview diffusion interfaces draw while they sample (a linear map from the C channels to RGB,
+fitted here by least squares)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def channel_statistics(means: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation (C,) of latents (N, C, h, w) over images and positions."""
+    flat = means.transpose(0, 1).reshape(means.shape[1], -1).double()
+    return flat.mean(1), flat.std(1, correction=0)
+
+
+def unit_variance_scale(means: torch.Tensor) -> float:
+    """The scaling factor that gives these latents unit variance over all channels: 1 / their
+    standard deviation, how Rombach et al. (arXiv:2112.10752, appendix G) chose Stable Diffusion's 0.18215."""
+    return 1.0 / float(means.double().std(correction=0))
+
+
+def rgb_preview_fit(means: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """The (C + 1, 3) matrix that best maps a latent position's C channels (and 1) to the mean
+    colour of the image pixels it covers, by least squares over every position of every image.
+    means (N, C, h, w), images (N, 3, H, W) in [0, 1] with H = f h and W = f w."""
+    factor = images.shape[-1] // means.shape[-1]
+    colours = F.avg_pool2d(images.double(), factor)  # (N, 3, h, w)
+    x = means.double().permute(0, 2, 3, 1).reshape(-1, means.shape[1])  # (N h w, C)
+    x = torch.cat([x, torch.ones(len(x), 1, dtype=torch.float64)], 1)
+    y = colours.permute(0, 2, 3, 1).reshape(-1, 3)
+    return torch.linalg.lstsq(x, y).solution
+
+
+def rgb_preview(mean: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """A latent (C, h, w) as a small colour picture (3, h, w) in [0, 1], through a fitted matrix."""
+    x = mean.double().permute(1, 2, 0) @ matrix[:-1] + matrix[-1]
+    return x.permute(2, 0, 1).clamp(0, 1).float()
+
+
+def channel_pictures(mean: torch.Tensor, spread: float = 3.0) -> torch.Tensor:
+    """Each channel of a latent (C, h, w) as a grey picture (C, 1, h, w) in [0, 1]: -spread black,
+    0 mid-grey, +spread white, the same scale for every channel so they can be compared."""
+    return ((mean.float() / spread + 1) / 2).clamp(0, 1)[:, None]
