@@ -143,5 +143,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         "rate-distortion curve.\n"
         "- **Evaluate**: checkpoints side by side: ELBO, IWAE bound, active units, KL per dimension, sample quality (FID), "
         "disentanglement on shapes.\n"
-        "- **Compare**: two models driven by the same z, the same image, the same walk and the same traversal, side by side."
+        "- **Compare**: two models driven by the same z, the same image, the same walk and the same traversal, side by side.\n"
+        "- **Latent diffusion**: a photo through the VAE of a latent diffusion model (Stable Diffusion's and its "
+        "successors'), its spatial latent channel by channel, and what noise in that latent decodes to."
     )

@@ -223,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "app",
         help="start the app in the browser ([--runs-dir DIR] [--data-root DIR: image folders the Train page may "
-        "use] [--workers N|auto: N app processes behind nginx, for a class]); other flags go to `streamlit run` "
+        "use] [--diffusers-root DIR: diffusers VAE folders the Latent diffusion page may offer] [--workers N|auto: N "
+        "app processes behind nginx, for a class]); other flags go to `streamlit run` "
         "(e.g. --server.port 8600)",
         add_help=False,
     )
@@ -671,6 +672,12 @@ def cmd_app(argv: list[str]) -> int:
     runs, argv = _take_flag(argv, "--runs-dir")
     data_root, argv = _take_flag(argv, "--data-root")
     workers, argv = _take_flag(argv, "--workers", "N (1 to 64) or auto")
+    diffusers_root, argv = _take_flag(argv, "--diffusers-root")
+    if diffusers_root is not None and not Path(diffusers_root).expanduser().is_dir():
+        raise ConfigError(
+            f"--diffusers-root {diffusers_root} is not a folder; pass the folder whose diffusers VAE folders the "
+            "Latent diffusion page may offer."
+        )
     if data_root is not None and not Path(data_root).expanduser().is_dir():
         raise ConfigError(
             f"--data-root {data_root} is not a folder; pass the folder whose image folders the Train page may use."
@@ -678,8 +685,8 @@ def cmd_app(argv: list[str]) -> int:
     if workers is not None:
         from .app.serving import parse_workers, serve
 
-        return serve(parse_workers(workers), argv, app_environment(runs, data_root))
-    launch(argv, runs, data_root)  # does not return: this process becomes the server
+        return serve(parse_workers(workers), argv, app_environment(runs, data_root, diffusers_root))
+    launch(argv, runs, data_root, diffusers_root)  # does not return: this process becomes the server
     return 0
 
 

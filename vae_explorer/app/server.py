@@ -25,10 +25,15 @@ def app_command(flags: Sequence[str] = ()) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(app_dir() / "Home.py"), *flags]
 
 
-def app_environment(runs: str | Path | None = None, data_root: str | Path | None = None) -> dict[str, str]:
-    """This process's environment for the app's process, with the runs folder it should use and the
-    folder whose image folders its Train page may read (data/access.py)."""
+def app_environment(
+    runs: str | Path | None = None, data_root: str | Path | None = None, diffusers_root: str | Path | None = None
+) -> dict[str, str]:
+    """This process's environment for the app's process, with the runs folder it should use, the
+    folder whose image folders its Train page may read (data/access.py) and the folder whose
+    diffusers VAEs its Latent diffusion page offers (app/spatial.py)."""
     env = dict(os.environ)
+    if diffusers_root is not None:
+        env["VAE_EXPLORER_DIFFUSERS_ROOT"] = str(Path(diffusers_root).expanduser().resolve())
     if runs is not None:
         env["VAE_EXPLORER_RUNS"] = str(Path(runs).expanduser().resolve())
     if data_root is not None:
@@ -36,12 +41,17 @@ def app_environment(runs: str | Path | None = None, data_root: str | Path | None
     return env
 
 
-def launch(flags: Sequence[str] = (), runs: str | Path | None = None, data_root: str | Path | None = None) -> None:
+def launch(
+    flags: Sequence[str] = (),
+    runs: str | Path | None = None,
+    data_root: str | Path | None = None,
+    diffusers_root: str | Path | None = None,
+) -> None:
     """`vae-explorer app [streamlit flags]`: become the app's server (exec), so that stopping this
     process (Ctrl-C, `kill`, a service manager) stops the server, with no child left behind."""
     command = app_command(flags)
     os.chdir(app_dir())
-    os.execve(command[0], command, app_environment(runs, data_root))
+    os.execve(command[0], command, app_environment(runs, data_root, diffusers_root))
 
 
 def free_port() -> int:

@@ -43,3 +43,13 @@ def channel_pictures(mean: torch.Tensor, spread: float = 3.0) -> torch.Tensor:
     """Each channel of a latent (C, h, w) as a grey picture (C, 1, h, w) in [0, 1]: -spread black,
     0 mid-grey, +spread white, the same scale for every channel so they can be compared."""
     return ((mean.float() / spread + 1) / 2).clamp(0, 1)[:, None]
+
+
+def neighbour_correlation(mean: torch.Tensor) -> float:
+    """How alike horizontally neighbouring positions of a latent (C, h, w) are: the correlation of
+    each position's value with its right neighbour's, per channel, averaged over the channels. Near
+    0 for a draw from N(0, I); photos' latents are smooth, so theirs is high."""
+    left, right = mean[:, :, :-1].double(), mean[:, :, 1:].double()
+    left = left.reshape(len(mean), -1) - left.reshape(len(mean), -1).mean(1, keepdim=True)
+    right = right.reshape(len(mean), -1) - right.reshape(len(mean), -1).mean(1, keepdim=True)
+    return float(((left * right).sum(1) / (left.norm(dim=1) * right.norm(dim=1)).clamp_min(1e-12)).mean())

@@ -48,3 +48,13 @@ def test_channel_pictures_share_one_scale():
     pictures = channel_pictures(mean)
     assert pictures.shape == (2, 1, 2, 2)
     assert pictures[0, 0].tolist() == [[0.0, 0.5], [1.0, 1.0]] and pictures[1, 0].tolist() == [[0.25, 0.5], [0.75, 1.0]]
+
+
+def test_neighbour_correlation_is_numpy_s_and_near_zero_for_noise():
+    from vae_explorer.latent.spatial import neighbour_correlation
+
+    g = torch.Generator().manual_seed(5)
+    smooth = torch.randn(3, 12, 40, generator=g).cumsum(2)  # random walks along the rows
+    expected = np.mean([np.corrcoef(c[:, :-1].ravel(), c[:, 1:].ravel())[0, 1] for c in smooth.numpy()])
+    assert neighbour_correlation(smooth) == pytest.approx(expected)
+    assert abs(neighbour_correlation(torch.randn(4, 64, 64, generator=g))) < 0.05

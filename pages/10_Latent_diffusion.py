@@ -1,0 +1,121 @@
+"""Latent diffusion: a photo through the VAE of a latent diffusion model (diffusers' AutoencoderKL),
+what it gives back and what its spatial latent holds."""
+
+import numpy as np
+import streamlit as st
+import torch
+
+from vae_explorer.app import chrome, safety, spatial
+from vae_explorer.data.uploads import PHOTO_MAX_PIXELS, ImageError, photo_image
+from vae_explorer.errors import VaeExplorerError
+from vae_explorer.images import png_bytes, to_uint8
+from vae_explorer.latent.spatial import channel_pictures
+
+
+def picture(chw: np.ndarray) -> np.ndarray:
+    return to_uint8(torch.from_numpy(chw)[None])[0]
+
+
+with safety.boundary():  # anything unexpected: one sentence on the page, the details in the server's log
+    st.set_page_config(page_title="Latent diffusion · vae-explorer", page_icon="🧭", layout="wide")
+    chrome.presentation_toggle()
+    st.title("Latent diffusion")
+    st.caption(
+        "Stable Diffusion and its successors diffuse in the latent space of a VAE: a photo becomes a few channels "
+        "at 1/8 of its side, and the decoder turns them back into pixels. Upload a photo to see what the VAE keeps."
+    )
+    offered = spatial.offered_vaes()
+    if not offered:
+        st.info(
+            "No latent diffusion VAE is offered on this server; whoever runs it can start the app with "
+            "`vae-explorer app --diffusers-root DIR`, DIR holding diffusers VAE folders (a pipeline's vae/ folder)."
+        )
+        st.stop()
+    name = st.selectbox("VAE", list(offered), key="ld_vae", format_func=safety.plain)
+    folder = offered[name]
+    try:
+        vae = spatial.load(folder)
+    except VaeExplorerError as exc:
+        st.error(safety.say(exc))
+        st.stop()
+    saved = spatial.stamp(folder)
+    st.caption(
+        f"{safety.plain(name)}: an AutoencoderKL of {vae.num_parameters:,} parameters; {vae.latent_channels} latent "
+        f"channels at 1/{vae.factor} of the image's side; its config's scaling factor {vae.scaling_factor:g}."
+    )
+
+    upload = st.file_uploader(
+        f"A photo (PNG, JPEG, WebP; up to {PHOTO_MAX_PIXELS / 1e6:.1f} megapixels)",
+        type=["png", "jpg", "jpeg", "webp", "bmp"],
+        key="ld_photo",
+    )
+    if upload is None:
+        st.info("Upload a photo to see it through the VAE.")
+        st.stop()
+    data = upload.getvalue()
+    try:
+        photo = photo_image(data, vae.factor, safety.plain(upload.name))
+    except ImageError as exc:
+        st.error(safety.say(exc))
+        st.stop()
+    digest = spatial.digest(data)
+    result = spatial.reconstruction(folder, saved, digest, photo)
+    c, h, w = result["mean"].shape
+
+    st.subheader("What the VAE gives back")
+    figures = st.columns(3)
+    figures[0].image(picture(result["photo"]), caption=f"the photo, {photo.shape[2]}x{photo.shape[1]}")
+    figures[1].image(picture(result["reconstruction"]), caption="its reconstruction, decoded from the latent's mean")
+    figures[2].image(
+        picture(np.clip(result["error"] * 4, 0, 1)[None].repeat(3, 0)), caption="the error per pixel (x4: white is 1/4)"
+    )
+    numbers = st.columns(3)
+    numbers[0].metric("PSNR", f"{result['psnr']:.2f} dB")
+    numbers[1].metric("SSIM", f"{result['ssim']:.4f}")
+    numbers[2].metric("Latent", f"{c} x {h} x {w}")
+    st.caption(
+        f"The photo's {photo.shape[1] * photo.shape[2] * 3:,} numbers became {c * h * w:,} "
+        f"({photo.shape[1] * photo.shape[2] * 3 / (c * h * w):.0f} times fewer)."
+    )
+
+    st.subheader("The latent, channel by channel")
+    left, right = st.columns([3, 1])
+    left.image(
+        png_bytes(
+            torch.from_numpy(channel_pictures(torch.from_numpy(result["mean"])).numpy()), nrow=min(c, 4), min_cell=160
+        ),
+        caption="each channel of the latent's mean: −3 black, 0 grey, +3 white",
+    )
+    right.image(
+        picture(result["preview"]),
+        width=chrome.px(200),
+        caption="a colour preview: the channels mapped to RGB by a least-squares fit to this photo",
+    )
+    st.table(
+        {
+            "channel": [f"c{k}" for k in range(c)],
+            "mean": [f"{v:+.2f}" for v in result["channel_mean"]],
+            "standard deviation": [f"{v:.2f}" for v in result["channel_std"]],
+        }
+    )
+    st.write(
+        f"A diffusion model expects latents of about unit variance. Scaled by the config's {vae.scaling_factor:g}, "
+        f"this photo's latent has a standard deviation of {vae.scaling_factor / result['unit_scale']:.2f}; "
+        f"the factor that would make it exactly 1 for this photo is {result['unit_scale']:.4f}."
+    )
+
+    st.subheader("What a diffusion model hands the decoder")
+    sigma = st.slider("Noise added to the latent, σ", 0.0, 2.0, 0.0, 0.1, key="ld_sigma")
+    noisy = spatial.decode_noisy(folder, saved, digest, result["mean"], float(sigma))
+    columns = st.columns(2)
+    columns[0].image(picture(noisy), caption=f"the latent's mean + {sigma:.1f} × N(0, I) noise, decoded")
+    prior = spatial.decode_prior(folder, saved, (c, h, w), 0)
+    columns[1].image(picture(prior), caption="a draw z ~ N(0, I) of the same shape, decoded")
+    st.write(
+        "Halfway through sampling, a diffusion model's latent is still partly noise, and the decoder paints what it "
+        "can of it. A draw from N(0, I) decodes to texture, not a picture: a photo's latent is smooth (in this one, "
+        f"neighbouring positions correlate at {result['neighbours']:.2f}; in a draw from N(0, I), at about 0), so the "
+        "decoder was never shown anything like the draw. That is what the diffusion model is for: it carries noise "
+        "to where photos' latents lie."
+    )
+    st.caption("These pictures are decoded on the server, one request per slider value.")

@@ -1,0 +1,118 @@
+"""The Latent diffusion page (pages/10_Latent_diffusion.py) with a tiny random-weight AutoencoderKL
+built by diffusers' own class in the folder the server offers: the numbers it shows are those of the
+VAE called directly, a visitor never names a folder, and bad photos and folders are one sentence."""
+
+import importlib.util
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import PATIENCE_S, REPO, require
+from PIL import Image
+
+PAGE = str(REPO / "pages/10_Latent_diffusion.py")
+TINY = dict(
+    block_out_channels=(8, 16),
+    down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+    up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+    layers_per_block=1,
+    norm_num_groups=4,
+    latent_channels=4,
+    sample_size=32,
+)
+
+
+@pytest.fixture(scope="module")
+def offered(tmp_path_factory):
+    """A root folder holding a pipeline with its vae/ folder, and the diffusers model itself."""
+    require(importlib.util.find_spec("diffusers") is not None, "diffusers (pip install -r requirements.txt)")
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    model = AutoencoderKL(**TINY).eval()
+    root = tmp_path_factory.mktemp("diffusers")
+    model.save_pretrained(root / "tiny-pipeline" / "vae", safe_serialization=True)
+    return root, model
+
+
+def run_page(monkeypatch, root, photo: bytes | None = None, name: str = "photo.png"):
+    from streamlit.testing.v1 import AppTest
+
+    if root is None:
+        monkeypatch.delenv("VAE_EXPLORER_DIFFUSERS_ROOT", raising=False)
+    else:
+        monkeypatch.setenv("VAE_EXPLORER_DIFFUSERS_ROOT", str(root))
+    at = AppTest.from_file(PAGE, default_timeout=PATIENCE_S)
+    at.run()
+    if photo is not None and not at.error:
+        at.file_uploader(key="ld_photo").set_value((name, photo, "image/png")).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_without_an_offered_folder_the_page_says_how_to_offer_one(monkeypatch):
+    at = run_page(monkeypatch, None)
+    assert any("start the app with `vae-explorer app --diffusers-root DIR`" in i.value for i in at.info)
+
+
+def test_a_photo_through_the_offered_vae_shows_the_vae_s_own_numbers(monkeypatch, offered):
+    from vae_explorer.evaluation.fidelity import psnr, ssim
+
+    root, model = offered
+    pixels = np.random.default_rng(4).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    at = run_page(monkeypatch, root, png(pixels))
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="ld_vae").options == ["tiny-pipeline"]
+    x = torch.from_numpy(pixels.astype(np.float32) / 255).permute(2, 0, 1)
+    with torch.no_grad():
+        mean = model.encode(x[None] * 2 - 1).latent_dist.mean
+        expected = ((model.decode(mean).sample + 1) / 2).clamp(0, 1)[0]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["PSNR"] == f"{psnr(x, expected):.2f} dB" and metrics["SSIM"] == f"{ssim(x, expected):.4f}"
+    assert metrics["Latent"] == "4 x 12 x 16"
+    table = at.table[0].value
+    channels = mean[0].double().reshape(4, -1)
+    assert list(table["mean"]) == [f"{v:+.2f}" for v in channels.mean(1).tolist()]
+    assert list(table["standard deviation"]) == [f"{v:.2f}" for v in channels.std(1, correction=0).tolist()]
+    from vae_explorer.latent.spatial import neighbour_correlation
+
+    written = " ".join(m.value for m in at.markdown)
+    assert f"neighbouring positions correlate at {neighbour_correlation(mean[0]):.2f}" in written
+    at.slider(key="ld_sigma").set_value(1.0).run()
+    assert not at.exception and not at.error
+
+
+def test_bad_photos_and_folders_are_one_sentence(monkeypatch, offered, tmp_path):
+    root, _ = offered
+    at = run_page(monkeypatch, root, b"not an image", "notes.png")
+    assert [e.value for e in at.error] == [
+        "notes.png is not an image this app can read; upload a PNG, JPEG, BMP, WebP or GIF image."
+    ]
+    other = tmp_path / "root"
+    (other / "unet").mkdir(parents=True)
+    (other / "unet" / "config.json").write_text(json.dumps({"_class_name": "UNet2DConditionModel"}))
+    at = run_page(monkeypatch, other)
+    (said,) = [e.value for e in at.error]
+    assert said.startswith("unet/config.json describes a UNet2DConditionModel, not an AutoencoderKL")
+    assert str(other) not in said  # no server path reaches the browser
+
+
+def test_a_link_out_of_the_offered_folder_is_not_offered(monkeypatch, offered, tmp_path):
+    root, _ = offered
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for name in ("config.json", "diffusion_pytorch_model.safetensors"):
+        (outside / name).write_bytes((root / "tiny-pipeline" / "vae" / name).read_bytes())
+    linked = tmp_path / "linked-root"
+    linked.mkdir()
+    (linked / "sneaky").symlink_to(outside)
+    at = run_page(monkeypatch, linked)
+    assert any("No latent diffusion VAE is offered on this server" in i.value for i in at.info)

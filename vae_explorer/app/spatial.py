@@ -1,0 +1,110 @@
+"""The Latent diffusion page's models and work: the diffusers VAE folders this server offers (only
+those under the folder given with `vae-explorer app --diffusers-root DIR`, kept in
+$VAE_EXPLORER_DIFFUSERS_ROOT; a visitor never names a path), each opened once for every session,
+and a photo's reconstruction, kept by the photo's digest."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import torch
+
+DIFFUSERS_ROOT_VARIABLE = "VAE_EXPLORER_DIFFUSERS_ROOT"
+
+
+def diffusers_root() -> Path | None:
+    value = os.environ.get(DIFFUSERS_ROOT_VARIABLE)
+    return Path(value).expanduser().resolve() if value else None
+
+
+def offered_vaes() -> dict[str, str]:
+    """name -> folder of each diffusers VAE under the root: a folder holding config.json, or a
+    pipeline's vae/ folder (named after the pipeline), never one a link leads out of the root to."""
+    root = diffusers_root()
+    if root is None or not root.is_dir():
+        return {}
+    found = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for candidate in (folder, folder / "vae"):
+            resolved = candidate.resolve()
+            if (candidate / "config.json").is_file() and resolved.is_relative_to(root):
+                found.setdefault(folder.name, str(resolved))
+    return found
+
+
+def _stamp(folder: str) -> float:
+    return max(
+        (Path(folder) / name).stat().st_mtime
+        for name in ("config.json", "diffusion_pytorch_model.safetensors")
+        if (Path(folder) / name).exists()
+    )
+
+
+@st.cache_resource(max_entries=2, show_spinner="Opening the VAE…")
+def _load(folder: str, saved: float):
+    from ..models.diffusers_vae import load_spatial_vae
+
+    return load_spatial_vae(folder)
+
+
+def load(folder: str):
+    """The VAE in `folder`, one object for every session (read-only: eval mode, no gradients)."""
+    return _load(folder, _stamp(folder))
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+@st.cache_data(max_entries=16, show_spinner="The photo through the VAE…")
+def reconstruction(folder: str, saved: float, photo_digest: str, _photo: torch.Tensor) -> dict:
+    """A photo through the VAE (evaluation.fidelity.reconstruct_photo) as arrays, kept per photo."""
+    from ..evaluation.fidelity import reconstruct_photo
+    from ..latent.spatial import (
+        channel_statistics,
+        neighbour_correlation,
+        rgb_preview,
+        rgb_preview_fit,
+        unit_variance_scale,
+    )
+
+    result = reconstruct_photo(_load(folder, saved), _photo)
+    mean, std = channel_statistics(result.mean[None])
+    preview = rgb_preview(result.mean, rgb_preview_fit(result.mean[None], _photo[None]))
+    return {
+        "photo": _photo.numpy(),
+        "reconstruction": result.reconstruction.numpy(),
+        "error": result.error.numpy(),
+        "psnr": result.psnr,
+        "ssim": result.ssim,
+        "mean": result.mean.numpy(),
+        "channel_mean": mean.numpy(),
+        "channel_std": std.numpy(),
+        "unit_scale": unit_variance_scale(result.mean[None]),
+        "preview": preview.numpy(),
+        "neighbours": neighbour_correlation(result.mean),
+    }
+
+
+@st.cache_data(max_entries=64, show_spinner="Decoding on the server…")
+def decode_noisy(folder: str, saved: float, photo_digest: str, _mean: np.ndarray, sigma: float) -> np.ndarray:
+    """The photo's latent mean plus sigma times a fixed draw of N(0, I) noise, decoded (3, H, W)."""
+    vae = _load(folder, saved)
+    z = torch.from_numpy(_mean)
+    noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
+    return vae.decode((z + sigma * noise)[None])[0].numpy()
+
+
+@st.cache_data(max_entries=8, show_spinner="Decoding on the server…")
+def decode_prior(folder: str, saved: float, shape: tuple[int, int, int], seed: int) -> np.ndarray:
+    """A draw z ~ N(0, I) of the latent's shape, decoded (3, H, W)."""
+    z = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    return _load(folder, saved).decode(z[None])[0].numpy()
+
+
+def stamp(folder: str) -> float:
+    return _stamp(folder)
