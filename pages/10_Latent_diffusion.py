@@ -6,7 +6,7 @@ import streamlit as st
 import torch
 
 from vae_explorer.app import chrome, safety, spatial
-from vae_explorer.data.uploads import PHOTO_MAX_PIXELS, ImageError, photo_image
+from vae_explorer.data.uploads import ImageError, photo_image
 from vae_explorer.errors import VaeExplorerError
 from vae_explorer.images import png_bytes, to_uint8
 from vae_explorer.latent.spatial import channel_pictures
@@ -31,7 +31,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
             "`vae-explorer app --diffusers-root DIR`, DIR holding diffusers VAE folders (a pipeline's vae/ folder)."
         )
         st.stop()
-    name = st.selectbox("VAE", list(offered), key="ld_vae", format_func=safety.plain)
+    name = st.selectbox("VAE", list(offered), key="ld_vae")  # option text is shown as typed, never as markdown
     folder = offered[name]
     try:
         vae = spatial.load(folder)
@@ -45,7 +45,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     )
 
     upload = st.file_uploader(
-        f"A photo (PNG, JPEG, WebP; up to {PHOTO_MAX_PIXELS / 1e6:.1f} megapixels)",
+        "A photo (PNG, JPEG, WebP; up to 512 x 512 pixels, or as many pixels in another shape)",
         type=["png", "jpg", "jpeg", "webp", "bmp"],
         key="ld_photo",
     )
@@ -54,7 +54,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         st.stop()
     data = upload.getvalue()
     try:
-        photo = photo_image(data, vae.factor, safety.plain(upload.name))
+        photo = photo_image(data, vae.factor, upload.name, max_pixels=spatial.PAGE_MAX_PIXELS)
     except ImageError as exc:
         st.error(safety.say(exc))
         st.stop()

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import PATIENCE_S, REPO, require
+from conftest import PATIENCE_S, REPO, require, shown
 from PIL import Image
 
 PAGE = str(REPO / "pages/10_Latent_diffusion.py")
@@ -93,14 +93,14 @@ def test_a_photo_through_the_offered_vae_shows_the_vae_s_own_numbers(monkeypatch
 def test_bad_photos_and_folders_are_one_sentence(monkeypatch, offered, tmp_path):
     root, _ = offered
     at = run_page(monkeypatch, root, b"not an image", "notes.png")
-    assert [e.value for e in at.error] == [
+    assert [shown(e.value) for e in at.error] == [
         "notes.png is not an image this app can read; upload a PNG, JPEG, BMP, WebP or GIF image."
     ]
     other = tmp_path / "root"
     (other / "unet").mkdir(parents=True)
     (other / "unet" / "config.json").write_text(json.dumps({"_class_name": "UNet2DConditionModel"}))
     at = run_page(monkeypatch, other)
-    (said,) = [e.value for e in at.error]
+    (said,) = [shown(e.value) for e in at.error]
     assert said.startswith("unet/config.json describes a UNet2DConditionModel, not an AutoencoderKL")
     assert str(other) not in said  # no server path reaches the browser
 
@@ -116,3 +116,44 @@ def test_a_link_out_of_the_offered_folder_is_not_offered(monkeypatch, offered, t
     (linked / "sneaky").symlink_to(outside)
     at = run_page(monkeypatch, linked)
     assert any("No latent diffusion VAE is offered on this server" in i.value for i in at.info)
+
+
+def test_the_page_takes_photos_of_up_to_512_by_512_pixels(monkeypatch, offered):
+    root, _ = offered
+    at = run_page(monkeypatch, root, png(np.zeros((520, 512, 3), np.uint8)), "wide.png")
+    assert [shown(e.value) for e in at.error] == [
+        "wide.png is 512x520 pixels; photos of up to 262,144 pixels (0.26 megapixels) go through the VAE here "
+        "(larger ones need more memory than one request may use); upload a smaller photo or a crop."
+    ]
+
+
+def test_the_vae_runs_for_one_visitor_at_a_time(monkeypatch):
+    """Two sessions decoding at once: the second waits for the first, so the server's peak memory is one
+    photo's, not one per student."""
+    import threading
+
+    from vae_explorer.app import spatial
+
+    active, most, release = [0], [0], threading.Event()
+
+    class Slow:
+        def decode(self, z):
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+            release.wait(PATIENCE_S)
+            active[0] -= 1
+            return torch.zeros(1, 3, 2, 2)
+
+    monkeypatch.setattr(spatial, "_load", lambda folder, saved: Slow())
+    threads = [
+        threading.Thread(target=spatial.decode_prior, args=("f", 0.0, (4, 1, 1), seed), daemon=True) for seed in (1, 2)
+    ]
+    for thread in threads:
+        thread.start()
+    for _ in range(100):  # let the second reach the lock while the first decodes
+        threading.Event().wait(0.01)
+    assert most[0] == 1
+    release.set()
+    for thread in threads:
+        thread.join(PATIENCE_S)
+    assert most[0] == 1 and active[0] == 0

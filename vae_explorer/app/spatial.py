@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,11 @@ import streamlit as st
 import torch
 
 DIFFUSERS_ROOT_VARIABLE = "VAE_EXPLORER_DIFFUSERS_ROOT"
+# A photo through Stable Diffusion's VAE at 512 x 512 peaks at about 2.2 GB on the CPU (docs/performance.md):
+# the page takes photos up to that size, and runs the VAE for one visitor at a time (the others wait), so a
+# class cannot multiply that memory by the number of students.
+PAGE_MAX_PIXELS = 512 * 512
+_running = threading.Lock()
 
 
 def diffusers_root() -> Path | None:
@@ -72,7 +78,8 @@ def reconstruction(folder: str, saved: float, photo_digest: str, _photo: torch.T
         unit_variance_scale,
     )
 
-    result = reconstruct_photo(_load(folder, saved), _photo)
+    with _running:
+        result = reconstruct_photo(_load(folder, saved), _photo)
     mean, std = channel_statistics(result.mean[None])
     preview = rgb_preview(result.mean, rgb_preview_fit(result.mean[None], _photo[None]))
     return {
@@ -96,14 +103,16 @@ def decode_noisy(folder: str, saved: float, photo_digest: str, _mean: np.ndarray
     vae = _load(folder, saved)
     z = torch.from_numpy(_mean)
     noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
-    return vae.decode((z + sigma * noise)[None])[0].numpy()
+    with _running:
+        return vae.decode((z + sigma * noise)[None])[0].numpy()
 
 
 @st.cache_data(max_entries=8, show_spinner="Decoding on the server…")
 def decode_prior(folder: str, saved: float, shape: tuple[int, int, int], seed: int) -> np.ndarray:
     """A draw z ~ N(0, I) of the latent's shape, decoded (3, H, W)."""
     z = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
-    return _load(folder, saved).decode(z[None])[0].numpy()
+    with _running:
+        return _load(folder, saved).decode(z[None])[0].numpy()
 
 
 def stamp(folder: str) -> float:

@@ -104,8 +104,9 @@ def photo_image(data: bytes, multiple: int, name: str = "the file", max_pixels: 
     width, height = image.size
     if width * height > max_pixels:
         raise ImageError(
-            f"{name} is {width}x{height} pixels; photos of up to {max_pixels / 1e6:.1f} megapixels go through the VAE "
-            "here (larger ones need more memory than one request may use); upload a smaller photo or a crop."
+            f"{name} is {width}x{height} pixels; photos of up to {max_pixels:,} pixels ({max_pixels / 1e6:.2f} "
+            "megapixels) go through the VAE here (larger ones need more memory than one request may use); upload a "
+            "smaller photo or a crop."
         )
     if width < multiple or height < multiple:
         raise ImageError(f"{name} is only {width}x{height} pixels; upload a photo at least {multiple}x{multiple}.")

@@ -152,6 +152,8 @@ def test_the_photo_command_measures_what_the_vae_gives_back(tiny_folder, tmp_pat
     too_large = tmp_path / "large.png"
     Image.new("RGB", (1100, 1000)).save(too_large)
     assert main(["photo", "--vae", str(folder), "--image", str(too_large)]) == 2
-    assert "large.png is 1100x1000 pixels; photos of up to 1.0 megapixels" in capsys.readouterr().err
+    assert (
+        "large.png is 1100x1000 pixels; photos of up to 1,048,576 pixels (1.05 megapixels)" in capsys.readouterr().err
+    )
     assert main(["photo", "--vae", str(tmp_path), "--image", str(too_large)]) == 2
     assert "has no config.json, so it is not a diffusers VAE" in capsys.readouterr().err
