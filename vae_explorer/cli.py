@@ -137,7 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--vae", required=True, help="a diffusers AutoencoderKL folder (config.json and safetensors weights)"
     )
-    p.add_argument("--image", required=True, help="the photo (PNG, JPEG, WebP, ...), up to 1 megapixel")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--image", help="the photo (PNG, JPEG, WebP, ...), up to 1 megapixel")
+    which.add_argument(
+        "--folder", help="a folder of photos: PSNR and SSIM of each, the worst, and the latent's statistics over all"
+    )
+    p.add_argument("--limit", type=int, default=500, help="--folder: at most this many photos (sorted by name)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", default="photo-reconstruction.png", help="PNG: photo | reconstruction | error x4 | preview")
     p.add_argument("--channels-out", help="also write each latent channel as a grey picture (-3 black, +3 white)")
     p = sub.add_parser("export-onnx", help="write a checkpoint's decoder as an ONNX graph (z -> image)")
@@ -568,6 +574,8 @@ def cmd_photo(args: argparse.Namespace) -> int:
     from .models.diffusers_vae import load_spatial_vae
 
     vae = load_spatial_vae(args.vae)
+    if args.folder:
+        return _photo_folder(args, vae)
     source = Path(args.image)
     if not source.is_file():
         raise ConfigError(f"--image {args.image} is not a file; pass a photo (PNG, JPEG, WebP, ...).")
@@ -598,6 +606,59 @@ def cmd_photo(args: argparse.Namespace) -> int:
     if args.channels_out:
         Path(args.channels_out).write_bytes(png_bytes(channel_pictures(result.mean), nrow=min(c, 8), min_cell=1))
         print(f"wrote {args.channels_out} (each latent channel, -3 black to +3 white)")
+    return 0
+
+
+PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def _photo_folder(args: argparse.Namespace, vae) -> int:
+    """`photo --folder`: every photo of a folder through the VAE, its fidelity and the latent's statistics."""
+    import statistics
+
+    from tqdm import tqdm
+
+    from .data.uploads import ImageError, photo_image
+    from .errors import ConfigError
+    from .evaluation.fidelity import fidelity_over
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise ConfigError(f"--folder {args.folder} is not a folder; pass a folder of photos.")
+    if not 1 <= args.limit <= 100_000:
+        raise ConfigError(f"--limit must be from 1 to 100000, got {args.limit}; pass a number in that range.")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)[: args.limit]
+    skipped = []
+
+    def photos():
+        for path in files:
+            try:
+                yield path.name, photo_image(path.read_bytes(), vae.factor, path.name)
+            except (ImageError, OSError) as error:
+                skipped.append(f"{path.name} ({str(error).split(';')[0].removeprefix(path.name + ' ')})")
+
+    with tqdm(total=len(files), unit="photo", file=sys.stderr, disable=args.quiet) as bar:
+        result = fidelity_over(vae, photos(), lambda done: bar.update(1))
+        bar.update(len(files) - bar.n)
+    if skipped:
+        print(f"warning: skipped {len(skipped)} of {len(files)}: {', '.join(skipped[:5])}", file=sys.stderr)
+    if not result.rows:
+        raise ConfigError(f"--folder {folder.name} holds no photo vae-explorer can read; add PNG or JPEG files.")
+    psnrs, ssims = [r[1] for r in result.rows], [r[2] for r in result.rows]
+    print(f"{vae.name} on {len(result.rows)} photos of {folder.name}:")
+    print(
+        f"  PSNR median {statistics.median(psnrs):.2f} dB (lowest {min(psnrs):.2f}), SSIM median "
+        f"{statistics.median(ssims):.4f} (lowest {min(ssims):.4f})"
+    )
+    worst = sorted(result.rows, key=lambda row: row[1])[:3]
+    print("  furthest from their reconstruction: " + ", ".join(f"{n} {p:.2f} dB" for n, p, _ in worst))
+    moments = result.moments
+    print("  latent channels over the folder, mean: " + " ".join(f"{v:+.3f}" for v in moments.mean.tolist()))
+    print("  latent channels over the folder, std:  " + " ".join(f"{v:.3f}" for v in moments.std.tolist()))
+    print(
+        f"  a scaling factor of {moments.unit_variance_scale():.5f} gives these latents unit variance "
+        f"(the config's scaling_factor: {vae.scaling_factor:g})"
+    )
     return 0
 
 

@@ -76,3 +76,26 @@ def reconstruct_photo(vae, photo: torch.Tensor) -> PhotoReconstruction:
         mean=mean[0],
         logvar=logvar[0],
     )
+
+
+@dataclass
+class FolderFidelity:
+    """Many photos through one spatial VAE: (name, PSNR, SSIM) per photo, in the order given, and
+    the moments of their latents' means (latent.spatial.ChannelMoments)."""
+
+    rows: list[tuple[str, float, float]]
+    moments: object
+
+
+def fidelity_over(vae, photos, progress=None) -> FolderFidelity:
+    """Each (name, photo (3, H, W)) of `photos` through `vae`; `progress(done)` after each."""
+    from ..latent.spatial import ChannelMoments
+
+    moments, rows = ChannelMoments(vae.latent_channels), []
+    for name, photo in photos:
+        result = reconstruct_photo(vae, photo)
+        rows.append((name, result.psnr, result.ssim))
+        moments.add(result.mean)
+        if progress is not None:
+            progress(len(rows))
+    return FolderFidelity(rows, moments)

@@ -53,3 +53,34 @@ def neighbour_correlation(mean: torch.Tensor) -> float:
     left = left.reshape(len(mean), -1) - left.reshape(len(mean), -1).mean(1, keepdim=True)
     right = right.reshape(len(mean), -1) - right.reshape(len(mean), -1).mean(1, keepdim=True)
     return float(((left * right).sum(1) / (left.norm(dim=1) * right.norm(dim=1)).clamp_min(1e-12)).mean())
+
+
+class ChannelMoments:
+    """Per-channel mean and standard deviation of many latents (C, h, w) of different sizes, added
+    one at a time (sums in float64): what a folder of photos' latents look like against the N(0, 1)
+    a diffusion model expects, and the scaling factor that gives them unit variance."""
+
+    def __init__(self, channels: int):
+        self.count = 0
+        self.total = torch.zeros(channels, dtype=torch.float64)
+        self.squares = torch.zeros(channels, dtype=torch.float64)
+
+    def add(self, mean: torch.Tensor) -> None:
+        flat = mean.double().reshape(len(mean), -1)
+        self.count += flat.shape[1]
+        self.total += flat.sum(1)
+        self.squares += (flat**2).sum(1)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.total / max(self.count, 1)
+
+    @property
+    def std(self) -> torch.Tensor:
+        return (self.squares / max(self.count, 1) - self.mean**2).clamp_min(0).sqrt()
+
+    def unit_variance_scale(self) -> float:
+        """1 / the standard deviation of every value of every channel together."""
+        n = max(self.count * len(self.total), 1)
+        variance = float(self.squares.sum()) / n - (float(self.total.sum()) / n) ** 2
+        return 1.0 / max(variance, 1e-24) ** 0.5

@@ -58,3 +58,16 @@ def test_neighbour_correlation_is_numpy_s_and_near_zero_for_noise():
     expected = np.mean([np.corrcoef(c[:, :-1].ravel(), c[:, 1:].ravel())[0, 1] for c in smooth.numpy()])
     assert neighbour_correlation(smooth) == pytest.approx(expected)
     assert abs(neighbour_correlation(torch.randn(4, 64, 64, generator=g))) < 0.05
+
+
+def test_channel_moments_over_latents_of_different_sizes_are_numpy_s():
+    from vae_explorer.latent.spatial import ChannelMoments
+
+    g = torch.Generator().manual_seed(6)
+    latents = [torch.randn(4, h, w, generator=g) * 3 + 1 for h, w in ((8, 8), (6, 10), (12, 4))]
+    moments = ChannelMoments(4)
+    for latent in latents:
+        moments.add(latent)
+    every = np.concatenate([latent.numpy().reshape(4, -1) for latent in latents], 1)
+    assert np.allclose(moments.mean.numpy(), every.mean(1)) and np.allclose(moments.std.numpy(), every.std(1))
+    assert moments.unit_variance_scale() == pytest.approx(1 / every.std())

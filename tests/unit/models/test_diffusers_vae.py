@@ -157,3 +157,44 @@ def test_the_photo_command_measures_what_the_vae_gives_back(tiny_folder, tmp_pat
     )
     assert main(["photo", "--vae", str(tmp_path), "--image", str(too_large)]) == 2
     assert "has no config.json, so it is not a diffusers VAE" in capsys.readouterr().err
+
+
+def test_the_photo_command_over_a_folder_gives_each_photo_s_numbers_and_the_latent_s_statistics(
+    tiny_folder, tmp_path, capsys
+):
+    """Three photos of different sizes and a file that is not one: the worst PSNR, the median SSIM and the
+    folder's scaling factor printed equal those computed here from diffusers' model, one photo at a time."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from vae_explorer.cli import main
+    from vae_explorer.evaluation.fidelity import psnr, ssim
+
+    folder, reference = tiny_folder
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(7)
+    values, scores = [], []
+    for name, (h, w) in (("a.png", (16, 16)), ("b.png", (20, 12)), ("c.png", (8, 24))):
+        pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG")
+        (photos / name).write_bytes(buffer.getvalue())
+        x = torch.from_numpy(pixels.astype(np.float32) / 255).permute(2, 0, 1)
+        with torch.no_grad():
+            mean = reference.encode(x[None] * 2 - 1).latent_dist.mean
+            recon = ((reference.decode(mean).sample + 1) / 2).clamp(0, 1)[0]
+        values.append(mean[0].reshape(4, -1).double().numpy())
+        scores.append((name, psnr(x, recon), ssim(x, recon)))
+    (photos / "notes.png").write_bytes(b"not an image")
+    assert main(["photo", "--vae", str(folder), "--folder", str(photos), "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "skipped 1 of 4: notes.png (is not an image this app can read)" in err
+    worst = min(scores, key=lambda row: row[1])
+    assert f"lowest {worst[1]:.2f}" in out and f"{worst[0]} {worst[1]:.2f} dB" in out
+    assert f"SSIM median {float(np.median([s for _, _, s in scores])):.4f}" in out
+    every = np.concatenate(values, 1)
+    assert f"a scaling factor of {1 / every.std():.5f} gives these latents unit variance" in out
+    assert "mean: " + " ".join(f"{v:+.3f}" for v in every.mean(1)) in out
