@@ -145,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=500, help="--folder: at most this many photos (sorted by name)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", default="photo-reconstruction.png", help="PNG: photo | reconstruction | error x4 | preview")
+    p.add_argument(
+        "--tiled",
+        action="store_true",
+        help="encode and decode in overlapping tiles (diffusers' tiling): photos up to 16 megapixels in the memory "
+        "of one tile",
+    )
     p.add_argument("--channels-out", help="also write each latent channel as a grey picture (-3 black, +3 white)")
     p = sub.add_parser("export-onnx", help="write a checkpoint's decoder as an ONNX graph (z -> image)")
     p.set_defaults(run=cmd_export_onnx)
@@ -566,27 +572,28 @@ def cmd_photo(args: argparse.Namespace) -> int:
     import torch
     import torch.nn.functional as F
 
-    from .data.uploads import photo_image
+    from .data.uploads import PHOTO_MAX_PIXELS, PHOTO_TILED_MAX_PIXELS, photo_image
     from .errors import ConfigError
     from .evaluation.fidelity import reconstruct_photo
     from .images import png_bytes
     from .latent.spatial import channel_pictures, channel_statistics, rgb_preview, rgb_preview_fit, unit_variance_scale
     from .models.diffusers_vae import load_spatial_vae
 
-    vae = load_spatial_vae(args.vae)
+    vae = load_spatial_vae(args.vae, tiled=args.tiled)
+    limit = PHOTO_TILED_MAX_PIXELS if args.tiled else PHOTO_MAX_PIXELS
     if args.folder:
-        return _photo_folder(args, vae)
+        return _photo_folder(args, vae, limit)
     source = Path(args.image)
     if not source.is_file():
         raise ConfigError(f"--image {args.image} is not a file; pass a photo (PNG, JPEG, WebP, ...).")
-    photo = photo_image(source.read_bytes(), vae.factor, source.name)
+    photo = photo_image(source.read_bytes(), vae.factor, source.name, max_pixels=limit)
     started = time.perf_counter()
     result = reconstruct_photo(vae, photo)
     seconds = time.perf_counter() - started
     c, h, w = result.mean.shape
     print(
         f"{vae.name}: AutoencoderKL of {vae.num_parameters:,} parameters, {vae.latent_channels} latent channels "
-        f"at 1/{vae.factor} of the side"
+        f"at 1/{vae.factor} of the side" + (", tiled" if vae.tiled else "")
     )
     print(f"{source.name}: {photo.shape[2]}x{photo.shape[1]} pixels -> latent {c}x{h}x{w}, in {seconds:.2f} s")
     print(f"  PSNR {result.psnr:.2f} dB, SSIM {result.ssim:.4f} (the posterior mean, decoded)")
@@ -612,7 +619,7 @@ def cmd_photo(args: argparse.Namespace) -> int:
 PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
-def _photo_folder(args: argparse.Namespace, vae) -> int:
+def _photo_folder(args: argparse.Namespace, vae, limit: int) -> int:
     """`photo --folder`: every photo of a folder through the VAE, its fidelity and the latent's statistics."""
     import statistics
 
@@ -633,7 +640,7 @@ def _photo_folder(args: argparse.Namespace, vae) -> int:
     def photos():
         for path in files:
             try:
-                yield path.name, photo_image(path.read_bytes(), vae.factor, path.name)
+                yield path.name, photo_image(path.read_bytes(), vae.factor, path.name, max_pixels=limit)
             except (ImageError, OSError) as error:
                 skipped.append(f"{path.name} ({str(error).split(';')[0].removeprefix(path.name + ' ')})")
 

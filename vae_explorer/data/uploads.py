@@ -94,7 +94,8 @@ def standard_image(image):
     return image
 
 
-PHOTO_MAX_PIXELS = 1024 * 1024  # a spatial VAE's activations for larger photos need tiling (not yet here)
+PHOTO_MAX_PIXELS = 1024 * 1024  # a spatial VAE's activations for larger photos need tiling
+PHOTO_TILED_MAX_PIXELS = 16_000_000  # tiled, memory holds one tile's activations; time grows with the pixels
 
 
 def photo_image(data: bytes, multiple: int, name: str = "the file", max_pixels: int = PHOTO_MAX_PIXELS) -> torch.Tensor:

@@ -43,6 +43,7 @@ class SpatialVAE:
     scaling_factor: float
     shift_factor: float
     num_parameters: int
+    tiled: bool = False  # diffusers' tiling: tiles of its sample_size, a quarter overlapping, blended linearly
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,9 +135,11 @@ def _count_parameters(autoencoder, config: dict, name: str) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def load_spatial_vae(folder: str | Path, device: str | torch.device = "cpu") -> SpatialVAE:
+def load_spatial_vae(folder: str | Path, device: str | torch.device = "cpu", tiled: bool = False) -> SpatialVAE:
     """Open a diffusers AutoencoderKL from a local folder (no download, safetensors only), sized
-    from its config before any weight is read."""
+    from its config before any weight is read. `tiled`: encode and decode photos larger than the
+    model's sample_size in overlapping tiles (diffusers' enable_tiling), so memory holds one tile's
+    activations, not the whole photo's; the seams are blended over a quarter of a tile."""
     folder = Path(folder).expanduser()
     config = read_spatial_config(folder)
     name = folder.name or str(folder)
@@ -156,6 +159,8 @@ def load_spatial_vae(folder: str | Path, device: str | torch.device = "cpu") -> 
             "from the model's source."
         ) from None
     module = module.to(device).eval().requires_grad_(False)
+    if tiled:
+        module.enable_tiling()
     blocks = len(module.config.block_out_channels)
     shift = module.config.shift_factor
     return SpatialVAE(
@@ -166,4 +171,5 @@ def load_spatial_vae(folder: str | Path, device: str | torch.device = "cpu") -> 
         scaling_factor=float(module.config.scaling_factor),
         shift_factor=float(shift) if shift is not None else 0.0,
         num_parameters=count,
+        tiled=tiled,
     )

@@ -198,3 +198,36 @@ def test_the_photo_command_over_a_folder_gives_each_photo_s_numbers_and_the_late
     every = np.concatenate(values, 1)
     assert f"a scaling factor of {1 / every.std():.5f} gives these latents unit variance" in out
     assert "mean: " + " ".join(f"{v:+.3f}" for v in every.mean(1)) in out
+
+
+def test_a_tiled_vae_decodes_as_diffusers_tiling_does_and_takes_larger_photos(tmp_path, capsys):
+    """A VAE whose tiles are 16 pixels (sample_size 16) on a 40 x 40 photo: the tiled reconstruction is
+    diffusers' own with enable_tiling, and it differs from the untiled one only near the seams."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from vae_explorer.cli import main
+
+    autoencoder = autoencoder_class()
+    torch.manual_seed(0)
+    reference = autoencoder(**(TINY | {"sample_size": 16})).eval()
+    folder = tmp_path / "tiles"
+    reference.save_pretrained(folder, safe_serialization=True)
+    tiled, untiled = load_spatial_vae(folder, tiled=True), load_spatial_vae(folder)
+    x = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(8))
+    reference.enable_tiling()
+    with torch.no_grad():
+        mean = reference.encode(x * 2 - 1).latent_dist.mean
+        expected = ((reference.decode(mean).sample + 1) / 2).clamp(0, 1)
+    assert tiled.tiled and torch.allclose(tiled.encode(x)[0], mean, atol=1e-6)
+    assert torch.allclose(tiled.decode(mean), expected, atol=1e-6)
+    assert not torch.allclose(untiled.decode(untiled.encode(x)[0]), expected, atol=1e-3)  # tiling is really on
+
+    big = tmp_path / "big.png"
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((1100, 1000, 3), np.uint8)).save(buffer, format="PNG")
+    big.write_bytes(buffer.getvalue())
+    assert main(["photo", "--vae", str(folder), "--image", str(big)]) == 2  # over 1 megapixel untiled
+    assert "photos of up to 1,048,576 pixels" in capsys.readouterr().err
