@@ -8,6 +8,9 @@ exactly.
 
 `revealing_model`: a VAE whose decoder writes z into the picture (pixel j = 0.5 + z_j / 20), so
 the picture a function returns tells which z it decoded.
+
+`TINY_AUTOENCODER_KL`: the config of a diffusers AutoencoderKL small enough for a test (two blocks,
+so a factor of 2; 4 latent channels), built with diffusers' own class as the reference.
 """
 
 from __future__ import annotations
@@ -21,6 +24,15 @@ from vae_explorer.config import ModelConfig
 from vae_explorer.models import VAE, build_model
 
 LOG_2PI = math.log(2 * math.pi)
+TINY_AUTOENCODER_KL = dict(
+    block_out_channels=(8, 16),
+    down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+    up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+    layers_per_block=1,
+    norm_num_groups=4,
+    latent_channels=4,
+    sample_size=32,
+)
 
 
 class LinearGaussian:

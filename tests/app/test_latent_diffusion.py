@@ -11,17 +11,10 @@ import pytest
 import torch
 from conftest import PATIENCE_S, REPO, require, shown
 from PIL import Image
+from probes import TINY_AUTOENCODER_KL
 
 PAGE = str(REPO / "pages/10_Latent_diffusion.py")
-TINY = dict(
-    block_out_channels=(8, 16),
-    down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-    up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-    layers_per_block=1,
-    norm_num_groups=4,
-    latent_channels=4,
-    sample_size=32,
-)
+TINY = TINY_AUTOENCODER_KL
 
 
 @pytest.fixture(scope="module")

@@ -8,21 +8,12 @@ import json
 import pytest
 import torch
 from conftest import require
+from probes import TINY_AUTOENCODER_KL
 
 from vae_explorer.errors import CheckpointError
 from vae_explorer.models.diffusers_vae import MAX_PARAMETERS, load_spatial_vae
 
-TINY = dict(
-    block_out_channels=(8, 16),
-    down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-    up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-    layers_per_block=1,
-    norm_num_groups=4,
-    latent_channels=4,
-    sample_size=32,
-    scaling_factor=0.5,
-    shift_factor=0.1,
-)
+TINY = TINY_AUTOENCODER_KL | {"scaling_factor": 0.5, "shift_factor": 0.1}
 
 
 def autoencoder_class():
