@@ -78,6 +78,29 @@ export function attachGraph(spec, report, ready) {
   );
 }
 
+/**
+ * Follow the model Python names in `live` (a GraphSpec, or null when Python decodes): attach its graph
+ * when it is new, keep its class current, let go of it when Python decodes, and say which in
+ * `root.dataset.mode` ("browser" or "server"). `ready()` runs once the page holds the model.
+ */
+export function followModel(root, state, live, report, ready = () => {}) {
+  if (live && !(state.live && state.model === live.model)) {
+    state.spec = { model: live.model, shape: live.shape, cond_dim: live.cond_dim, label: live.label };
+    state.model = live.model;
+    attachGraph(live, (value) => report("live", value), (loaded) => {
+      if (state.model !== live.model) return false;  // another model came meanwhile
+      state.live = loaded;
+      root.dataset.mode = "browser";
+      ready();
+    });
+  } else if (live && state.spec) {
+    state.spec.label = live.label;
+  } else if (!live) {
+    state.live = null;
+  }
+  root.dataset.mode = state.live ? "browser" : "server";
+}
+
 /** Decode a panel's newest input and draw it; inputs arriving meanwhile coalesce (live.js). */
 export function decodeLatest(state, input, draw, failed) {
   return liveModule().then((module) => module.decodeLatest(state, input, draw, failed));

@@ -3,7 +3,7 @@
 // beside it. Cell (col, row) centres are z = origin + f0(col) * axes[0].vector + f1(row) * axes[1].vector,
 // each f linear (start + step * x) or probit (the inverse normal CDF of start + step * x), exactly
 // the grids vae_explorer.latent.plane_grid and manifold_grid decode; between centres x is continuous.
-import { attachGraph, cleanup, decodeLatest, mount, outlinePixels, reporter } from "../common.js";
+import { cleanup, decodeLatest, followModel, mount, outlinePixels, reporter } from "../common.js";
 
 /**
  * What Python sends (grid/__init__.py, grid_explorer).
@@ -126,24 +126,11 @@ export default function (component) {
     },
   };
 
-  if (data.live && !(state.live && state.model === data.live.model)) {
-    const spec = data.live;
-    state.spec = { model: spec.model, shape: spec.shape, cond_dim: spec.cond_dim, label: spec.label };
-    state.model = spec.model;
-    attachGraph(spec, (value) => report("live", value), (loaded) => {
-      if (state.model !== spec.model) return false;  // another model came meanwhile
-      state.live = loaded;
-      root.dataset.mode = "browser";
-      output.textContent = data.hint;
-      state.z = pointAt(state.origin, state.axes, (state.cols - 1) / 2, (state.rows - 1) / 2);  // the grid's centre until pointed at
-      decodeNow();
-    });
-  } else if (data.live && state.spec) {
-    state.spec.label = data.live.label;
-  } else if (!data.live) {
-    state.live = null;
-  }
-  root.dataset.mode = state.live ? "browser" : "server";
+  followModel(root, state, data.live, report, () => {
+    output.textContent = data.hint;
+    state.z = pointAt(state.origin, state.axes, (state.cols - 1) / 2, (state.rows - 1) / 2);  // the grid's centre until pointed at
+    decodeNow();
+  });
   root.querySelector(".lg-side").hidden = !data.live;
   if (state.live) output.textContent = data.hint;
 

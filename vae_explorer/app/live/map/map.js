@@ -10,7 +10,7 @@
 // toScreen, toData), drawing (splat: the dots; drawAxes, drawStar, drawRings on top; render), the
 // legend, the hit test (target), the card (showTip), and the hand (wireHand: pointer, pinch,
 // wheel, buttons). Everything a listener needs is read from the root's state at the time.
-import { attachGraph, bytesFromBase64, cleanup, decodeLatest, mount, reporter, shared } from "../common.js";
+import { bytesFromBase64, cleanup, decodeLatest, followModel, mount, reporter, shared } from "../common.js";
 
 /**
  * What Python sends (map/__init__.py, latent_map).
@@ -528,20 +528,7 @@ export default function (component) {
       root.dataset.source = "browser";
     },
     (why) => { root.dataset.mode = "server"; report("live", { model: state.spec.model, ok: false, reason: why }); });
-  if (data.live && !(state.live && state.model === data.live.model)) {
-    const spec = data.live;
-    state.spec = { model: spec.model, shape: spec.shape, cond_dim: spec.cond_dim };
-    state.model = spec.model;
-    attachGraph(spec, (value) => report("live", value), (loaded) => {
-      if (state.model !== spec.model) return false;
-      state.live = loaded;
-      root.dataset.mode = "browser";
-    });
-  } else if (!data.live) {
-    state.live = null;
-    state.model = null;
-  }
-  root.dataset.mode = state.live ? "browser" : "server";
+  followModel(root, state, data.live, report);
 
   if (fresh) wireHand(root, signal);
   const picked = data.picked;

@@ -2,7 +2,7 @@
 // the point at t. With the decoder in the page (live.js) the point is computed and decoded here on
 // every `input` event, and Python hears t on release; otherwise each t goes to Python (one in
 // flight, or another after 250 ms) and its picture comes back.
-import { attachGraph, cleanup, decodeLatest, loadPicture, mount, putPixels, reporter } from "../common.js";
+import { cleanup, decodeLatest, followModel, loadPicture, mount, putPixels, reporter } from "../common.js";
 
 /**
  * What Python sends (walk/__init__.py, interpolation_walk).
@@ -101,21 +101,7 @@ export default function (component) {
     loadPicture(data.image, state, (pixels) => draw(pixels, "server"));
   }
 
-  if (data.live && !(state.live && state.model === data.live.model)) {
-    const spec = data.live;
-    state.spec = { model: spec.model, shape: spec.shape, cond_dim: spec.cond_dim, label: spec.label };
-    state.model = spec.model;
-    attachGraph(spec, (value) => report("live", value), (loaded) => {
-      if (state.model !== spec.model) return false;  // another model came meanwhile
-      state.live = loaded;
-      root.dataset.mode = "browser";
-    });
-  } else if (data.live && state.spec) {
-    state.spec.label = data.live.label;
-  } else if (!data.live) {
-    state.live = null;
-  }
-  root.dataset.mode = state.live ? "browser" : "server";
+  followModel(root, state, data.live, report);
 
   if (fresh) {
     slider.addEventListener("input", () => state.on.t(), { signal });
