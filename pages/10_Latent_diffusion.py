@@ -16,6 +16,7 @@ def picture(chw: np.ndarray) -> np.ndarray:
     return to_uint8(torch.from_numpy(chw)[None])[0]
 
 
+# Every picture as PNG: a JPEG would add its own errors to a page about reconstruction errors.
 with safety.boundary():  # anything unexpected: one sentence on the page, the details in the server's log
     st.set_page_config(page_title="Latent diffusion · vae-explorer", page_icon="🧭", layout="wide")
     chrome.presentation_toggle()
@@ -64,10 +65,18 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
 
     st.subheader("What the VAE gives back")
     figures = st.columns(3)
-    figures[0].image(picture(result["photo"]), caption=f"the photo, {photo.shape[2]}x{photo.shape[1]}")
-    figures[1].image(picture(result["reconstruction"]), caption="its reconstruction, decoded from the latent's mean")
+    figures[0].image(
+        picture(result["photo"]), caption=f"the photo, {photo.shape[2]}x{photo.shape[1]}", output_format="PNG"
+    )
+    figures[1].image(
+        picture(result["reconstruction"]),
+        caption="its reconstruction, decoded from the latent's mean",
+        output_format="PNG",
+    )
     figures[2].image(
-        picture(np.clip(result["error"] * 4, 0, 1)[None].repeat(3, 0)), caption="the error per pixel (x4: white is 1/4)"
+        picture(np.clip(result["error"] * 4, 0, 1)[None].repeat(3, 0)),
+        caption="the error per pixel (x4: white is 1/4)",
+        output_format="PNG",
     )
     numbers = st.columns(3)
     numbers[0].metric("PSNR", f"{result['psnr']:.2f} dB")
@@ -81,15 +90,15 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     st.subheader("The latent, channel by channel")
     left, right = st.columns([3, 1])
     left.image(
-        png_bytes(
-            torch.from_numpy(channel_pictures(torch.from_numpy(result["mean"])).numpy()), nrow=min(c, 4), min_cell=160
-        ),
+        png_bytes(channel_pictures(torch.from_numpy(result["mean"])), nrow=min(c, 4), min_cell=160),
         caption="each channel of the latent's mean: −3 black, 0 grey, +3 white",
+        output_format="PNG",
     )
     right.image(
         picture(result["preview"]),
         width=chrome.px(200),
         caption="a colour preview: the channels mapped to RGB by a least-squares fit to this photo",
+        output_format="PNG",
     )
     st.table(
         {
@@ -108,9 +117,11 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     sigma = st.slider("Noise added to the latent, σ", 0.0, 2.0, 0.0, 0.1, key="ld_sigma")
     noisy = spatial.decode_noisy(folder, saved, digest, result["mean"], float(sigma))
     columns = st.columns(2)
-    columns[0].image(picture(noisy), caption=f"the latent's mean + {sigma:.1f} × N(0, I) noise, decoded")
+    columns[0].image(
+        picture(noisy), caption=f"the latent's mean + {sigma:.1f} × N(0, I) noise, decoded", output_format="PNG"
+    )
     prior = spatial.decode_prior(folder, saved, (c, h, w), 0)
-    columns[1].image(picture(prior), caption="a draw z ~ N(0, I) of the same shape, decoded")
+    columns[1].image(picture(prior), caption="a draw z ~ N(0, I) of the same shape, decoded", output_format="PNG")
     st.write(
         "Halfway through sampling, a diffusion model's latent is still partly noise, and the decoder paints what it "
         "can of it. A draw from N(0, I) decodes to texture, not a picture: a photo's latent is smooth (in this one, "
@@ -119,3 +130,31 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         "to where photos' latents lie."
     )
     st.caption("These pictures are decoded on the server, one request per slider value.")
+
+    st.subheader("Between two photos")
+    other = st.file_uploader(
+        "A second photo (resized to the first one's size)", type=["png", "jpg", "jpeg", "webp", "bmp"], key="ld_other"
+    )
+    if other is None:
+        st.info("Upload a second photo to walk from the first one's latent to its latent.")
+        st.stop()
+    size = (photo.shape[2], photo.shape[1])
+    try:
+        second = photo_image(other.getvalue(), vae.factor, other.name, max_pixels=spatial.PAGE_MAX_PIXELS, size=size)
+    except ImageError as exc:
+        st.error(safety.say(exc))
+        st.stop()
+    other_digest = f"{spatial.digest(other.getvalue())}-{size[0]}x{size[1]}"
+    result_b = spatial.reconstruction(folder, saved, other_digest, second)
+    controls = st.columns(2)
+    t = controls[0].slider("From the first photo (0) to the second (1), t", 0.0, 1.0, 0.5, 0.05, key="ld_t")
+    method = controls[1].radio("Path", ["linear", "slerp"], key="ld_path", horizontal=True)
+    between = spatial.decode_between(folder, saved, (digest, other_digest), result["mean"], result_b["mean"], t, method)
+    walk = st.columns(3)
+    walk[0].image(picture(result["reconstruction"]), caption="the first photo's reconstruction", output_format="PNG")
+    walk[1].image(picture(between), caption=f"t = {t:.2f} of the way ({method}), decoded", output_format="PNG")
+    walk[2].image(picture(result_b["reconstruction"]), caption="the second photo's reconstruction", output_format="PNG")
+    st.caption(
+        "Each latent position is interpolated on its own: linear mixes the two latents; slerp follows the great "
+        "circle between each position's two channel vectors, keeping their length."
+    )

@@ -150,3 +150,33 @@ def test_the_vae_runs_for_one_visitor_at_a_time(monkeypatch):
     for thread in threads:
         thread.join(PATIENCE_S)
     assert most[0] == 1 and active[0] == 0
+
+
+def test_the_walk_between_two_photos_decodes_the_interpolated_latents(monkeypatch, offered):
+    """A second photo of another size is resized to the first's; the middle picture is diffusers' decode of
+    the slerp, position by position, of the two latent means (computed here with the diffusers model)."""
+    from pictures import Media
+
+    from vae_explorer.latent.spatial import interpolate_latents
+
+    root, model = offered
+    media = Media(monkeypatch)
+    rng = np.random.default_rng(10)
+    first, second = rng.integers(0, 256, (16, 24, 3), dtype=np.uint8), rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    at = run_page(monkeypatch, root, png(first))
+    at.file_uploader(key="ld_other").set_value(("second.png", png(second), "image/png")).run()
+    at.radio(key="ld_path").set_value("slerp").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    resized = np.asarray(Image.fromarray(second).resize((24, 16), Image.Resampling.LANCZOS))
+    means = []
+    for pixels in (first, resized):
+        x = torch.from_numpy(pixels.astype(np.float32) / 255).permute(2, 0, 1)
+        with torch.no_grad():
+            means.append(model.encode(x[None] * 2 - 1).latent_dist.mean[0])
+    with torch.no_grad():
+        z = interpolate_latents(means[0], means[1], 0.5, "slerp")
+        expected = ((model.decode(z[None]).sample + 1) / 2).clamp(0, 1)[0]
+    shown_pixels = media.image(at, "t = 0.50 of the way (slerp), decoded")
+    expected_pixels = (expected.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    assert shown_pixels.shape == expected_pixels.shape
+    assert np.abs(shown_pixels.astype(int) - expected_pixels.astype(int)).max() <= 1

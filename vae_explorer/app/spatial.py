@@ -107,6 +107,19 @@ def decode_noisy(folder: str, saved: float, photo_digest: str, _mean: np.ndarray
         return vae.decode((z + sigma * noise)[None])[0].numpy()
 
 
+@st.cache_data(max_entries=64, show_spinner="Decoding on the server…")
+def decode_between(
+    folder: str, saved: float, digests: tuple[str, str], _a: np.ndarray, _b: np.ndarray, t: float, method: str
+) -> np.ndarray:
+    """The point t of the way from one photo's latent mean to another's (latent.spatial.interpolate_latents),
+    decoded (3, H, W)."""
+    from ..latent.spatial import interpolate_latents
+
+    z = interpolate_latents(torch.from_numpy(_a), torch.from_numpy(_b), t, method)
+    with _running:
+        return _load(folder, saved).decode(z[None])[0].numpy()
+
+
 @st.cache_data(max_entries=8, show_spinner="Decoding on the server…")
 def decode_prior(folder: str, saved: float, shape: tuple[int, int, int], seed: int) -> np.ndarray:
     """A draw z ~ N(0, I) of the latent's shape, decoded (3, H, W)."""

@@ -98,10 +98,21 @@ PHOTO_MAX_PIXELS = 1024 * 1024  # a spatial VAE's activations for larger photos 
 PHOTO_TILED_MAX_PIXELS = 16_000_000  # tiled, memory holds one tile's activations; time grows with the pixels
 
 
-def photo_image(data: bytes, multiple: int, name: str = "the file", max_pixels: int = PHOTO_MAX_PIXELS) -> torch.Tensor:
+def photo_image(
+    data: bytes,
+    multiple: int,
+    name: str = "the file",
+    max_pixels: int = PHOTO_MAX_PIXELS,
+    size: tuple[int, int] | None = None,
+) -> torch.Tensor:
     """An uploaded photo at its own resolution as (3, H, W) in [0, 1], cropped evenly to whole
-    multiples of `multiple` (a spatial VAE's factor, 8 for Stable Diffusion's) on each side."""
+    multiples of `multiple` (a spatial VAE's factor, 8 for Stable Diffusion's) on each side; with
+    `size` (W, H), resized to exactly that instead (a second photo made to match a first)."""
+    from PIL import Image
+
     image = standard_image(open_image(data, name)).convert("RGB")
+    if size is not None:
+        image = image.resize(size, Image.Resampling.LANCZOS)
     width, height = image.size
     if width * height > max_pixels:
         raise ImageError(

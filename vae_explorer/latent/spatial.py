@@ -84,3 +84,20 @@ class ChannelMoments:
         n = max(self.count * len(self.total), 1)
         variance = float(self.squares.sum()) / n - (float(self.total.sum()) / n) ** 2
         return 1.0 / max(variance, 1e-24) ** 0.5
+
+
+def interpolate_latents(a: torch.Tensor, b: torch.Tensor, t: float, method: str = "linear") -> torch.Tensor:
+    """The point t of the way from latent a to latent b (both (C, h, w)), position by position:
+    "linear", or "slerp" along the great circle between each position's two C-vectors (where
+    they are (nearly) parallel or opposite, the line), as latent.interpolation_at does for one vector."""
+    if method == "linear":
+        return (1 - t) * a + t * b
+    if method != "slerp":
+        raise ValueError(f"unknown interpolation method {method!r}; use linear or slerp")
+    a64, b64 = a.double(), b.double()
+    cos = (a64 * b64).sum(0) / (a64.norm(dim=0) * b64.norm(dim=0)).clamp_min(1e-12)  # (h, w)
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    sin = torch.sin(omega)
+    curved = (torch.sin((1 - t) * omega) * a64 + torch.sin(t * omega) * b64) / sin.clamp_min(1e-12)
+    line = (1 - t) * a64 + t * b64
+    return torch.where(sin < 1e-4, line, curved).to(a.dtype)

@@ -71,3 +71,26 @@ def test_channel_moments_over_latents_of_different_sizes_are_numpy_s():
     every = np.concatenate([latent.numpy().reshape(4, -1) for latent in latents], 1)
     assert np.allclose(moments.mean.numpy(), every.mean(1)) and np.allclose(moments.std.numpy(), every.std(1))
     assert moments.unit_variance_scale() == pytest.approx(1 / every.std())
+
+
+def test_latents_interpolate_position_by_position_as_one_vector_does():
+    """Each position of the spatial interpolation equals latent.interpolation_at on that position's C-vector
+    (itself checked against slerp's closed form), and the ends are the two latents."""
+    from vae_explorer.latent import interpolation_at
+    from vae_explorer.latent.spatial import interpolate_latents
+
+    g = torch.Generator().manual_seed(9)
+    a, b = torch.randn(4, 3, 5, generator=g), torch.randn(4, 3, 5, generator=g)
+    b[:, 0, 0] = 2 * a[:, 0, 0]  # a parallel pair: slerp is the line there
+    for method in ("linear", "slerp"):
+        middle = interpolate_latents(a, b, 0.3, method)
+        for i in range(3):
+            for j in range(5):
+                expected = interpolation_at(a[:, i, j].numpy(), b[:, i, j].numpy(), 0.3, method)[0]
+                assert torch.allclose(middle[:, i, j], expected, atol=1e-5)
+        assert torch.allclose(interpolate_latents(a, b, 0.0, method), a, atol=1e-6)
+        assert torch.allclose(interpolate_latents(a, b, 1.0, method), b, atol=1e-6)
+    unit = torch.zeros(2, 1, 1)
+    other = unit.clone()
+    unit[0], other[1] = 1.0, 1.0
+    assert torch.allclose(interpolate_latents(unit, other, 0.5, "slerp")[:, 0, 0], torch.tensor([0.5**0.5, 0.5**0.5]))
