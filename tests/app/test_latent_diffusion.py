@@ -180,3 +180,39 @@ def test_the_walk_between_two_photos_decodes_the_interpolated_latents(monkeypatc
     expected_pixels = (expected.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
     assert shown_pixels.shape == expected_pixels.shape
     assert np.abs(shown_pixels.astype(int) - expected_pixels.astype(int)).max() <= 1
+
+
+def test_a_piece_of_the_second_latent_pasted_into_the_first_is_decoded_as_the_vae_decodes_it(monkeypatch, offered):
+    from pictures import Media
+
+    from vae_explorer.latent.spatial import paste_patch
+
+    root, model = offered
+    media = Media(monkeypatch)
+    rng = np.random.default_rng(11)
+    first, second = rng.integers(0, 256, (16, 24, 3), dtype=np.uint8), rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    at = run_page(monkeypatch, root, png(first))
+    at.file_uploader(key="ld_other").set_value(("second.png", png(second), "image/png")).run()
+    at.slider(key="ld_top").set_value(2).run()
+    at.slider(key="ld_left").set_value(3).run()
+    at.slider(key="ld_tall").set_value(4).run()
+    at.slider(key="ld_wide").set_value(5).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    means = []
+    for pixels in (first, second):
+        x = torch.from_numpy(pixels.astype(np.float32) / 255).permute(2, 0, 1)
+        with torch.no_grad():
+            means.append(model.encode(x[None] * 2 - 1).latent_dist.mean[0])
+    with torch.no_grad():
+        z = paste_patch(means[0], means[1], 2, 3, 4, 5)
+        expected = ((model.decode(z[None]).sample + 1) / 2).clamp(0, 1)[0]
+    caption = "the first photo's latent with rows 2-5, columns 3-7 of the second's, decoded"
+    expected_pixels = (expected.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    assert np.abs(media.image(at, caption).astype(int) - expected_pixels.astype(int)).max() <= 1
+    with torch.no_grad():
+        first_recon = ((model.decode(means[0][None]).sample + 1) / 2).clamp(0, 1)[0]
+    changed = ((expected - first_recon).abs().amax(0) > 2 / 255).numpy()
+    inside = np.zeros_like(changed)
+    inside[4:12, 6:16] = True  # rows 2-5 and columns 3-7 of latent positions, 2 x 2 pixels each
+    said = f"{100 * changed[~inside].mean():.1f}% of the pixels outside the box differ from the first photo's"
+    assert any(said in m.value for m in at.markdown), [m.value for m in at.markdown]

@@ -120,6 +120,19 @@ def decode_between(
         return _load(folder, saved).decode(z[None])[0].numpy()
 
 
+@st.cache_data(max_entries=64, show_spinner="Decoding on the server…")
+def decode_pasted(
+    folder: str, saved: float, digests: tuple[str, str], _target: np.ndarray, _source: np.ndarray, box: tuple
+) -> np.ndarray:
+    """The first photo's latent mean with the box (top, left, height, width) of latent positions from the
+    second's (latent.spatial.paste_patch), decoded (3, H, W)."""
+    from ..latent.spatial import paste_patch
+
+    z = paste_patch(torch.from_numpy(_target), torch.from_numpy(_source), *box)
+    with _running:
+        return _load(folder, saved).decode(z[None])[0].numpy()
+
+
 @st.cache_data(max_entries=8, show_spinner="Decoding on the server…")
 def decode_prior(folder: str, saved: float, shape: tuple[int, int, int], seed: int) -> np.ndarray:
     """A draw z ~ N(0, I) of the latent's shape, decoded (3, H, W)."""

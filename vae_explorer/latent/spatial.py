@@ -101,3 +101,13 @@ def interpolate_latents(a: torch.Tensor, b: torch.Tensor, t: float, method: str 
     curved = (torch.sin((1 - t) * omega) * a64 + torch.sin(t * omega) * b64) / sin.clamp_min(1e-12)
     line = (1 - t) * a64 + t * b64
     return torch.where(sin < 1e-4, line, curved).to(a.dtype)
+
+
+def paste_patch(
+    target: torch.Tensor, source: torch.Tensor, top: int, left: int, height: int, width: int
+) -> torch.Tensor:
+    """`target` (C, h, w) with the box [top, top + height) x [left, left + width) of latent positions
+    taken from `source` (the same shape): a piece of one photo's latent moved into another's."""
+    out = target.clone()
+    out[:, top : top + height, left : left + width] = source[:, top : top + height, left : left + width]
+    return out

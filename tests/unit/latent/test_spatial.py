@@ -94,3 +94,13 @@ def test_latents_interpolate_position_by_position_as_one_vector_does():
     other = unit.clone()
     unit[0], other[1] = 1.0, 1.0
     assert torch.allclose(interpolate_latents(unit, other, 0.5, "slerp")[:, 0, 0], torch.tensor([0.5**0.5, 0.5**0.5]))
+
+
+def test_a_pasted_patch_takes_the_box_from_the_source_and_nothing_else():
+    from vae_explorer.latent.spatial import paste_patch
+
+    target, source = torch.zeros(2, 4, 6), torch.ones(2, 4, 6)
+    pasted = paste_patch(target, source, 1, 2, 2, 3)
+    expected = np.zeros((2, 4, 6))
+    expected[:, 1:3, 2:5] = 1
+    assert np.array_equal(pasted.numpy(), expected) and target.sum() == 0  # the target itself is left alone
