@@ -135,7 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=cmd_photo)
     p.add_argument(
-        "--vae", required=True, help="a diffusers AutoencoderKL folder (config.json and safetensors weights)"
+        "--vae",
+        required=True,
+        nargs="+",
+        metavar="FOLDER",
+        help="a diffusers AutoencoderKL folder (config.json and safetensors weights); with --folder, two to compare",
     )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--image", help="the photo (PNG, JPEG, WebP, ...), up to 1 megapixel")
@@ -579,10 +583,15 @@ def cmd_photo(args: argparse.Namespace) -> int:
     from .latent.spatial import channel_pictures, channel_statistics, rgb_preview, rgb_preview_fit, unit_variance_scale
     from .models.diffusers_vae import load_spatial_vae
 
-    vae = load_spatial_vae(args.vae, tiled=args.tiled)
+    if len(args.vae) > (2 if args.folder else 1):
+        raise ConfigError(
+            f"--vae takes one folder{' (two with --folder, to compare them)' if not args.folder else ' or two'}, "
+            f"got {len(args.vae)}; pass {'one' if not args.folder else 'one or two'}."
+        )
     limit = PHOTO_TILED_MAX_PIXELS if args.tiled else PHOTO_MAX_PIXELS
     if args.folder:
-        return _photo_folder(args, vae, limit)
+        return _photo_folder(args, [load_spatial_vae(folder, tiled=args.tiled) for folder in args.vae], limit)
+    vae = load_spatial_vae(args.vae[0], tiled=args.tiled)
     source = Path(args.image)
     if not source.is_file():
         raise ConfigError(f"--image {args.image} is not a file; pass a photo (PNG, JPEG, WebP, ...).")
@@ -619,9 +628,11 @@ def cmd_photo(args: argparse.Namespace) -> int:
 PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
-def _photo_folder(args: argparse.Namespace, vae, limit: int) -> int:
-    """`photo --folder`: every photo of a folder through the VAE, its fidelity and the latent's statistics."""
+def _photo_folder(args: argparse.Namespace, vaes: list, limit: int) -> int:
+    """`photo --folder`: every photo of a folder through one VAE (or two, compared), the fidelity and the
+    latent's statistics."""
     import statistics
+    import time
 
     from tqdm import tqdm
 
@@ -635,37 +646,51 @@ def _photo_folder(args: argparse.Namespace, vae, limit: int) -> int:
     if not 1 <= args.limit <= 100_000:
         raise ConfigError(f"--limit must be from 1 to 100000, got {args.limit}; pass a number in that range.")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)[: args.limit]
-    skipped = []
+    results, seconds = [], []
+    for vae in vaes:
+        skipped = []
 
-    def photos():
-        for path in files:
-            try:
-                yield path.name, photo_image(path.read_bytes(), vae.factor, path.name, max_pixels=limit)
-            except (ImageError, OSError) as error:
-                skipped.append(f"{path.name} ({str(error).split(';')[0].removeprefix(path.name + ' ')})")
+        def photos(factor=vae.factor, skipped=skipped):  # read again for each VAE: memory holds one photo
+            for path in files:
+                try:
+                    yield path.name, photo_image(path.read_bytes(), factor, path.name, max_pixels=limit)
+                except (ImageError, OSError) as error:
+                    skipped.append(f"{path.name} ({str(error).split(';')[0].removeprefix(path.name + ' ')})")
 
-    with tqdm(total=len(files), unit="photo", file=sys.stderr, disable=args.quiet) as bar:
-        result = fidelity_over(vae, photos(), lambda done: bar.update(1))
-        bar.update(len(files) - bar.n)
+        started = time.perf_counter()
+        with tqdm(total=len(files), unit="photo", desc=vae.name, file=sys.stderr, disable=args.quiet) as bar:
+            results.append(fidelity_over(vae, photos(), lambda done: bar.update(1)))
+            bar.update(len(files) - bar.n)
+        seconds.append(time.perf_counter() - started)
     if skipped:
         print(f"warning: skipped {len(skipped)} of {len(files)}: {', '.join(skipped[:5])}", file=sys.stderr)
-    if not result.rows:
+    if not results[0].rows:
         raise ConfigError(f"--folder {folder.name} holds no photo vae-explorer can read; add PNG or JPEG files.")
-    psnrs, ssims = [r[1] for r in result.rows], [r[2] for r in result.rows]
-    print(f"{vae.name} on {len(result.rows)} photos of {folder.name}:")
-    print(
-        f"  PSNR median {statistics.median(psnrs):.2f} dB (lowest {min(psnrs):.2f}), SSIM median "
-        f"{statistics.median(ssims):.4f} (lowest {min(ssims):.4f})"
-    )
-    worst = sorted(result.rows, key=lambda row: row[1])[:3]
-    print("  furthest from their reconstruction: " + ", ".join(f"{n} {p:.2f} dB" for n, p, _ in worst))
-    moments = result.moments
-    print("  latent channels over the folder, mean: " + " ".join(f"{v:+.3f}" for v in moments.mean.tolist()))
-    print("  latent channels over the folder, std:  " + " ".join(f"{v:.3f}" for v in moments.std.tolist()))
-    print(
-        f"  a scaling factor of {moments.unit_variance_scale():.5f} gives these latents unit variance "
-        f"(the config's scaling_factor: {vae.scaling_factor:g})"
-    )
+    for vae, result, spent in zip(vaes, results, seconds):
+        psnrs, ssims = [r[1] for r in result.rows], [r[2] for r in result.rows]
+        print(f"{vae.name} on {len(result.rows)} photos of {folder.name} ({spent / len(result.rows):.2f} s a photo):")
+        print(
+            f"  PSNR median {statistics.median(psnrs):.2f} dB (lowest {min(psnrs):.2f}), SSIM median "
+            f"{statistics.median(ssims):.4f} (lowest {min(ssims):.4f})"
+        )
+        worst = sorted(result.rows, key=lambda row: row[1])[:3]
+        print("  furthest from their reconstruction: " + ", ".join(f"{n} {p:.2f} dB" for n, p, _ in worst))
+        moments = result.moments
+        print("  latent channels over the folder, mean: " + " ".join(f"{v:+.3f}" for v in moments.mean.tolist()))
+        print("  latent channels over the folder, std:  " + " ".join(f"{v:.3f}" for v in moments.std.tolist()))
+        print(
+            f"  a scaling factor of {moments.unit_variance_scale():.5f} gives these latents unit variance "
+            f"(the config's scaling_factor: {vae.scaling_factor:g})"
+        )
+    if len(vaes) == 2:
+        first, second = ({name: (p, q) for name, p, q in result.rows} for result in results)
+        both = [name for name in first if name in second]
+        gaps = sorted(both, key=lambda name: -abs(second[name][0] - first[name][0]))[:5]
+        better = sum(second[name][0] > first[name][0] for name in both)
+        print(
+            f"{vaes[1].name} against {vaes[0].name}: higher PSNR on {better} of {len(both)} photos; where they differ "
+            "most (PSNR, second minus first): " + ", ".join(f"{n} {second[n][0] - first[n][0]:+.2f} dB" for n in gaps)
+        )
     return 0
 
 

@@ -222,3 +222,44 @@ def test_a_tiled_vae_decodes_as_diffusers_tiling_does_and_takes_larger_photos(tm
     big.write_bytes(buffer.getvalue())
     assert main(["photo", "--vae", str(folder), "--image", str(big)]) == 2  # over 1 megapixel untiled
     assert "photos of up to 1,048,576 pixels" in capsys.readouterr().err
+
+
+def test_two_vaes_compared_on_a_folder_say_which_gives_back_each_photo_better(tiny_folder, tmp_path, capsys):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from vae_explorer.cli import main
+    from vae_explorer.evaluation.fidelity import psnr
+
+    folder, first = tiny_folder
+    autoencoder = autoencoder_class()
+    torch.manual_seed(1)
+    second = autoencoder(**TINY).eval()
+    second.save_pretrained(tmp_path / "other-vae", safe_serialization=True)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(12)
+    gaps = {}
+    for name in ("a.png", "b.png", "c.png", "d.png"):
+        pixels = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG")
+        (photos / name).write_bytes(buffer.getvalue())
+        x = torch.from_numpy(pixels.astype(np.float32) / 255).permute(2, 0, 1)
+        scores = []
+        for model in (first, second):
+            with torch.no_grad():
+                mean = model.encode(x[None] * 2 - 1).latent_dist.mean
+                scores.append(psnr(x, ((model.decode(mean).sample + 1) / 2).clamp(0, 1)[0]))
+        gaps[name] = scores[1] - scores[0]
+    argv = ["photo", "--vae", str(folder), str(tmp_path / "other-vae"), "--folder", str(photos), "--quiet"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    better = sum(gap > 0 for gap in gaps.values())
+    assert f"other-vae against tiny-vae: higher PSNR on {better} of 4 photos" in out
+    most = max(gaps, key=lambda name: abs(gaps[name]))
+    assert f"differ most (PSNR, second minus first): {most} {gaps[most]:+.2f} dB" in out
+    assert main(["photo", "--vae", str(folder), str(folder), "--image", str(photos / "a.png")]) == 2
+    assert "--vae takes one folder (two with --folder, to compare them), got 2; pass one." in capsys.readouterr().err
