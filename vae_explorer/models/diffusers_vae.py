@@ -100,7 +100,7 @@ def read_spatial_config(folder: str | Path) -> dict:
             f"{name}/{CONFIG_FILE} describes {described}, not an {CLASS_NAME}; vae-explorer opens the VAEs of latent "
             "diffusion (Stable Diffusion's, SDXL's, SD3's, FLUX's vae/ folder)."
         )
-    if not (folder / WEIGHTS_FILE).is_file():
+    if not (folder / WEIGHTS_FILE).is_file() and weights_variant(folder) is None:
         if (folder / PICKLED_WEIGHTS).is_file():
             raise CheckpointError(
                 f"{name} holds its weights only as {PICKLED_WEIGHTS}, a pickle, which vae-explorer never opens; "
@@ -108,6 +108,16 @@ def read_spatial_config(folder: str | Path) -> dict:
             )
         raise CheckpointError(f"{name} has no {WEIGHTS_FILE}; copy the VAE's weights file next to its {CONFIG_FILE}.")
     return config
+
+
+def weights_variant(folder: Path) -> str | None:
+    """The variant of the folder's safetensors weights when only a variant is there (pipelines often
+    ship diffusion_pytorch_model.fp16.safetensors alone): "fp16" first, else the only one; None
+    when the plain file is there or no variant is."""
+    if (folder / WEIGHTS_FILE).is_file():
+        return None
+    variants = sorted(p.name.split(".")[1] for p in folder.glob("diffusion_pytorch_model.*.safetensors"))
+    return "fp16" if "fp16" in variants else (variants[0] if len(variants) == 1 else None)
 
 
 def _autoencoder_class():
@@ -151,7 +161,9 @@ def load_spatial_vae(folder: str | Path, device: str | torch.device = "cpu", til
             "vae-explorer opens; pass the VAE of a latent diffusion model (about 84 million)."
         )
     try:
-        module = autoencoder.from_pretrained(str(folder), local_files_only=True, use_safetensors=True)
+        module = autoencoder.from_pretrained(
+            str(folder), local_files_only=True, use_safetensors=True, variant=weights_variant(folder)
+        ).float()  # half-precision variants are read into float32: a CPU computes in it
     except (OSError, ValueError, RuntimeError, KeyError) as error:
         words = str(error).splitlines()[0][:160].replace(str(folder), name)
         raise CheckpointError(

@@ -263,3 +263,18 @@ def test_two_vaes_compared_on_a_folder_say_which_gives_back_each_photo_better(ti
     assert f"differ most (PSNR, second minus first): {most} {gaps[most]:+.2f} dB" in out
     assert main(["photo", "--vae", str(folder), str(folder), "--image", str(photos / "a.png")]) == 2
     assert "--vae takes one folder (two with --folder, to compare them), got 2; pass one." in capsys.readouterr().err
+
+
+def test_a_folder_with_only_half_precision_weights_opens_in_float32(tiny_folder, tmp_path):
+    """Pipelines often ship the VAE as diffusion_pytorch_model.fp16.safetensors alone: it is read and
+    computed in float32, equal to the float16 weights widened."""
+    folder, reference = tiny_folder
+    half = tmp_path / "half"
+    import copy
+
+    copy.deepcopy(reference).half().save_pretrained(half, safe_serialization=True, variant="fp16")
+    assert not (half / "diffusion_pytorch_model.safetensors").is_file()
+    vae = load_spatial_vae(half)
+    weights = dict(vae.module.named_parameters())
+    for name, parameter in reference.named_parameters():
+        assert weights[name].dtype == torch.float32 and torch.equal(weights[name], parameter.half().float())
