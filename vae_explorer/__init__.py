@@ -5,7 +5,7 @@
     images = ckpt.model.reconstruct(load_dataset(ckpt.config.data).test_x[:8])
 
 The package follows the data: data -> models -> training -> checkpoints -> latent -> evaluation,
-then the command line (cli.py) and the Streamlit app (app/, the only part importing streamlit).
+then the command line (cli/) and the Streamlit app (app/, the only part importing streamlit).
 """
 
 from .checkpoints import Checkpoint, load_checkpoint, load_training_state, save_checkpoint
