@@ -35,6 +35,11 @@ PATIENCE_MS = PATIENCE_S * 1000
 os.environ.setdefault("VAE_EXPLORER_OFFLINE", "1")
 os.environ["VAE_EXPLORER_CACHE"] = tempfile.mkdtemp(prefix="vae-explorer-test-cache-")
 
+# Home and every page that explores the sidebar's model (chrome.page draws the picker): what each page test opens.
+MODEL_PAGES = ["Home.py"] + sorted(
+    f"pages/{p.name}" for p in (REPO / "pages").glob("*.py") if "chrome.page(" in p.read_text()
+)
+
 
 def shown(markdown: str) -> str:
     """What a reader sees of markdown whose only markup is backslash escapes (app/safety.py's plain)."""

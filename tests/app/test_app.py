@@ -4,22 +4,10 @@ answers at least one interaction."""
 import io
 
 import pytest
-from conftest import PATIENCE_S, REPO, fashion_available, require, shown
+from conftest import MODEL_PAGES, PATIENCE_S, REPO, fashion_available, require, shown
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-PAGES = [
-    "Home.py",
-    "pages/1_Reconstruct.py",
-    "pages/2_Generate.py",
-    "pages/3_Latent_map.py",
-    "pages/4_Interpolate.py",
-    "pages/5_Traverse.py",
-    "pages/6_Learn.py",
-    "pages/7_Train.py",
-    "pages/8_Evaluate.py",
-    "pages/9_Compare.py",
-]
 MODELS = [
     "digits-mlp",
     "digits-iwae",
@@ -57,7 +45,7 @@ MATRIX = [
     if model == "digits-mlp" or page in ("Home.py", "pages/2_Generate.py")
     else pytest.param(page, model, marks=pytest.mark.slow)
     for model in MODELS
-    for page in PAGES
+    for page in MODEL_PAGES
 ]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import hostile
 import pytest
-from conftest import PATIENCE_S, REPO, TINY_DATA, TINY_MODEL, shown
+from conftest import MODEL_PAGES, PATIENCE_S, REPO, TINY_DATA, TINY_MODEL, shown
 from streamlit.testing.v1 import AppTest
 
 from vae_explorer import RunConfig, TrainConfig, load_checkpoint
@@ -23,20 +23,6 @@ from vae_explorer.checkpoints import import_checkpoint_zip
 from vae_explorer.config import DataConfig
 from vae_explorer.data.access import check_form_data, uploaded_data
 from vae_explorer.errors import ConfigError, TrainingError
-
-PAGES = [
-    "Home.py",
-    "pages/1_Reconstruct.py",
-    "pages/2_Generate.py",
-    "pages/3_Latent_map.py",
-    "pages/4_Interpolate.py",
-    "pages/5_Traverse.py",
-    "pages/6_Learn.py",
-    "pages/7_Train.py",
-    "pages/8_Evaluate.py",
-    "pages/9_Compare.py",
-]
-
 
 # --- text ----------------------------------------------------------------------------------------------
 
@@ -192,7 +178,9 @@ def _texts(at: AppTest) -> list[str]:
 
 
 @pytest.mark.parametrize("model", ["odd-records", "markdown-names", "server-folder", "server-data-dir"])
-@pytest.mark.parametrize("page", [p if p == "Home.py" else pytest.param(p, marks=pytest.mark.slow) for p in PAGES])
+@pytest.mark.parametrize(
+    "page", [p if p == "Home.py" else pytest.param(p, marks=pytest.mark.slow) for p in MODEL_PAGES]
+)
 def test_every_page_opens_on_odd_and_hostile_uploads_without_a_traceback(page, model, uploads, monkeypatch):
     monkeypatch.setattr(catalog, "TRAINED_DIR", uploads["runs"])
     at = AppTest.from_file(str(REPO / page), default_timeout=PATIENCE_S)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import PATIENCE_S, REPO, fashion_available, require
+from conftest import MODEL_PAGES, PATIENCE_S, REPO, fashion_available, require
 from torch import nn
 
 from vae_explorer import load_checkpoint
@@ -150,21 +150,7 @@ def test_the_browser_graph_decodes_as_the_server(theirs, imported):
     assert recorded_weights(path) == weights_sha1(imported)  # kept: not made again on the next visit
 
 
-PAGES = [
-    "Home.py",
-    "pages/1_Reconstruct.py",
-    "pages/2_Generate.py",
-    "pages/3_Latent_map.py",
-    "pages/4_Interpolate.py",
-    "pages/5_Traverse.py",
-    "pages/6_Learn.py",
-    "pages/7_Train.py",
-    "pages/8_Evaluate.py",
-    "pages/9_Compare.py",
-]
-
-
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", MODEL_PAGES)
 def test_every_page_opens_on_the_imported_model(page, imported, monkeypatch):
     from streamlit.testing.v1 import AppTest
 

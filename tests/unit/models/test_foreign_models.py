@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import PATIENCE_S, REPO
+from conftest import MODEL_PAGES, PATIENCE_S, REPO
 from torch import nn
 
 from vae_explorer import load_checkpoint
@@ -676,19 +676,6 @@ def test_the_readme_s_export_lines_work_for_flat_mlps_and_list_returning_encoder
 
 # --- every page on each imported style --------------------------------------------------------------------------
 
-PAGES = [
-    "Home.py",
-    "pages/1_Reconstruct.py",
-    "pages/2_Generate.py",
-    "pages/3_Latent_map.py",
-    "pages/4_Interpolate.py",
-    "pages/5_Traverse.py",
-    "pages/6_Learn.py",
-    "pages/7_Train.py",
-    "pages/8_Evaluate.py",
-    "pages/9_Compare.py",
-]
-
 
 @pytest.fixture(scope="module")
 def imported_styles(vanilla, channels_last, conditional, learned_import, tmp_path_factory):
@@ -712,7 +699,7 @@ def imported_styles(vanilla, channels_last, conditional, learned_import, tmp_pat
 
 @pytest.mark.slow
 @pytest.mark.parametrize("style", ["vanilla", "keras", "cvae", "learned"])
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", MODEL_PAGES)
 def test_every_page_opens_on_each_style(page, style, imported_styles, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
