@@ -1,20 +1,12 @@
 """Latent diffusion: a photo through the VAE of a latent diffusion model (diffusers' AutoencoderKL),
 what it gives back and what its spatial latent holds."""
 
-import numpy as np
 import streamlit as st
-import torch
 
 from vae_explorer.app import chrome, safety, spatial
+from vae_explorer.app.spatial import picture
 from vae_explorer.data.uploads import ImageError, photo_image
 from vae_explorer.errors import VaeExplorerError
-from vae_explorer.images import png_bytes, to_uint8
-from vae_explorer.latent.spatial import channel_pictures
-
-
-def picture(chw: np.ndarray) -> np.ndarray:
-    return to_uint8(torch.from_numpy(chw)[None])[0]
-
 
 # Every picture as PNG: a JPEG would add its own errors to a page about reconstruction errors.
 with safety.boundary():  # anything unexpected: one sentence on the page, the details in the server's log
@@ -74,7 +66,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         output_format="PNG",
     )
     figures[2].image(
-        picture(np.clip(result["error"] * 4, 0, 1)[None].repeat(3, 0)),
+        spatial.error_picture(result["error"]),
         caption="the error per pixel (x4: white is 1/4)",
         output_format="PNG",
     )
@@ -90,7 +82,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     st.subheader("The latent, channel by channel")
     left, right = st.columns([3, 1])
     left.image(
-        png_bytes(channel_pictures(torch.from_numpy(result["mean"])), nrow=min(c, 4), min_cell=160),
+        spatial.channels_png(result["mean"]),
         caption="each channel of the latent's mean: −3 black, 0 grey, +3 white",
         output_format="PNG",
     )
@@ -175,11 +167,8 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         "of the second's, decoded",
         output_format="PNG",
     )
-    changed = np.abs(pasted - result["reconstruction"]).max(0) > 2 / 255  # (H, W): pixels the paste changed
-    inside = np.zeros_like(changed)
     f = vae.factor
-    inside[top * f : (top + tall) * f, left_at * f : (left_at + wide) * f] = True
-    outside = float(changed[~inside].mean()) if (~inside).any() else 0.0
+    outside = spatial.changed_outside(result["reconstruction"], pasted, (top, left_at, tall, wide), f)
     patch[1].write(
         f"One latent position covers {f} x {f} pixels, but the decoder's convolutions mix neighbouring positions: "
         f"{100 * outside:.1f}% of the pixels outside the box differ from the first photo's reconstruction by more "

@@ -143,3 +143,30 @@ def decode_prior(folder: str, saved: float, shape: tuple[int, int, int], seed: i
 
 def stamp(folder: str) -> float:
     return _stamp(folder)
+
+
+def picture(chw: np.ndarray) -> np.ndarray:
+    """A decoded image (3, H, W) in [0, 1] as the uint8 (H, W, 3) st.image shows."""
+    from ..images import to_uint8
+
+    return to_uint8(torch.from_numpy(chw)[None])[0]
+
+
+def error_picture(error: np.ndarray) -> np.ndarray:
+    """The error per pixel (H, W) times 4 in grey (white is an error of 1/4), uint8 (H, W, 3)."""
+    return picture(np.clip(error * 4, 0, 1)[None].repeat(3, 0))
+
+
+def channels_png(mean: np.ndarray) -> bytes:
+    """Each channel of a latent (C, h, w) as a grey picture on one scale, four to a row, as a PNG."""
+    from ..images import png_bytes
+    from ..latent.spatial import channel_pictures
+
+    return png_bytes(channel_pictures(torch.from_numpy(mean)), nrow=min(len(mean), 4), min_cell=160)
+
+
+def changed_outside(before: np.ndarray, after: np.ndarray, box: tuple, factor: int) -> float:
+    """latent.spatial.changed_outside on two decoded images (3, H, W)."""
+    from ..latent.spatial import changed_outside as share
+
+    return share(torch.from_numpy(before), torch.from_numpy(after), box, factor)

@@ -111,3 +111,15 @@ def paste_patch(
     out = target.clone()
     out[:, top : top + height, left : left + width] = source[:, top : top + height, left : left + width]
     return out
+
+
+def changed_outside(before: torch.Tensor, after: torch.Tensor, box: tuple, factor: int, levels: int = 2) -> float:
+    """The share of pixels outside a box of latent positions (top, left, height, width) that differ
+    between two decoded images (3, H, W) in [0, 1] by more than `levels` grey levels in any channel:
+    how far the decoder carries a change made inside the box."""
+    top, left, height, width = box
+    changed = (after - before).abs().amax(0) > levels / 255  # (H, W)
+    inside = torch.zeros_like(changed)
+    inside[top * factor : (top + height) * factor, left * factor : (left + width) * factor] = True
+    outside = ~inside
+    return float(changed[outside].double().mean()) if outside.any() else 0.0

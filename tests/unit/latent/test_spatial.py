@@ -104,3 +104,16 @@ def test_a_pasted_patch_takes_the_box_from_the_source_and_nothing_else():
     expected = np.zeros((2, 4, 6))
     expected[:, 1:3, 2:5] = 1
     assert np.array_equal(pasted.numpy(), expected) and target.sum() == 0  # the target itself is left alone
+
+
+def test_changed_outside_counts_only_the_pixels_beyond_the_box():
+    from vae_explorer.latent.spatial import changed_outside
+
+    before = torch.zeros(3, 8, 8)
+    after = before.clone()
+    after[:, 2:6, 2:6] = 1.0  # the box (latent rows 1-2, columns 1-2 at factor 2) and a ring around it
+    after[0, 0, 0] = 1 / 255  # a change of one level: not counted
+    # box pixels rows 2-5, columns 2-5 exactly: nothing outside changed
+    assert changed_outside(before, after, (1, 1, 2, 2), 2) == 0.0
+    after[1, 7, 7] = 0.5  # one of the 64 - 16 = 48 pixels outside
+    assert changed_outside(before, after, (1, 1, 2, 2), 2) == pytest.approx(1 / 48)
