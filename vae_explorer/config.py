@@ -52,13 +52,13 @@ def _field(default: Any, **rules: Any) -> Any:
 
 @dataclass
 class DataConfig:
-    # Registry name ("digits", "fashion-mnist", "mnist", "kmnist", "shapes") or "folder:PATH".
+    # Registry name ("digits", "fashion-mnist", "mnist", "kmnist", "shapes", "photos") or "folder:PATH".
     dataset: str = _field("digits")
     # Folder searched first for downloaded datasets (then $VAE_EXPLORER_DATA, then /usr/share/datasets).
     data_dir: str | None = _field(None)
     # Side length images are resized to; None keeps the native size (8 digits, 28 MNIST-likes, 32 shapes/folder).
     image_size: int | None = _field(None, min=4, max=256)
-    # Colour channels for folder datasets: 1 grayscale or 3 RGB.
+    # Colour channels for folder datasets and photos: 1 grayscale or 3 RGB.
     channels: int = _field(1, choices=(1, 3))
     # Held-out share for datasets without an official split (digits, shapes, folder).
     test_fraction: float = _field(0.2, min=0.05, max=0.5)
@@ -71,14 +71,15 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    # Registry name of the encoder/decoder pair: "mlp" or "conv".
+    # Registry name of the encoder/decoder pair: "mlp", "conv", or "spatial" (fully convolutional, z a map of
+    # latent_dim channels at 1/2**len(channels) of the image's side, as the VAEs of latent diffusion).
     architecture: str = _field("mlp")
-    # Dimension of z; the prior is N(0, I) of this size.
+    # Dimension of z; the prior is N(0, I) of this size. A spatial architecture: z's channels at each position.
     latent_dim: int = _field(8, min=1, max=512)
     # MLP: widths of the encoder's hidden layers (the decoder mirrors them). Conv: the dense
     # layer(s) between the flattened feature map and the latent heads.
     hidden_sizes: list[int] = _field([256, 128], min=1, max=8192, max_items=16)
-    # Conv: output channels of each stride-2 convolution (each halves the image side).
+    # Conv and spatial: output channels of each stride-2 convolution (each halves the image side).
     channels: list[int] = _field([32, 64], min=1, max=1024, max_items=12)
     # Nonlinearity between layers.
     activation: str = _field("relu", choices=ACTIVATIONS)

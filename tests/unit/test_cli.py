@@ -262,7 +262,7 @@ def test_every_config_key_a_run_sets_has_a_train_flag_that_sets_it(tmp_path, cap
         main(["train", "--help"])
     said = " ".join(capsys.readouterr().out.split())
     assert "--epochs EPOCHS Passes over the training set. [train.epochs]" in said
-    assert "--model-channels MODEL_CHANNELS [MODEL_CHANNELS ...] Conv: output channels" in said
+    assert "--model-channels MODEL_CHANNELS [MODEL_CHANNELS ...] Conv and spatial: output channels" in said
 
     out = tmp_path / "run"
     argv = ["train", "--epochs", "1", "--max-train", "64", "--max-test", "32", "--hidden-sizes", "24", "12"]

@@ -8,7 +8,8 @@ class one-hot (batch, classes) float32; its output "image" is (batch, C, H, W) f
 the mean of p(x|z): what `VAE.generate` returns. The graph records the digest of the weights it
 was made from (metadata "weights_sha1"), so a retrained checkpoint gets a new one. A checkpoint
 folder that cannot hold it (read-only, or shipped with the package) has it made in the cache
-folder instead, under that digest.
+folder instead, under that digest. A spatial latent's "z" is (batch, latent_dim, rows, columns),
+rows and columns free, and its image (batch, C, rows f, columns f).
 """
 
 from __future__ import annotations
@@ -43,13 +44,19 @@ class _Decoder(nn.Module):
         return self.model.mean_image(self.model.decoder(z))
 
 
-def _export(module: nn.Module, args: tuple, names: list[str], outputs: list[str], path: Path, metadata: dict) -> Path:
-    """torch.onnx.export of `module` with a free batch dimension on every input, written aside and
-    renamed into place, with `metadata` recorded in the graph."""
+def _export(
+    module: nn.Module, args: tuple, names: list[str], outputs: list[str], path: Path, metadata: dict, sides=False
+) -> Path:
+    """torch.onnx.export of `module` with a free batch dimension on every input (and, with `sides`, free
+    last two dimensions: a spatial latent's rows and columns), written aside and renamed into place, with
+    `metadata` recorded in the graph."""
     import onnx
     from torch.export import Dim
 
     batch = Dim("batch", min=1, max=65536)
+    free = {0: batch}
+    if sides:
+        free.update({2: Dim("rows", min=2, max=4096), 3: Dim("columns", min=2, max=4096)})
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         torch.onnx.export(
@@ -58,7 +65,7 @@ def _export(module: nn.Module, args: tuple, names: list[str], outputs: list[str]
             str(partial),
             input_names=names,
             output_names=outputs,
-            dynamic_shapes={name: {0: batch} for name in names},
+            dynamic_shapes={name: free for name in names},
             dynamo=True,
             external_data=False,
             opset_version=OPSET,
@@ -77,16 +84,13 @@ def _export(module: nn.Module, args: tuple, names: list[str], outputs: list[str]
 def export_decoder(model: VAE, path: str | Path, weights: str = "") -> Path:
     """Write the model's decoder as ONNX to `path` (atomically); `weights` is recorded as its digest."""
     model = copy.deepcopy(model).to("cpu").eval()  # a copy: the model may be shared by the app's sessions
-    z = torch.zeros(2, model.latent_dim)
+    spatial = getattr(model, "spatial", False)
+    z = torch.zeros(2, *model.latent_shape()) if spatial else torch.zeros(2, model.latent_dim)
     args, names = ((z, torch.zeros(2, model.cond_dim)), ["z", "label"]) if model.cond_dim else ((z,), ["z"])
-    return _export(
-        _Decoder(model),
-        args,
-        names,
-        ["image"],
-        Path(path),
-        {"weights_sha1": weights, "latent_dim": str(model.latent_dim)},
-    )
+    metadata = {"weights_sha1": weights, "latent_dim": str(model.latent_dim)}
+    if spatial:
+        metadata["factor"] = str(model.factor)
+    return _export(_Decoder(model), args, names, ["image"], Path(path), metadata, sides=spatial)
 
 
 class _Encoder(nn.Module):

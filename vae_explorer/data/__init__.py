@@ -1,7 +1,7 @@
-"""Datasets: the registry (digits, fashion-mnist, mnist, kmnist, shapes, folder:PATH) and
+"""Datasets: the registry (digits, fashion-mnist, mnist, kmnist, shapes, photos, folder:PATH) and
 uploaded pictures turned into model inputs."""
 
-from . import digits, idx, image_folder, shapes  # noqa: F401  (each module registers its datasets)
+from . import digits, idx, image_folder, photos, shapes  # noqa: F401  (each module registers its datasets)
 from .registry import DATASETS, Dataset, DatasetSpec, dataset_spec, list_datasets, load_dataset, register_dataset
 from .uploads import ImageError, prepare_image
 

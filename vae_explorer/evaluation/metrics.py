@@ -115,19 +115,23 @@ def sample_quality(model: VAE, data: Dataset, classifier, n: int = 5000, seed: i
 @torch.no_grad()
 def basic_metrics(model: VAE, data: Dataset, beta: float = 1.0, seed: int = 0) -> tuple[dict, torch.Tensor]:
     """The test metrics every training ends by writing (a second or less): neg-ELBO, reconstruction,
-    KL in all and per dimension, active units; and the posterior means (N, D) they came from."""
+    KL in all and per dimension (a spatial latent's: per channel), active units; and the posterior means
+    (N, D) or (N, D, h, w) they came from."""
     model.eval()
     y = data.test_y if model.cond_dim else None
     elbo = average_loss(model, data.test_x, y, beta=1.0, seed=seed)
     mu, logvar = encode_means(model, data.test_x, y)
+    if getattr(model, "spatial", False):  # per channel, over every image's every position (average_loss)
+        kl_per_dim, active = elbo["kl_per_dim"], sum(v > ACTIVE_UNIT_THRESHOLD for v in elbo["mu_var"])
+    else:
+        kl_per_dim = kl_per_dimension(mu, logvar) if model.standard_prior else elbo["kl_per_dim"]
+        active = active_units(mu)
     metrics = {
         "neg_elbo": elbo["recon"] + elbo["kl"],
         "recon": elbo["recon"],
         "kl": elbo["kl"],
-        "kl_per_dim": [
-            float(v) for v in (kl_per_dimension(mu, logvar) if model.standard_prior else elbo["kl_per_dim"])
-        ],
-        "active_units": active_units(mu),
+        "kl_per_dim": [float(v) for v in kl_per_dim],
+        "active_units": active,
         "n_test": len(data.test_x),
         "eval_seed": seed,
     }

@@ -33,7 +33,7 @@ def epoch_frame(model, data, epoch: int, points: int = POINTS) -> dict:
         )  # the same z at every epoch: what the decoder learns to make of it
     finally:
         model.train(was_training)
-    mu = mu.numpy()
+    mu = mu.flatten(1).numpy()  # a spatial latent (N, C, h, w): its maps as vectors, for PCA
     plane = mu if mu.shape[1] == 2 else pca_2d(mu)[0]  # z itself for D = 2, else the top-2 principal components
     return {
         "epoch": int(epoch),

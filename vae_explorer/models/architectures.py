@@ -3,6 +3,11 @@
 An architecture is a function `(config, cond_dim) -> (encoder, features, decoder)`: the encoder
 maps images (B, C, H, W) to features (B, features); the decoder maps (B, latent_dim + cond_dim)
 to likelihood parameters (B, C, H, W). The VAE adds the Gaussian head and the conditioning.
+
+A spatial architecture (registered with `spatial=True`) is fully convolutional: its encoder maps
+images to feature maps (B, features, H/f, W/f) and its decoder maps latents (B, latent_dim, h, w)
+back to (B, C, h f, w f), as the VAEs of latent diffusion do; the latent then has latent_dim
+channels at every position, and the model takes images of any size that f divides.
 """
 
 from __future__ import annotations
@@ -25,15 +30,18 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 Architecture = Callable[[ModelConfig, int], tuple[nn.Module, int, nn.Module]]
 ARCHITECTURES: dict[str, Architecture] = {}
+SPATIAL_ARCHITECTURES: set[str] = set()  # those whose latent is a map (C, h, w), not a vector
 
 
-def register_architecture(name: str) -> Callable[[Architecture], Architecture]:
+def register_architecture(name: str, spatial: bool = False) -> Callable[[Architecture], Architecture]:
     """Add an encoder/decoder builder to the registry; a duplicate name is a bug and raises."""
 
     def wrap(builder: Architecture) -> Architecture:
         if name in ARCHITECTURES:
             raise ValueError(f"architecture {name!r} is already registered")
         ARCHITECTURES[name] = builder
+        if spatial:
+            SPATIAL_ARCHITECTURES.add(name)
         return builder
 
     return wrap
@@ -96,3 +104,30 @@ def conv(config: ModelConfig, cond_dim: int) -> tuple[nn.Module, int, nn.Module]
             decoder.append(act())
         in_ch = ch
     return nn.Sequential(*encoder), features, nn.Sequential(*decoder)
+
+
+@register_architecture("spatial", spatial=True)
+def spatial(config: ModelConfig, cond_dim: int) -> tuple[nn.Module, int, nn.Module]:
+    """Fully convolutional, for a latent map: a 3x3 stem, then per entry of `channels` a stride-2 4x4
+    convolution (halving the side) and a 3x3 one; the decoder mirrors it, doubling the side by upsampling.
+    The latent has latent_dim channels at 1/f of the image's side, f = 2 ** len(channels)."""
+    c, h, w = config.image_shape
+    act = ACTIVATIONS[config.activation]
+    factor = 2 ** len(config.channels)
+    if h % factor or w % factor:
+        raise ConfigError(
+            f"model.channels has {len(config.channels)} stride-2 layers, so the image's sides must be multiples of "
+            f"{factor}, not {h}x{w}; use data.image_size {max(factor, h // factor * factor)} or fewer model.channels."
+        )
+    widths = [config.channels[0], *config.channels]
+    encoder: list[nn.Module] = [nn.Conv2d(c, widths[0], 3, padding=1), act()]
+    for in_ch, ch in zip(widths, widths[1:]):
+        encoder += [nn.Conv2d(in_ch, ch, 4, stride=2, padding=1), act(), nn.Conv2d(ch, ch, 3, padding=1), act()]
+    decoder: list[nn.Module] = [nn.Conv2d(config.latent_dim, widths[-1], 3, padding=1), act()]
+    for in_ch, ch in zip(reversed(widths[1:]), reversed(widths[:-1])):
+        # nearest-neighbour upsampling, then a convolution: unlike a stride-2 transposed convolution, no
+        # checkerboard pattern in the picture (Odena, Dumoulin & Olah, Distill 2016)
+        decoder += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_ch, ch, 3, padding=1), act()]
+        decoder += [nn.Conv2d(ch, ch, 3, padding=1), act()]
+    decoder.append(nn.Conv2d(widths[0], c, 3, padding=1))
+    return nn.Sequential(*encoder), widths[-1], nn.Sequential(*decoder)

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..errors import ConfigError
-from .architectures import ACTIVATIONS, ARCHITECTURES
+from .architectures import ACTIVATIONS, ARCHITECTURES, SPATIAL_ARCHITECTURES
 from .losses import LOG_2PI, LossParts, full_precision, gaussian_kl, gaussian_kl_between, log_normal, reconstruction_nll
 
 _SEEDED_INIT = threading.Lock()  # seeded inits in two threads (two app sessions) must not interleave
@@ -31,7 +31,8 @@ MAX_ACTIVATIONS = 1 << 24
 
 
 class Posterior:
-    """The diagonal Gaussian q(z|x) = N(mean, diag(exp(logvar))); shapes (B, latent_dim)."""
+    """The diagonal Gaussian q(z|x) = N(mean, diag(exp(logvar))); shapes (B, latent_dim), or
+    (B, latent_dim, h, w) for a spatial latent (a Gaussian per channel and position)."""
 
     def __init__(self, mean: torch.Tensor, logvar: torch.Tensor):
         self.mean, self.logvar = mean, logvar
@@ -45,13 +46,15 @@ class Posterior:
         return VAE.reparameterize(self.mean, self.logvar, generator)
 
     def kl_per_dim(self) -> torch.Tensor:
-        return gaussian_kl(self.mean, self.logvar)  # (B, D)
+        """KL to N(0, I) per latent dimension (B, D); for a spatial latent, per channel summed over positions."""
+        kl = gaussian_kl(self.mean, self.logvar)  # (B, D) or (B, D, h, w)
+        return kl.flatten(2).sum(2) if kl.dim() > 2 else kl
 
     def kl(self) -> torch.Tensor:
         return self.kl_per_dim().sum(1)  # (B,)
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        return log_normal(z, self.mean, self.logvar)
+        return log_normal(z.flatten(1), self.mean.flatten(1), self.logvar.flatten(1))
 
 
 class VAE(nn.Module):
@@ -61,8 +64,12 @@ class VAE(nn.Module):
         self.cond_dim = config.num_classes if config.conditional else 0
         encoder, features, decoder = ARCHITECTURES[config.architecture](config, self.cond_dim)
         self.encoder, self.decoder = encoder, decoder
-        # One linear head gives both mu and log sigma^2: (B, features) -> (B, 2 * latent_dim).
-        self.to_latent = nn.Linear(features + self.cond_dim, 2 * config.latent_dim)
+        # One linear head gives both mu and log sigma^2: (B, features) -> (B, 2 * latent_dim); for a
+        # spatial latent, a 1x1 convolution, the same head at every position: (B, 2 * latent_dim, h, w).
+        if self.spatial:
+            self.to_latent = nn.Conv2d(features, 2 * config.latent_dim, 1)
+        else:
+            self.to_latent = nn.Linear(features + self.cond_dim, 2 * config.latent_dim)
         channels = config.image_shape[0]
         if (
             config.prior == "vamp"
@@ -86,7 +93,26 @@ class VAE(nn.Module):
 
     @property
     def latent_dim(self) -> int:
+        """The size of z, or of a spatial latent's channels."""
         return self.config.latent_dim
+
+    @property
+    def spatial(self) -> bool:
+        """Whether z is a map (latent_dim, H/f, W/f) rather than a vector."""
+        return self.config.architecture in SPATIAL_ARCHITECTURES
+
+    @property
+    def factor(self) -> int:
+        """A spatial latent's f: image pixels per latent position, along each side (1 for a vector latent)."""
+        return 2 ** len(self.config.channels) if self.spatial else 1
+
+    def latent_shape(self, image_shape=None) -> tuple[int, ...]:
+        """The shape of one image's z: (latent_dim,), or (latent_dim, H/f, W/f) for images of
+        `image_shape` (C, H, W) (the training images' when not given)."""
+        if not self.spatial:
+            return (self.latent_dim,)
+        _, h, w = image_shape or self.config.image_shape
+        return (self.latent_dim, h // self.factor, w // self.factor)
 
     def _condition(self, y: torch.Tensor | None, batch: int) -> torch.Tensor | None:
         if not self.cond_dim:
@@ -199,7 +225,7 @@ class VAE(nn.Module):
             mean, logvar = self._vamp_components()
             log_components = log_normal(z.unsqueeze(1), mean.unsqueeze(0), logvar.unsqueeze(0))  # (B, K)
             return torch.logsumexp(log_components, 1) - math.log(len(mean))
-        return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+        return -0.5 * (z.pow(2) + LOG_2PI).flatten(1).sum(-1)
 
     def kl_terms(
         self, q: Posterior, z: torch.Tensor, generator: torch.Generator | None = None
@@ -227,7 +253,8 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n codes z ~ p(z), (n, D), on the model's device; the noise from `generator` (on the CPU)."""
+        """n codes z ~ p(z), (n, D) (a spatial latent: (n, D, h, w) at the training images' size), on the
+        model's device; the noise from `generator` (on the CPU)."""
         device = next(self.parameters()).device
         if self.config.prior == "vamp":
             mean, logvar = self._vamp_components()
@@ -238,7 +265,7 @@ class VAE(nn.Module):
             z2 = torch.randn(n, self.config.top_latent_dim, generator=generator).to(device)
             p = self._top(self.top_prior, z2)
             return p.mean + torch.randn(n, self.latent_dim, generator=generator).to(device) * p.stddev
-        return torch.randn(n, self.latent_dim, generator=generator).to(device)
+        return torch.randn(n, *self.latent_shape(), generator=generator).to(device)
 
     def importance_log_weights(
         self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1, generator: torch.Generator | None = None
@@ -258,7 +285,7 @@ class VAE(nn.Module):
             log_pz = log_normal(z, p.mean, p.logvar) - 0.5 * (z2.pow(2) + LOG_2PI).sum(1) - top.log_prob(z2)
         else:
             log_pz = self.prior_log_prob(z)
-        log_w = log_px_z + log_pz - log_normal(z, mu, logvar)
+        log_w = log_px_z + log_pz - log_normal(z.flatten(1), mu.flatten(1), logvar.flatten(1))
         return log_w.view(batch, k), log_px_z.view(batch, k), q
 
     def iwae_loss(
@@ -326,6 +353,8 @@ def _values(layers: nn.Module, shape: tuple[int, ...]) -> tuple[int, tuple[int, 
                 else:
                     sides.append((side - 1) * s - 2 * p + d * (k - 1) + layer.output_padding[i] + 1)
             shape = (layer.out_channels, *sides)
+        elif isinstance(layer, nn.Upsample) and isinstance(layer.scale_factor, (int, float)):
+            shape = (shape[0], *(int(side * layer.scale_factor) for side in shape[1:]))
         elif isinstance(layer, nn.Flatten):
             shape = (math.prod(shape),)
         elif isinstance(layer, nn.Unflatten):
@@ -345,8 +374,9 @@ def model_size(config: ModelConfig) -> tuple[int, int]:
         model = VAE(config)
     try:
         encoded, _ = _values(model.encoder, tuple(config.image_shape))
-        decoded, _ = _values(model.decoder, (config.latent_dim + model.cond_dim,))
-        return model.num_parameters(), encoded + 2 * config.latent_dim + decoded  # 2 * latent_dim: (mu, logvar)
+        latent = model.latent_shape()
+        decoded, _ = _values(model.decoder, (latent[0] + model.cond_dim, *latent[1:]))
+        return model.num_parameters(), encoded + 2 * math.prod(latent) + decoded  # 2 latents: (mu, logvar)
     except TypeError:  # a registered architecture with other layers: one image through it on the meta device (slower)
         values = []
         model.eval()  # batch norms take one image
@@ -380,6 +410,22 @@ def check_model_size(config: ModelConfig, source: str = "model config") -> None:
         )
 
 
+def check_spatial_kind(model: ModelConfig, source: str = "model config") -> None:
+    """A spatial latent has N(0, I) at every position: no labels, VampPrior or second level."""
+    if model.architecture not in SPATIAL_ARCHITECTURES:
+        return
+    for key, on, fix in (
+        ("model.conditional", model.conditional, "set it to false"),
+        ("model.prior vamp", model.prior == "vamp", "set model.prior to normal"),
+        ("model.top_latent_dim", model.top_latent_dim > 0, "set it to 0"),
+    ):
+        if on:
+            raise ConfigError(
+                f"{source}: model.architecture {model.architecture} has a latent map with the N(0, I) prior at "
+                f"every position, without {key}; {fix}."
+            )
+
+
 def build_model(config: ModelConfig, seed: int | None = None) -> VAE:
     """A freshly initialised VAE for a complete `ModelConfig` (image_shape filled in).
 
@@ -398,6 +444,7 @@ def build_model(config: ModelConfig, seed: int | None = None) -> VAE:
     from ..config import TrainConfig, check_model_kind
 
     check_model_kind(config, TrainConfig(), "model config")
+    check_spatial_kind(config)
     check_model_size(config)  # before anything is allocated
     if seed is None:
         return VAE(config)

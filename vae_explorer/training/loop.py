@@ -95,7 +95,8 @@ def average_loss(
 ) -> dict[str, float]:
     """Mean recon, KL and recon + beta * KL per image over a whole set, in nats; and per latent
     dimension, the mean KL to the prior (nats) and the variance of the posterior means over the
-    set (a dimension is active when it exceeds 0.01, Burda et al.).
+    set (a dimension is active when it exceeds 0.01, Burda et al.). A spatial latent's dimensions are
+    its channels: the KL summed over positions, the variance over every image's every position.
 
     The one sample of z per image comes from a CPU generator seeded with `seed`, so the figure is
     repeatable, and the same on every device.
@@ -106,17 +107,21 @@ def average_loss(
     generator = torch.Generator().manual_seed(seed)
     sums = torch.zeros(3, dtype=torch.float64)
     dims = torch.zeros(3, model.latent_dim, dtype=torch.float64)  # per dimension: KL, sum of mu, sum of mu^2
+    positions = 0  # posterior means counted: one per image, or one per image and latent position
     for start in range(0, len(x), batch_size):
         xb = x[start : start + batch_size].to(device)
         yb = None if y is None else y[start : start + batch_size].to(device)
         parts, q, kl_per_dim = model.loss_and_posterior(xb, yb if model.cond_dim else None, beta, generator)
         sums += torch.stack([parts.recon.sum(), parts.kl.sum(), parts.total.sum()]).double().cpu()
         mean = q.mean.double()
+        if mean.dim() > 2:  # (B, D, h, w) -> (B h w, D): every position a sample of each channel
+            mean = mean.transpose(0, 1).flatten(1).T
+        positions += len(mean)
         dims += torch.stack([kl_per_dim.double().sum(0), mean.sum(0), mean.pow(2).sum(0)]).cpu()
     model.train(was_training)
     n = max(len(x), 1)
     recon, kl, total = (sums / n).tolist()
-    mu_var = (dims[2] - dims[1].pow(2) / n) / max(n - 1, 1)  # unbiased, as torch.var
+    mu_var = (dims[2] - dims[1].pow(2) / max(positions, 1)) / max(positions - 1, 1)  # unbiased, as torch.var
     return {
         "loss": total,
         "recon": recon,

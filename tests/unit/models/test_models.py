@@ -306,8 +306,15 @@ def test_under_autocast_the_posterior_and_the_loss_stay_in_float32():
         ModelConfig(
             architecture="mlp", latent_dim=4, hidden_sizes=[32], image_shape=[1, 8, 8], num_classes=10, top_latent_dim=2
         ),
+        ModelConfig(
+            architecture="spatial",
+            latent_dim=4,
+            channels=[8, 16],
+            image_shape=[3, 16, 24],
+            likelihood="gaussian-learned",
+        ),
     ],
-    ids=["mlp", "conv", "conv, odd sides, RGB", "conditional", "vamp", "two levels"],
+    ids=["mlp", "conv", "conv, odd sides, RGB", "conditional", "vamp", "two levels", "spatial"],
 )
 def test_a_model_s_size_is_known_from_its_config_before_it_is_built(config):
     """model_size (built on the meta device, values from each layer's settings) against the model
