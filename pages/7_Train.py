@@ -15,7 +15,7 @@ from vae_explorer.app.train_form import field_widget
 from vae_explorer.data import list_datasets
 from vae_explorer.data.access import check_form_data, data_root
 from vae_explorer.errors import VaeExplorerError
-from vae_explorer.models import ARCHITECTURES
+from vae_explorer.models import ARCHITECTURES, SPATIAL_ARCHITECTURES
 from vae_explorer.runs.jobs import MAX_RUNNING, SweepJob, TrainingJob, find, register, run_folder
 
 with safety.boundary():  # anything unexpected: one sentence on the page, the details in the server's log
@@ -110,7 +110,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                 "architecture",
                 "Architecture",
                 "mlp: dense layers; conv: stride-2 convolutions",
-                suggestions=list(ARCHITECTURES),
+                suggestions=[name for name in ARCHITECTURES if name not in SPATIAL_ARCHITECTURES],
                 accept_new_options=False,
             )
             field_widget(st, "model", "latent_dim", "Latent dimension", "Size of z (1 to 512)")
@@ -249,7 +249,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
             config = form.config_from_form()
             config.data = check_form_data(config.data, data_root())  # no folder outside the data folder
             if start:
-                taken = {Path(ref.path).name for ref in catalog.available_models()}
+                taken = {Path(ref.path).name for ref in catalog.available_models("any")}
                 job = TrainingJob(
                     config,
                     run_folder(name or unused_name(config, taken), catalog.TRAINED_DIR, taken),

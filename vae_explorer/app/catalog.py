@@ -34,8 +34,10 @@ class ModelRef:
     path: str
 
 
-def available_models() -> list[ModelRef]:
-    """Shipped checkpoints first, then those trained or uploaded here (the runs folder), newest first."""
+def available_models(latent: str = "vector") -> list[ModelRef]:
+    """Shipped checkpoints first, then those trained or uploaded here (the runs folder), newest first.
+    `latent`: "vector" for the models whose z is a vector (every page but Latent diffusion), "spatial" for
+    those whose z is a map (architecture spatial), "any" for all."""
     refs = []
     for folder, group in ((SHIPPED_DIR, "shipped"), (TRAINED_DIR, "trained")):
         if not folder.is_dir():
@@ -53,8 +55,23 @@ def available_models() -> list[ModelRef]:
                 p.parent.name,
             )
         )
-        refs += [ModelRef(f"{p.parent.name}  ({_origin(p.parent, group)})", str(p.parent)) for p in found]
+        refs += [
+            ModelRef(f"{p.parent.name}  ({_origin(p.parent, group)})", str(p.parent))
+            for p in found
+            if latent == "any" or spatial_latent(p.parent) == (latent == "spatial")
+        ]
     return refs
+
+
+def spatial_latent(path: str | Path) -> bool:
+    """Whether a checkpoint's z is a map (architecture spatial), from its config.json alone; a config that
+    cannot be read counts as a vector model's, so the picker offers it and loading it says what is wrong."""
+    from ..models.architectures import SPATIAL_ARCHITECTURES
+
+    try:
+        return _config_of(str(path), stamp(path)).model.architecture in SPATIAL_ARCHITECTURES
+    except (VaeExplorerError, OSError, ValueError):
+        return False
 
 
 def _origin(folder: Path, group: str) -> str:

@@ -15,6 +15,7 @@ import streamlit as st
 
 from ..config import FILLED_FROM_DATA, SECTIONS, RunConfig, config_from_dict, load_config
 from ..errors import ConfigError
+from ..models.architectures import SPATIAL_ARCHITECTURES
 from ..paths import shipped_configs_dir
 
 REMEMBERED = "train_form_values"
@@ -34,7 +35,12 @@ def _field(section: str, key: str):
 
 
 def presets() -> dict[str, Path]:
-    return {path.stem: path for path in sorted(shipped_configs_dir().glob("*.yaml"))}
+    """The shipped configs the form starts from: those of vector-latent models, which the Train page shows."""
+    return {
+        path.stem: path
+        for path in sorted(shipped_configs_dir().glob("*.yaml"))
+        if load_config(path).model.architecture not in SPATIAL_ARCHITECTURES
+    }
 
 
 def load_preset(config: RunConfig, only_missing: bool = False) -> None:
@@ -136,7 +142,13 @@ def config_from_form() -> RunConfig:
             if value is None and not optional:
                 raise ConfigError(f"Train form: {section}.{f.name} is empty; fill it in.")
             raw[section][f.name] = value
-    return config_from_dict(raw, "Train form")
+    config = config_from_dict(raw, "Train form")
+    if config.model.architecture in SPATIAL_ARCHITECTURES:
+        raise ConfigError(
+            f"Train form: model.architecture {config.model.architecture} makes a latent map, which this page cannot "
+            "show while it trains; train it with `vae-explorer train` and open it on the Latent diffusion page."
+        )
+    return config
 
 
 def form_keys() -> set[tuple[str, str]]:

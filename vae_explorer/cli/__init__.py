@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         nargs="+",
         metavar="FOLDER",
-        help="a diffusers AutoencoderKL folder (config.json and safetensors weights); with --folder, two to compare",
+        help="a diffusers AutoencoderKL folder (config.json and safetensors weights) or a spatial-latent checkpoint "
+        "(photos-spatial); with --folder, two to compare",
     )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--image", help="the photo (PNG, JPEG, WebP, ...), up to 1 megapixel")

@@ -173,11 +173,16 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     else:
         path = decoder_onnx(checkpoint)
     label = f" and label (batch, {checkpoint.model.cond_dim}) one-hot" if checkpoint.model.cond_dim else ""
-    inputs = f"z (batch, {checkpoint.model.latent_dim}){label}"
-    print(
-        f"wrote {path}: inputs {inputs}, "
-        f"output image (batch, {', '.join(map(str, checkpoint.config.model.image_shape))}) in [0, 1]"
-    )
+    if getattr(checkpoint.model, "spatial", False):
+        f, channels = checkpoint.model.factor, checkpoint.config.model.image_shape[0]
+        inputs, output = (
+            f"z (batch, {checkpoint.model.latent_dim}, rows, columns)",
+            f"(batch, {channels}, {f} rows, {f} columns)",
+        )
+    else:
+        inputs = f"z (batch, {checkpoint.model.latent_dim}){label}"
+        output = f"(batch, {', '.join(map(str, checkpoint.config.model.image_shape))})"
+    print(f"wrote {path}: inputs {inputs}, output image {output} in [0, 1]")
     return 0
 
 
@@ -246,6 +251,12 @@ def cmd_map(args: argparse.Namespace) -> int:
     if not 2 <= args.perplexity <= 1000 or not 2 <= args.neighbours <= 1000:
         raise ConfigError("--perplexity and --neighbours must be from 2 to 1000; pass a value in that range.")
     checkpoint = load_checkpoint(locate(args.model_path, args.runs_dir), resolve_device(args.device))
+    if getattr(checkpoint.model, "spatial", False):
+        raise ConfigError(
+            f"{checkpoint.name} has a latent map ({' x '.join(map(str, checkpoint.model.latent_shape()))} for its "
+            "training images), not a vector, so it has no 2-D map; see its latent with `vae-explorer photo --vae "
+            f"{checkpoint.name} --image PHOTO` or on the app's Latent diffusion page."
+        )
     data_config = (
         checkpoint.config.data
         if not args.data_dir

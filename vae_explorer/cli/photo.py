@@ -1,4 +1,5 @@
-"""`vae-explorer photo`: photos through the VAE of a latent diffusion model (models/diffusers_vae.py)."""
+"""`vae-explorer photo`: photos through a spatial VAE, the VAE of a latent diffusion model
+(models/diffusers_vae.py) or a spatial-latent checkpoint of this package (checkpoints/spatial.py)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ def cmd_photo(args: argparse.Namespace) -> int:
     import torch
     import torch.nn.functional as F
 
+    from ..checkpoints.spatial import open_spatial_vae
     from ..data.uploads import PHOTO_MAX_PIXELS, PHOTO_TILED_MAX_PIXELS, photo_image
     from ..errors import ConfigError
     from ..evaluation.fidelity import reconstruct_photo
     from ..images import png_bytes
     from ..latent.spatial import channel_pictures, channel_statistics, rgb_preview, rgb_preview_fit, unit_variance_scale
-    from ..models.diffusers_vae import load_spatial_vae
 
     if len(args.vae) > (2 if args.folder else 1):
         raise ConfigError(
@@ -30,8 +31,8 @@ def cmd_photo(args: argparse.Namespace) -> int:
         )
     limit = PHOTO_TILED_MAX_PIXELS if args.tiled else PHOTO_MAX_PIXELS
     if args.folder:
-        return _photo_folder(args, [load_spatial_vae(folder, tiled=args.tiled) for folder in args.vae], limit)
-    vae = load_spatial_vae(args.vae[0], tiled=args.tiled)
+        return _photo_folder(args, [open_spatial_vae(folder, tiled=args.tiled) for folder in args.vae], limit)
+    vae = open_spatial_vae(args.vae[0], tiled=args.tiled)
     source = Path(args.image)
     if not source.is_file():
         raise ConfigError(f"--image {args.image} is not a file; pass a photo (PNG, JPEG, WebP, ...).")
@@ -41,7 +42,7 @@ def cmd_photo(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     c, h, w = result.mean.shape
     print(
-        f"{vae.name}: AutoencoderKL of {vae.num_parameters:,} parameters, {vae.latent_channels} latent channels "
+        f"{vae.name}: {vae.kind} of {vae.num_parameters:,} parameters, {vae.latent_channels} latent channels "
         f"at 1/{vae.factor} of the side" + (", tiled" if vae.tiled else "")
     )
     print(f"{source.name}: {photo.shape[2]}x{photo.shape[1]} pixels -> latent {c}x{h}x{w}, in {seconds:.2f} s")

@@ -34,7 +34,8 @@ MAX_PARAMETERS = 150_000_000  # Stable Diffusion's and FLUX's VAEs have about 84
 
 @dataclass
 class SpatialVAE:
-    """A diffusers AutoencoderKL in eval mode, its gradients off, with what the pages need to know."""
+    """A diffusers AutoencoderKL in eval mode, its gradients off, with what the pages need to know.
+    `CheckpointSpatialVAE` gives a spatial-latent VAE of this package's own the same face."""
 
     module: torch.nn.Module
     name: str
@@ -44,6 +45,7 @@ class SpatialVAE:
     shift_factor: float
     num_parameters: int
     tiled: bool = False  # diffusers' tiling: tiles of its sample_size, a quarter overlapping, blended linearly
+    kind: str = "an AutoencoderKL"  # what it is, in a sentence: "{name}: {kind} of N parameters"
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,6 +64,36 @@ class SpatialVAE:
 
     def from_diffusion(self, latents: torch.Tensor) -> torch.Tensor:
         return latents / self.scaling_factor + self.shift_factor
+
+
+@dataclass
+class CheckpointSpatialVAE(SpatialVAE):
+    """A VAE of this package with a spatial latent (architecture "spatial", models/vae.py) as a SpatialVAE:
+    its module is the VAE, trained on images in [0, 1] already; its prior is N(0, I) at every position,
+    so its latents need no scaling (scaling_factor 1, shift 0)."""
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q = self.module.encode(x)
+        return q.mean, q.logvar
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.module.generate(z)
+
+
+def checkpoint_spatial_vae(model: torch.nn.Module, name: str) -> CheckpointSpatialVAE:
+    """A spatial-latent VAE of this package (model.spatial) with the face of a diffusers one."""
+    return CheckpointSpatialVAE(
+        module=model.eval().requires_grad_(False),
+        name=name,
+        latent_channels=model.latent_dim,
+        factor=model.factor,
+        scaling_factor=1.0,
+        shift_factor=0.0,
+        num_parameters=model.num_parameters(),
+        kind="a spatial-latent VAE of vae-explorer",
+    )
 
 
 def read_spatial_config(folder: str | Path) -> dict:

@@ -29,7 +29,8 @@ def test_every_shipped_model_carries_its_decoder_and_it_decodes_as_torch_does(na
     assert recorded_weights(path) == weights_sha1(checkpoint.path)  # made from these very weights
     assert decoder_onnx(checkpoint) == path  # found, not made again
     model = checkpoint.model
-    z = torch.randn(16, model.latent_dim, generator=torch.Generator().manual_seed(0)) * 2
+    shape = model.latent_shape() if getattr(model, "spatial", False) else (model.latent_dim,)
+    z = torch.randn(16, *shape, generator=torch.Generator().manual_seed(0)) * 2
     labels = torch.arange(16) % model.cond_dim if model.cond_dim else None
     one_hot = torch.nn.functional.one_hot(labels, model.cond_dim).numpy() if model.cond_dim else None
     expected = model.generate(z, labels).numpy()

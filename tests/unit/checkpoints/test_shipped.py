@@ -1,6 +1,7 @@
 """Every shipped checkpoint loads and its test loss matches the metrics.json it was shipped with."""
 
 import dataclasses
+import importlib.util
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ SHIPPED = [
     "fashion-mnist-cvae",
     "shapes-betavae",
     "shapes-vae",
+    "photos-spatial",
 ]
 
 
@@ -40,6 +42,8 @@ def test_shipped_checkpoint_matches_its_metrics(name):
     metrics = checkpoint.metrics
     assert {"neg_elbo", "recon", "kl", "kl_per_dim", "active_units", "iwae_nll", "iwae_k"} <= set(metrics)
     assert len(checkpoint.history) == config.train.epochs
+    if config.data.dataset == "photos":
+        require(importlib.util.find_spec("skimage") is not None, "scikit-image (pip install -r requirements.txt)")
     data = load_dataset(dataclasses.replace(config.data, data_dir=None))
     y = data.test_y if config.model.conditional else None
     measured = average_loss(checkpoint.model, data.test_x, y, beta=1.0, seed=metrics.get("eval_seed", 0))

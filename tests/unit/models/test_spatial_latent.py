@@ -105,3 +105,63 @@ def test_what_a_latent_map_cannot_have_is_one_sentence(change, said):
     with pytest.raises(ConfigError) as error:
         spatial(**change)
     assert said in str(error.value) and "\n" not in str(error.value)
+
+
+# --- the shipped photos-spatial from the command line ---------------------------------------------------
+
+
+def _photo_file(path, pixels):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def test_the_photo_command_takes_the_shipped_spatial_vae_by_name(tmp_path, capsys):
+    """`vae-explorer photo --vae photos-spatial`: scikit-learn's flower.jpg (not a photo it was trained on)
+    at its size cut to multiples of 8; the PSNR printed is that of the model's own reconstruction."""
+    import numpy as np
+    from sklearn.datasets import load_sample_image
+
+    from vae_explorer import load_checkpoint
+    from vae_explorer.cli import main
+    from vae_explorer.evaluation.fidelity import psnr
+
+    pixels = load_sample_image("flower.jpg")[:203, :301]  # cut to 200 x 300, the middle kept
+    photo = _photo_file(tmp_path / "flower.png", pixels)
+    assert main(["photo", "--vae", "photos-spatial", "--image", str(photo), "--out", str(tmp_path / "o.png")]) == 0
+    printed = capsys.readouterr().out
+    assert "photos-spatial: a spatial-latent VAE of vae-explorer of" in printed
+    assert "flower.png: 300x200 pixels -> latent 4x50x75" in printed
+    model = load_checkpoint("photos-spatial").model
+    x = torch.from_numpy(pixels[1:201, 0:300].astype(np.float32) / 255).permute(2, 0, 1)
+    assert f"PSNR {psnr(x, model.generate(model.encode(x[None]).mean)[0]):.2f} dB" in printed
+    assert main(["photo", "--vae", "digits-mlp", "--image", str(photo)]) == 2
+    said = capsys.readouterr().err
+    assert "digits-mlp is a vae-explorer model with a latent vector, not a latent map; pass a spatial one" in said
+
+
+def test_a_latent_map_has_no_2d_map_and_its_decoder_exports_for_any_size(tmp_path, capsys):
+    import numpy as np
+    import onnxruntime
+
+    from vae_explorer import load_checkpoint
+    from vae_explorer.cli import main
+
+    assert main(["map", "--model-path", "photos-spatial"]) == 2
+    assert "photos-spatial has a latent map (4 x 16 x 16 for its training images), not a vector" in (
+        capsys.readouterr().err
+    )
+    out = tmp_path / "decoder.onnx"
+    assert main(["export-onnx", "--model-path", "photos-spatial", "--out", str(out)]) == 0
+    assert "inputs z (batch, 4, rows, columns), output image (batch, 3, 4 rows, 4 columns)" in capsys.readouterr().out
+    session = onnxruntime.InferenceSession(str(out))
+    model = load_checkpoint("photos-spatial").model
+    z = torch.randn(2, 4, 9, 13, generator=torch.Generator().manual_seed(0))
+    (image,) = session.run(None, {"z": z.numpy()})
+    assert image.shape == (2, 3, 36, 52)
+    np.testing.assert_allclose(image, model.generate(z).numpy(), atol=1e-5)
