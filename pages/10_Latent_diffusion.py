@@ -4,6 +4,7 @@ what it gives back and what its spatial latent holds."""
 import streamlit as st
 
 from vae_explorer.app import chrome, safety, spatial
+from vae_explorer.app.live import latent_painter, pending_dabs
 from vae_explorer.app.spatial import picture
 from vae_explorer.data.uploads import ImageError, photo_image
 from vae_explorer.errors import VaeExplorerError
@@ -20,8 +21,9 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     offered = spatial.offered_vaes()
     if not offered:
         st.info(
-            "No latent diffusion VAE is offered on this server; whoever runs it can start the app with "
-            "`vae-explorer app --diffusers-root DIR`, DIR holding diffusers VAE folders (a pipeline's vae/ folder)."
+            "No spatial VAE is offered on this server; whoever runs it can train one (`vae-explorer train --config "
+            "photos_spatial`) or start the app with `vae-explorer app --diffusers-root DIR`, DIR holding diffusers "
+            "VAE folders (a pipeline's vae/ folder)."
         )
         st.stop()
     name = st.selectbox("VAE", list(offered), key="ld_vae")  # option text is shown as typed, never as markdown
@@ -32,10 +34,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         st.error(safety.say(exc))
         st.stop()
     saved = spatial.stamp(folder)
-    st.caption(
-        f"{safety.plain(name)}: an AutoencoderKL of {vae.num_parameters:,} parameters; {vae.latent_channels} latent "
-        f"channels at 1/{vae.factor} of the image's side; its config's scaling factor {vae.scaling_factor:g}."
-    )
+    st.caption(spatial.describe(name, vae))
 
     upload = st.file_uploader(
         "A photo (PNG, JPEG, WebP; up to 512 x 512 pixels, or as many pixels in another shape)",
@@ -100,10 +99,35 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         }
     )
     st.write(
-        f"A diffusion model expects latents of about unit variance. Scaled by the config's {vae.scaling_factor:g}, "
+        f"A diffusion model expects latents of about unit variance. Times this VAE's scaling factor ({vae.scaling_factor:g}), "
         f"this photo's latent has a standard deviation of {vae.scaling_factor / result['unit_scale']:.2f}; "
         f"the factor that would make it exactly 1 for this photo is {result['unit_scale']:.4f}."
     )
+
+    st.subheader("Paint on the latent")
+    st.write(
+        "Pick a channel and paint on the picture or on the channel itself: the brush adds to that channel around "
+        "the pointer (a negative amount subtracts). What the decoder makes of it shows what the channel carries."
+    )
+    version = f"{digest[:16]}-{spatial.digest(folder.encode())[:8]}-{saved}"
+    dabs, painted_seq = pending_dabs("ld_paint", version, result["mean"].shape)
+    painted = (
+        spatial.decode_painted(folder, saved, digest, result["mean"], tuple(dabs)) if dabs else result["reconstruction"]
+    )
+    live, where = spatial.painter_decoder("ld_paint", folder, vae)
+    latent_painter(
+        "ld_paint",
+        result["mean"],
+        version,
+        vae.factor,
+        spatial.reach(folder, saved),
+        picture(painted),
+        dabs or [],
+        painted_seq,
+        live,
+        picture_px=chrome.px(320),
+    )
+    st.caption(where)
 
     st.subheader("What a diffusion model hands the decoder")
     sigma = st.slider("Noise added to the latent, σ", 0.0, 2.0, 0.0, 0.1, key="ld_sigma")

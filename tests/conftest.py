@@ -167,6 +167,7 @@ PAGES = {
     "Train": "Train",
     "Evaluate": "Evaluate",
     "Compare": "Compare",
+    "Latent_diffusion": "Latent diffusion",
 }
 
 

@@ -5,6 +5,7 @@ VAE called directly, a visitor never names a folder, and bad photos and folders 
 import importlib.util
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,7 +31,9 @@ def offered(tmp_path_factory):
     return root, model
 
 
-def run_page(monkeypatch, root, photo: bytes | None = None, name: str = "photo.png"):
+def run_page(monkeypatch, root, photo: bytes | None = None, name: str = "photo.png", vae: str = "tiny-pipeline"):
+    """The page with the diffusers folders under `root` offered (beside the shipped spatial checkpoint),
+    the VAE whose name starts with `vae` chosen, and `photo` uploaded."""
     from streamlit.testing.v1 import AppTest
 
     if root is None:
@@ -39,6 +42,10 @@ def run_page(monkeypatch, root, photo: bytes | None = None, name: str = "photo.p
         monkeypatch.setenv("VAE_EXPLORER_DIFFUSERS_ROOT", str(root))
     at = AppTest.from_file(PAGE, default_timeout=PATIENCE_S)
     at.run()
+    if at.selectbox and not at.error:
+        chosen = [o for o in at.selectbox(key="ld_vae").options if o.startswith(vae)]
+        if chosen:
+            at.selectbox(key="ld_vae").set_value(chosen[0]).run()
     if photo is not None and not at.error:
         at.file_uploader(key="ld_photo").set_value((name, photo, "image/png")).run()
     assert not at.exception, [e.message for e in at.exception]
@@ -51,9 +58,21 @@ def png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def test_without_an_offered_folder_the_page_says_how_to_offer_one(monkeypatch):
+def test_without_an_offered_vae_the_page_says_how_to_offer_one(monkeypatch, tmp_path):
+    from vae_explorer.app import catalog
+
+    monkeypatch.setattr(catalog, "SHIPPED_DIR", tmp_path)  # nothing shipped, nothing trained, no diffusers root
     at = run_page(monkeypatch, None)
     assert any("start the app with `vae-explorer app --diffusers-root DIR`" in i.value for i in at.info)
+
+
+def test_the_shipped_spatial_vae_is_offered_first_and_only_here(monkeypatch, offered):
+    from vae_explorer.app import catalog
+
+    root, _ = offered
+    at = run_page(monkeypatch, root, vae="")
+    assert at.selectbox(key="ld_vae").options == ["photos-spatial  (shipped)", "tiny-pipeline  (diffusers)"]
+    assert "photos-spatial" not in [Path(ref.path).name for ref in catalog.available_models()]  # the vector pages'
 
 
 def test_a_photo_through_the_offered_vae_shows_the_vae_s_own_numbers(monkeypatch, offered):
@@ -63,7 +82,7 @@ def test_a_photo_through_the_offered_vae_shows_the_vae_s_own_numbers(monkeypatch
     pixels = np.random.default_rng(4).integers(0, 256, (24, 32, 3), dtype=np.uint8)
     at = run_page(monkeypatch, root, png(pixels))
     assert not at.error, [e.value for e in at.error]
-    assert at.selectbox(key="ld_vae").options == ["tiny-pipeline"]
+    assert at.selectbox(key="ld_vae").value == "tiny-pipeline  (diffusers)"
     x = torch.from_numpy(pixels.astype(np.float32) / 255).permute(2, 0, 1)
     with torch.no_grad():
         mean = model.encode(x[None] * 2 - 1).latent_dist.mean
@@ -92,7 +111,7 @@ def test_bad_photos_and_folders_are_one_sentence(monkeypatch, offered, tmp_path)
     other = tmp_path / "root"
     (other / "unet").mkdir(parents=True)
     (other / "unet" / "config.json").write_text(json.dumps({"_class_name": "UNet2DConditionModel"}))
-    at = run_page(monkeypatch, other)
+    at = run_page(monkeypatch, other, vae="unet")
     (said,) = [shown(e.value) for e in at.error]
     assert said.startswith("unet/config.json describes a UNet2DConditionModel, not an AutoencoderKL")
     assert str(other) not in said  # no server path reaches the browser
@@ -108,7 +127,7 @@ def test_a_link_out_of_the_offered_folder_is_not_offered(monkeypatch, offered, t
     linked.mkdir()
     (linked / "sneaky").symlink_to(outside)
     at = run_page(monkeypatch, linked)
-    assert any("No latent diffusion VAE is offered on this server" in i.value for i in at.info)
+    assert at.selectbox(key="ld_vae").options == ["photos-spatial  (shipped)"]
 
 
 def test_the_page_takes_photos_of_up_to_512_by_512_pixels(monkeypatch, offered):
@@ -216,3 +235,84 @@ def test_a_piece_of_the_second_latent_pasted_into_the_first_is_decoded_as_the_va
     inside[4:12, 6:16] = True  # rows 2-5 and columns 3-7 of latent positions, 2 x 2 pixels each
     said = f"{100 * changed[~inside].mean():.1f}% of the pixels outside the box differ from the first photo's"
     assert any(said in m.value for m in at.markdown), [m.value for m in at.markdown]
+
+
+def shipped_spatial():
+    from vae_explorer import load_checkpoint
+
+    return load_checkpoint(REPO / "checkpoints" / "photos-spatial").model
+
+
+def painter_calls(monkeypatch) -> list[dict]:
+    """What the page hands the painter component at each run (its arguments by name)."""
+    import inspect
+
+    from vae_explorer.app import live
+
+    calls = []
+    signature = inspect.signature(live.latent_painter)
+    monkeypatch.setattr(live, "latent_painter", lambda *a, **k: calls.append(dict(signature.bind(*a, **k).arguments)))
+    return calls
+
+
+def test_the_shipped_spatial_vae_reconstructs_a_photo_it_never_saw_as_the_model_does(monkeypatch):
+    """scikit-learn's china.jpg (not among the photos it was trained on) through photos-spatial: the page's
+    PSNR is the model's own reconstruction's, at the photo's size, cut to multiples of 8."""
+    from sklearn.datasets import load_sample_image
+
+    from vae_explorer.evaluation.fidelity import psnr
+
+    pixels = load_sample_image("china.jpg")[100:300, 150:390]  # 200 x 240
+    at = run_page(monkeypatch, None, png(pixels), vae="photos-spatial")
+    assert not at.error, [e.value for e in at.error]
+    model = shipped_spatial()
+    x = torch.from_numpy(pixels.astype(np.float32) / 255).permute(2, 0, 1)
+    expected = model.generate(model.encode(x[None]).mean)[0]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["PSNR"] == f"{psnr(x, expected):.2f} dB" and metrics["Latent"] == "4 x 50 x 60"
+    assert "no scaling factor" in " ".join(c.value for c in at.caption)
+
+
+def test_painting_on_a_channel_is_decoded_on_the_server_as_the_model_decodes_the_painted_latent(monkeypatch):
+    """The dabs the browser sends (channel, row, col, radius, amount) are painted with the brush computed
+    here, (1 - d^2 / R^2)^2 within R, and the picture the page hands back is the model's decode of it."""
+    calls = painter_calls(monkeypatch)
+    pixels = np.random.default_rng(5).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    at = run_page(monkeypatch, None, png(pixels), vae="photos-spatial")
+    first = calls[-1]
+    assert first["dabs"] == [] and first["reach"] >= 1 and first["factor"] == 4
+    dabs = [[0, 1.5, 2.0, 2.0, 2.5], [2, 3.0, 4.25, 1.0, -1.5]]
+    at.session_state["ld_paint"] = {"dabs": {"version": first["version"], "dabs": dabs, "seq": 1}}
+    at.run()
+    assert not at.exception and not at.error
+    painted = calls[-1]
+    assert painted["dabs"] == [tuple(d) for d in dabs] and painted["seq"] == 1
+    z = torch.from_numpy(first["latent"].copy())
+    rows, cols = np.mgrid[0 : z.shape[1], 0 : z.shape[2]]
+    for channel, row, col, radius, amount in dabs:
+        bump = np.clip(1 - ((rows - row) ** 2 + (cols - col) ** 2) / radius**2, 0, None) ** 2
+        z[channel] += torch.from_numpy(amount * bump).float()
+    expected = (shipped_spatial().generate(z[None])[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    assert np.abs(painted["image"].astype(int) - expected.astype(int)).max() <= 1
+    assert np.abs(first["image"].astype(int) - expected.astype(int)).max() > 10  # the painting shows
+
+
+@pytest.mark.parametrize(
+    "dabs",
+    [
+        [[7, 1.0, 1.0, 2.0, 1.0]],  # a channel the latent does not have
+        [[0, float("nan"), 1.0, 2.0, 1.0]],
+        [[0, 1.0, 1.0, 2.0, 1e9]],
+        [[0, 1.0, 1.0, 2.0]],
+        [[0, 1.0, 1.0, 2.0, 1.0]] * 6000,  # more than a painting holds
+        "not a list",
+    ],
+    ids=["channel", "nan", "amount", "short", "too many", "text"],
+)
+def test_dabs_a_page_cannot_make_are_left_out(monkeypatch, dabs):
+    calls = painter_calls(monkeypatch)
+    at = run_page(monkeypatch, None, png(np.zeros((16, 16, 3), np.uint8)), vae="photos-spatial")
+    at.session_state["ld_paint"] = {"dabs": {"version": calls[-1]["version"], "dabs": dabs, "seq": 4}}
+    at.run()
+    assert not at.exception and not at.error
+    assert calls[-1]["dabs"] == [] and np.array_equal(calls[-1]["image"], calls[0]["image"])

@@ -668,7 +668,7 @@ def test_each_component_served_inline_is_one_module_with_common_js_before_it(tmp
 
     node = shutil.which("node")
     require(node is not None, "Node.js (apt-get install npm)")
-    for folder in ("sliders", "walk", "grid", "map", "pad"):
+    for folder in ("sliders", "walk", "grid", "map", "pad", "paint"):
         text = _inline(folder)
         assert 'common.js";' not in text and "export default function" in text
         assert "\nexport function outlinePixels" not in text and "function outlinePixels" in text
@@ -676,3 +676,68 @@ def test_each_component_served_inline_is_one_module_with_common_js_before_it(tmp
         module.write_text(text)
         checked = subprocess.run([node, "--check", str(module)], capture_output=True, text=True)
         assert checked.returncode == 0, f"{folder}: {checked.stderr}"
+
+
+PAINT = """() => [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)
+  .map(r => r.querySelector('.pt-root')).find(Boolean)"""
+
+
+def test_painting_on_a_channel_is_decoded_in_the_browser_as_the_model_decodes_the_painted_latent(page, app_url):
+    """A stroke of the mouse over the decoded photo on the Latent diffusion page (the shipped photos-spatial):
+    while the button is down nothing goes to the server, the picture changes where the brush went, and
+    every pixel is the model's own decode of the latent painted with the dabs the page made."""
+    import io
+
+    import torch
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+
+    from vae_explorer.latent.spatial import paint_latent
+
+    runtime_or_skip()
+    cut = cut_off(page)
+    open_page(page, app_url, "Latent_diffusion")
+    photo = load_sample_image("flower.jpg")[150:246, 200:328]  # 96 x 128, not a training photo
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, format="PNG")
+    page.locator("input[type=file]").first.set_input_files(
+        files=[{"name": "flower.png", "mimeType": "image/png", "buffer": buffer.getvalue()}]
+    )
+    page.wait_for_function(
+        f"() => {{ const r = ({PAINT})(); return r && r.dataset.mode === 'browser' && r._state.pixels; }}",
+        timeout=PATIENCE_MS,
+    )
+    canvas = page.locator(".pt-image")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    cut["on"] = True
+    page.mouse.move(box["x"] + 0.2 * box["width"], box["y"] + 0.3 * box["height"])
+    page.mouse.down()
+    for i in range(1, 13):
+        page.mouse.move(box["x"] + (0.2 + 0.05 * i) * box["width"], box["y"] + (0.3 + 0.03 * i) * box["height"])
+        page.wait_for_timeout(15)
+    page.wait_for_function(
+        f"() => {{ const r = ({PAINT})(); return Number(r.dataset.decodes) >= 3 && !r._state.decoding && !r._state.dirty; }}",
+        timeout=PATIENCE_MS,
+    )
+    seen = page.evaluate(
+        f"""() => {{ const r = ({PAINT})(); const c = r.querySelector('.pt-image');
+        return {{dabs: r._state.dabs, source: r.dataset.source, width: c.width, height: c.height,
+                 pixels: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)}}; }}"""
+    )
+    assert cut["held"] == 0, "painting sends nothing to the server until the stroke ends"
+    assert seen["source"] == "browser" and len(seen["dabs"]) >= 12
+    model = load_checkpoint(REPO / "checkpoints" / "photos-spatial").model
+    x = torch.from_numpy(photo.astype(np.float32) / 255).permute(2, 0, 1)
+    with torch.no_grad():
+        mean = model.encode(x[None]).mean[0]
+        before = model.generate(mean[None])[0]
+        after = model.generate(paint_latent(mean, seen["dabs"])[None])[0]
+    as_uint8 = lambda t: (t.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)  # noqa: E731
+    shown = np.array(seen["pixels"], dtype=np.uint8).reshape(seen["height"], seen["width"], 4)[..., :3]
+    assert_pixels_close(shown, as_uint8(after), "the painted picture")
+    assert np.abs(shown.astype(int) - as_uint8(before).astype(int)).max() > 10  # the brush changed it
+    cut["on"] = False
+    page.mouse.up()  # the stroke ends: Python hears the dabs
+    page.wait_for_function(f"() => ({PAINT})()._state.answered >= 1", timeout=PATIENCE_MS)  # Python's painting 1
+    assert error_boxes(page) == []

@@ -1,7 +1,8 @@
-"""The Latent diffusion page's models and work: the diffusers VAE folders this server offers (only
-those under the folder given with `vae-explorer app --diffusers-root DIR`, kept in
-$VAE_EXPLORER_DIFFUSERS_ROOT; a visitor never names a path), each opened once for every session,
-and a photo's reconstruction, kept by the photo's digest."""
+"""The Latent diffusion page's models and work: the spatial VAEs this server offers (the spatial-latent
+checkpoints of the catalogue, shipped or trained here, and the diffusers VAE folders under the folder
+given with `vae-explorer app --diffusers-root DIR`, kept in $VAE_EXPLORER_DIFFUSERS_ROOT; a visitor never
+names a path), each opened once for every session, and a photo's reconstruction, kept by the photo's
+digest."""
 
 from __future__ import annotations
 
@@ -28,33 +29,42 @@ def diffusers_root() -> Path | None:
 
 
 def offered_vaes() -> dict[str, str]:
-    """name -> folder of each diffusers VAE under the root: a folder holding config.json, or a
-    pipeline's vae/ folder (named after the pipeline), never one a link leads out of the root to."""
+    """label -> folder of each spatial VAE offered: the catalogue's spatial-latent checkpoints (shipped
+    first), then each diffusers VAE under the root (a folder holding config.json, or a pipeline's vae/
+    folder, named after the pipeline), never one a link leads out of the root to."""
+    from .catalog import available_models
+
+    found = {ref.label: ref.path for ref in available_models("spatial")}
     root = diffusers_root()
     if root is None or not root.is_dir():
-        return {}
-    found = {}
+        return found
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for candidate in (folder, folder / "vae"):
             resolved = candidate.resolve()
             if (candidate / "config.json").is_file() and resolved.is_relative_to(root):
-                found.setdefault(folder.name, str(resolved))
+                found.setdefault(f"{folder.name}  (diffusers)", str(resolved))
     return found
 
 
 def _stamp(folder: str) -> float:
     return max(
         (Path(folder) / name).stat().st_mtime
-        for name in ("config.json", "diffusion_pytorch_model.safetensors")
+        for name in ("config.json", "diffusion_pytorch_model.safetensors", "model.safetensors")
         if (Path(folder) / name).exists()
     )
 
 
 @st.cache_resource(max_entries=2, show_spinner="Opening the VAE…")
 def _load(folder: str, saved: float):
-    from ..models.diffusers_vae import load_spatial_vae
+    from ..checkpoints.spatial import is_checkpoint_folder, open_spatial_vae
+    from ..models.diffusers_vae import checkpoint_spatial_vae
+    from . import catalog
 
-    return load_spatial_vae(folder)
+    if is_checkpoint_folder(folder):  # the catalogue's own object, shared with the browser decoder's export
+        checkpoint = catalog.load(folder)
+        if getattr(checkpoint.model, "spatial", False):
+            return checkpoint_spatial_vae(checkpoint.model, checkpoint.name)
+    return open_spatial_vae(folder)
 
 
 def load(folder: str):
@@ -143,6 +153,60 @@ def decode_prior(folder: str, saved: float, shape: tuple[int, int, int], seed: i
 
 def stamp(folder: str) -> float:
     return _stamp(folder)
+
+
+@st.cache_data(max_entries=64, show_spinner="Decoding the painting on the server…")
+def decode_painted(folder: str, saved: float, photo_digest: str, _mean: np.ndarray, dabs: tuple) -> np.ndarray:
+    """The photo's latent mean with the brush's dabs painted on (latent.spatial.paint_latent), decoded (3, H, W)."""
+    from ..latent.spatial import paint_latent
+
+    z = paint_latent(torch.from_numpy(_mean), dabs)
+    with _running:
+        return _load(folder, saved).decode(z[None])[0].numpy()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def reach(folder: str, saved: float) -> int:
+    """Latent positions a change reaches in this VAE's pictures (latent.spatial.receptive_radius), for the
+    browser's windowed decoding; 0 for a VAE the browser does not decode (a diffusers one)."""
+    from ..latent.spatial import receptive_radius
+
+    vae = _load(folder, saved)
+    if vae.kind == "an AutoencoderKL":
+        return 0
+    with _running:
+        return receptive_radius(vae.module.decode, vae.latent_channels, vae.factor)
+
+
+def painter_decoder(key: str, folder: str, vae) -> tuple[dict | None, str]:
+    """The decoder spec for the painter `key` (None: the server decodes each stroke) and the one line that
+    says where the painting is decoded."""
+    from ..checkpoints.spatial import is_checkpoint_folder
+    from . import catalog
+    from .live import browser_decoding
+
+    if not is_checkpoint_folder(folder):
+        return None, (
+            f"Decoded on the server when a stroke ends: this VAE's decoder ({vae.num_parameters:,} parameters with its "
+            "encoder) is too large to run in a browser."
+        )
+    live, why = browser_decoding(key, catalog.load(folder))
+    return live, why or "Decoded in your browser as you paint: only the part of the picture a change can reach."
+
+
+def describe(label: str, vae) -> str:
+    """One line on the VAE: what it is, its latent, its scaling."""
+    from . import safety
+
+    name = safety.plain(label.split("  ")[0])
+    if vae.kind == "an AutoencoderKL":
+        scaling = f"its config's scaling factor {vae.scaling_factor:g}"
+    else:
+        scaling = "trained as a plain VAE (N(0, I) at every position), so its latents need no scaling factor"
+    return (
+        f"{name}: {vae.kind} of {vae.num_parameters:,} parameters; {vae.latent_channels} latent channels at "
+        f"1/{vae.factor} of the image's side; {scaling}."
+    )
 
 
 def picture(chw: np.ndarray) -> np.ndarray:

@@ -123,3 +123,43 @@ def changed_outside(before: torch.Tensor, after: torch.Tensor, box: tuple, facto
     inside[top * factor : (top + height) * factor, left * factor : (left + width) * factor] = True
     outside = ~inside
     return float(changed[outside].double().mean()) if outside.any() else 0.0
+
+
+MAX_DABS = 5000  # dabs of the brush one painting may hold (a long stroke at 60 moves a second is a few hundred)
+
+
+def brush(shape: tuple[int, int], row: float, col: float, radius: float) -> torch.Tensor:
+    """The brush's weight at each latent position (h, w): (1 - d^2 / R^2)^2 within the distance R =
+    `radius` of the point (row, col), in latent positions, and 0 beyond; smooth, and nothing outside
+    its disc changes, so a stroke's reach is known before it is decoded."""
+    rows = torch.arange(shape[0], dtype=torch.float64)[:, None] - row
+    cols = torch.arange(shape[1], dtype=torch.float64)[None, :] - col
+    inside = (1 - (rows**2 + cols**2) / radius**2).clamp(min=0)
+    return inside**2
+
+
+def paint_latent(z: torch.Tensor, dabs) -> torch.Tensor:
+    """A latent (C, h, w) with each dab (channel, row, col, radius, amount) of a brush added in turn:
+    amount times `brush` on that channel (positive adds, negative subtracts). The browser's painter
+    (app/live/paint/paint.js) applies the same dabs in the same order."""
+    out = z.clone()
+    for channel, row, col, radius, amount in dabs:
+        out[int(channel)] += (float(amount) * brush(out.shape[1:], float(row), float(col), float(radius))).to(out.dtype)
+    return out
+
+
+@torch.no_grad()
+def receptive_radius(decode, channels: int, factor: int, side: int = 33) -> int:
+    """How many latent positions away a change at one position reaches in the decoded image: the decoder
+    (`decode`, latents (1, C, h, w) -> images) is run on zeros and on zeros with one position changed, and
+    the farthest changed pixel is measured in latent positions. Decoding a window that reaches this far
+    beyond a change gives, inside it, the pixels of decoding the whole latent."""
+    z = torch.zeros(1, channels, side, side)
+    moved = z.clone()
+    moved[0, :, side // 2, side // 2] = 1.0
+    changed = (decode(moved) - decode(z)).abs().amax((0, 1)) > 0  # (side f, side f)
+    rows, cols = torch.nonzero(changed, as_tuple=True)
+    if not len(rows):
+        return 0
+    reach = torch.maximum((rows // factor - side // 2).abs(), (cols // factor - side // 2).abs())
+    return int(reach.max())

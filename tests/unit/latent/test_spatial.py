@@ -117,3 +117,44 @@ def test_changed_outside_counts_only_the_pixels_beyond_the_box():
     assert changed_outside(before, after, (1, 1, 2, 2), 2) == 0.0
     after[1, 7, 7] = 0.5  # one of the 64 - 16 = 48 pixels outside
     assert changed_outside(before, after, (1, 1, 2, 2), 2) == pytest.approx(1 / 48)
+
+
+def test_a_dab_of_the_brush_adds_its_bump_on_one_channel_within_its_radius():
+    from vae_explorer.latent.spatial import paint_latent
+
+    z = torch.zeros(3, 6, 7)
+    painted = paint_latent(z, [(1, 2.0, 3.5, 2.0, 1.5), (1, 2.0, 3.5, 2.0, -0.5)])
+    expected = np.zeros((3, 6, 7))
+    for i in range(6):
+        for j in range(7):
+            d2 = (i - 2.0) ** 2 + (j - 3.5) ** 2
+            expected[1, i, j] = 1.0 * max(0.0, 1 - d2 / 4.0) ** 2  # 1.5 - 0.5 of the same bump
+    np.testing.assert_allclose(painted.numpy(), expected, atol=1e-6)
+    assert painted[1, 2, 3] > 0 and painted[1, 0, 3] == 0 and painted[1, 2, 1] == 0  # distance 2: the rim
+    assert torch.equal(z, torch.zeros(3, 6, 7))  # the photo's latent is left as it was
+
+
+def test_the_reach_of_a_decoder_is_its_receptive_field_in_latent_positions():
+    """Two 3x3 convolutions around an upsampling by 2 reach 2 positions of the latent (1 + 1/2, rounded
+    up to whole positions); decoding a window that reaches that far around a box gives, inside the box,
+    the pixels of decoding the whole latent."""
+    from vae_explorer.latent.spatial import receptive_radius
+
+    torch.manual_seed(0)
+    decoder = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 4, 3, padding=1),
+        torch.nn.Upsample(scale_factor=2),
+        torch.nn.Conv2d(4, 3, 3, padding=1),
+    )
+    reach = receptive_radius(decoder, 2, 2)
+    assert reach == 2
+    z = torch.randn(1, 2, 12, 12)
+    with torch.no_grad():
+        whole = decoder(z)
+        window = decoder(z[:, :, 3 - reach : 7 + reach, 4 - reach : 9 + reach])  # around rows 3-6, columns 4-8
+    inside = window[:, :, 2 * reach : 2 * (reach + 4), 2 * reach : 2 * (reach + 5)]
+    torch.testing.assert_close(inside, whole[:, :, 6:14, 8:18])
+    outside = decoder(z[:, :, 3 - reach + 1 : 7 + reach - 1, 4 - reach + 1 : 9 + reach - 1])  # a position short
+    assert not torch.allclose(
+        outside[:, :, 2 * (reach - 1) : 2 * (reach + 3), 2 * (reach - 1) : 2 * (reach + 4)], whole[:, :, 6:14, 8:18]
+    )

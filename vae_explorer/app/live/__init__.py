@@ -15,7 +15,7 @@ after Python has answered the previous ones (at most two in flight) or 250 ms ha
 fast drag never queues up reruns; Python decodes inside an `st.fragment`, so only the panel reruns.
 
 One folder per component, its Python (mount it, read what the browser sent), JS and CSS side by
-side: sliders/, walk/, grid/, map/, pad/. What they share: runtime.py (declaring a component, the
+side: sliders/, walk/, grid/, map/, pad/, paint/. What they share: runtime.py (declaring a component, the
 graphs handed to the page), common.js (mounting, reporting to Python, loading live.js, base64,
 pixel outlines; one namespace on the window), common.css, and live.js (onnxruntime-web).
 """
@@ -23,6 +23,7 @@ pixel outlines; one namespace on the window), common.css, and live.js (onnxrunti
 from .grid import grid_axes, grid_explorer
 from .map import CLASS_COLOURS, latent_map, map_pick
 from .pad import drawing_pad, drawing_result, pending_drawing
+from .paint import latent_painter, pending_dabs
 from .runtime import INSTALL_HINT, RUNTIME_FILES, browser_decoding, browser_encoding, png_data_uri, runtime_installed
 from .sliders import latent_sliders, pending_drag, pending_label, pending_values
 from .walk import interpolation_walk, pending_walk
@@ -38,9 +39,11 @@ __all__ = [
     "grid_axes",
     "grid_explorer",
     "interpolation_walk",
+    "latent_painter",
     "latent_map",
     "latent_sliders",
     "map_pick",
+    "pending_dabs",
     "pending_drag",
     "pending_drawing",
     "pending_label",
