@@ -147,6 +147,62 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     )
     st.caption("These pictures are decoded on the server, one request per slider value.")
 
+    st.subheader("Two VAEs on your photos")
+    others = [n for n in offered if n != name]
+    if not others:
+        st.info("Only one VAE is offered on this server, so there is none to compare it with.")
+    else:
+        second_name = st.selectbox("Compare it with", others, key="ld_vae_b")
+        uploads = st.file_uploader(
+            f"Photos to put through both (up to {spatial.MAX_COMPARED}, each up to 512 x 512 pixels)",
+            type=["png", "jpg", "jpeg", "webp", "bmp"],
+            accept_multiple_files=True,
+            key="ld_set",
+        )
+        if not uploads:
+            st.info("Upload a few photos to see which of the two VAEs gives each back better.")
+        else:
+            try:
+                compared = spatial.comparison(folder, offered[second_name], uploads)
+            except VaeExplorerError as exc:
+                st.error(safety.say(exc))
+                compared = None
+            if compared and compared["skipped"]:
+                st.warning("Left out: " + "; ".join(compared["skipped"]) + ".")
+            if compared and compared["rows"]:
+                first_label, second_label = (safety.plain(n.split("  ")[0]) for n in (name, second_name))
+                rows = compared["rows"]
+                better = sum(r["psnr"][1] > r["psnr"][0] for r in rows)
+                summary = st.columns(3)
+                summary[0].metric(
+                    f"Median PSNR, {first_label}", f"{spatial.median([r['psnr'][0] for r in rows]):.2f} dB"
+                )
+                summary[1].metric(
+                    f"Median PSNR, {second_label}", f"{spatial.median([r['psnr'][1] for r in rows]):.2f} dB"
+                )
+                summary[2].metric(f"{second_label} higher on", f"{better} of {len(rows)}")
+                st.table(
+                    {
+                        "photo": [safety.plain(r["name"]) for r in rows],  # cells are markdown
+                        f"PSNR {first_label}": [f"{r['psnr'][0]:.2f}" for r in rows],
+                        f"PSNR {second_label}": [f"{r['psnr'][1]:.2f}" for r in rows],
+                        f"SSIM {first_label}": [f"{r['ssim'][0]:.4f}" for r in rows],
+                        f"SSIM {second_label}": [f"{r['ssim'][1]:.4f}" for r in rows],
+                    }
+                )
+                st.caption(
+                    f"Each photo cropped to multiples of {compared['multiple']} pixels, so both VAEs see the same "
+                    f"pixels; {compared['seconds'][0]:.2f} s a photo through {first_label} and "
+                    f"{compared['seconds'][1]:.2f} s through {second_label} on this server, at "
+                    f"{compared['pixels']:,.0f} pixels a photo on average."
+                )
+                st.markdown("**Furthest from their reconstruction** (by the lower of the two PSNRs)")
+                for photo_name, original, first_picture, second_picture in compared["gallery"]:
+                    gallery = st.columns(3)
+                    gallery[0].image(original, caption=safety.plain(photo_name), output_format="PNG")
+                    gallery[1].image(first_picture, caption=f"through {first_label}", output_format="PNG")
+                    gallery[2].image(second_picture, caption=f"through {second_label}", output_format="PNG")
+
     st.subheader("Between two photos")
     other = st.file_uploader(
         "A second photo (resized to the first one's size)", type=["png", "jpg", "jpeg", "webp", "bmp"], key="ld_other"

@@ -316,3 +316,49 @@ def test_dabs_a_page_cannot_make_are_left_out(monkeypatch, dabs):
     at.run()
     assert not at.exception and not at.error
     assert calls[-1]["dabs"] == [] and np.array_equal(calls[-1]["image"], calls[0]["image"])
+
+
+def test_two_vaes_on_a_set_of_photos_give_each_model_s_own_numbers_and_the_worst_first(monkeypatch, offered):
+    """The shipped photos-spatial (factor 4) against the tiny diffusers VAE (factor 2) on three photos and a
+    file that is not one: each photo cropped to multiples of 4 for both, each PSNR and SSIM that of the model
+    called here, the count of photos the second gives back better, the gallery ordered by the lower PSNR."""
+    from pictures import Media
+
+    from vae_explorer.app.safety import plain
+    from vae_explorer.evaluation.fidelity import psnr, ssim
+
+    root, diffusers_model = offered
+    media = Media(monkeypatch)
+    rng = np.random.default_rng(21)
+    photos = {
+        "noise.png": rng.integers(0, 256, (18, 22, 3), dtype=np.uint8),
+        "flat.png": np.full((16, 20, 3), 120, np.uint8),
+        "ramp.png": np.repeat(np.linspace(0, 255, 24, dtype=np.uint8)[None, :, None], 12, 0).repeat(3, 2),
+    }
+    at = run_page(monkeypatch, root, png(photos["flat.png"]), vae="photos-spatial")
+    at.selectbox(key="ld_vae_b").set_value("tiny-pipeline  (diffusers)").run()
+    files = [(n, png(p), "image/png") for n, p in photos.items()] + [("notes.png", b"not an image", "image/png")]
+    at.file_uploader(key="ld_set").set_value(files).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert [w.value for w in at.warning] == ["Left out: notes.png is not an image this app can read."]
+    spatial_model = shipped_spatial()
+    expected = {}
+    for photo_name, pixels in photos.items():
+        h, w = pixels.shape[0] // 4 * 4, pixels.shape[1] // 4 * 4
+        top, left = (pixels.shape[0] - h) // 2, (pixels.shape[1] - w) // 2
+        x = torch.from_numpy(pixels[top : top + h, left : left + w].astype(np.float32) / 255).permute(2, 0, 1)
+        with torch.no_grad():
+            ours = spatial_model.generate(spatial_model.encode(x[None]).mean)[0]
+            mean = diffusers_model.encode(x[None] * 2 - 1).latent_dist.mean
+            theirs = ((diffusers_model.decode(mean).sample + 1) / 2).clamp(0, 1)[0]
+        expected[photo_name] = (psnr(x, ours), psnr(x, theirs), ssim(x, ours), ssim(x, theirs))
+    table = at.table[-1].value
+    assert list(table["photo"]) == [plain(n) for n in photos]  # cells are markdown: names shown as typed
+    for i, photo_name in enumerate(photos):
+        a, b, c, d = expected[photo_name]
+        assert table.iloc[i, 1:].tolist() == [f"{a:.2f}", f"{b:.2f}", f"{c:.4f}", f"{d:.4f}"]
+    better = sum(v[1] > v[0] for v in expected.values())
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["tiny-pipeline higher on"] == f"{better} of 3"
+    worst = sorted(photos, key=lambda n: min(expected[n][:2]))
+    assert [c for c, _ in media.images(at) if c in {plain(n) for n in photos}] == [plain(n) for n in worst]

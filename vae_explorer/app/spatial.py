@@ -234,3 +234,97 @@ def changed_outside(before: np.ndarray, after: np.ndarray, box: tuple, factor: i
     from ..latent.spatial import changed_outside as share
 
     return share(torch.from_numpy(before), torch.from_numpy(after), box, factor)
+
+
+MAX_COMPARED = 12  # photos put through two VAEs at once on the page: seconds each for a full-size VAE
+
+
+@st.cache_data(max_entries=8, show_spinner="The photos through the VAE…")
+def fidelity_of(folder: str, saved: float, digests: tuple, _photos: list) -> list[dict]:
+    """Each photo (3, H, W) through the VAE (evaluation.fidelity.reconstruct_photo): its PSNR, SSIM, the
+    seconds it took (measured when first computed, the VAE alone on the server's cores) and the
+    reconstruction, kept by the photos' digests."""
+    import time
+
+    from ..evaluation.fidelity import reconstruct_photo
+
+    vae, rows = _load(folder, saved), []
+    for photo in _photos:
+        with _running:
+            started = time.perf_counter()
+            result = reconstruct_photo(vae, photo)
+            seconds = time.perf_counter() - started
+        rows.append(
+            {
+                "psnr": result.psnr,
+                "ssim": result.ssim,
+                "seconds": seconds,
+                "reconstruction": result.reconstruction.numpy(),
+            }
+        )
+    return rows
+
+
+def read_photos(uploads, multiple: int) -> tuple[list[str], list, list[str], list[str]]:
+    """The uploaded photos (at most MAX_COMPARED) as (3, H, W) cropped to multiples of `multiple`: their
+    names, the photos, their digests, and one line per file left out (unreadable, too large, or over the
+    count)."""
+    from ..data.uploads import ImageError, photo_image
+    from . import safety
+
+    names, photos, digests, skipped = [], [], [], []
+    for upload in uploads:
+        if len(photos) == MAX_COMPARED:
+            skipped.append(f"{safety.plain(upload.name)}: more than the {MAX_COMPARED} photos compared at once")
+            continue
+        data = upload.getvalue()
+        try:
+            photos.append(photo_image(data, multiple, upload.name, max_pixels=PAGE_MAX_PIXELS))
+        except ImageError as error:
+            skipped.append(safety.say(error).split(";")[0])
+            continue
+        names.append(upload.name)
+        digests.append(f"{digest(data)}-{multiple}")
+    return names, photos, digests, skipped
+
+
+def comparison(first: str, second: str, uploads) -> dict:
+    """Photos through two offered VAEs (folders `first` and `second`), each cropped to whole latent
+    positions of both: per photo both PSNRs and SSIMs, the seconds each VAE took, and the pictures of the
+    photos furthest from their reconstruction (by the lower of the two PSNRs), worst first."""
+    import math
+
+    vaes = [load(first), load(second)]
+    multiple = math.lcm(vaes[0].factor, vaes[1].factor)
+    names, photos, digests, skipped = read_photos(uploads, multiple)
+    results = [fidelity_of(folder, stamp(folder), tuple(digests), photos) for folder in (first, second)]
+    rows = [
+        {"name": name, "psnr": (a["psnr"], b["psnr"]), "ssim": (a["ssim"], b["ssim"])}
+        for name, a, b in zip(names, *results)
+    ]
+    worst = sorted(range(len(rows)), key=lambda i: min(rows[i]["psnr"]))[:3]
+    gallery = [
+        (
+            names[i],
+            picture(photos[i].numpy()),
+            picture(results[0][i]["reconstruction"]),
+            picture(results[1][i]["reconstruction"]),
+        )
+        for i in worst
+    ]
+    seconds = [sum(r["seconds"] for r in result) / max(len(result), 1) for result in results]
+    pixels = sum(p.shape[1] * p.shape[2] for p in photos) / max(len(photos), 1)
+    return {
+        "rows": rows,
+        "gallery": gallery,
+        "seconds": seconds,
+        "pixels": pixels,
+        "skipped": skipped,
+        "multiple": multiple,
+    }
+
+
+def median(values: list[float]) -> float:
+    import statistics
+
+    return statistics.median(values)
