@@ -30,14 +30,22 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     folder = offered[name]
     try:
         vae = spatial.load(folder)
+        tiled = bool(spatial.tiles(vae)) and st.toggle(
+            "Tiled: encode and decode in overlapping tiles",
+            key="ld_tiled",
+            help=f"diffusers' tiling: tiles of {spatial.tiles(vae)} pixels, a quarter overlapping and blended, so the "
+            "memory is one tile's and photos up to 1024 x 1024 pixels go through; the seams can show.",
+        )
+        which = spatial.chosen(folder, tiled)
+        vae = spatial.load(which)
     except VaeExplorerError as exc:
         st.error(safety.say(exc))
         st.stop()
-    saved = spatial.stamp(folder)
     st.caption(spatial.describe(name, vae))
+    most = spatial.PAGE_TILED_MAX_PIXELS if tiled else spatial.PAGE_MAX_PIXELS
 
     upload = st.file_uploader(
-        "A photo (PNG, JPEG, WebP; up to 512 x 512 pixels, or as many pixels in another shape)",
+        f"A photo (PNG, JPEG, WebP; up to {int(most**0.5)} x {int(most**0.5)} pixels, or as many pixels in another shape)",
         type=["png", "jpg", "jpeg", "webp", "bmp"],
         key="ld_photo",
     )
@@ -46,12 +54,12 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         st.stop()
     data = upload.getvalue()
     try:
-        photo = photo_image(data, vae.factor, upload.name, max_pixels=spatial.PAGE_MAX_PIXELS)
+        photo = photo_image(data, vae.factor, upload.name, max_pixels=most)
     except ImageError as exc:
         st.error(safety.say(exc))
         st.stop()
     digest = spatial.digest(data)
-    result = spatial.reconstruction(folder, saved, digest, photo)
+    result = spatial.reconstruction(which, digest, photo)
     c, h, w = result["mean"].shape
 
     st.subheader("What the VAE gives back")
@@ -109,18 +117,16 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         "Pick a channel and paint on the picture or on the channel itself: the brush adds to that channel around "
         "the pointer (a negative amount subtracts). What the decoder makes of it shows what the channel carries."
     )
-    version = f"{digest[:16]}-{spatial.digest(folder.encode())[:8]}-{saved}"
+    version = f"{digest[:16]}-{spatial.digest(repr(which).encode())[:12]}"
     dabs, painted_seq = pending_dabs("ld_paint", version, result["mean"].shape)
-    painted = (
-        spatial.decode_painted(folder, saved, digest, result["mean"], tuple(dabs)) if dabs else result["reconstruction"]
-    )
+    painted = spatial.decode_painted(which, digest, result["mean"], tuple(dabs)) if dabs else result["reconstruction"]
     live, where = spatial.painter_decoder("ld_paint", folder, vae)
     latent_painter(
         "ld_paint",
         result["mean"],
         version,
         vae.factor,
-        spatial.reach(folder, saved),
+        spatial.reach(which),
         picture(painted),
         dabs or [],
         painted_seq,
@@ -131,12 +137,12 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
 
     st.subheader("What a diffusion model hands the decoder")
     sigma = st.slider("Noise added to the latent, σ", 0.0, 2.0, 0.0, 0.1, key="ld_sigma")
-    noisy = spatial.decode_noisy(folder, saved, digest, result["mean"], float(sigma))
+    noisy = spatial.decode_noisy(which, digest, result["mean"], float(sigma))
     columns = st.columns(2)
     columns[0].image(
         picture(noisy), caption=f"the latent's mean + {sigma:.1f} × N(0, I) noise, decoded", output_format="PNG"
     )
-    prior = spatial.decode_prior(folder, saved, (c, h, w), 0)
+    prior = spatial.decode_prior(which, (c, h, w), 0)
     columns[1].image(picture(prior), caption="a draw z ~ N(0, I) of the same shape, decoded", output_format="PNG")
     st.write(
         "Halfway through sampling, a diffusion model's latent is still partly noise, and the decoder paints what it "
@@ -212,16 +218,16 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         st.stop()
     size = (photo.shape[2], photo.shape[1])
     try:
-        second = photo_image(other.getvalue(), vae.factor, other.name, max_pixels=spatial.PAGE_MAX_PIXELS, size=size)
+        second = photo_image(other.getvalue(), vae.factor, other.name, max_pixels=most, size=size)
     except ImageError as exc:
         st.error(safety.say(exc))
         st.stop()
     other_digest = f"{spatial.digest(other.getvalue())}-{size[0]}x{size[1]}"
-    result_b = spatial.reconstruction(folder, saved, other_digest, second)
+    result_b = spatial.reconstruction(which, other_digest, second)
     controls = st.columns(2)
     t = controls[0].slider("From the first photo (0) to the second (1), t", 0.0, 1.0, 0.5, 0.05, key="ld_t")
     method = controls[1].radio("Path", ["linear", "slerp"], key="ld_path", horizontal=True)
-    between = spatial.decode_between(folder, saved, (digest, other_digest), result["mean"], result_b["mean"], t, method)
+    between = spatial.decode_between(which, (digest, other_digest), result["mean"], result_b["mean"], t, method)
     walk = st.columns(3)
     walk[0].image(picture(result["reconstruction"]), caption="the first photo's reconstruction", output_format="PNG")
     walk[1].image(picture(between), caption=f"t = {t:.2f} of the way ({method}), decoded", output_format="PNG")
@@ -238,7 +244,7 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     tall = box[2].slider("Height", 1, h - top, max(1, min(h - top, h // 2)), key="ld_tall")
     wide = box[3].slider("Width", 1, w - left_at, max(1, min(w - left_at, w // 2)), key="ld_wide")
     pasted = spatial.decode_pasted(
-        folder, saved, (digest, other_digest), result["mean"], result_b["mean"], (top, left_at, tall, wide)
+        which, (digest, other_digest), result["mean"], result_b["mean"], (top, left_at, tall, wide)
     )
     patch = st.columns(2)
     patch[0].image(

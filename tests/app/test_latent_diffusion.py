@@ -156,9 +156,10 @@ def test_the_vae_runs_for_one_visitor_at_a_time(monkeypatch):
             active[0] -= 1
             return torch.zeros(1, 3, 2, 2)
 
-    monkeypatch.setattr(spatial, "_load", lambda folder, saved: Slow())
+    monkeypatch.setattr(spatial, "_load", lambda which: Slow())
     threads = [
-        threading.Thread(target=spatial.decode_prior, args=("f", 0.0, (4, 1, 1), seed), daemon=True) for seed in (1, 2)
+        threading.Thread(target=spatial.decode_prior, args=(spatial.Offered("f", 0.0), (4, 1, 1), seed), daemon=True)
+        for seed in (1, 2)
     ]
     for thread in threads:
         thread.start()
@@ -362,3 +363,35 @@ def test_two_vaes_on_a_set_of_photos_give_each_model_s_own_numbers_and_the_worst
     assert metrics["tiny-pipeline higher on"] == f"{better} of 3"
     worst = sorted(photos, key=lambda n: min(expected[n][:2]))
     assert [c for c, _ in media.images(at) if c in {plain(n) for n in photos}] == [plain(n) for n in worst]
+
+
+def test_tiled_the_page_reconstructs_as_diffusers_tiling_does_and_takes_larger_photos(monkeypatch, offered):
+    """With the Tiled toggle on, a 40 x 56 photo (larger than the tiny VAE's 32-pixel tiles) is reconstructed
+    as diffusers' own tiled model reconstructs it, which differs from the untiled one; a photo over 512 x 512
+    pixels is refused untiled and taken tiled. Our own VAE has no toggle."""
+    import copy
+
+    from vae_explorer.evaluation.fidelity import psnr
+
+    root, model = offered
+    pixels = np.random.default_rng(8).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    at = run_page(monkeypatch, root)
+    at.toggle(key="ld_tiled").set_value(True).run()
+    at.file_uploader(key="ld_photo").set_value(("photo.png", png(pixels), "image/png")).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    x = torch.from_numpy(pixels.astype(np.float32) / 255).permute(2, 0, 1)
+    tiled = copy.deepcopy(model)
+    tiled.enable_tiling()
+    psnr_shown = {m.label: m.value for m in at.metric}["PSNR"]
+    with torch.no_grad():
+        for reference, same in ((tiled, True), (model, False)):
+            mean = reference.encode(x[None] * 2 - 1).latent_dist.mean
+            expected = ((reference.decode(mean).sample + 1) / 2).clamp(0, 1)[0]
+            assert (psnr_shown == f"{psnr(x, expected):.2f} dB") is same
+    large = png(np.zeros((520, 560, 3), np.uint8))
+    at.file_uploader(key="ld_photo").set_value(("large.png", large, "image/png")).run()
+    assert not at.error and {m.label: m.value for m in at.metric}["Latent"] == "4 x 260 x 280"
+    at.toggle(key="ld_tiled").set_value(False).run()
+    assert [shown(e.value) for e in at.error][0].startswith("large.png is 560x520 pixels; photos of up to 262,144")
+    at = run_page(monkeypatch, root, vae="photos-spatial")
+    assert "ld_tiled" not in [t.key for t in at.toggle]

@@ -10,6 +10,7 @@ import hashlib
 import os
 import threading
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import streamlit as st
@@ -20,7 +21,19 @@ DIFFUSERS_ROOT_VARIABLE = "VAE_EXPLORER_DIFFUSERS_ROOT"
 # the page takes photos up to that size, and runs the VAE for one visitor at a time (the others wait), so a
 # class cannot multiply that memory by the number of students.
 PAGE_MAX_PIXELS = 512 * 512
+# Tiled (diffusers' tiling, tiles of the VAE's sample_size, 512 for Stable Diffusion's), the memory is one
+# tile's whatever the photo's size: 768 x 768 tiled peaked at 2.3 GB, about 512 x 512 untiled's.
+PAGE_TILED_MAX_PIXELS = 1024 * 1024
 _running = threading.Lock()
+
+
+class Offered(NamedTuple):
+    """A VAE as the page's cached work is keyed: its folder, the stamp of its files (a VAE saved again is
+    another) and whether it encodes and decodes in tiles (diffusers' tiling: a second instance)."""
+
+    folder: str
+    saved: float
+    tiled: bool = False
 
 
 def diffusers_root() -> Path | None:
@@ -54,22 +67,27 @@ def _stamp(folder: str) -> float:
     )
 
 
-@st.cache_resource(max_entries=2, show_spinner="Opening the VAE…")
-def _load(folder: str, saved: float):
+@st.cache_resource(max_entries=4, show_spinner="Opening the VAE…")
+def _load(which: Offered):
     from ..checkpoints.spatial import is_checkpoint_folder, open_spatial_vae
     from ..models.diffusers_vae import checkpoint_spatial_vae
     from . import catalog
 
-    if is_checkpoint_folder(folder):  # the catalogue's own object, shared with the browser decoder's export
-        checkpoint = catalog.load(folder)
+    if is_checkpoint_folder(which.folder):  # the catalogue's own object, shared with the browser decoder's export
+        checkpoint = catalog.load(which.folder)
         if getattr(checkpoint.model, "spatial", False):
             return checkpoint_spatial_vae(checkpoint.model, checkpoint.name)
-    return open_spatial_vae(folder)
+    return open_spatial_vae(which.folder, tiled=which.tiled)
 
 
-def load(folder: str):
-    """The VAE in `folder`, one object for every session (read-only: eval mode, no gradients)."""
-    return _load(folder, _stamp(folder))
+def chosen(folder: str, tiled: bool = False) -> Offered:
+    """The VAE in `folder` as it is now (tiled or not) for the page's cached work."""
+    return Offered(folder, _stamp(folder), tiled)
+
+
+def load(which: Offered | str):
+    """The VAE, one object for every session (read-only: eval mode, no gradients)."""
+    return _load(which if isinstance(which, Offered) else chosen(which))
 
 
 def digest(data: bytes) -> str:
@@ -77,7 +95,7 @@ def digest(data: bytes) -> str:
 
 
 @st.cache_data(max_entries=16, show_spinner="The photo through the VAE…")
-def reconstruction(folder: str, saved: float, photo_digest: str, _photo: torch.Tensor) -> dict:
+def reconstruction(which: Offered, photo_digest: str, _photo: torch.Tensor) -> dict:
     """A photo through the VAE (evaluation.fidelity.reconstruct_photo) as arrays, kept per photo."""
     from ..evaluation.fidelity import reconstruct_photo
     from ..latent.spatial import (
@@ -89,7 +107,7 @@ def reconstruction(folder: str, saved: float, photo_digest: str, _photo: torch.T
     )
 
     with _running:
-        result = reconstruct_photo(_load(folder, saved), _photo)
+        result = reconstruct_photo(_load(which), _photo)
     mean, std = channel_statistics(result.mean[None])
     preview = rgb_preview(result.mean, rgb_preview_fit(result.mean[None], _photo[None]))
     return {
@@ -108,9 +126,9 @@ def reconstruction(folder: str, saved: float, photo_digest: str, _photo: torch.T
 
 
 @st.cache_data(max_entries=64, show_spinner="Decoding on the server…")
-def decode_noisy(folder: str, saved: float, photo_digest: str, _mean: np.ndarray, sigma: float) -> np.ndarray:
+def decode_noisy(which: Offered, photo_digest: str, _mean: np.ndarray, sigma: float) -> np.ndarray:
     """The photo's latent mean plus sigma times a fixed draw of N(0, I) noise, decoded (3, H, W)."""
-    vae = _load(folder, saved)
+    vae = _load(which)
     z = torch.from_numpy(_mean)
     noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
     with _running:
@@ -119,7 +137,7 @@ def decode_noisy(folder: str, saved: float, photo_digest: str, _mean: np.ndarray
 
 @st.cache_data(max_entries=64, show_spinner="Decoding on the server…")
 def decode_between(
-    folder: str, saved: float, digests: tuple[str, str], _a: np.ndarray, _b: np.ndarray, t: float, method: str
+    which: Offered, digests: tuple[str, str], _a: np.ndarray, _b: np.ndarray, t: float, method: str
 ) -> np.ndarray:
     """The point t of the way from one photo's latent mean to another's (latent.spatial.interpolate_latents),
     decoded (3, H, W)."""
@@ -127,12 +145,12 @@ def decode_between(
 
     z = interpolate_latents(torch.from_numpy(_a), torch.from_numpy(_b), t, method)
     with _running:
-        return _load(folder, saved).decode(z[None])[0].numpy()
+        return _load(which).decode(z[None])[0].numpy()
 
 
 @st.cache_data(max_entries=64, show_spinner="Decoding on the server…")
 def decode_pasted(
-    folder: str, saved: float, digests: tuple[str, str], _target: np.ndarray, _source: np.ndarray, box: tuple
+    which: Offered, digests: tuple[str, str], _target: np.ndarray, _source: np.ndarray, box: tuple
 ) -> np.ndarray:
     """The first photo's latent mean with the box (top, left, height, width) of latent positions from the
     second's (latent.spatial.paste_patch), decoded (3, H, W)."""
@@ -140,38 +158,34 @@ def decode_pasted(
 
     z = paste_patch(torch.from_numpy(_target), torch.from_numpy(_source), *box)
     with _running:
-        return _load(folder, saved).decode(z[None])[0].numpy()
+        return _load(which).decode(z[None])[0].numpy()
 
 
 @st.cache_data(max_entries=8, show_spinner="Decoding on the server…")
-def decode_prior(folder: str, saved: float, shape: tuple[int, int, int], seed: int) -> np.ndarray:
+def decode_prior(which: Offered, shape: tuple[int, int, int], seed: int) -> np.ndarray:
     """A draw z ~ N(0, I) of the latent's shape, decoded (3, H, W)."""
     z = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
     with _running:
-        return _load(folder, saved).decode(z[None])[0].numpy()
-
-
-def stamp(folder: str) -> float:
-    return _stamp(folder)
+        return _load(which).decode(z[None])[0].numpy()
 
 
 @st.cache_data(max_entries=64, show_spinner="Decoding the painting on the server…")
-def decode_painted(folder: str, saved: float, photo_digest: str, _mean: np.ndarray, dabs: tuple) -> np.ndarray:
+def decode_painted(which: Offered, photo_digest: str, _mean: np.ndarray, dabs: tuple) -> np.ndarray:
     """The photo's latent mean with the brush's dabs painted on (latent.spatial.paint_latent), decoded (3, H, W)."""
     from ..latent.spatial import paint_latent
 
     z = paint_latent(torch.from_numpy(_mean), dabs)
     with _running:
-        return _load(folder, saved).decode(z[None])[0].numpy()
+        return _load(which).decode(z[None])[0].numpy()
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def reach(folder: str, saved: float) -> int:
+def reach(which: Offered) -> int:
     """Latent positions a change reaches in this VAE's pictures (latent.spatial.receptive_radius), for the
     browser's windowed decoding; 0 for a VAE the browser does not decode (a diffusers one)."""
     from ..latent.spatial import receptive_radius
 
-    vae = _load(folder, saved)
+    vae = _load(which)
     if vae.kind == "an AutoencoderKL":
         return 0
     with _running:
@@ -192,6 +206,15 @@ def painter_decoder(key: str, folder: str, vae) -> tuple[dict | None, str]:
         )
     live, why = browser_decoding(key, catalog.load(folder))
     return live, why or "Decoded in your browser as you paint: only the part of the picture a change can reach."
+
+
+def tiles(vae) -> int:
+    """The side in pixels of the tiles a VAE can encode and decode in (diffusers' sample_size), 0 for one
+    that is not tiled (a VAE of this package: small, it runs whole)."""
+    if vae.kind != "an AutoencoderKL":
+        return 0
+    side = vae.module.config.sample_size
+    return int(side[0] if isinstance(side, (list, tuple)) else side)
 
 
 def describe(label: str, vae) -> str:
@@ -240,7 +263,7 @@ MAX_COMPARED = 12  # photos put through two VAEs at once on the page: seconds ea
 
 
 @st.cache_data(max_entries=8, show_spinner="The photos through the VAE…")
-def fidelity_of(folder: str, saved: float, digests: tuple, _photos: list) -> list[dict]:
+def fidelity_of(which: Offered, digests: tuple, _photos: list) -> list[dict]:
     """Each photo (3, H, W) through the VAE (evaluation.fidelity.reconstruct_photo): its PSNR, SSIM, the
     seconds it took (measured when first computed, the VAE alone on the server's cores) and the
     reconstruction, kept by the photos' digests."""
@@ -248,7 +271,7 @@ def fidelity_of(folder: str, saved: float, digests: tuple, _photos: list) -> lis
 
     from ..evaluation.fidelity import reconstruct_photo
 
-    vae, rows = _load(folder, saved), []
+    vae, rows = _load(which), []
     for photo in _photos:
         with _running:
             started = time.perf_counter()
@@ -297,7 +320,7 @@ def comparison(first: str, second: str, uploads) -> dict:
     vaes = [load(first), load(second)]
     multiple = math.lcm(vaes[0].factor, vaes[1].factor)
     names, photos, digests, skipped = read_photos(uploads, multiple)
-    results = [fidelity_of(folder, stamp(folder), tuple(digests), photos) for folder in (first, second)]
+    results = [fidelity_of(chosen(folder), tuple(digests), photos) for folder in (first, second)]
     rows = [
         {"name": name, "psnr": (a["psnr"], b["psnr"]), "ssim": (a["ssim"], b["ssim"])}
         for name, a, b in zip(names, *results)
