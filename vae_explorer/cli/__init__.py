@@ -131,6 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument(
         "--folder", help="a folder of photos: PSNR and SSIM of each, the worst, and the latent's statistics over all"
     )
+    which.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        metavar="SIDE",
+        help="time and peak memory of a square photo through each VAE at each side, each in a fresh process "
+        "(with --tiled: tiled too, and how far tiling moves the picture)",
+    )
     p.add_argument("--limit", type=int, default=500, help="--folder: at most this many photos (sorted by name)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", default="photo-reconstruction.png", help="PNG: photo | reconstruction | error x4 | preview")

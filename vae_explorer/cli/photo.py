@@ -24,11 +24,14 @@ def cmd_photo(args: argparse.Namespace) -> int:
     from ..images import png_bytes
     from ..latent.spatial import channel_pictures, channel_statistics, rgb_preview, rgb_preview_fit, unit_variance_scale
 
-    if len(args.vae) > (2 if args.folder else 1):
+    many = bool(args.folder or args.sizes)
+    if len(args.vae) > (2 if many else 1):
         raise ConfigError(
-            f"--vae takes one folder{' (two with --folder, to compare them)' if not args.folder else ' or two'}, "
-            f"got {len(args.vae)}; pass {'one' if not args.folder else 'one or two'}."
+            f"--vae takes one folder{' (two with --folder or --sizes, to compare them)' if not many else ' or two'}, "
+            f"got {len(args.vae)}; pass {'one' if not many else 'one or two'}."
         )
+    if args.sizes:
+        return _photo_sizes(args)
     limit = PHOTO_TILED_MAX_PIXELS if args.tiled else PHOTO_MAX_PIXELS
     if args.folder:
         return _photo_folder(args, [open_spatial_vae(folder, tiled=args.tiled) for folder in args.vae], limit)
@@ -129,4 +132,99 @@ def _photo_folder(args: argparse.Namespace, vaes: list, limit: int) -> int:
             f"{vaes[1].name} against {vaes[0].name}: higher PSNR on {better} of {len(both)} photos; where they differ "
             "most (PSNR, second minus first): " + ", ".join(f"{n} {second[n][0] - first[n][0]:+.2f} dB" for n in gaps)
         )
+    return 0
+
+
+# One VAE at one size, in a fresh process (so its peak memory is the process's own): open the VAE, then a
+# seeded random photo through it (reconstruct_photo) twice; prints one JSON line and saves the second
+# reconstruction for the tiled-against-untiled difference.
+ONE_SIZE = """
+import json, resource, statistics, sys, time
+import torch
+from vae_explorer.checkpoints.spatial import open_spatial_vae
+from vae_explorer.evaluation.fidelity import reconstruct_photo
+folder, side, tiled, out = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+started = time.perf_counter()
+vae = open_spatial_vae(folder, tiled=tiled)
+opened = time.perf_counter() - started
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+photo = torch.rand(3, side, side, generator=torch.Generator().manual_seed(0))
+times = []
+for _ in range(2):
+    started = time.perf_counter()
+    result = reconstruct_photo(vae, photo)
+    times.append(time.perf_counter() - started)
+torch.save(result.reconstruction, out)
+print(json.dumps({"open_s": opened, "median_s": statistics.median(times), "opened_mb": before,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _photo_sizes(args: argparse.Namespace) -> int:
+    """`photo --sizes`: each VAE at each size (and tiled, with --tiled, for a VAE that tiles), each run in a
+    fresh process: seconds a photo and the process's peak memory, and how far tiling moves the picture."""
+    import json
+    import subprocess
+    import tempfile
+
+    import torch
+
+    from ..checkpoints.spatial import open_spatial_vae
+    from ..data.uploads import PHOTO_MAX_PIXELS, PHOTO_TILED_MAX_PIXELS
+    from ..errors import ConfigError
+
+    vaes = [open_spatial_vae(folder) for folder in args.vae]  # checked here, one sentence each, before any run
+    for side in args.sizes:
+        if not 8 <= side <= 4096:
+            raise ConfigError(f"--sizes takes sides from 8 to 4096 pixels, got {side}; pass sides in that range.")
+        for vae in vaes:
+            if side % vae.factor:
+                raise ConfigError(
+                    f"--sizes {side} is not a multiple of {vae.name}'s factor {vae.factor}; pass multiples of "
+                    f"{vae.factor}."
+                )
+    with tempfile.TemporaryDirectory() as scratch:
+        for folder, vae in zip(args.vae, vaes):
+            tiles = vae.kind == "an AutoencoderKL"
+            print(f"{vae.name}: {vae.kind} of {vae.num_parameters:,} parameters (each line a fresh process, 2 runs)")
+            for side in args.sizes:
+                kept = {}
+                for tiled in (False, True) if args.tiled and tiles else (False,):
+                    limit = PHOTO_TILED_MAX_PIXELS if tiled else PHOTO_MAX_PIXELS
+                    label = f"  {side}x{side}{' tiled' if tiled else ''}"
+                    if side * side > limit:
+                        print(f"{label}: not run (over {limit / 1e6:.0f} megapixels{'' if tiled else '; add --tiled'})")
+                        continue
+                    out = Path(scratch) / f"{vae.name}-{side}-{int(tiled)}.pt"
+                    done = subprocess.run(
+                        [
+                            sys.executable,
+                            "-c",
+                            ONE_SIZE,
+                            str(Path(folder).expanduser()),
+                            str(side),
+                            str(int(tiled)),
+                            str(out),
+                        ],
+                        capture_output=True,
+                        text=True,
+                    )
+                    if done.returncode != 0:
+                        killed = done.returncode < 0 or "MemoryError" in done.stderr
+                        print(
+                            f"{label}: failed ({'out of memory' if killed else done.stderr.strip().splitlines()[-1][:160]})"
+                        )
+                        continue
+                    row = json.loads(done.stdout.strip().splitlines()[-1])
+                    kept[tiled] = torch.load(out)
+                    print(
+                        f"{label}: {row['median_s']:.2f} s a photo; peak memory {row['peak_mb']:,.0f} MB "
+                        f"({row['peak_mb'] - row['opened_mb']:,.0f} MB above the VAE opened, {row['opened_mb']:,.0f} MB)"
+                    )
+                if len(kept) == 2:
+                    difference = (kept[True] - kept[False]).abs()
+                    print(
+                        f"  {side}x{side}: tiled against untiled, mean absolute difference {float(difference.mean()):.4f}, "
+                        f"largest {float(difference.max()):.4f} (in [0, 1])"
+                    )
     return 0

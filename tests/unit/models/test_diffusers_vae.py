@@ -278,3 +278,36 @@ def test_a_folder_with_only_half_precision_weights_opens_in_float32(tiny_folder,
     weights = dict(vae.module.named_parameters())
     for name, parameter in reference.named_parameters():
         assert weights[name].dtype == torch.float32 and torch.equal(weights[name], parameter.half().float())
+
+
+def test_the_photo_command_measures_time_and_memory_per_size_in_fresh_processes(tiny_folder, capsys):
+    """`photo --vae A B --sizes 48 --tiled`: a line per VAE, size and tiling, seconds and the process's peak
+    memory; the tiled line only for the diffusers VAE, and its difference to the untiled picture that of the
+    diffusers model called here, tiled and not, on the same seeded photo."""
+    import copy
+    import re
+
+    from vae_explorer.cli import main
+
+    folder, reference = tiny_folder
+    assert main(["photo", "--vae", "photos-spatial", str(folder), "--sizes", "48", "--tiled"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if re.match(r"  48x48( tiled)?: \d+\.\d\d s a photo; peak memory", line)]
+    assert len(lines) == 3 and sum("tiled" in line for line in lines) == 1
+    for line in lines:
+        peak, above, opened = (int(v.replace(",", "")) for v in re.findall(r"([\d,]+) MB", line))
+        assert peak > 0 and above == peak - opened and above >= 0
+    photo = torch.rand(3, 48, 48, generator=torch.Generator().manual_seed(0))
+    tiled = copy.deepcopy(reference)
+    tiled.enable_tiling()
+    pictures = []
+    with torch.no_grad():
+        for model in (reference, tiled):
+            mean = model.encode(photo[None] * 2 - 1).latent_dist.mean
+            pictures.append(((model.decode(mean).sample + 1) / 2).clamp(0, 1)[0])
+    difference = (pictures[1] - pictures[0]).abs()
+    assert f"tiled against untiled, mean absolute difference {float(difference.mean()):.4f}" in out
+    assert main(["photo", "--vae", "photos-spatial", "--sizes", "50"]) == 2
+    assert "--sizes 50 is not a multiple of photos-spatial's factor 4; pass multiples of 4." in capsys.readouterr().err
+    assert main(["photo", "--vae", str(folder), "--sizes", "1032"]) == 0
+    assert "1032x1032: not run (over 1 megapixels; add --tiled)" in capsys.readouterr().out
