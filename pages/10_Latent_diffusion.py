@@ -3,7 +3,7 @@ what it gives back and what its spatial latent holds."""
 
 import streamlit as st
 
-from vae_explorer.app import chrome, safety, spatial
+from vae_explorer.app import chrome, links, safety, spatial
 from vae_explorer.app.live import latent_painter, pending_dabs
 from vae_explorer.app.spatial import picture
 from vae_explorer.data.uploads import ImageError, photo_image
@@ -26,6 +26,16 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
             "VAE folders (a pipeline's vae/ folder)."
         )
         st.stop()
+    linked_vae = st.query_params.get("ld_vae")  # a shared link's VAE, by name
+    if linked_vae and "ld_vae" not in st.session_state:
+        named = [label for label in offered if label.split("  ")[0] == linked_vae]
+        if named:
+            st.session_state["ld_vae"] = named[0]
+        else:
+            st.warning(
+                f"This link asks for a VAE called {safety.plain(linked_vae[:60])}, which this server does not offer; "
+                "pick one below."
+            )
     name = st.selectbox("VAE", list(offered), key="ld_vae")  # option text is shown as typed, never as markdown
     folder = offered[name]
     try:
@@ -49,6 +59,23 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         type=["png", "jpg", "jpeg", "webp", "bmp"],
         key="ld_photo",
     )
+    if upload is None and st.query_params.get("ld_z"):  # a shared latent: decoded, until a photo is uploaded
+        linked, said = links.latent_from_link(st.query_params["ld_z"], vae.latent_channels, name.split("  ")[0])
+        if said:
+            st.warning(said)
+        else:
+            link_digest = spatial.digest(st.query_params["ld_z"].encode())
+            shared = st.columns([2, 3])
+            shared[0].image(
+                picture(spatial.decode_linked(which, link_digest, linked)),
+                caption=f"the latent this link carries ({' x '.join(map(str, linked.shape))}), decoded",
+                output_format="PNG",
+            )
+            shared[1].image(
+                spatial.channels_png(linked), caption="its channels: −3 black, 0 grey, +3 white", output_format="PNG"
+            )
+            st.info("Upload a photo of your own to see it through the VAE.")
+        st.stop()
     if upload is None:
         st.info("Upload a photo to see it through the VAE.")
         st.stop()
@@ -134,6 +161,17 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         picture_px=chrome.px(320),
     )
     st.caption(where)
+    if st.button("Put this latent in the address bar, to share it", key="ld_share"):
+        link = links.latent_to_link(spatial.painted_latent(result["mean"], dabs or []))
+        if link is None:
+            st.info(
+                f"This latent has {c * h * w:,} values; a link carries up to {links.MAX_LINKED_VALUES:,}, so crop the "
+                "photo to share its latent."
+            )
+        else:
+            st.query_params["ld_vae"] = name.split("  ")[0]
+            st.query_params["ld_z"] = link
+            st.caption("The address bar now holds this VAE and this latent, painted as it is: copy it to share them.")
 
     st.subheader("What a diffusion model hands the decoder")
     sigma = st.slider("Noise added to the latent, σ", 0.0, 2.0, 0.0, 0.1, key="ld_sigma")

@@ -395,3 +395,99 @@ def test_tiled_the_page_reconstructs_as_diffusers_tiling_does_and_takes_larger_p
     assert [shown(e.value) for e in at.error][0].startswith("large.png is 560x520 pixels; photos of up to 262,144")
     at = run_page(monkeypatch, root, vae="photos-spatial")
     assert "ld_tiled" not in [t.key for t in at.toggle]
+
+
+def unpack_link(text: str) -> np.ndarray:
+    """A link's ?ld_z= read here without the app's code: CxHxWxSCALE, a dot, deflated int8 steps in base64."""
+    import base64
+    import zlib
+
+    head, payload = text.rsplit(".", 1)
+    c, h, w, scale = head.split("x")
+    raw = zlib.decompress(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return np.frombuffer(raw, np.int8).reshape(int(c), int(h), int(w)).astype(np.float32) * np.float32(float(scale))
+
+
+def test_a_painted_latent_goes_into_a_link_and_the_link_opens_it_decoded(monkeypatch):
+    from pictures import Media
+    from streamlit.testing.v1 import AppTest
+
+    calls = painter_calls(monkeypatch)
+    pixels = np.random.default_rng(6).integers(0, 256, (32, 40, 3), dtype=np.uint8)
+    at = run_page(monkeypatch, None, png(pixels), vae="photos-spatial")
+    dabs = [[1, 3.0, 4.0, 2.0, 2.5]]
+    at.session_state["ld_paint"] = {"dabs": {"version": calls[-1]["version"], "dabs": dabs, "seq": 1}}
+    at.run()
+    at.button(key="ld_share").click().run()
+    assert not at.exception and not at.error
+    link = at.query_params["ld_z"][0] if isinstance(at.query_params["ld_z"], list) else at.query_params["ld_z"]
+    painted = calls[-1]["latent"].copy()
+    rows, cols = np.mgrid[0 : painted.shape[1], 0 : painted.shape[2]]
+    painted[1] += 2.5 * np.clip(1 - ((rows - 3.0) ** 2 + (cols - 4.0) ** 2) / 4.0, 0, None) ** 2
+    carried = unpack_link(link)
+    assert carried.shape == (4, 8, 10) and np.abs(carried - painted).max() <= np.abs(painted).max() / 127 / 2 + 1e-6
+    assert len(link) < 8000  # under a reverse proxy's 8 KB a line
+
+    media = Media(monkeypatch)
+    shared = AppTest.from_file(PAGE, default_timeout=PATIENCE_S)
+    shared.query_params["ld_vae"] = "photos-spatial"
+    shared.query_params["ld_z"] = link
+    shared.run()
+    assert not shared.exception and not shared.error and not shared.warning
+    model = shipped_spatial()
+    with torch.no_grad():
+        expected = model.generate(torch.from_numpy(carried)[None])[0].permute(1, 2, 0).numpy()
+    shown_pixels = media.image(shared, "the latent this link carries (4 x 8 x 10), decoded")
+    assert np.abs(shown_pixels.astype(int) - (expected * 255 + 0.5).astype(np.uint8).astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize(
+    "query, said",
+    [
+        (
+            {"ld_z": "3x8x10x0.01." + "AAAA"},
+            "The latent in this link has 3 channels, but photos-spatial has 4; pick the VAE",
+        ),
+        ({"ld_z": "4x8x10x0.01.!!!"}, "The latent in this link could not be read (it was cut short or changed)"),
+        ({"ld_z": "4x8x10xnan.AAAA"}, "The latent in this link could not be read"),
+        ({"ld_z": "4x100x100x0.1.AAAA"}, "The latent in this link has more than the 4,096 values a link carries"),
+        (
+            {"ld_vae": "sd-xl", "ld_z": "4x8x10x0.1.AAAA"},
+            "This link asks for a VAE called sd-xl, which this server does",
+        ),
+    ],
+    ids=["channels", "base64", "scale", "size", "vae"],
+)
+def test_a_link_s_latent_that_cannot_be_used_is_one_sentence(monkeypatch, query, said):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(PAGE, default_timeout=PATIENCE_S)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception and not at.error
+    assert any(shown(w.value).startswith(said) for w in at.warning), [w.value for w in at.warning]
+
+
+def test_a_link_deflating_to_more_than_its_latent_is_refused_without_inflating_it(monkeypatch):
+    import base64
+    import zlib
+
+    from vae_explorer.app.links import latent_from_link
+
+    bomb = "4x8x10x0.1." + base64.urlsafe_b64encode(zlib.compress(b"\0" * 50_000_000)).decode()
+    assert len(bomb) < 70_000
+    assert latent_from_link(bomb, 4, "photos-spatial") == (
+        None,
+        "The latent in this link could not be read (it was cut short or changed); upload a photo instead.",
+    )
+
+
+def test_a_latent_too_large_for_a_link_is_said_and_not_put_in_the_address(monkeypatch):
+    at = run_page(monkeypatch, None, png(np.zeros((160, 160, 3), np.uint8)), vae="photos-spatial")
+    at.button(key="ld_share").click().run()
+    assert "ld_z" not in at.query_params
+    assert any(
+        i.value.startswith("This latent has 6,400 values; a link carries up to 4,096, so crop the photo")
+        for i in at.info
+    )

@@ -103,3 +103,59 @@ def z_from_link(
     if (clipped != values).any():
         return clipped, f"Values of the z in this link outside {low:g} to {high:g} were set to the sliders' ends."
     return values, None
+
+
+MAX_LINKED_VALUES = 4096  # a spatial latent a link carries: 4 x 32 x 32 (photos-spatial on a 128 x 128 photo)
+
+
+def latent_to_link(z: np.ndarray) -> str | None:
+    """A spatial latent (C, h, w) as a link's ?ld_z=: "CxHxWxSCALE." then its values as int8 steps of SCALE
+    (the largest |value| / 127), deflated, in URL-safe base64; about 5 KB for 4,096 values, so the address
+    stays under what a reverse proxy takes (nginx: 8 KB a line). None when it has more than MAX_LINKED_VALUES."""
+    import base64
+    import zlib
+
+    if z.size > MAX_LINKED_VALUES:
+        return None
+    scale = max(float(np.abs(z).max()), 1e-6) / 127
+    steps = np.clip(np.round(z / scale), -127, 127).astype(np.int8)
+    payload = base64.urlsafe_b64encode(zlib.compress(steps.tobytes(), 9)).decode("ascii").rstrip("=")
+    return "x".join(str(n) for n in z.shape) + f"x{scale:.9g}." + payload
+
+
+def latent_from_link(text: str, channels: int, vae_name: str) -> tuple[np.ndarray | None, str | None]:
+    """The latent (C, h, w) a link's ?ld_z= carries, or None and the one line that says why it cannot be
+    used (unreadable, too large, or made for a VAE with another number of channels)."""
+    import base64
+    import binascii
+    import zlib
+
+    unreadable = "The latent in this link could not be read (it was cut short or changed); upload a photo instead."
+    head, _, payload = str(text).rpartition(".")  # the base64 has no "."; the scale may
+    parts = head.split("x")
+    try:
+        c, h, w = (int(v) for v in parts[:3])
+        scale = float(parts[3])
+    except (ValueError, IndexError):
+        return None, unreadable
+    if len(parts) != 4 or min(c, h, w) < 1 or not (np.isfinite(scale) and scale > 0):
+        return None, unreadable
+    if c * h * w > MAX_LINKED_VALUES:
+        return (
+            None,
+            f"The latent in this link has more than the {MAX_LINKED_VALUES:,} values a link carries; upload a photo instead.",
+        )
+    if c != channels:
+        return None, (
+            f"The latent in this link has {c} channels, but {safety.plain(vae_name)} has {channels}; pick the VAE "
+            "it was made with, or upload a photo."
+        )
+    try:
+        packed = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        inflate = zlib.decompressobj()
+        raw = inflate.decompress(packed, c * h * w + 1)  # never more than the latent's size, whatever it claims
+    except (binascii.Error, ValueError, zlib.error):
+        return None, unreadable
+    if len(raw) != c * h * w:
+        return None, unreadable
+    return np.frombuffer(raw, np.int8).astype(np.float32).reshape(c, h, w) * np.float32(scale), None

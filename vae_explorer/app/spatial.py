@@ -351,3 +351,17 @@ def median(values: list[float]) -> float:
     import statistics
 
     return statistics.median(values)
+
+
+def painted_latent(mean: np.ndarray, dabs: list) -> np.ndarray:
+    """The latent mean (C, h, w) with the brush's dabs on it (latent.spatial.paint_latent), as numpy."""
+    from ..latent.spatial import paint_latent
+
+    return paint_latent(torch.from_numpy(mean), dabs).numpy()
+
+
+@st.cache_data(max_entries=16, show_spinner="Decoding the link's latent…")
+def decode_linked(which: Offered, link_digest: str, _z: np.ndarray) -> np.ndarray:
+    """A latent a link carries (C, h, w), decoded (3, H, W)."""
+    with _running:
+        return _load(which).decode(torch.from_numpy(_z)[None])[0].numpy()
