@@ -33,8 +33,8 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
             st.session_state["ld_vae"] = named[0]
         else:
             st.warning(
-                f"This link asks for a VAE called {safety.plain(linked_vae[:60])}, which this server does not offer; "
-                "pick one below."
+                f"This link asks for a VAE called {safety.plain(''.join(filter(str.isprintable, linked_vae[:60])))}, which "
+                "this server does not offer; pick one below."
             )
     name = st.selectbox("VAE", list(offered), key="ld_vae")  # option text is shown as typed, never as markdown
     folder = offered[name]
@@ -139,40 +139,6 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
         f"the factor that would make it exactly 1 for this photo is {result['unit_scale']:.4f}."
     )
 
-    st.subheader("Paint on the latent")
-    st.write(
-        "Pick a channel and paint on the picture or on the channel itself: the brush adds to that channel around "
-        "the pointer (a negative amount subtracts). What the decoder makes of it shows what the channel carries."
-    )
-    version = f"{digest[:16]}-{spatial.digest(repr(which).encode())[:12]}"
-    dabs, painted_seq = pending_dabs("ld_paint", version, result["mean"].shape)
-    painted = spatial.decode_painted(which, digest, result["mean"], tuple(dabs)) if dabs else result["reconstruction"]
-    live, where = spatial.painter_decoder("ld_paint", folder, vae)
-    latent_painter(
-        "ld_paint",
-        result["mean"],
-        version,
-        vae.factor,
-        spatial.reach(which),
-        picture(painted),
-        dabs or [],
-        painted_seq,
-        live,
-        picture_px=chrome.px(320),
-    )
-    st.caption(where)
-    if st.button("Put this latent in the address bar, to share it", key="ld_share"):
-        link = links.latent_to_link(spatial.painted_latent(result["mean"], dabs or []))
-        if link is None:
-            st.info(
-                f"This latent has {c * h * w:,} values; a link carries up to {links.MAX_LINKED_VALUES:,}, so crop the "
-                "photo to share its latent."
-            )
-        else:
-            st.query_params["ld_vae"] = name.split("  ")[0]
-            st.query_params["ld_z"] = link
-            st.caption("The address bar now holds this VAE and this latent, painted as it is: copy it to share them.")
-
     st.subheader("What a diffusion model hands the decoder")
     sigma = st.slider("Noise added to the latent, σ", 0.0, 2.0, 0.0, 0.1, key="ld_sigma")
     noisy = spatial.decode_noisy(which, digest, result["mean"], float(sigma))
@@ -251,50 +217,96 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
     other = st.file_uploader(
         "A second photo (resized to the first one's size)", type=["png", "jpg", "jpeg", "webp", "bmp"], key="ld_other"
     )
+    size, second = (photo.shape[2], photo.shape[1]), None
     if other is None:
-        st.info("Upload a second photo to walk from the first one's latent to its latent.")
-        st.stop()
-    size = (photo.shape[2], photo.shape[1])
-    try:
-        second = photo_image(other.getvalue(), vae.factor, other.name, max_pixels=most, size=size)
-    except ImageError as exc:
-        st.error(safety.say(exc))
-        st.stop()
-    other_digest = f"{spatial.digest(other.getvalue())}-{size[0]}x{size[1]}"
-    result_b = spatial.reconstruction(which, other_digest, second)
-    controls = st.columns(2)
-    t = controls[0].slider("From the first photo (0) to the second (1), t", 0.0, 1.0, 0.5, 0.05, key="ld_t")
-    method = controls[1].radio("Path", ["linear", "slerp"], key="ld_path", horizontal=True)
-    between = spatial.decode_between(which, (digest, other_digest), result["mean"], result_b["mean"], t, method)
-    walk = st.columns(3)
-    walk[0].image(picture(result["reconstruction"]), caption="the first photo's reconstruction", output_format="PNG")
-    walk[1].image(picture(between), caption=f"t = {t:.2f} of the way ({method}), decoded", output_format="PNG")
-    walk[2].image(picture(result_b["reconstruction"]), caption="the second photo's reconstruction", output_format="PNG")
-    st.caption(
-        "Each latent position is interpolated on its own: linear mixes the two latents; slerp follows the great "
-        "circle between each position's two channel vectors, keeping their length."
-    )
+        st.info("Upload a second photo to walk from the first one's latent to its latent, and to copy from it below.")
+    else:
+        try:
+            second = photo_image(other.getvalue(), vae.factor, other.name, max_pixels=most, size=size)
+        except ImageError as exc:
+            st.error(safety.say(exc))
+    if second is not None:
+        other_digest = f"{spatial.digest(other.getvalue())}-{size[0]}x{size[1]}"
+        result_b = spatial.reconstruction(which, other_digest, second)
+        controls = st.columns(2)
+        t = controls[0].slider("From the first photo (0) to the second (1), t", 0.0, 1.0, 0.5, 0.05, key="ld_t")
+        method = controls[1].radio("Path", ["linear", "slerp"], key="ld_path", horizontal=True)
+        between = spatial.decode_between(which, (digest, other_digest), result["mean"], result_b["mean"], t, method)
+        walk = st.columns(3)
+        walk[0].image(
+            picture(result["reconstruction"]), caption="the first photo's reconstruction", output_format="PNG"
+        )
+        walk[1].image(picture(between), caption=f"t = {t:.2f} of the way ({method}), decoded", output_format="PNG")
+        walk[2].image(
+            picture(result_b["reconstruction"]), caption="the second photo's reconstruction", output_format="PNG"
+        )
+        st.caption(
+            "Each latent position is interpolated on its own: linear mixes the two latents; slerp follows the great "
+            "circle between each position's two channel vectors, keeping their length."
+        )
 
-    st.subheader("A piece of one latent in another")
-    box = st.columns(4)
-    top = box[0].slider("Top (latent rows)", 0, h - 1, h // 4, key="ld_top")
-    left_at = box[1].slider("Left (latent columns)", 0, w - 1, w // 4, key="ld_left")
-    tall = box[2].slider("Height", 1, h - top, max(1, min(h - top, h // 2)), key="ld_tall")
-    wide = box[3].slider("Width", 1, w - left_at, max(1, min(w - left_at, w // 2)), key="ld_wide")
-    pasted = spatial.decode_pasted(
-        which, (digest, other_digest), result["mean"], result_b["mean"], (top, left_at, tall, wide)
+        st.subheader("A piece of one latent in another")
+        box = st.columns(4)
+        top = box[0].slider("Top (latent rows)", 0, h - 1, h // 4, key="ld_top")
+        left_at = box[1].slider("Left (latent columns)", 0, w - 1, w // 4, key="ld_left")
+        tall = box[2].slider("Height", 1, h - top, max(1, min(h - top, h // 2)), key="ld_tall")
+        wide = box[3].slider("Width", 1, w - left_at, max(1, min(w - left_at, w // 2)), key="ld_wide")
+        pasted = spatial.decode_pasted(
+            which, (digest, other_digest), result["mean"], result_b["mean"], (top, left_at, tall, wide)
+        )
+        patch = st.columns(2)
+        patch[0].image(
+            picture(pasted),
+            caption=f"the first photo's latent with rows {top}-{top + tall - 1}, columns {left_at}-{left_at + wide - 1} "
+            "of the second's, decoded",
+            output_format="PNG",
+        )
+        f = vae.factor
+        outside = spatial.changed_outside(result["reconstruction"], pasted, (top, left_at, tall, wide), f)
+        patch[1].write(
+            f"One latent position covers {f} x {f} pixels, but the decoder's convolutions mix neighbouring positions: "
+            f"{100 * outside:.1f}% of the pixels outside the box differ from the first photo's reconstruction by more "
+            "than 2 levels. The piece is painted into its surroundings, not cut out of the other picture."
+        )
+
+    st.subheader("Paint on the latent")
+    st.write(
+        "Pick a channel and paint on the picture or on the channel itself: the brush adds to that channel around "
+        "the pointer (a negative amount subtracts). What the decoder makes of it shows what the channel carries. "
+        "With a second photo above, the brush can also copy its latent into this one as you paint."
     )
-    patch = st.columns(2)
-    patch[0].image(
-        picture(pasted),
-        caption=f"the first photo's latent with rows {top}-{top + tall - 1}, columns {left_at}-{left_at + wide - 1} "
-        "of the second's, decoded",
-        output_format="PNG",
+    source = result_b["mean"] if second is not None else None  # what the copying brush takes from
+    painted_digest = digest if source is None else f"{digest}+{other_digest}"
+    version = f"{spatial.digest(painted_digest.encode())[:16]}-{spatial.digest(repr(which).encode())[:12]}"
+    dabs, painted_seq = pending_dabs("ld_paint", version, result["mean"].shape, copying=source is not None)
+    painted = (
+        spatial.decode_painted(which, painted_digest, result["mean"], tuple(dabs), source)
+        if dabs
+        else result["reconstruction"]
     )
-    f = vae.factor
-    outside = spatial.changed_outside(result["reconstruction"], pasted, (top, left_at, tall, wide), f)
-    patch[1].write(
-        f"One latent position covers {f} x {f} pixels, but the decoder's convolutions mix neighbouring positions: "
-        f"{100 * outside:.1f}% of the pixels outside the box differ from the first photo's reconstruction by more "
-        "than 2 levels. The piece is painted into its surroundings, not cut out of the other picture."
+    live, where = spatial.painter_decoder("ld_paint", folder, vae)
+    latent_painter(
+        "ld_paint",
+        result["mean"],
+        version,
+        vae.factor,
+        spatial.reach(which),
+        picture(painted),
+        dabs or [],
+        painted_seq,
+        live,
+        picture_px=chrome.px(320),
+        source=source,
     )
+    st.caption(where)
+    if st.button("Put this latent in the address bar, to share it", key="ld_share"):
+        link = links.latent_to_link(spatial.painted_latent(result["mean"], dabs or [], source))
+        if link is None:
+            st.info(
+                f"This latent has {c * h * w:,} values; a link carries up to {links.MAX_LINKED_VALUES:,}, so crop the "
+                "photo to share its latent."
+            )
+        else:
+            st.query_params["ld_vae"] = name.split("  ")[0]
+            st.query_params["ld_z"] = link
+            st.caption("The address bar now holds this VAE and this latent, painted as it is: copy it to share them.")

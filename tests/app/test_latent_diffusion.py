@@ -307,8 +307,9 @@ def test_painting_on_a_channel_is_decoded_on_the_server_as_the_model_decodes_the
         [[0, 1.0, 1.0, 2.0]],
         [[0, 1.0, 1.0, 2.0, 1.0]] * 6000,  # more than a painting holds
         "not a list",
+        [[-1, 1.0, 1.0, 2.0, 1.0]],  # copying, with no second photo to copy from
     ],
-    ids=["channel", "nan", "amount", "short", "too many", "text"],
+    ids=["channel", "nan", "amount", "short", "too many", "text", "copy"],
 )
 def test_dabs_a_page_cannot_make_are_left_out(monkeypatch, dabs):
     calls = painter_calls(monkeypatch)
@@ -491,3 +492,34 @@ def test_a_latent_too_large_for_a_link_is_said_and_not_put_in_the_address(monkey
         i.value.startswith("This latent has 6,400 values; a link carries up to 4,096, so crop the photo")
         for i in at.info
     )
+
+
+def test_the_copying_brush_moves_the_first_latent_to_the_second_s_where_it_paints(monkeypatch):
+    """With a second photo, a dab of channel -1 moves every channel (1 - d^2/R^2)^2 of the way to the second
+    photo's latent (computed here); the page decodes that latent as the model does."""
+    calls = painter_calls(monkeypatch)
+    rng = np.random.default_rng(9)
+    first, second = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8), rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    at = run_page(monkeypatch, None, png(first), vae="photos-spatial")
+    at.file_uploader(key="ld_other").set_value(("second.png", png(second), "image/png")).run()
+    start = calls[-1]
+    assert start["source"] is not None and start["dabs"] == []
+    dabs = [[-1, 3.0, 5.0, 2.5, 1.0], [2, 1.0, 1.0, 1.5, -2.0]]
+    at.session_state["ld_paint"] = {"dabs": {"version": start["version"], "dabs": dabs, "seq": 2}}
+    at.run()
+    assert not at.exception and not at.error
+    model = shipped_spatial()
+    with torch.no_grad():
+        a, b = (
+            model.encode(torch.from_numpy(x.astype(np.float32) / 255).permute(2, 0, 1)[None]).mean[0]
+            for x in (first, second)
+        )
+    z = a.numpy().copy()
+    rows, cols = np.mgrid[0 : z.shape[1], 0 : z.shape[2]]
+    bump = lambda r, c, radius: np.clip(1 - ((rows - r) ** 2 + (cols - c) ** 2) / radius**2, 0, None) ** 2  # noqa: E731
+    z += bump(3.0, 5.0, 2.5) * (b.numpy() - z)
+    z[2] += -2.0 * bump(1.0, 1.0, 1.5)
+    expected = (model.generate(torch.from_numpy(z).float()[None])[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(
+        np.uint8
+    )
+    assert np.abs(calls[-1]["image"].astype(int) - expected.astype(int)).max() <= 1

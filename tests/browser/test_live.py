@@ -741,3 +741,65 @@ def test_painting_on_a_channel_is_decoded_in_the_browser_as_the_model_decodes_th
     page.mouse.up()  # the stroke ends: Python hears the dabs
     page.wait_for_function(f"() => ({PAINT})()._state.answered >= 1", timeout=PATIENCE_MS)  # Python's painting 1
     assert error_boxes(page) == []
+
+
+def test_the_copying_brush_brings_the_second_photo_s_latent_in_as_the_model_decodes_it(page, app_url):
+    """With a second photo on the page, the painter's "copy from the second photo" brush: a stroke of the
+    mouse moves the first latent toward the second's where it passes, decoded in the browser as the model
+    decodes latent.spatial.paint_latent with the second latent as the source."""
+    import io
+
+    import torch
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+
+    from vae_explorer.latent.spatial import paint_latent
+
+    runtime_or_skip()
+    open_page(page, app_url, "Latent_diffusion")
+    first, second = load_sample_image("flower.jpg")[150:214, 200:264], load_sample_image("china.jpg")[100:164, 150:214]
+    files = []
+    for name, pixels in (("first.png", first), ("second.png", second)):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG")
+        files.append({"name": name, "mimeType": "image/png", "buffer": buffer.getvalue()})
+    page.locator("input[type=file]").first.set_input_files(files=[files[0]])
+    page.get_by_text("A second photo (resized to the first one's size)").wait_for(timeout=PATIENCE_MS)
+    second_box = page.locator('[data-testid="stFileUploader"]').filter(has_text="A second photo")
+    second_box.locator("input[type=file]").set_input_files(files=[files[1]])
+    page.wait_for_function(
+        f"""() => {{ const r = ({PAINT})(); return r && r.dataset.mode === 'browser' && r._state.pixels && r._state.source; }}""",
+        timeout=PATIENCE_MS,
+    )
+    page.locator(".pt-channels input[value='-1']").check()
+    canvas = page.locator(".pt-image")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + 0.3 * box["width"], box["y"] + 0.5 * box["height"])
+    page.mouse.down()
+    for i in range(1, 8):
+        page.mouse.move(box["x"] + (0.3 + 0.05 * i) * box["width"], box["y"] + 0.5 * box["height"])
+        page.wait_for_timeout(15)
+    page.wait_for_function(
+        f"() => {{ const r = ({PAINT})(); return Number(r.dataset.decodes) >= 2 && !r._state.decoding && !r._state.dirty; }}",
+        timeout=PATIENCE_MS,
+    )
+    seen = page.evaluate(
+        f"""() => {{ const r = ({PAINT})(); const c = r.querySelector('.pt-image');
+        return {{dabs: r._state.dabs, width: c.width, height: c.height,
+                 pixels: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)}}; }}"""
+    )
+    page.mouse.up()
+    assert seen["dabs"] and all(d[0] == -1 and d[4] == 1 for d in seen["dabs"])
+    model = load_checkpoint(REPO / "checkpoints" / "photos-spatial").model
+    with torch.no_grad():
+        a, b = (
+            model.encode(torch.from_numpy(x.astype(np.float32) / 255).permute(2, 0, 1)[None]).mean[0]
+            for x in (first, second)
+        )
+        after = model.generate(paint_latent(a, seen["dabs"], b)[None])[0]
+    shown_pixels = np.array(seen["pixels"], dtype=np.uint8).reshape(seen["height"], seen["width"], 4)[..., :3]
+    assert_pixels_close(
+        shown_pixels, (after.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8), "the copied-into picture"
+    )
+    assert error_boxes(page) == []

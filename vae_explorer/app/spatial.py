@@ -170,11 +170,14 @@ def decode_prior(which: Offered, shape: tuple[int, int, int], seed: int) -> np.n
 
 
 @st.cache_data(max_entries=64, show_spinner="Decoding the painting on the server…")
-def decode_painted(which: Offered, photo_digest: str, _mean: np.ndarray, dabs: tuple) -> np.ndarray:
-    """The photo's latent mean with the brush's dabs painted on (latent.spatial.paint_latent), decoded (3, H, W)."""
+def decode_painted(
+    which: Offered, photo_digest: str, _mean: np.ndarray, dabs: tuple, _source: np.ndarray | None = None
+) -> np.ndarray:
+    """The photo's latent mean with the brush's dabs painted on (latent.spatial.paint_latent; `_source`, the
+    second photo's latent, is in `photo_digest` when given), decoded (3, H, W)."""
     from ..latent.spatial import paint_latent
 
-    z = paint_latent(torch.from_numpy(_mean), dabs)
+    z = paint_latent(torch.from_numpy(_mean), dabs, None if _source is None else torch.from_numpy(_source))
     with _running:
         return _load(which).decode(z[None])[0].numpy()
 
@@ -353,11 +356,11 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def painted_latent(mean: np.ndarray, dabs: list) -> np.ndarray:
+def painted_latent(mean: np.ndarray, dabs: list, source: np.ndarray | None = None) -> np.ndarray:
     """The latent mean (C, h, w) with the brush's dabs on it (latent.spatial.paint_latent), as numpy."""
     from ..latent.spatial import paint_latent
 
-    return paint_latent(torch.from_numpy(mean), dabs).numpy()
+    return paint_latent(torch.from_numpy(mean), dabs, None if source is None else torch.from_numpy(source)).numpy()
 
 
 @st.cache_data(max_entries=16, show_spinner="Decoding the link's latent…")

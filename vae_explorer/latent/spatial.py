@@ -138,13 +138,21 @@ def brush(shape: tuple[int, int], row: float, col: float, radius: float) -> torc
     return inside**2
 
 
-def paint_latent(z: torch.Tensor, dabs) -> torch.Tensor:
-    """A latent (C, h, w) with each dab (channel, row, col, radius, amount) of a brush added in turn:
-    amount times `brush` on that channel (positive adds, negative subtracts). The browser's painter
-    (app/live/paint/paint.js) applies the same dabs in the same order."""
+def paint_latent(z: torch.Tensor, dabs, source: torch.Tensor | None = None) -> torch.Tensor:
+    """A latent (C, h, w) with each dab (channel, row, col, radius, amount) of a brush applied in turn:
+    amount times `brush` added to that channel (positive adds, negative subtracts); channel -1 moves every
+    channel amount times `brush` of the way to `source` (another photo's latent of the same shape): a
+    patch of it copied in, blended at the rim. The browser's painter (app/live/paint/paint.js) applies the
+    same dabs in the same order."""
     out = z.clone()
     for channel, row, col, radius, amount in dabs:
-        out[int(channel)] += (float(amount) * brush(out.shape[1:], float(row), float(col), float(radius))).to(out.dtype)
+        weight = (float(amount) * brush(out.shape[1:], float(row), float(col), float(radius))).to(out.dtype)
+        if int(channel) >= 0:
+            out[int(channel)] += weight
+        elif source is None:
+            raise ValueError("a copying dab (channel -1) needs the source latent")
+        else:
+            out += weight * (source - out)
     return out
 
 

@@ -158,3 +158,15 @@ def test_the_reach_of_a_decoder_is_its_receptive_field_in_latent_positions():
     assert not torch.allclose(
         outside[:, :, 2 * (reach - 1) : 2 * (reach + 3), 2 * (reach - 1) : 2 * (reach + 4)], whole[:, :, 6:14, 8:18]
     )
+
+
+def test_a_copying_dab_moves_every_channel_toward_the_source_by_the_brush_s_weight():
+    from vae_explorer.latent.spatial import paint_latent
+
+    z, source = torch.zeros(2, 5, 5), torch.arange(50, dtype=torch.float32).reshape(2, 5, 5)
+    painted = paint_latent(z, [(-1, 2.0, 2.0, 2.0, 1.0)], source)
+    weight = np.array([[max(0.0, 1 - ((i - 2) ** 2 + (j - 2) ** 2) / 4) ** 2 for j in range(5)] for i in range(5)])
+    np.testing.assert_allclose(painted.numpy(), weight * source.numpy(), atol=1e-5)
+    assert torch.equal(painted[:, 2, 2], source[:, 2, 2])  # the centre is the source's own
+    with pytest.raises(ValueError, match="needs the source latent"):
+        paint_latent(z, [(-1, 2.0, 2.0, 2.0, 1.0)])

@@ -15,11 +15,11 @@ from .. import runtime
 MAX_RADIUS, MAX_AMOUNT = 16.0, 10.0  # beyond the page's own brush (8 positions, ±3): a hand-made request
 
 
-def pending_dabs(key: str, version: str, shape) -> tuple[list[tuple] | None, int]:
+def pending_dabs(key: str, version: str, shape, copying: bool = False) -> tuple[list[tuple] | None, int]:
     """The dabs (channel, row, col, radius, amount) the painter `key` last sent for the latent `version`
     of `shape` (C, h, w), and their sequence number; (None, 0) when there are none for it. What does not
-    fit (another latent's, a channel or brush the page cannot make, too many) is None too: the painting
-    is then Python's last one."""
+    fit (another latent's, a channel or brush the page cannot make, too many, a copying dab (channel -1,
+    amount in (0, 1]) without `copying`) is None too: the painting is then Python's last one."""
     from ....latent.spatial import MAX_DABS
 
     sent = (st.session_state.get(key) or {}).get("dabs") or {}
@@ -36,7 +36,8 @@ def pending_dabs(key: str, version: str, shape) -> tuple[list[tuple] | None, int
         channel, row, col, radius, amount = (float(v) for v in one)
         if not all(math.isfinite(v) for v in (row, col, radius, amount)):
             return None, 0
-        if channel not in range(channels) or not 0 < radius <= MAX_RADIUS or abs(amount) > MAX_AMOUNT:
+        copy = channel == -1 and copying and 0 < amount <= 1
+        if not (copy or channel in range(channels)) or not 0 < radius <= MAX_RADIUS or abs(amount) > MAX_AMOUNT:
             return None, 0
         if not (-radius <= row <= h + radius and -radius <= col <= w + radius):
             return None, 0
@@ -58,18 +59,20 @@ def latent_painter(
     seq: int,
     live: dict | None,
     picture_px: int = 320,
+    source: np.ndarray | None = None,
 ) -> None:
     """Mount the painter on the latent (C, h, w) float32 `latent`, whose pictures are `factor` times its
     side; `reach`: latent positions a change reaches in the picture (latent.spatial.receptive_radius).
     `image` (H, W, 3) uint8 is Python's picture of the latent with `dabs` painted (the painting `seq`);
-    `live` the decoder's spec for the browser, or None when Python decodes."""
+    `live` the decoder's spec for the browser, or None when Python decodes; `source` another photo's latent
+    of the same shape, which the copying brush takes from."""
     from ....latent.spatial import MAX_DABS
 
     runtime._declare("latent_painter", "paint")[0](
         key=key,
         data={
             "version": version,
-            "latent": base64.b64encode(np.ascontiguousarray(latent, dtype="<f4").tobytes()).decode("ascii"),
+            "latent": _base64(latent),
             "shape": [int(v) for v in latent.shape],
             "factor": int(factor),
             "reach": int(reach),
@@ -79,8 +82,14 @@ def latent_painter(
             "picture_px": int(picture_px),
             "max_dabs": MAX_DABS,
             "live": live,
+            "source": None if source is None else _base64(source),
         },
         default={"dabs": None, "live": None},
         on_dabs_change=lambda: None,
         on_live_change=lambda: None,
     )
+
+
+def _base64(latent: np.ndarray) -> str:
+    """A latent's float32 values (little-endian, C order) as base64, as paint.js reads them."""
+    return base64.b64encode(np.ascontiguousarray(latent, dtype="<f4").tobytes()).decode("ascii")

@@ -1,5 +1,6 @@
 // Painting on one channel of a spatial latent (C, h, w): the brush adds to (or, with a negative amount,
-// subtracts from) the chosen channel around the pointer, and the picture follows. With the decoder in
+// subtracts from) the chosen channel around the pointer, or (with a second photo's latent sent as the
+// source) copies that latent in, every channel, and the picture follows. With the decoder in
 // the page (live.js) each change is decoded here as the hand moves: only a window around it, reaching
 // `reach` latent positions beyond what can change, so the pixels pasted back are those of decoding the
 // whole latent. Without it, Python decodes the painting when a stroke ends. Either way Python hears the
@@ -20,26 +21,33 @@ import { bytesFromBase64, cleanup, followModel, loadPicture, mount, putPixels, r
  * @property {number[][]} dabs   the dabs Python holds (a reload or another render keeps them)
  * @property {number} picture_px
  * @property {number} max_dabs   the most dabs one painting may hold (latent/spatial.MAX_DABS)
+ * @property {string|null} source the second photo's latent, float32 (C, h, w), base64: the copying brush's
  * @property {import("../common.js").GraphSpec|null} live
  */
 
-/** A dab of the brush on `z` (Float32Array, C*h*w): latent/spatial.brush, (1 - d^2/R^2)^2 within R. */
-export function dab(z, [c, h, w], [channel, row, col, radius, amount]) {
+/**
+ * A dab of the brush on `z` (Float32Array, C*h*w), weight (1 - d^2/R^2)^2 within R (latent/spatial.brush):
+ * on one channel, amount x weight added; channel -1, every channel moved that weight of the way to
+ * `source` (the second photo's latent): a patch of it copied in, blended at the rim.
+ */
+export function dab(z, [c, h, w], [channel, row, col, radius, amount], source = null) {
   const r0 = Math.max(0, Math.ceil(row - radius)), r1 = Math.min(h - 1, Math.floor(row + radius));
   const c0 = Math.max(0, Math.ceil(col - radius)), c1 = Math.min(w - 1, Math.floor(col + radius));
   for (let i = r0; i <= r1; i++) {
     for (let j = c0; j <= c1; j++) {
       const inside = Math.max(0, 1 - ((i - row) ** 2 + (j - col) ** 2) / radius ** 2);
-      z[channel * h * w + i * w + j] += amount * inside * inside;
+      const weight = inside * inside;
+      if (channel >= 0) z[channel * h * w + i * w + j] += amount * weight;
+      else for (let k = 0; k < c; k++) { const at = k * h * w + i * w + j; z[at] += amount * weight * (source[at] - z[at]); }
     }
   }
   return [r0, r1 + 1, c0, c1 + 1];  // the rows and columns it may have changed, [start, end)
 }
 
 /** latent/spatial.paint_latent: the dabs applied in turn to a copy of `z`. */
-export function paintLatent(z, shape, dabs) {
+export function paintLatent(z, shape, dabs, source = null) {
   const out = Float32Array.from(z);
-  dabs.forEach((d) => dab(out, shape, d));
+  dabs.forEach((d) => dab(out, shape, d, source));
   return out;
 }
 
@@ -63,7 +71,8 @@ const HTML = `<div class="pt-pictures">
 
 const newState = () => ({ version: null, base: null, z: null, shape: null, dabs: [], strokes: [], stroke: null, seq: 0,
                           answered: 0, channel: 0, radius: 2, amount: 2, dirty: null, decoding: false, pixels: null,
-                          live: null, model: null, spec: null, decodes: 0, decodeMs: 0, shownImage: null, last: null });
+                          live: null, model: null, spec: null, decodes: 0, decodeMs: 0, shownImage: null, last: null,
+                          source: null, copying: false });
 
 /** @param {{data: PaintData, setStateValue: Function, parentElement: HTMLElement}} component */
 export default function (component) {
@@ -147,9 +156,9 @@ export default function (component) {
     let rect = null;
     for (let s = state.last ? 1 : 0; s <= steps; s++) {
       const t = s / steps;
-      const one = [state.channel, +(fromRow + t * (row - fromRow)).toFixed(3), +(fromCol + t * (col - fromCol)).toFixed(3), state.radius, state.amount];
+      const one = [state.copying ? -1 : state.channel, +(fromRow + t * (row - fromRow)).toFixed(3), +(fromCol + t * (col - fromCol)).toFixed(3), state.radius, state.copying ? 1 : state.amount];
       state.dabs.push(one);
-      rect = union(rect, dab(state.z, data.shape, one));
+      rect = union(rect, dab(state.z, data.shape, one, state.source));
     }
     state.last = [row, col];
     if (rect) changedRows(rect);
@@ -173,7 +182,7 @@ export default function (component) {
       if (!state.strokes.length) return;
       const from = state.strokes.pop();
       const undone = state.dabs.splice(from);
-      state.z = paintLatent(state.base, data.shape, state.dabs);
+      state.z = paintLatent(state.base, data.shape, state.dabs, state.source);
       let rect = null;
       undone.forEach(([, row, col, r]) => { rect = union(rect, [Math.max(0, Math.ceil(row - r)), Math.min(h, Math.floor(row + r) + 1), Math.max(0, Math.ceil(col - r)), Math.min(w, Math.floor(col + r) + 1)]); });
       changedRows(rect);
@@ -186,25 +195,27 @@ export default function (component) {
       changedRows([0, h, 0, w]);
       send();
     },
-    channel: (k) => { state.channel = k; drawChannel(); },
+    channel: (k) => { state.copying = k < 0; if (k >= 0) state.channel = k; drawChannel(); },
     radius: () => { state.radius = parseFloat(radius.value); root.querySelector(".pt-radius-value").textContent = `${state.radius} positions`; },
     amount: () => { state.amount = parseFloat(amount.value); root.querySelector(".pt-amount-value").textContent = `${state.amount > 0 ? "+" : ""}${state.amount}`; },
   };
 
   if (state.version !== data.version) {  // another latent: Python's dabs (none, or those a rerun kept) and its picture
     const base = new Float32Array(bytesFromBase64(data.latent).buffer);
+    state.source = data.source ? new Float32Array(bytesFromBase64(data.source).buffer) : null;
+    state.copying = state.copying && !!state.source;
     Object.assign(state, { version: data.version, base, dabs: data.dabs.map((d) => d.slice()), strokes: data.dabs.length ? [0] : [],
                            seq: data.seq, answered: data.seq, shownImage: null, dirty: null, pixels: null });
-    state.z = paintLatent(base, data.shape, state.dabs);
+    state.z = paintLatent(base, data.shape, state.dabs, state.source);
     state.channel = Math.min(state.channel, C - 1);
     const group = root.querySelector(".pt-channels");
     group.innerHTML = "";
-    for (let k = 0; k < C; k++) {
+    for (let k = state.source ? -1 : 0; k < C; k++) {  // -1: copy from the second photo
       const label = document.createElement("label");
-      label.innerHTML = `<input type="radio" value="${k}"> c${k}`;
+      label.innerHTML = `<input type="radio" value="${k}"> ${k < 0 ? "copy from the second photo" : `c${k}`}`;
       const radio = label.firstChild;
       radio.name = `pt-channel-${data.version}`;
-      radio.checked = k === state.channel;
+      radio.checked = k < 0 ? state.copying : k === state.channel && !state.copying;
       radio.addEventListener("change", () => state.on.channel(k), { signal });
       group.appendChild(label);
     }
