@@ -308,8 +308,9 @@ def test_painting_on_a_channel_is_decoded_on_the_server_as_the_model_decodes_the
         [[0, 1.0, 1.0, 2.0, 1.0]] * 6000,  # more than a painting holds
         "not a list",
         [[-1, 1.0, 1.0, 2.0, 1.0]],  # copying, with no second photo to copy from
+        [[0, 10**400, 1.0, 2.0, 1.0]],  # an integer no float holds
     ],
-    ids=["channel", "nan", "amount", "short", "too many", "text", "copy"],
+    ids=["channel", "nan", "amount", "short", "too many", "text", "copy", "huge"],
 )
 def test_dabs_a_page_cannot_make_are_left_out(monkeypatch, dabs):
     calls = painter_calls(monkeypatch)

@@ -33,7 +33,10 @@ def pending_dabs(key: str, version: str, shape, copying: bool = False) -> tuple[
     for one in dabs:
         if not isinstance(one, list) or len(one) != 5 or not all(isinstance(v, (int, float)) for v in one):
             return None, 0
-        channel, row, col, radius, amount = (float(v) for v in one)
+        try:
+            channel, row, col, radius, amount = (float(v) for v in one)
+        except OverflowError:  # an integer too large for a float
+            return None, 0
         if not all(math.isfinite(v) for v in (row, col, radius, amount)):
             return None, 0
         copy = channel == -1 and copying and 0 < amount <= 1
