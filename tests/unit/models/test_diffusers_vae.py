@@ -262,7 +262,10 @@ def test_two_vaes_compared_on_a_folder_say_which_gives_back_each_photo_better(ti
     most = max(gaps, key=lambda name: abs(gaps[name]))
     assert f"differ most (PSNR, second minus first): {most} {gaps[most]:+.2f} dB" in out
     assert main(["photo", "--vae", str(folder), str(folder), "--image", str(photos / "a.png")]) == 2
-    assert "--vae takes one folder (two with --folder or --sizes, to compare them), got 2; pass one." in capsys.readouterr().err
+    assert (
+        "--vae takes one folder (two with --folder or --sizes, to compare them), got 2; pass one."
+        in capsys.readouterr().err
+    )
 
 
 def test_a_folder_with_only_half_precision_weights_opens_in_float32(tiny_folder, tmp_path):
