@@ -120,8 +120,10 @@ def _train_one_rank(rank: int, world: int, port: int, out: str) -> None:
             [lambda event: event.kind == "epoch"],
         )
         (Path(out) / f"{rank}.json").write_text(json.dumps([len(history), float(next(model.parameters()).sum())]))
-    finally:
-        dist.destroy_process_group()
+    finally:  # leave together, as a torchrun command does (a rank tearing down gloo early was aborted in CI)
+        from vae_explorer.training.distributed import finish
+
+        finish()
 
 
 def test_a_stop_decided_on_rank_0_ends_every_process(tmp_path):
