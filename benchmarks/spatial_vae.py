@@ -35,6 +35,7 @@ SD_VAE = dict(
 ONE_SIZE = """
 import json, resource, statistics, sys, time
 import torch
+from safetensors.torch import save_file
 from vae_explorer.evaluation.fidelity import reconstruct_photo
 from vae_explorer.models.diffusers_vae import load_spatial_vae
 folder, side, repeats, tiled, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
@@ -47,7 +48,7 @@ for _ in range(repeats):
     started = time.perf_counter()
     result = reconstruct_photo(vae, photo)
     times.append(time.perf_counter() - started)
-torch.save(result.reconstruction, out)
+save_file({"reconstruction": result.reconstruction.contiguous()}, out)
 print(json.dumps({"side": side, "open_s": opened, "median_s": statistics.median(times), "times": times,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "threads": torch.get_num_threads()}))
 """
@@ -61,6 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
     from diffusers import AutoencoderKL
+    from safetensors.torch import load_file
 
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "sd-vae-random"
@@ -74,7 +76,7 @@ def main() -> None:
         for side in sorted(set(args.sizes) | set(args.tiled)):
             outputs = {}
             for tiled in (False, True) if side in args.tiled else (False,):
-                out = Path(scratch) / f"{side}-{int(tiled)}.pt"
+                out = Path(scratch) / f"{side}-{int(tiled)}.safetensors"
                 done = subprocess.run(
                     [
                         sys.executable,
@@ -91,7 +93,7 @@ def main() -> None:
                     check=True,
                 )
                 row = json.loads(done.stdout.strip().splitlines()[-1])
-                outputs[tiled] = torch.load(out)
+                outputs[tiled] = load_file(out)["reconstruction"]
                 print(
                     f"{side}x{side}{' tiled' if tiled else ''}: open {row['open_s']:.2f} s; photo through the VAE (encode, "
                     f"decode, PSNR, SSIM) median {row['median_s']:.2f} s of {args.repeats} "

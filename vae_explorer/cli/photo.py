@@ -137,10 +137,11 @@ def _photo_folder(args: argparse.Namespace, vaes: list, limit: int) -> int:
 
 # One VAE at one size, in a fresh process (so its peak memory is the process's own): open the VAE, then a
 # seeded random photo through it (reconstruct_photo) twice; prints one JSON line and saves the second
-# reconstruction for the tiled-against-untiled difference.
+# reconstruction (as safetensors: nothing is unpickled) for the tiled-against-untiled difference.
 ONE_SIZE = """
 import json, resource, statistics, sys, time
 import torch
+from safetensors.torch import save_file
 from vae_explorer.checkpoints.spatial import open_spatial_vae
 from vae_explorer.evaluation.fidelity import reconstruct_photo
 folder, side, tiled, out = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
@@ -154,7 +155,7 @@ for _ in range(2):
     started = time.perf_counter()
     result = reconstruct_photo(vae, photo)
     times.append(time.perf_counter() - started)
-torch.save(result.reconstruction, out)
+save_file({"reconstruction": result.reconstruction.contiguous()}, out)
 print(json.dumps({"open_s": opened, "median_s": statistics.median(times), "opened_mb": before,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -167,7 +168,7 @@ def _photo_sizes(args: argparse.Namespace) -> int:
     import subprocess
     import tempfile
 
-    import torch
+    from safetensors.torch import load_file
 
     from ..checkpoints.spatial import open_spatial_vae
     from ..data.uploads import PHOTO_MAX_PIXELS, PHOTO_TILED_MAX_PIXELS
@@ -195,7 +196,7 @@ def _photo_sizes(args: argparse.Namespace) -> int:
                     if side * side > limit:
                         print(f"{label}: not run (over {limit / 1e6:.0f} megapixels{'' if tiled else '; add --tiled'})")
                         continue
-                    out = Path(scratch) / f"{vae.name}-{side}-{int(tiled)}.pt"
+                    out = Path(scratch) / f"{vae.name}-{side}-{int(tiled)}.safetensors"
                     done = subprocess.run(
                         [
                             sys.executable,
@@ -216,7 +217,7 @@ def _photo_sizes(args: argparse.Namespace) -> int:
                         )
                         continue
                     row = json.loads(done.stdout.strip().splitlines()[-1])
-                    kept[tiled] = torch.load(out)
+                    kept[tiled] = load_file(out)["reconstruction"]
                     print(
                         f"{label}: {row['median_s']:.2f} s a photo; peak memory {row['peak_mb']:,.0f} MB "
                         f"({row['peak_mb'] - row['opened_mb']:,.0f} MB above the VAE opened, {row['opened_mb']:,.0f} MB)"
