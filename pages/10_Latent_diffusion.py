@@ -184,12 +184,8 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                 rows = compared["rows"]
                 better = sum(r["psnr"][1] > r["psnr"][0] for r in rows)
                 summary = st.columns(3)
-                summary[0].metric(
-                    f"Median PSNR, {first_label}", f"{spatial.median([r['psnr'][0] for r in rows]):.2f} dB"
-                )
-                summary[1].metric(
-                    f"Median PSNR, {second_label}", f"{spatial.median([r['psnr'][1] for r in rows]):.2f} dB"
-                )
+                summary[0].metric(f"Median PSNR, {first_label}", f"{compared['median_psnr'][0]:.2f} dB")
+                summary[1].metric(f"Median PSNR, {second_label}", f"{compared['median_psnr'][1]:.2f} dB")
                 summary[2].metric(f"{second_label} higher on", f"{better} of {len(rows)}")
                 st.table(
                     {

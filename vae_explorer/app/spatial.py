@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import statistics
 import threading
 from pathlib import Path
 from typing import NamedTuple
@@ -189,7 +190,7 @@ def reach(which: Offered) -> int:
     from ..latent.spatial import receptive_radius
 
     vae = _load(which)
-    if vae.kind == "an AutoencoderKL":
+    if vae.tileable:  # a diffusers VAE: painted on the server, no window to size
         return 0
     with _running:
         return receptive_radius(vae.module.decode, vae.latent_channels, vae.factor)
@@ -214,7 +215,7 @@ def painter_decoder(key: str, folder: str, vae) -> tuple[dict | None, str]:
 def tiles(vae) -> int:
     """The side in pixels of the tiles a VAE can encode and decode in (diffusers' sample_size), 0 for one
     that is not tiled (a VAE of this package: small, it runs whole)."""
-    if vae.kind != "an AutoencoderKL":
+    if not vae.tileable:
         return 0
     side = vae.module.config.sample_size
     return int(side[0] if isinstance(side, (list, tuple)) else side)
@@ -225,7 +226,7 @@ def describe(label: str, vae) -> str:
     from . import safety
 
     name = safety.plain(label.split("  ")[0])
-    if vae.kind == "an AutoencoderKL":
+    if vae.tileable:
         scaling = f"its config's scaling factor {vae.scaling_factor:g}"
     else:
         scaling = "trained as a plain VAE (N(0, I) at every position), so its latents need no scaling factor"
@@ -339,21 +340,17 @@ def comparison(first: str, second: str, uploads) -> dict:
         for i in worst
     ]
     seconds = [sum(r["seconds"] for r in result) / max(len(result), 1) for result in results]
+    medians = [statistics.median(r["psnr"] for r in result) if result else float("nan") for result in results]
     pixels = sum(p.shape[1] * p.shape[2] for p in photos) / max(len(photos), 1)
     return {
         "rows": rows,
         "gallery": gallery,
         "seconds": seconds,
+        "median_psnr": medians,
         "pixels": pixels,
         "skipped": skipped,
         "multiple": multiple,
     }
-
-
-def median(values: list[float]) -> float:
-    import statistics
-
-    return statistics.median(values)
 
 
 def painted_latent(mean: np.ndarray, dabs: list, source: np.ndarray | None = None) -> np.ndarray:

@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
-        "photo", help="a photo through a latent diffusion VAE (a local diffusers folder): PSNR, SSIM, its latent"
+        "photo", help="photos through a spatial VAE (a diffusers folder or photos-spatial): PSNR, SSIM, the latent"
     )
     p.set_defaults(run=cmd_photo)
     p.add_argument(
@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="FOLDER",
         help="a diffusers AutoencoderKL folder (config.json and safetensors weights) or a spatial-latent checkpoint "
-        "(photos-spatial); with --folder, two to compare",
+        "(photos-spatial); with --folder or --sizes, two to compare",
     )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--image", help="the photo (PNG, JPEG, WebP, ...), up to 1 megapixel")

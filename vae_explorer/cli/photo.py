@@ -186,7 +186,7 @@ def _photo_sizes(args: argparse.Namespace) -> int:
                 )
     with tempfile.TemporaryDirectory() as scratch:
         for folder, vae in zip(args.vae, vaes):
-            tiles = vae.kind == "an AutoencoderKL"
+            tiles = vae.tileable
             print(f"{vae.name}: {vae.kind} of {vae.num_parameters:,} parameters (each line a fresh process, 2 runs)")
             for side in args.sizes:
                 kept = {}

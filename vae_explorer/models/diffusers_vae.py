@@ -46,6 +46,7 @@ class SpatialVAE:
     num_parameters: int
     tiled: bool = False  # diffusers' tiling: tiles of its sample_size, a quarter overlapping, blended linearly
     kind: str = "an AutoencoderKL"  # what it is, in a sentence: "{name}: {kind} of N parameters"
+    tileable = True  # diffusers' tiling applies (a class attribute: CheckpointSpatialVAE's is False)
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,7 +71,9 @@ class SpatialVAE:
 class CheckpointSpatialVAE(SpatialVAE):
     """A VAE of this package with a spatial latent (architecture "spatial", models/vae.py) as a SpatialVAE:
     its module is the VAE, trained on images in [0, 1] already; its prior is N(0, I) at every position,
-    so its latents need no scaling (scaling_factor 1, shift 0)."""
+    so its latents need no scaling (scaling_factor 1, shift 0). Small, it runs whole: no tiling."""
+
+    tileable = False
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -137,7 +137,7 @@ export default function (component) {
       state.decoding = false;
     }
   };
-  const changedRows = (rect) => {
+  const repaint = (rect) => {
     state.dirty = union(state.dirty, rect);
     drawChannel();
     if (state.live && state.pixels) decodeWindows();
@@ -161,7 +161,7 @@ export default function (component) {
       rect = union(rect, dab(state.z, data.shape, one, state.source));
     }
     state.last = [row, col];
-    if (rect) changedRows(rect);
+    if (rect) repaint(rect);
   };
   state.on = {
     down: (event) => {
@@ -185,14 +185,14 @@ export default function (component) {
       state.z = paintLatent(state.base, data.shape, state.dabs, state.source);
       let rect = null;
       undone.forEach(([, row, col, r]) => { rect = union(rect, [Math.max(0, Math.ceil(row - r)), Math.min(h, Math.floor(row + r) + 1), Math.max(0, Math.ceil(col - r)), Math.min(w, Math.floor(col + r) + 1)]); });
-      changedRows(rect);
+      repaint(rect);
       send();
     },
     reset: () => {
       state.dabs = [];
       state.strokes = [];
       state.z = Float32Array.from(state.base);
-      changedRows([0, h, 0, w]);
+      repaint([0, h, 0, w]);
       send();
     },
     channel: (k) => { state.copying = k < 0; if (k >= 0) state.channel = k; drawChannel(); },
