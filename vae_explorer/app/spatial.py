@@ -199,11 +199,10 @@ def reach(which: Offered) -> int:
 def painter_decoder(key: str, folder: str, vae) -> tuple[dict | None, str]:
     """The decoder spec for the painter `key` (None: the server decodes each stroke) and the one line that
     says where the painting is decoded."""
-    from ..checkpoints.spatial import is_checkpoint_folder
     from . import catalog
     from .live import browser_decoding
 
-    if not is_checkpoint_folder(folder):
+    if vae.tileable:  # a diffusers VAE (a checkpoint of ours is small and exports to ONNX)
         return None, (
             f"Decoded on the server when a stroke ends: this VAE's decoder ({vae.num_parameters:,} parameters with its "
             "encoder) is too large to run in a browser."
