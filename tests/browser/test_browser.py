@@ -73,7 +73,7 @@ def test_clicking_the_latent_map_shows_the_image(page, app_url):
     wanted = int(np.flatnonzero(data.test_y.numpy() == 2)[5])  # the sixth dot of the third class
     open_page(page, app_url, "Latent_map")
     page.mouse.click(*map_position(page, wanted))
-    page.get_by_text("its reconstruction").wait_for(timeout=PATIENCE_MS)
+    page.get_by_text("its reconstruction", exact=True).wait_for(timeout=PATIENCE_MS)
     label = page.locator(
         "[data-testid='stMarkdownContainer']", has_text=re.compile(r"Test image \d+")
     ).first.inner_text()
