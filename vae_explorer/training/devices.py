@@ -34,17 +34,22 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def autocast(device: torch.device, precision: str):
-    """The context the forward pass runs in: bfloat16 autocast, or nothing for float32."""
+def autocast(device: torch.device, precision: str, cache: bool = True):
+    """The context the forward pass runs in: bfloat16 autocast, or nothing for float32. A step
+    recorded as a CUDA graph runs without autocast's cache of cast weights (`cache=False`), which
+    would outlive the recording."""
     if precision == "bfloat16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext()
 
 
-def make_optimizer(params, lr: float) -> torch.optim.Adam:
+def make_optimizer(params, lr: float, capturable: bool = False) -> torch.optim.Adam:
     """Adam (Kingma & Ba, arXiv:1412.6980) with torch's fused kernel where the device has it
-    (CUDA, CPU), else its multi-tensor version; the updates are the same."""
+    (CUDA, CPU), else its multi-tensor version; the updates are the same. `capturable`: its step
+    counts stay on the device, so that a CUDA graph can record the step (training.step)."""
     params = list(params)
+    if capturable:
+        return torch.optim.Adam(params, lr=lr, fused=True, capturable=True)
     try:
         return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, ValueError):  # a device or dtype without the fused kernel

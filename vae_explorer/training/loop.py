@@ -10,6 +10,9 @@ that step (what was learned is kept and the partial epoch is recorded). Epoch ev
 checkpoint keeps, so `train(..., resume=state)` continues exactly where the run stopped: two
 epochs and a resume to four end with the same weights as four straight epochs.
 
+A step (forward, loss, backward, Adam) is `step.Step`; with `train.capture` on a CUDA GPU it is
+`step.CapturedStep`, recorded once as a CUDA graph and replayed for every full batch.
+
 Nothing process-wide is touched: the batch order and the noise come from the run's own seeded
 generators, mixed precision is `torch.autocast` (thread-local), so two trainings in one process
 (two app sessions) neither disturb each other nor change anyone else's numbers.
@@ -32,7 +35,8 @@ from ..errors import ConfigError, TrainingError
 from ..models import VAE
 from ..models.losses import free_bits_loss
 from . import distributed
-from .devices import autocast, make_optimizer, resolve_device
+from .devices import make_optimizer, resolve_device
+from .step import CapturedStep, CaptureFailed, Step
 
 
 @dataclass
@@ -161,7 +165,18 @@ def check_fits(config: TrainConfig, data: Dataset) -> None:
         raise ConfigError(
             f"train.batch_size {config.batch_size} is larger than the {n} training images; lower --batch-size."
         )
-    resolve_device(config.device)
+    check_capture(config, resolve_device(config.device))
+
+
+def check_capture(config: TrainConfig, device: torch.device) -> None:
+    """train.capture records the step as a CUDA graph: on a CUDA device, uncompiled."""
+    if config.capture and config.compile:
+        raise ConfigError("train.capture and train.compile cannot be combined; leave one of them off.")
+    if config.capture and device.type != "cuda":
+        raise ConfigError(
+            f"train.capture records the training step as a CUDA graph, and the device here is {device.type}: "
+            "leave --capture off, or train on a CUDA GPU."
+        )
 
 
 def _compile(model: VAE) -> None:
@@ -218,6 +233,8 @@ def train(
     # Under torchrun: every global batch of config.batch_size is split across the processes (rank r
     # takes every world-th image of it) and DDP averages the gradients; only rank 0 runs callbacks.
     rank, world = distributed.world()
+    if world > 1 and config.capture:
+        raise ConfigError("train.capture works in one process; leave --capture off under torchrun.")
     objective = _Objective(model, config)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -233,7 +250,7 @@ def train(
     on_disk = isinstance(data.train_x, ImageStore)
     x, y = (data.train_x if on_disk else data.train_x.to(device)), data.train_y.to(device)
     conditional = bool(model.cond_dim)
-    optimizer = make_optimizer(model.parameters(), config.lr)
+    optimizer = make_optimizer(model.parameters(), config.lr, capturable=config.capture)
     # Own generators for the batch order and for eps, so that a run depends on its seed alone.
     order_generator = torch.Generator().manual_seed(config.seed)
     noise_generator = torch.Generator(device=device).manual_seed(config.seed + 1 + 1000 * rank)
@@ -253,6 +270,14 @@ def train(
         else:
             noise_generator.manual_seed(config.seed + 1 + 1000 * rank + resume.steps_done)
         first_epoch, step = resume.epochs_done + 1, resume.steps_done
+        for group in optimizer.param_groups:  # a saved state brings its own flags; a recorded step needs this one
+            group["capturable"] = group["capturable"] or config.capture
+    if config.capture:  # the step recorded once as a CUDA graph (on another device: the same fixed tensors, unrecorded)
+        run_step = CapturedStep(
+            objective, optimizer, device, config.precision, noise_generator, config.batch_size, device.type == "cuda"
+        )
+    else:
+        run_step = Step(objective, optimizer, device, config.precision, noise_generator)
     history: list[dict] = []
     last_good = copy.deepcopy(model.state_dict())
     stop = False
@@ -272,23 +297,21 @@ def train(
             index = order[i * config.batch_size : (i + 1) * config.batch_size][rank::world]
             xb = x.uint8(index).to(device).float().div_(255.0) if on_disk else x.index_select(0, index)  # (B, C, H, W)
             beta = kl_weight(config, epoch, i, steps_per_epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, epoch, i, steps_per_epoch)
-            optimizer.zero_grad(set_to_none=True)
-            with autocast(device, config.precision):
-                recon, kl, total = objective(
-                    xb, y.index_select(0, index.to(device)) if conditional else None, beta, noise_generator
-                )
-                loss = total.mean()
-            parts = torch.stack([recon.detach().sum(), kl.detach().sum(), loss.detach()]).double()  # recon, kl, loss
+            yb = y.index_select(0, index.to(device)) if conditional else None
+            try:
+                parts = run_step(xb, yb, beta, learning_rate(config, epoch, i, steps_per_epoch))  # recon, kl, loss
+            except CaptureFailed as error:
+                model.load_state_dict(last_good)
+                raise TrainingError(
+                    f"this model's training step could not be recorded as a CUDA graph ({error}); the model was "
+                    f"restored to the end of epoch {epoch - 1}: train again without --capture."
+                ) from None
             if world > 1:  # every process stops at the same step, for a NaN anywhere or a callback's stop
                 loss_value = distributed.all_sum([float(parts[2])], device)[0] / world
                 if not math.isfinite(loss_value):
                     _diverged(model, last_good, loss_value, epoch, i, config)
                 parts[2] = loss_value
             losses[i] = parts[2]
-            loss.backward()
-            optimizer.step()
             step += 1
             seen += len(xb)
             sums += torch.stack([parts[0], parts[1], parts[2] * len(xb)])
@@ -327,9 +350,10 @@ def train(
             record["stopped_at_step"] = int(seen) // config.batch_size
         history.append(record)
         last_good = copy.deepcopy(model.state_dict())
-        state = TrainingState(
-            optimizer.state_dict(), order_generator.get_state(), noise_generator.get_state(), epoch, step
-        )
+        saved = optimizer.state_dict()
+        for group in saved["param_groups"]:  # a captured step's learning rate is a device tensor: kept as a number
+            group["lr"] = float(group["lr"])
+        state = TrainingState(saved, order_generator.get_state(), noise_generator.get_state(), epoch, step)
         event = TrainingEvent("epoch", epoch, step, total_steps, train_loss, record, model, state)
         ends = any([bool(callback(event)) for callback in callbacks]) or stop
         if world > 1:  # rank 0's callbacks decide for every process

@@ -7,7 +7,8 @@ import pytest
 import torch
 from conftest import TINY_TRAIN
 
-from vae_explorer import build_model, load_checkpoint, save_checkpoint, train
+from vae_explorer import ConfigError, TrainingError, build_model, load_checkpoint, save_checkpoint, train
+from vae_explorer.config import TrainConfig
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 
@@ -100,3 +101,152 @@ def test_the_same_seed_gives_the_same_figures_on_the_gpu(name):
         assert on_gpu[key] == pytest.approx(on_cpu[key], rel=1e-3, abs=1e-3), key
     assert on_gpu["kl_per_dim"] == pytest.approx(on_cpu["kl_per_dim"], abs=1e-3)
     assert on_gpu["active_units"] == on_cpu["active_units"]
+
+
+# --- train.capture: the whole step recorded as a CUDA graph -------------------------------------------
+
+CAPTURED = TrainConfig(epochs=3, batch_size=48, lr=3e-3, seed=5, device="cpu", lr_schedule="cosine", warmup_epochs=2)
+# 256 training images: five batches of 48 and a last one of 16, run as it comes; beta and lr change every step
+
+
+@pytest.fixture
+def unrecorded(monkeypatch):
+    """train.capture on the CPU: the recorded step's fixed tensors, tensor learning rate and beta, run
+    without recording (CUDA graphs need a GPU), so the CPU checks everything but the recording."""
+    from vae_explorer.training import loop
+
+    monkeypatch.setattr(loop, "check_capture", lambda config, device: None)
+
+
+def _weights(model) -> dict:
+    return {name: value.detach().cpu().clone() for name, value in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_the_fixed_tensors_of_a_captured_step_train_as_the_plain_step_to_the_last_bit(
+    tiny_run, tiny_data, unrecorded, conditional
+):
+    _, config, _ = tiny_run
+    model_config = dataclasses.replace(config.model, conditional=conditional)
+    plain, captured = build_model(model_config, seed=0), build_model(model_config, seed=0)
+    steps = []
+    expected = train(plain, tiny_data, CAPTURED)
+    got = train(
+        captured,
+        tiny_data,
+        dataclasses.replace(CAPTURED, capture=True),
+        [lambda e: steps.append(e.loss) if e.kind == "step" else None],
+    )
+    for key in ("train_loss", "train_recon", "train_kl", "test_loss", "lr", "beta"):
+        assert [r[key] for r in got] == [r[key] for r in expected], key
+    assert len(steps) == 3 * 6 and len(set(steps)) == len(steps)  # each step's own loss, not the last one's
+    for (name, a), b in zip(_weights(plain).items(), _weights(captured).values()):
+        assert torch.equal(a, b), name
+
+
+def test_a_resume_crosses_between_the_captured_and_the_plain_step(tiny_run, tiny_data, unrecorded):
+    _, config, _ = tiny_run
+    whole_model = build_model(config.model, seed=0)
+    whole = train(whole_model, tiny_data, CAPTURED)
+    first, states = build_model(config.model, seed=0), []
+    part = train(
+        first,
+        tiny_data,
+        dataclasses.replace(CAPTURED, capture=True),
+        [lambda e: states.append(e.state) if e.kind == "epoch" else None, lambda e: e.kind == "epoch" and e.epoch == 2],
+    )
+    assert all(type(group["lr"]) is float for group in states[-1].optimizer["param_groups"])  # saved as a number
+    rest = train(first, tiny_data, CAPTURED, resume=states[-1])
+    assert [r["test_loss"] for r in part + rest] == [r["test_loss"] for r in whole]
+    for (name, a), b in zip(_weights(whole_model).items(), _weights(first).values()):
+        assert torch.equal(a, b), name
+
+
+def test_a_non_finite_loss_in_a_captured_step_stops_as_in_a_plain_one(tiny_run, tiny_data, unrecorded):
+    _, config, _ = tiny_run
+
+    def poison(event):
+        if event.kind == "step" and event.epoch == 2 and event.step == 9:
+            with torch.no_grad():
+                next(event.model.parameters()).fill_(float("nan"))
+
+    with pytest.raises(TrainingError, match=r"loss became nan at epoch 2, step 4.*restored to the end of epoch 1"):
+        train(build_model(config.model, seed=0), tiny_data, dataclasses.replace(CAPTURED, capture=True), [poison])
+
+
+def test_capture_where_it_cannot_run_is_one_sentence(tiny_run, tiny_data, monkeypatch):
+    from vae_explorer.training import distributed
+
+    _, config, _ = tiny_run
+    model = build_model(config.model, seed=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match=r"^train.capture records the training step as a CUDA graph, and the "):
+            train(model, tiny_data, dataclasses.replace(CAPTURED, capture=True))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with pytest.raises(ConfigError, match=r"capture and train.compile cannot be combined"):
+        train(model, tiny_data, dataclasses.replace(CAPTURED, capture=True, compile=True, device=device))
+    monkeypatch.setattr(distributed, "world", lambda: (0, 2))
+    with pytest.raises(ConfigError, match=r"works in one process; leave --capture off under torchrun"):
+        from vae_explorer.training import loop
+
+        monkeypatch.setattr(loop, "check_capture", lambda config, device: None)
+        train(model, tiny_data, dataclasses.replace(CAPTURED, capture=True))
+
+
+def test_the_cli_says_capture_needs_a_cuda_gpu(tmp_path):
+    import subprocess
+    import sys
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    result = subprocess.run(
+        [sys.executable, "-m", "vae_explorer", "train", "--dataset", "digits", "--epochs", "1", "--capture"]
+        + ["--out", str(tmp_path / "run"), "--quiet"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "train.capture records the training step as a CUDA graph, and the device here is cpu" in result.stderr
+
+
+def _count_replays(monkeypatch) -> list:
+    replays = []
+    replay = torch.cuda.CUDAGraph.replay
+    monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda graph: replays.append(1) or replay(graph))
+    return replays
+
+
+@needs_cuda
+@pytest.mark.parametrize("conditional", [False, True])
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_the_step_recorded_as_a_cuda_graph_trains_as_the_plain_step(
+    tiny_run, tiny_data, monkeypatch, conditional, precision
+):
+    from vae_explorer.training.step import WARMUP_STEPS
+
+    _, config, _ = tiny_run
+    model_config = dataclasses.replace(config.model, conditional=conditional)
+    gpu = dataclasses.replace(CAPTURED, device="cuda", precision=precision)
+    plain = train(build_model(model_config, seed=0), tiny_data, gpu)
+    replays = _count_replays(monkeypatch)
+    model = build_model(model_config, seed=0)
+    captured = train(model, tiny_data, dataclasses.replace(gpu, capture=True))
+    assert len(replays) == 3 * 5 - WARMUP_STEPS  # every full batch after the warm-up, the partial ones as they come
+    assert [r["test_loss"] for r in captured] == pytest.approx([r["test_loss"] for r in plain], rel=1e-3)
+    assert [r["train_loss"] for r in captured] == pytest.approx([r["train_loss"] for r in plain], rel=1e-3)
+
+
+@needs_cuda
+def test_a_captured_run_resumed_is_the_straight_captured_run(tiny_run, tiny_data):
+    _, config, _ = tiny_run
+    gpu = dataclasses.replace(CAPTURED, device="cuda", capture=True, epochs=4)
+    whole = train(build_model(config.model, seed=0), tiny_data, gpu)
+    model, states = build_model(config.model, seed=0), []
+    part = train(
+        model,
+        tiny_data,
+        gpu,
+        [lambda e: states.append(e.state) if e.kind == "epoch" else None, lambda e: e.kind == "epoch" and e.epoch == 2],
+    )
+    rest = train(model, tiny_data, gpu, resume=states[-1])
+    assert [r["test_loss"] for r in part + rest] == pytest.approx([r["test_loss"] for r in whole], rel=1e-5)
