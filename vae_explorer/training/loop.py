@@ -185,6 +185,27 @@ def _compile(model: VAE) -> None:
     model.decoder.compile()
 
 
+def resident_images(store: ImageStore, device: torch.device) -> torch.Tensor | None:
+    """A set kept on disk, as uint8 on a CUDA device when it takes at most a quarter of the memory free
+    there (each batch then converted to float there); None elsewhere: read batch by batch."""
+    if device.type != "cuda" or len(store) * store.shape[1:].numel() > torch.cuda.mem_get_info(device)[0] // 4:
+        return None
+    return store.uint8(slice(None)).to(device)
+
+
+def _batch(x, resident: torch.Tensor | None, index: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The batch's images as float32 in [0, 1] on the device: sliced from the set there, or read from a set
+    on disk as uint8 (through pinned memory to a GPU, the copy overlapping the steps before it)."""
+    if resident is not None:
+        return resident.index_select(0, index).float().div_(255.0)
+    if not isinstance(x, ImageStore):
+        return x.index_select(0, index)
+    images = x.uint8(index)
+    if device.type == "cuda":
+        images = images.pin_memory().to(device, non_blocking=True)
+    return images.to(device).float().div_(255.0)
+
+
 NONFINITE_CHECK_STEPS = 500  # steps between two looks at the device's non-finite flag (and at the end of each epoch)
 
 
@@ -249,6 +270,7 @@ def train(
     # moved as uint8 and converted to float there, so memory holds a batch, not the set.
     on_disk = isinstance(data.train_x, ImageStore)
     x, y = (data.train_x if on_disk else data.train_x.to(device)), data.train_y.to(device)
+    resident = resident_images(x, device) if on_disk else None  # on a GPU with room: the uint8 set held there
     conditional = bool(model.cond_dim)
     optimizer = make_optimizer(model.parameters(), config.lr, capturable=config.capture)
     # Own generators for the batch order and for eps, so that a run depends on its seed alone.
@@ -286,7 +308,7 @@ def train(
         started = time.perf_counter()
         model.train()
         order = torch.randperm(n, generator=order_generator)
-        order = order if on_disk else order.to(device)
+        order = order if on_disk and resident is None else order.to(device)
         # recon, kl, objective summed over images, in float64 on the device, and each step's loss for the non-finite
         # check: read once an epoch, so a step never waits for the device. (Under torchrun
         # each step's loss is summed over the processes at once, so that every process stops at the same step.)
@@ -295,7 +317,7 @@ def train(
         seen = 0
         for i in range(steps_per_epoch):
             index = order[i * config.batch_size : (i + 1) * config.batch_size][rank::world]
-            xb = x.uint8(index).to(device).float().div_(255.0) if on_disk else x.index_select(0, index)  # (B, C, H, W)
+            xb = _batch(x, resident, index, device)  # (B, C, H, W)
             beta = kl_weight(config, epoch, i, steps_per_epoch)
             yb = y.index_select(0, index.to(device)) if conditional else None
             try:

@@ -90,6 +90,7 @@ class CapturedStep(Step):
             with torch.cuda.stream(self.stream):
                 parts = self._run(self.x, self.y, self.beta)
             torch.cuda.current_stream(self.device).wait_stream(self.stream)
+            parts.record_stream(torch.cuda.current_stream(self.device))  # read there next: not reused before
             return parts
         if self.graph is None:
             self._record()  # raises CaptureFailed when the step cannot be recorded

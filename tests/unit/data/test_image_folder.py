@@ -115,13 +115,44 @@ def test_a_large_set_is_read_from_disk_and_trains_exactly_as_in_memory(tmp_path,
     assert torch.equal(on_disk.test_x[2:9], in_memory.test_x[2:9]) and torch.equal(
         on_disk.test_x[-1], in_memory.test_x[-1]
     )
+    from vae_explorer.training import loop
+
     trained = []
-    for data in (in_memory, on_disk):
+    for data, resident in ((in_memory, False), (on_disk, False), (on_disk, True)):
+        # resident: what a GPU with room does, the uint8 set held on the device, here the CPU
+        monkeypatch.setattr(
+            loop,
+            "resident_images",
+            (lambda store, device: store.uint8(slice(None)).to(device)) if resident else (lambda store, device: None),
+        )
         model = build_model(
             fit_to_data(ModelConfig(latent_dim=2, hidden_sizes=[16]), data.image_shape, data.class_names), seed=0
         )
         history = train(model, data, TrainConfig(epochs=2, batch_size=8, seed=0, device="cpu"))
         trained.append((model.state_dict(), history))
-    for name, weight in trained[0][0].items():
-        assert torch.equal(weight, trained[1][0][name]), name
-    assert [r["test_loss"] for r in trained[0][1]] == [r["test_loss"] for r in trained[1][1]]
+    for other in trained[1:]:
+        for name, weight in trained[0][0].items():
+            assert torch.equal(weight, other[0][name]), name
+        assert [r["test_loss"] for r in trained[0][1]] == [r["test_loss"] for r in other[1]]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+def test_a_set_on_disk_is_held_on_the_gpu_as_uint8_when_it_fits(tmp_path, monkeypatch):
+    from vae_explorer.training import loop
+
+    blobs(tmp_path / "set", n=40)
+    config = DataConfig(dataset=f"folder:{tmp_path / 'set'}", image_size=8, channels=3, test_fraction=0.25)
+    in_memory = load_dataset(config)
+    _CACHE.clear()
+    monkeypatch.setattr(folder, "IN_MEMORY_BYTES", 0)
+    on_disk = load_dataset(config)
+    held = loop.resident_images(on_disk.train_x, torch.device("cuda"))
+    assert held.dtype == torch.uint8 and held.device.type == "cuda" and held.shape == (30, 3, 8, 8)
+    assert torch.equal(held.cpu().float() / 255, in_memory.train_x)
+    losses = []
+    for data in (in_memory, on_disk):
+        model = build_model(
+            fit_to_data(ModelConfig(latent_dim=2, hidden_sizes=[16]), data.image_shape, data.class_names), seed=0
+        )
+        losses.append(train(model, data, TrainConfig(epochs=2, batch_size=8, seed=0, device="cuda"))[-1]["test_loss"])
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
