@@ -25,6 +25,7 @@ from .errors import ConfigError
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh")
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
 PRECISIONS = ("float32", "bfloat16")
+MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 LR_SCHEDULES = ("none", "cosine", "step")
 OBJECTIVES = ("elbo", "iwae")
 PRIORS = ("normal", "vamp")
@@ -149,6 +150,10 @@ class TrainConfig:
     # graph and replay it for every batch, instead of launching its ~70 small kernels from Python.
     # One process, not with compile; the same training, up to the GPU's rounding.
     capture: bool = _field(False)
+    # How convolutions keep their images while training: "channels_last" (each pixel's channels side
+    # by side, what the CPU's and cuDNN's fastest convolution kernels read), "contiguous" (channel
+    # planes), or "auto": channels_last for a model with convolutions. The checkpoint is the same.
+    memory_format: str = _field("auto", choices=MEMORY_FORMATS)
 
 
 @dataclass

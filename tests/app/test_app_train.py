@@ -194,3 +194,23 @@ def test_the_preset_named_is_the_one_the_form_holds(runs):
     assert at.number_input(key="train__train__warmup_epochs").value == 10
     at.selectbox(key="train_preset").select("digits_free_bits").run()
     assert at.number_input(key="train__train__free_bits").value == 0.5
+
+
+def test_the_form_says_in_one_sentence_that_capture_needs_a_cuda_gpu(runs):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    at = submit(
+        train_page(train_name="captured", **{"train__train__capture": True, "train__train__device": "cpu"}),
+        "Start training",
+    )
+    if "train_job" in at.session_state:  # checked where the training runs
+        snap = wait_until_finished(at)
+        assert snap.status != "done"
+    said = [shown(e.value) for e in at.error]
+    assert said == [
+        "train.capture records the training step as a CUDA graph, and the device here is cpu: "
+        "leave train.capture off, or train on a CUDA GPU."
+    ], said
+    assert not runs.exists() or not any((runs / name / "model.safetensors").exists() for name in ("captured",))

@@ -175,8 +175,27 @@ def check_capture(config: TrainConfig, device: torch.device) -> None:
     if config.capture and device.type != "cuda":
         raise ConfigError(
             f"train.capture records the training step as a CUDA graph, and the device here is {device.type}: "
-            "leave --capture off, or train on a CUDA GPU."
+            "leave train.capture off, or train on a CUDA GPU."
         )
+
+
+def channels_last(config: TrainConfig, model: VAE) -> bool:
+    """Whether training keeps the model's 4-D weights and the batches channels-last: asked for, or "auto" and the
+    model has convolutions (on this project's CPU a step of fashion_mnist_conv took 13% less time, of
+    photos_spatial 20-30%)."""
+    if config.memory_format != "auto":
+        return config.memory_format == "channels_last"
+    return any(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for m in model.modules())
+
+
+def _match_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give each loaded moment its parameter's memory layout: the fused Adam kernel walks a parameter and its
+    moments as flat memory, so a channels-last weight with a moment in channel planes would be updated wrongly."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for key, value in optimizer.state.get(param, {}).items():
+                if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                    optimizer.state[param][key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def _compile(model: VAE) -> None:
@@ -240,6 +259,17 @@ def train(
     Raises TrainingError when the loss becomes NaN or infinite; the model is then restored to the
     end of the last complete epoch (what a per-epoch checkpoint holds).
     """
+    laid = channels_last(config, model)
+    if laid:
+        model.to(memory_format=torch.channels_last)
+    try:
+        return _train(model, data, config, callbacks, resume, laid)
+    finally:  # the model goes back as it came, whatever happened
+        if laid:
+            model.to(memory_format=torch.contiguous_format)
+
+
+def _train(model, data, config, callbacks, resume, laid: bool) -> list[dict]:
     callbacks = list(callbacks)
     check_fits(config, data)
     if not getattr(model, "standard_prior", True) and config.free_bits > 0:
@@ -255,7 +285,7 @@ def train(
     # takes every world-th image of it) and DDP averages the gradients; only rank 0 runs callbacks.
     rank, world = distributed.world()
     if world > 1 and config.capture:
-        raise ConfigError("train.capture works in one process; leave --capture off under torchrun.")
+        raise ConfigError("train.capture works in one process; leave train.capture off under torchrun.")
     objective = _Objective(model, config)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -286,6 +316,7 @@ def train(
         model.start_pseudo_inputs(x.uint8(picked).float().div(255.0) if on_disk else data.train_x[picked])
     if resume is not None:
         optimizer.load_state_dict(resume.optimizer)
+        _match_layouts(optimizer)  # a state saved by a run with the other memory format
         order_generator.set_state(resume.order_rng)
         if rank == 0:  # the checkpoint holds rank 0's noise; the others start afresh from their own seeds
             noise_generator.set_state(resume.noise_rng.to(noise_generator.get_state().device))
@@ -318,6 +349,8 @@ def train(
         for i in range(steps_per_epoch):
             index = order[i * config.batch_size : (i + 1) * config.batch_size][rank::world]
             xb = _batch(x, resident, index, device)  # (B, C, H, W)
+            if laid:
+                xb = xb.contiguous(memory_format=torch.channels_last)
             beta = kl_weight(config, epoch, i, steps_per_epoch)
             yb = y.index_select(0, index.to(device)) if conditional else None
             try:
@@ -326,7 +359,7 @@ def train(
                 model.load_state_dict(last_good)
                 raise TrainingError(
                     f"this model's training step could not be recorded as a CUDA graph ({error}); the model was "
-                    f"restored to the end of epoch {epoch - 1}: train again without --capture."
+                    f"restored to the end of epoch {epoch - 1}: train again with train.capture off."
                 ) from None
             if world > 1:  # every process stops at the same step, for a NaN anywhere or a callback's stop
                 loss_value = distributed.all_sum([float(parts[2])], device)[0] / world

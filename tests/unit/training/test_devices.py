@@ -186,7 +186,7 @@ def test_capture_where_it_cannot_run_is_one_sentence(tiny_run, tiny_data, monkey
     with pytest.raises(ConfigError, match=r"capture and train.compile cannot be combined"):
         train(model, tiny_data, dataclasses.replace(CAPTURED, capture=True, compile=True, device=device))
     monkeypatch.setattr(distributed, "world", lambda: (0, 2))
-    with pytest.raises(ConfigError, match=r"works in one process; leave --capture off under torchrun"):
+    with pytest.raises(ConfigError, match=r"works in one process; leave train.capture off under torchrun"):
         from vae_explorer.training import loop
 
         monkeypatch.setattr(loop, "check_capture", lambda config, device: None)
@@ -250,3 +250,66 @@ def test_a_captured_run_resumed_is_the_straight_captured_run(tiny_run, tiny_data
     )
     rest = train(model, tiny_data, gpu, resume=states[-1])
     assert [r["test_loss"] for r in part + rest] == pytest.approx([r["test_loss"] for r in whole], rel=1e-5)
+
+
+# --- train.memory_format: convolutions channels-last --------------------------------------------------
+
+
+def _conv_config(tiny_run):
+    _, config, _ = tiny_run
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, architecture="conv", channels=[8, 16]))
+
+
+def test_a_conv_model_trains_channels_last_and_comes_back_as_it_went_in(tiny_run, tiny_data):
+    from vae_explorer.training import loop
+
+    config = _conv_config(tiny_run)
+    train_config = dataclasses.replace(CAPTURED, epochs=2)
+    model = build_model(config.model, seed=0)
+    assert loop.channels_last(train_config, model) and not loop.channels_last(train_config, tiny_run[0])  # conv, MLP
+    seen = []
+
+    def look(event):
+        if event.kind == "step":
+            seen.append(
+                next(p for p in event.model.parameters() if p.dim() == 4).is_contiguous(
+                    memory_format=torch.channels_last
+                )
+            )
+
+    laid = train(model, tiny_data, train_config, [look])
+    assert seen and all(seen)  # trained channels-last
+    assert all(p.is_contiguous() for p in model.parameters())  # handed back in channel planes
+    planes = train(
+        build_model(config.model, seed=0), tiny_data, dataclasses.replace(train_config, memory_format="contiguous")
+    )
+    # other convolution kernels, the same sums up to rounding
+    assert [r["test_loss"] for r in laid] == pytest.approx([r["test_loss"] for r in planes], rel=1e-4)
+
+
+@pytest.mark.parametrize("then", ["auto", "contiguous"])
+def test_a_channels_last_run_resumed_from_its_checkpoint_is_the_straight_run(tiny_run, tiny_data, tmp_path, then):
+    """The checkpoint holds Adam's moments in channel planes; a channels-last weight must get them
+    channels-last again (the fused kernel walks both as flat memory), or the resumed run goes astray."""
+    from vae_explorer import load_training_state
+
+    config = _conv_config(tiny_run)
+    train_config = dataclasses.replace(CAPTURED, epochs=4, memory_format=then)
+    whole_model = build_model(config.model, seed=0)
+    whole = train(whole_model, tiny_data, train_config)
+    model, states = build_model(config.model, seed=0), []
+    part = train(
+        model,
+        tiny_data,
+        dataclasses.replace(train_config, memory_format="auto"),
+        [lambda e: states.append(e.state) if e.kind == "epoch" else None, lambda e: e.kind == "epoch" and e.epoch == 2],
+    )
+    save_checkpoint(tmp_path / "run", model, config, part, state=states[-1])
+    loaded = load_checkpoint(tmp_path / "run")
+    rest = train(loaded.model, tiny_data, train_config, resume=load_training_state(tmp_path / "run", loaded.model))
+    if then == "auto":  # the same kernels all along: the same run to the last bit
+        assert [r["test_loss"] for r in part + rest] == [r["test_loss"] for r in whole]
+        for (name, a), b in zip(_weights(whole_model).items(), _weights(loaded.model).values()):
+            assert torch.equal(a, b), name
+    else:
+        assert [r["test_loss"] for r in part + rest] == pytest.approx([r["test_loss"] for r in whole], rel=1e-4)
