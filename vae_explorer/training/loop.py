@@ -204,12 +204,23 @@ def _compile(model: VAE) -> None:
     model.decoder.compile()
 
 
+RESIDENT_CHUNK = 8192  # images read from disk at a time while a set is moved to the GPU
+
+
 def resident_images(store: ImageStore, device: torch.device) -> torch.Tensor | None:
     """A set kept on disk, as uint8 on a CUDA device when it takes at most a quarter of the memory free
     there (each batch then converted to float there); None elsewhere: read batch by batch."""
     if device.type != "cuda" or len(store) * store.shape[1:].numel() > torch.cuda.mem_get_info(device)[0] // 4:
         return None
-    return store.uint8(slice(None)).to(device)
+    return hold(store, device)
+
+
+def hold(store: ImageStore, device: torch.device) -> torch.Tensor:
+    """The store's images as one uint8 tensor on `device`, read a chunk at a time (host memory never holds the set)."""
+    held = torch.empty(tuple(store.shape), dtype=torch.uint8, device=device)
+    for start in range(0, len(store), RESIDENT_CHUNK):
+        held[start : start + RESIDENT_CHUNK] = store.uint8(slice(start, start + RESIDENT_CHUNK)).to(device)
+    return held
 
 
 def _batch(x, resident: torch.Tensor | None, index: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -117,13 +117,14 @@ def test_a_large_set_is_read_from_disk_and_trains_exactly_as_in_memory(tmp_path,
     )
     from vae_explorer.training import loop
 
+    monkeypatch.setattr(loop, "RESIDENT_CHUNK", 7)  # 30 images: chunks of 7, 7, 7, 7 and 2
     trained = []
     for data, resident in ((in_memory, False), (on_disk, False), (on_disk, True)):
         # resident: what a GPU with room does, the uint8 set held on the device, here the CPU
         monkeypatch.setattr(
             loop,
             "resident_images",
-            (lambda store, device: store.uint8(slice(None)).to(device)) if resident else (lambda store, device: None),
+            loop.hold if resident else (lambda store, device: None),
         )
         model = build_model(
             fit_to_data(ModelConfig(latent_dim=2, hidden_sizes=[16]), data.image_shape, data.class_names), seed=0
