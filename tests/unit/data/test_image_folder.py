@@ -101,13 +101,18 @@ def test_a_damaged_cache_is_read_again_from_the_folder(damage, tmp_path, monkeyp
     assert torch.equal(first.train_x, again.train_x) and torch.equal(first.test_y, again.test_y)
 
 
-def test_a_large_set_is_read_from_disk_and_trains_exactly_as_in_memory(tmp_path, monkeypatch):
+def _in_memory_and_on_disk(tmp_path, monkeypatch):
+    """A folder of 40 images (30 to train), loaded as a set held in memory and as one read from disk."""
     blobs(tmp_path / "set", n=40)
     config = DataConfig(dataset=f"folder:{tmp_path / 'set'}", image_size=8, channels=3, test_fraction=0.25)
     in_memory = load_dataset(config)
     _CACHE.clear()
     monkeypatch.setattr(folder, "IN_MEMORY_BYTES", 0)
-    on_disk = load_dataset(config)
+    return in_memory, load_dataset(config)
+
+
+def test_a_large_set_is_read_from_disk_and_trains_exactly_as_in_memory(tmp_path, monkeypatch):
+    in_memory, on_disk = _in_memory_and_on_disk(tmp_path, monkeypatch)
     assert isinstance(on_disk.train_x, ImageStore) and isinstance(on_disk.test_x, ImageStore)
     assert on_disk.image_shape == in_memory.image_shape == (3, 8, 8) and len(on_disk.train_x) == 30
     index = torch.tensor([7, 0, 29, 3, 3])
@@ -141,12 +146,7 @@ def test_a_large_set_is_read_from_disk_and_trains_exactly_as_in_memory(tmp_path,
 def test_a_set_on_disk_is_held_on_the_gpu_as_uint8_when_it_fits(tmp_path, monkeypatch):
     from vae_explorer.training import loop
 
-    blobs(tmp_path / "set", n=40)
-    config = DataConfig(dataset=f"folder:{tmp_path / 'set'}", image_size=8, channels=3, test_fraction=0.25)
-    in_memory = load_dataset(config)
-    _CACHE.clear()
-    monkeypatch.setattr(folder, "IN_MEMORY_BYTES", 0)
-    on_disk = load_dataset(config)
+    in_memory, on_disk = _in_memory_and_on_disk(tmp_path, monkeypatch)
     held = loop.resident_images(on_disk.train_x, torch.device("cuda"))
     assert held.dtype == torch.uint8 and held.device.type == "cuda" and held.shape == (30, 3, 8, 8)
     assert torch.equal(held.cpu().float() / 255, in_memory.train_x)

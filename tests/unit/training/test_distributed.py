@@ -122,7 +122,9 @@ def _train_one_rank(rank: int, world: int, out: str) -> None:
             TrainConfig(epochs=3, batch_size=16, seed=0, device="cpu"),
             [lambda event: event.kind == "epoch"],
         )
-        (Path(out) / f"{rank}.json").write_text(json.dumps([len(history), float(next(model.parameters()).detach().sum())]))
+        (Path(out) / f"{rank}.json").write_text(
+            json.dumps([len(history), float(next(model.parameters()).detach().sum())])
+        )
     finally:  # leave together, as a torchrun command does (a rank tearing down gloo early was aborted in CI)
         from vae_explorer.training.distributed import finish
 
