@@ -225,8 +225,9 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                     st,
                     "train",
                     "capture",
-                    "Record the step as a CUDA graph",
-                    "On a CUDA GPU: one launch a step instead of ~70 small ones (small models)",
+                    "Capture (CUDA graph)",
+                    "On a CUDA GPU: the whole step recorded once and replayed, one launch a step instead of ~70 "
+                    "small ones (small models)",
                 )
         name_col, start_col = st.columns([3, 1], vertical_alignment="bottom")
         name = name_col.text_input(

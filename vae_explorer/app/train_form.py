@@ -148,6 +148,9 @@ def config_from_form() -> RunConfig:
             f"Train form: model.architecture {config.model.architecture} makes a latent map, which this page cannot "
             "show while it trains; train it with `vae-explorer train` and open it on the Latent diffusion page."
         )
+    from ..training import check_capture, resolve_device  # before a job starts: the devices of this server
+
+    check_capture(config.train, resolve_device(config.train.device))
     return config
 
 

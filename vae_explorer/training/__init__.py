@@ -1,7 +1,17 @@
 """Training: the one `train` loop, devices and mixed precision, and background jobs for the app."""
 
 from .devices import autocast, make_optimizer, resolve_device
-from .loop import Callback, TrainingEvent, TrainingState, average_loss, check_fits, kl_weight, learning_rate, train
+from .loop import (
+    Callback,
+    TrainingEvent,
+    TrainingState,
+    average_loss,
+    check_capture,
+    check_fits,
+    kl_weight,
+    learning_rate,
+    train,
+)
 
 __all__ = [
     "Callback",
@@ -9,6 +19,7 @@ __all__ = [
     "TrainingState",
     "autocast",
     "average_loss",
+    "check_capture",
     "check_fits",
     "kl_weight",
     "learning_rate",
