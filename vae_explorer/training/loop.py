@@ -335,7 +335,7 @@ def _train(model, data, config, callbacks, resume, laid: bool) -> list[dict]:
             noise_generator.manual_seed(config.seed + 1 + 1000 * rank + resume.steps_done)
         first_epoch, step = resume.epochs_done + 1, resume.steps_done
         for group in optimizer.param_groups:  # a saved state brings its own flags; a recorded step needs this one
-            group["capturable"] = group["capturable"] or config.capture
+            group["capturable"] = bool(group.get("capturable")) or config.capture
     if config.capture:  # the step recorded once as a CUDA graph (on another device: the same fixed tensors, unrecorded)
         run_step = CapturedStep(
             objective, optimizer, device, config.precision, noise_generator, config.batch_size, device.type == "cuda"
