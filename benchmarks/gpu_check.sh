@@ -9,5 +9,6 @@ export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD" VAE_EXPLORER_DATA="$PWD/.gpu-data"
 logs="${OUT:-/tmp}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
-timeout 240 python3 -m pytest -q -p no:cacheprovider -rs tests/unit/training/test_devices.py 2>&1 | tee "$logs/gpu-tests.log"
+timeout 240 python3 -m pytest -q -p no:cacheprovider -rs tests/unit/training/test_devices.py \
+    "tests/unit/data/test_image_folder.py::test_a_set_on_disk_is_held_on_the_gpu_as_uint8_when_it_fits" 2>&1 | tee "$logs/gpu-tests.log"
 timeout 240 python3 benchmarks/gpu_training.py --epochs 4 2>&1 | grep -v "^USDT\|^ERROR:.*gpuGetDeviceCount" | tee "$logs/gpu-bench.log"
