@@ -16,6 +16,7 @@ from vae_explorer import (
     ModelConfig,
     RunConfig,
     TrainConfig,
+    TrainingState,
     build_model,
     fit_to_data,
     load_dataset,
@@ -71,6 +72,18 @@ def needs_fashion():
 TINY_DATA = DataConfig(dataset="digits", max_train=256, max_test=64)
 TINY_MODEL = ModelConfig(architecture="mlp", latent_dim=2, hidden_sizes=[16])
 TINY_TRAIN = TrainConfig(epochs=6, batch_size=16, lr=3e-3, seed=0, device="cpu")
+
+
+def two_epochs(model, data, config) -> tuple[list[dict], TrainingState]:
+    """The first two epochs of `config`, stopped by a callback: their history and the state to resume from."""
+    states = []
+    part = train(
+        model,
+        data,
+        config,
+        [lambda e: states.append(e.state) if e.kind == "epoch" else None, lambda e: e.kind == "epoch" and e.epoch == 2],
+    )
+    return part, states[-1]
 
 
 @pytest.fixture(scope="session")

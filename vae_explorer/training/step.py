@@ -67,10 +67,6 @@ class CapturedStep(Step):
         self.parts: torch.Tensor | None = None  # the recorded step's output, rewritten by every replay
         self.stream = torch.cuda.Stream(device) if graph else None
 
-    @property
-    def captured(self) -> bool:
-        return self.graph is not None
-
     def __call__(self, x, y, beta: float, lr: float) -> torch.Tensor:
         self.lr.fill_(lr)  # every group shares the one tensor
         if len(x) != self.batch_size:  # the epoch's last, smaller batch: as it comes, no second graph

@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import TINY_TRAIN
+from conftest import TINY_TRAIN, two_epochs
 
 from vae_explorer import ConfigError, TrainingError, build_model, load_checkpoint, save_checkpoint, train
 from vae_explorer.config import TrainConfig
@@ -37,25 +37,13 @@ def test_training_on_the_gpu(tiny_run, tiny_data, precision):
     assert gpu[-1]["test_loss"] == pytest.approx(cpu[-1]["test_loss"], rel=0.05)
 
 
-def _two_epochs(model, data, config) -> tuple[list[dict], object]:
-    """The first two epochs of `config`, stopped by a callback: their history and the state to resume from."""
-    states = []
-    part = train(
-        model,
-        data,
-        config,
-        [lambda e: states.append(e.state) if e.kind == "epoch" else None, lambda e: e.kind == "epoch" and e.epoch == 2],
-    )
-    return part, states[-1]
-
-
 @needs_cuda
 def test_resume_on_the_gpu_is_four_straight_epochs(tiny_run, tiny_data):
     _, config, _ = tiny_run
     train_config = dataclasses.replace(TINY_TRAIN, epochs=4, device="cuda")
     whole = train(build_model(config.model, seed=0), tiny_data, train_config)
     model = build_model(config.model, seed=0)
-    part, state = _two_epochs(model, tiny_data, train_config)
+    part, state = two_epochs(model, tiny_data, train_config)
     rest = train(model, tiny_data, train_config, resume=state)
     assert [r["test_loss"] for r in part + rest] == pytest.approx([r["test_loss"] for r in whole], rel=1e-5)
 
@@ -156,7 +144,7 @@ def test_a_resume_crosses_between_the_captured_and_the_plain_step(tiny_run, tiny
     whole_model = build_model(config.model, seed=0)
     whole = train(whole_model, tiny_data, CAPTURED)
     first = build_model(config.model, seed=0)
-    part, state = _two_epochs(first, tiny_data, dataclasses.replace(CAPTURED, capture=True))
+    part, state = two_epochs(first, tiny_data, dataclasses.replace(CAPTURED, capture=True))
     assert all(type(group["lr"]) is float for group in state.optimizer["param_groups"])  # saved as a number
     rest = train(first, tiny_data, CAPTURED, resume=state)
     assert [r["test_loss"] for r in part + rest] == [r["test_loss"] for r in whole]
@@ -244,7 +232,7 @@ def test_a_captured_run_resumed_is_the_straight_captured_run(tiny_run, tiny_data
     gpu = dataclasses.replace(CAPTURED, device="cuda", capture=True, epochs=4)
     whole = train(build_model(config.model, seed=0), tiny_data, gpu)
     model = build_model(config.model, seed=0)
-    part, state = _two_epochs(model, tiny_data, gpu)
+    part, state = two_epochs(model, tiny_data, gpu)
     rest = train(model, tiny_data, gpu, resume=state)
     assert [r["test_loss"] for r in part + rest] == pytest.approx([r["test_loss"] for r in whole], rel=1e-5)
 
@@ -295,7 +283,7 @@ def test_a_channels_last_run_resumed_from_its_checkpoint_is_the_straight_run(tin
     whole_model = build_model(config.model, seed=0)
     whole = train(whole_model, tiny_data, train_config)
     model = build_model(config.model, seed=0)
-    part, state = _two_epochs(model, tiny_data, dataclasses.replace(train_config, memory_format="auto"))
+    part, state = two_epochs(model, tiny_data, dataclasses.replace(train_config, memory_format="auto"))
     save_checkpoint(tmp_path / "run", model, config, part, state=state)
     loaded = load_checkpoint(tmp_path / "run")
     rest = train(loaded.model, tiny_data, train_config, resume=load_training_state(tmp_path / "run", loaded.model))

@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from conftest import TINY_TRAIN
+from conftest import TINY_TRAIN, two_epochs
 
 from vae_explorer import ConfigError, TrainingError, build_model, train
 from vae_explorer.config import TrainConfig
@@ -223,15 +223,9 @@ def test_two_epochs_and_a_resume_to_four_are_four_straight_epochs(tiny_run, tiny
     straight = fresh(tiny_run)
     whole = train(straight, tiny_data, config)
     first = fresh(tiny_run)
-    states = []
-    part = train(
-        first,
-        tiny_data,
-        config,
-        [lambda e: states.append(e.state) if e.kind == "epoch" else None, lambda e: e.kind == "epoch" and e.epoch == 2],
-    )
+    part, state = two_epochs(first, tiny_data, config)
     assert len(part) == 2
-    rest = train(first, tiny_data, config, resume=states[-1])
+    rest = train(first, tiny_data, config, resume=state)
     assert [r["epoch"] for r in rest] == [3, 4]
     assert [r["test_loss"] for r in part + rest] == [r["test_loss"] for r in whole]
     for (name, a), b in zip(straight.state_dict().items(), first.state_dict().values()):
