@@ -1,13 +1,13 @@
 """Training speed side by side with pytorch/examples' VAE: whole processes, taking turns.
 
-    python benchmarks/train_speed.py --reference PATH/TO/examples/vae/main.py --epochs 10 --runs 2
+    python benchmarks/train_speed.py --reference PATH/TO/examples/vae/main.py --epochs 10 --runs 2 [-- --capture]
 
 The reference is pytorch/examples `vae/main.py` with MNIST swapped for FashionMNIST (nothing else
 changed; it is not part of this repository: clone pytorch/examples and edit the two
 `datasets.MNIST(` calls). It reads `../data/FashionMNIST/raw/` relative to its folder; give it the
 four un-gzipped IDX files there. Ours is `vae-explorer train` on configs/fashion_mnist_mlp.yaml (the
-same 784-400-20 MLP, batch 128, Adam 1e-3). Each process is timed from start to exit; the two
-commands alternate so that drifts of the machine hit both. Prints every run, the medians, the
+same 784-400-20 MLP, batch 128, Adam 1e-3), with the flags given after `--`. Each process is timed
+from start to exit; the two commands alternate so that drifts of the machine hit both. Prints every run, the medians, the
 speed-up and the test losses, and ours' steady-state seconds per epoch (the median epoch after
 the first, from its history.json).
 """
@@ -46,7 +46,9 @@ def main() -> None:
         nargs="+",
         help="our command (default: the CLI on configs/fashion_mnist_mlp.yaml); --epochs N --out DIR are appended",
     )
+    parser.add_argument("flags", nargs="*", help="more flags for our command, after --")
     args = parser.parse_args()
+    reference = args.reference.resolve() if args.reference else None  # it runs in its own folder
     ours = args.ours or [
         sys.executable,
         "-m",
@@ -61,15 +63,13 @@ def main() -> None:
     epochs: list[float] = []
     with tempfile.TemporaryDirectory() as scratch:
         for run in range(args.runs):
-            if args.reference:
-                seconds, out = timed(
-                    [sys.executable, str(args.reference), "--epochs", str(args.epochs)], args.reference.parent
-                )
+            if reference:
+                seconds, out = timed([sys.executable, str(reference), "--epochs", str(args.epochs)], reference.parent)
                 times["reference"].append(seconds)
                 losses["reference"].append(float(re.findall(r"Test set loss: ([0-9.]+)", out)[-1]))
                 print(f"reference run {run + 1}: {seconds:.2f} s, test loss {losses['reference'][-1]:.2f}", flush=True)
             folder = Path(scratch) / f"run{run}"
-            seconds, out = timed([*ours, "--epochs", str(args.epochs), "--out", str(folder)], REPO)
+            seconds, out = timed([*ours, *args.flags, "--epochs", str(args.epochs), "--out", str(folder)], REPO)
             history = json.loads((folder / "history.json").read_text())
             times["ours"].append(seconds)
             losses["ours"].append(history[-1]["test_loss"])
