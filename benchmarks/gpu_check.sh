@@ -17,6 +17,7 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.versio
 timeout 150 python3 -m pytest -q -p no:cacheprovider -rs tests/unit/training/test_devices.py \
     "tests/unit/data/test_image_folder.py::test_a_set_on_disk_is_held_on_the_gpu_as_uint8_when_it_fits" 2>&1 | tee "$logs/gpu-tests.log"
 timeout 150 python3 benchmarks/gpu_training.py --epochs 4 2>&1 | grep -v "^USDT\|^ERROR:.*gpuGetDeviceCount" | tee "$logs/gpu-bench.log"
+timeout 60 python3 benchmarks/gpu_training.py --epochs 3 --loop-only 2>&1 | tee -a "$logs/gpu-bench.log"
 reference=.gpu-data/reference
 if [ -f "$reference/vae/main.py" ]; then
     # torchvision's FashionMNIST finds the un-gzipped files and downloads nothing (the .gz files' checksums differ)
