@@ -124,11 +124,17 @@ def test_one_command_serves_a_class_and_ctrl_c_stops_every_process(tmp_path):
 
     require(nginx_path() is not None, "nginx (apt-get install nginx)")
     port = free_port()
+    # as from a terminal, where Ctrl-C interrupts: a test run started in the background (`bash .ci/run &`) has SIGINT
+    # ignored, which a child keeps (and then rightly ignores Ctrl-C); so the child first takes Python's own handler
+    at_a_terminal = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv[0] = 'vae-explorer'; runpy.run_module('vae_explorer', run_name='__main__')"
+    )
     command = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "vae_explorer",
+            "-c",
+            at_a_terminal,
             "app",
             "--workers",
             "2",
