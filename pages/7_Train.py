@@ -219,7 +219,8 @@ with safety.boundary():  # anything unexpected: one sentence on the page, the de
                     "train",
                     "memory_format",
                     "Memory format",
-                    "auto: channels_last for convolutional models (faster convolutions); contiguous: channel planes",
+                    "auto: channels_last for convolutional models on a CPU or CUDA GPU (faster convolutions); "
+                    "contiguous: channel planes",
                 )
                 field_widget(
                     st,

@@ -152,7 +152,8 @@ class TrainConfig:
     capture: bool = _field(False)
     # How convolutions keep their images while training: "channels_last" (each pixel's channels side
     # by side, what the CPU's and cuDNN's fastest convolution kernels read), "contiguous" (channel
-    # planes), or "auto": channels_last for a model with convolutions. The checkpoint is the same.
+    # planes), or "auto": channels_last for a model with convolutions on a CPU or CUDA GPU (not on
+    # Apple's MPS, where torch's channels-last convolutions trained slower). The checkpoint is the same.
     memory_format: str = _field("auto", choices=MEMORY_FORMATS)
 
 

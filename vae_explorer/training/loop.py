@@ -179,13 +179,16 @@ def check_capture(config: TrainConfig, device: torch.device) -> None:
         )
 
 
-def channels_last(config: TrainConfig, model: VAE) -> bool:
-    """Whether training keeps the model's 4-D weights and the batches channels-last: asked for, or "auto" and the
-    model has convolutions (on this project's CPU a step of fashion_mnist_conv took 13% less time, of
-    photos_spatial 20-30%)."""
+def channels_last(config: TrainConfig, model: VAE, device: torch.device) -> bool:
+    """Whether training keeps the model's 4-D weights and the batches channels-last: asked for, or "auto", the
+    model has convolutions and `device` is a CPU (on this project's a step of fashion_mnist_conv took 13% less
+    time, of photos_spatial 20-30%) or a CUDA GPU (cuDNN's tensor-core convolutions read that layout). Not on
+    Apple's MPS: torch's 2-D convolution backward pass there ran about 30x slower channels-last until August 2026
+    (pytorch/pytorch#193349), so auto keeps channel planes there and on any other device."""
     if config.memory_format != "auto":
         return config.memory_format == "channels_last"
-    return any(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for m in model.modules())
+    convolutions = any(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for m in model.modules())
+    return convolutions and device.type in ("cpu", "cuda")
 
 
 def _match_layouts(optimizer: torch.optim.Optimizer) -> None:
@@ -270,7 +273,7 @@ def train(
     Raises TrainingError when the loss becomes NaN or infinite; the model is then restored to the
     end of the last complete epoch (what a per-epoch checkpoint holds).
     """
-    laid = channels_last(config, model)
+    laid = channels_last(config, model, resolve_device(config.device))
     if laid:
         model.to(memory_format=torch.channels_last)
     try:

@@ -251,7 +251,8 @@ def test_a_conv_model_trains_channels_last_and_comes_back_as_it_went_in(tiny_run
     config = _conv_config(tiny_run)
     train_config = dataclasses.replace(CAPTURED, epochs=2)
     model = build_model(config.model, seed=0)
-    assert loop.channels_last(train_config, model) and not loop.channels_last(train_config, tiny_run[0])  # conv, MLP
+    cpu = torch.device("cpu")
+    assert loop.channels_last(train_config, model, cpu) and not loop.channels_last(train_config, tiny_run[0], cpu)
     seen = []
 
     def look(event):
@@ -270,6 +271,25 @@ def test_a_conv_model_trains_channels_last_and_comes_back_as_it_went_in(tiny_run
     )
     # other convolution kernels, the same sums up to rounding
     assert [r["test_loss"] for r in laid] == pytest.approx([r["test_loss"] for r in planes], rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "asked, device, conv, expected",
+    [
+        ("auto", "cpu", True, True),
+        ("auto", "cuda", True, True),
+        ("auto", "mps", True, False),  # torch's channels-last convolution backward ran ~30x slower there
+        ("auto", "cpu", False, False),  # nothing to lay out
+        ("channels_last", "mps", True, True),  # asked for: the user's call
+        ("contiguous", "cuda", True, False),
+    ],
+)
+def test_auto_lays_out_channels_last_for_convolutions_on_a_cpu_or_cuda_only(tiny_run, asked, device, conv, expected):
+    from vae_explorer.training import loop
+
+    model = build_model(_conv_config(tiny_run).model, seed=0) if conv else tiny_run[0]
+    config = dataclasses.replace(CAPTURED, memory_format=asked)
+    assert loop.channels_last(config, model, torch.device(device)) is expected
 
 
 @pytest.mark.parametrize("then", ["auto", "contiguous"])
