@@ -181,8 +181,8 @@ def check_capture(config: TrainConfig, device: torch.device) -> None:
 
 def channels_last(config: TrainConfig, model: VAE, device: torch.device) -> bool:
     """Whether training keeps the model's 4-D weights and the batches channels-last: asked for, or "auto", the
-    model has convolutions and `device` is a CPU (on this project's a step of fashion_mnist_conv took 13% less
-    time, of photos_spatial 20-30%) or a CUDA GPU (cuDNN's tensor-core convolutions read that layout). Not on
+    model has convolutions and `device` is a CPU (on this project's machine a step of fashion_mnist_conv took 13%
+    less time, of photos_spatial 20-30%) or a CUDA GPU (cuDNN's tensor-core convolutions read that layout). Not on
     Apple's MPS: torch's 2-D convolution backward pass there ran about 30x slower channels-last until August 2026
     (pytorch/pytorch#193349), so auto keeps channel planes there and on any other device."""
     if config.memory_format != "auto":
