@@ -14,6 +14,7 @@ process-wide switches; the process group is torch.distributed's own.
 from __future__ import annotations
 
 import os
+import time
 
 import torch
 import torch.distributed as dist
@@ -72,15 +73,28 @@ def all_sum(values: list[float], device: torch.device) -> list[float]:
     return tensor.tolist()
 
 
+RELEASE_WAIT_S = 0.2  # after the last collective, for gloo's worker threads to let go of what they ran (see finish)
+
+
 def finish() -> None:
     """Leave the process group (at the end of a torchrun command), all processes together: rank 0
-    still evaluates and saves after the last step, and a rank that tore down its gloo group
-    meanwhile was aborted ("terminate called without an active exception", seen on a loaded
-    2-core machine). A peer that already died ends the barrier with an error, not a wait."""
+    still evaluates and saves after the last step. A peer that already died ends the barrier with an
+    error, not a wait.
+
+    Then a short pause with the interpreter whole. A gloo worker thread lets go of a collective it ran
+    (and of the tensors in it) a moment after the caller has seen it finish, and letting go of a tensor
+    Python has seen needs the GIL, which no thread can take once the interpreter is exiting: a rank
+    whose exit came first was aborted after all its work was done ("terminate called without an active
+    exception"; gdb on the core: ProcessGroupGloo::runLoop -> ~AsyncBarrierWork -> ~AsyncAllreduceWork
+    -> TensorImpl::decref_pyobject -> take_gil -> pthread_exit), and torchrun reported the command as
+    failed. destroy_process_group does not end those threads once a DistributedDataParallel wrapper has
+    been built (torch keeps the group alive), so nothing here can wait for them exactly: the pause lets
+    a worker that was descheduled run first. It narrows the race; it does not close it."""
     if dist.is_available() and dist.is_initialized():
         try:
             dist.barrier()
         except (RuntimeError, dist.DistBackendError):
             pass  # a peer is gone: nothing to wait for
         finally:
+            time.sleep(RELEASE_WAIT_S)  # the GIL free for the workers' last releases
             dist.destroy_process_group()
