@@ -43,6 +43,15 @@ def profiled_epoch(model, data, config) -> tuple[float, float, int]:
     return seconds, sum(e.device_time for e in kernels) / 1e6, len(kernels)
 
 
+def shipped(name: str):
+    """A config of configs/ by name: the run config, its dataset and the model config fitted to it."""
+    from vae_explorer import fit_to_data, load_config, load_dataset
+
+    run = load_config(REPO / "configs" / f"{name}.yaml")
+    data = load_dataset(run.data)
+    return run, data, fit_to_data(run.model, data.image_shape, data.class_names)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=["fashion_mnist_mlp", "fashion_mnist_conv"])
@@ -55,16 +64,14 @@ def main() -> None:
 
     import torch
 
-    from vae_explorer import build_model, fit_to_data, load_config, load_dataset, train
+    from vae_explorer import build_model, train
 
     print(
         f"torch {torch.__version__}, device {args.device}",
         torch.cuda.get_device_name() if "cuda" in args.device else "",
     )
     for name in args.configs:
-        run = load_config(REPO / "configs" / f"{name}.yaml")
-        data = load_dataset(run.data)
-        model_config = fit_to_data(run.model, data.image_shape, data.class_names)
+        run, data, model_config = shipped(name)
         ways = [False, True] if args.device.startswith("cuda") else [False]
         for capture in ways:
             config = dataclasses.replace(run.train, epochs=args.epochs, device=args.device, capture=capture)
@@ -86,15 +93,14 @@ def loop_only(args) -> None:
     """Epochs of the plain loop with each step and the test pass replaced by no-ops."""
     import torch
 
-    from vae_explorer import build_model, fit_to_data, load_config, load_dataset, train
+    from vae_explorer import build_model, train
     from vae_explorer.training import loop, step
 
     step.Step.__call__ = lambda self, x, y, beta, lr: torch.zeros(3, dtype=torch.float64, device=x.device)
     loop.average_loss = lambda *a, **k: {"loss": 0.0, "recon": 0.0, "kl": 0.0, "kl_per_dim": [], "mu_var": []}
     for name in args.configs:
-        run = load_config(REPO / "configs" / f"{name}.yaml")
-        data = load_dataset(run.data)
-        model = build_model(fit_to_data(run.model, data.image_shape, data.class_names), seed=0)
+        run, data, model_config = shipped(name)
+        model = build_model(model_config, seed=0)
         config = dataclasses.replace(run.train, epochs=args.epochs, device=args.device)
         epochs = [r["seconds"] for r in train(model, data, config)]
         steps = -(-len(data.train_x) // config.batch_size)

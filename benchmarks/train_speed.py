@@ -7,9 +7,9 @@ changed; it is not part of this repository: clone pytorch/examples and edit the 
 `datasets.MNIST(` calls). It reads `../data/FashionMNIST/raw/` relative to its folder; give it the
 four un-gzipped IDX files there. Ours is `vae-explorer train` on configs/fashion_mnist_mlp.yaml (the
 same 784-400-20 MLP, batch 128, Adam 1e-3), with the flags given after `--`. Each process is timed
-from start to exit; the two commands alternate so that drifts of the machine hit both. Prints every run, the medians, the
-speed-up and the test losses, and ours' steady-state seconds per epoch (the median epoch after
-the first, from its history.json).
+from start to exit; the two commands alternate so that drifts of the machine hit both. Prints every
+run, the medians, the speed-up and the test losses, and ours' steady-state seconds per epoch (the
+median epoch after the first, from its history.json).
 """
 
 from __future__ import annotations

@@ -273,17 +273,18 @@ def train(
     Raises TrainingError when the loss becomes NaN or infinite; the model is then restored to the
     end of the last complete epoch (what a per-epoch checkpoint holds).
     """
-    laid = channels_last(config, model, resolve_device(config.device))
+    device = resolve_device(config.device)
+    laid = channels_last(config, model, device)
     if laid:
         model.to(memory_format=torch.channels_last)
     try:
-        return _train(model, data, config, callbacks, resume, laid)
+        return _train(model, data, config, callbacks, resume, device, laid)
     finally:  # the model goes back as it came, whatever happened
         if laid:
             model.to(memory_format=torch.contiguous_format)
 
 
-def _train(model, data, config, callbacks, resume, laid: bool) -> list[dict]:
+def _train(model, data, config, callbacks, resume, device: torch.device, laid: bool) -> list[dict]:
     callbacks = list(callbacks)
     check_fits(config, data)
     if not getattr(model, "standard_prior", True) and config.free_bits > 0:
@@ -291,7 +292,6 @@ def _train(model, data, config, callbacks, resume, laid: bool) -> list[dict]:
 
         check_model_kind(model.config, config, "train config")
     n = len(data.train_x)
-    device = resolve_device(config.device)
     model.to(device)
     if config.compile:
         _compile(model)
